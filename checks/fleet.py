@@ -1,0 +1,79 @@
+"""Fleet checks: properties of the connection set as a whole, not of one cluster."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+from preflight.context import FleetContext
+from preflight.model import Finding, Scope, Severity, fail, passed, skip, warn
+from preflight.registry import check
+
+
+@check(
+    id="fleet.shared-credential",
+    title="Each cluster has its own credential",
+    category="fleet",
+    severity=Severity.HIGH,
+    scope=Scope.FLEET,
+    remediation="Avoid one all-powerful credential spanning the fleet: give every cluster its own "
+    "least-privilege credential, so that one leak or revocation touches one cluster.",
+)
+def shared_credential(fleet: FleetContext) -> Finding:
+    """The same token, certificate or exec identity reaching several API servers widens a leak's blast radius."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    kinds: dict[str, str] = {}
+    servers: dict[str, set[str]] = defaultdict(set)
+    for c in fleet.clusters:
+        fp = c.target.credential.fingerprint()
+        if fp is None:
+            continue
+        groups[fp].append(c.name)
+        kinds[fp] = c.target.credential.kind
+        servers[fp].add(c.target.server)
+    shared = {fp: names for fp, names in groups.items() if len(servers[fp]) > 1}
+    if not groups:
+        return skip("no cluster carries a credential to compare")
+    if not shared:
+        return passed(f"{len(groups)} distinct credentials across {len(fleet.clusters)} clusters")
+    evidence = {
+        "shared": [
+            {"credential_id": fp, "kind": kinds[fp], "clusters": sorted(names)} for fp, names in shared.items()
+        ]
+    }
+    listed = "; ".join(f"{kinds[fp]} used by {', '.join(sorted(n))}" for fp, n in shared.items())
+    if all(kinds[fp] == "exec" for fp in shared):
+        return warn(f"the same exec identity reaches several clusters: {listed}", **evidence)
+    return fail(f"the same credential reaches several clusters: {listed}", **evidence)
+
+
+def _normalized(server: str) -> str:
+    parts = urlsplit(server)
+    host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{host}:{port}"
+
+
+@check(
+    id="fleet.duplicate-cluster",
+    title="No two contexts point at the same API server",
+    category="fleet",
+    severity=Severity.MEDIUM,
+    scope=Scope.FLEET,
+    remediation="Keep one context per cluster: remove the duplicate context, or Meshery will register the "
+    "same cluster twice (and deploy its components twice in operator mode).",
+)
+def duplicate_cluster(fleet: FleetContext) -> Finding:
+    """Two contexts for one API server become two Meshery connections to one cluster."""
+    by_server: dict[str, list[str]] = defaultdict(list)
+    for c in fleet.clusters:
+        if c.target.server:
+            by_server[_normalized(c.target.server)].append(c.name)
+    dups = {s: names for s, names in by_server.items() if len(names) > 1}
+    if not dups:
+        return passed(f"{len(by_server)} distinct API servers")
+    listed = "; ".join(f"{s}: {', '.join(n)}" for s, n in dups.items())
+    return fail(
+        f"several contexts point at one API server: {listed}",
+        duplicates=[{"server": s, "contexts": n} for s, n in dups.items()],
+    )

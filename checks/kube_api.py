@@ -1,0 +1,336 @@
+"""Kubernetes API checks: can Meshery Server resolve, reach, trust and authenticate to each API server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from preflight.context import ClusterContext
+from preflight.execcred import ExecError
+from preflight.kube import KubeSetupError, Response
+from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.probes import addresses, dns, tcp, tls
+from preflight.registry import check
+
+CERT_WARN_DAYS = 14
+# Kubernetes minors Meshery's client libraries are built and tested against.
+SUPPORTED_MINORS = (24, 34)
+
+_TCP_REMEDIATION = {
+    tcp.FILTERED: "Something drops the SYN between this machine and the API: check the security group / "
+    "firewall rules, the control plane's authorized networks (EKS publicAccessCidrs, GKE master authorized "
+    "networks, AKS authorized IP ranges) and NACLs for the Server's origin.",
+    tcp.REFUSED: "The address answers but nothing listens on that port: check the port in the server URL "
+    "and that the API server (or its load balancer listener) is up.",
+    tcp.UNREACHABLE: "There is no route from here to that address: for a private API endpoint connect the "
+    "Server's network by VPC/VNet peering, a transit gateway or a VPN, or use the public endpoint.",
+    tcp.FAILED: "The connection failed locally: check this machine's network configuration.",
+}
+
+
+def _proxy_endpoint(proxy_url: str) -> tuple[str, int]:
+    parts = urlsplit(proxy_url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@check(
+    id="kube-api.dns",
+    title="API server host resolves",
+    category="kube-api",
+    severity=Severity.CRITICAL,
+    depends_on=("kubeconfig.context",),
+    remediation="Make the API host resolvable from the Server: for private endpoints use the VPC/VNet's "
+    "private DNS (Route 53 resolver, Cloud DNS, Azure Private DNS) or a conditional forwarder.",
+)
+def api_dns(ctx: ClusterContext) -> Finding:
+    """A host the Server cannot resolve is an API it cannot reach, whatever the firewall says."""
+    t = ctx.target
+    host = t.host or ""
+    if t.proxy_url:
+        return skip(f"requests go through the proxy {t.proxy_url}; the proxy resolves {host}", proxy=t.proxy_url)
+    try:
+        res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
+    except dns.DnsFailure as exc:
+        return fail(str(exc), host=host, failure=exc.kind)
+    classes = {a: addresses.classify(a) for a in res.addresses}
+    ctx.facts["api_addresses"] = res.addresses
+    evidence: dict[str, Any] = {
+        "host": host,
+        "addresses": [{"address": a, "class": c} for a, c in classes.items()],
+        "private": any(c == "private" for c in classes.values()),
+        "resolver": res.resolver,
+    }
+    if res.cnames:
+        evidence["cnames"] = res.cnames
+    listed = ", ".join(f"{a} ({c})" for a, c in classes.items())
+    verb = "is an address" if res.resolver == "literal" else "resolves to"
+    return passed(f"{host} {verb} {listed}", **evidence)
+
+
+@check(
+    id="kube-api.tcp",
+    title="API server port is reachable over TCP",
+    category="kube-api",
+    severity=Severity.CRITICAL,
+    depends_on=("kube-api.dns",),
+    remediation=_TCP_REMEDIATION[tcp.FILTERED],
+)
+def api_tcp(ctx: ClusterContext) -> Finding:
+    """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route)."""
+    t = ctx.target
+    if t.proxy_url:
+        host, port = _proxy_endpoint(t.proxy_url)
+        res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
+        targets = res.addresses
+        via = f" (the proxy {host}:{port})"
+    else:
+        port, targets, via = t.port or 443, ctx.facts.get("api_addresses") or [t.host or ""], ""
+    outcomes = []
+    for address in targets[:4]:
+        out = tcp.connect(address, port, ctx.settings.connect_timeout)
+        outcomes.append(out.as_evidence())
+        if out.state == tcp.OPEN:
+            ctx.facts["api_address"] = address
+            return passed(f"{address}:{port}{via} open in {out.elapsed_ms:g} ms", attempts=outcomes)
+        if ctx.remaining() < ctx.settings.connect_timeout:
+            break
+    last = outcomes[-1]
+    state = str(last["state"])
+    return fail(
+        f"{last['address']}:{port}{via} is {state}: {last['detail']}",
+        remediation=_TCP_REMEDIATION.get(state),
+        attempts=outcomes,
+        state=state,
+    )
+
+
+@check(
+    id="kube-api.tls",
+    title="API server certificate verifies and is not expiring",
+    category="kube-api",
+    severity=Severity.CRITICAL,
+    depends_on=("kube-api.tcp",),
+    remediation="Put the cluster's current CA in certificate-authority-data (for managed clusters, "
+    "re-fetch the kubeconfig: aws eks update-kubeconfig, gcloud container clusters get-credentials, "
+    "az aks get-credentials) and make sure the server URL uses a name the certificate covers.",
+)
+def api_tls(ctx: ClusterContext) -> Finding:
+    """A chain that does not verify means a wrong CA in the kubeconfig, or someone in the middle."""
+    t = ctx.target
+    if t.proxy_url:
+        return skip("TLS to the API is tunnelled through the proxy; checked by kube-api.auth", proxy=t.proxy_url)
+    address = ctx.facts.get("api_address") or t.host or ""
+    name = t.tls_server_name or t.host or ""
+    res = tls.inspect(address, t.port or 443, name, t.ca_pem, ctx.settings.connect_timeout)
+    evidence: dict[str, Any] = {
+        "server_name": name,
+        "verified": res.verified,
+        "tls_version": res.tls_version,
+        "subject": res.subject,
+        "issuer": res.issuer,
+        "sans": res.sans,
+        "not_after": res.not_after.isoformat() if res.not_after else None,
+        "ca": "kubeconfig" if t.ca_pem else "system trust store",
+    }
+    if res.handshake_error:
+        return fail(f"TLS handshake failed: {res.handshake_error}", **evidence)
+    now = dt.datetime.now(dt.timezone.utc)
+    if res.not_after and res.not_after <= now:
+        return fail(
+            f"the API server certificate expired on {res.not_after:%Y-%m-%d}",
+            remediation="Rotate the API server certificate (kubeadm certs renew, or the provider's "
+            "credential rotation); until then every client fails.",
+            **evidence,
+        )
+    if res.hostname_ok is False:
+        return fail(
+            f"the certificate does not cover {name!r} (it names {', '.join(res.sans) or 'no SANs'})",
+            remediation="Use a server URL whose host the certificate covers, or set tls-server-name to one of "
+            "its names.",
+            **evidence,
+        )
+    if not res.verified:
+        message = f"the certificate chain does not verify against the {evidence['ca']}: {res.verify_error}"
+        if t.insecure:
+            return warn(message + " (verification is off: insecure-skip-tls-verify)", **evidence)
+        return fail(message, **evidence)
+    if res.not_after and (res.not_after - now).days < CERT_WARN_DAYS:
+        return warn(
+            f"the API server certificate expires in {(res.not_after - now).days} days ({res.not_after:%Y-%m-%d})",
+            remediation="Rotate the API server certificate before it expires.",
+            **evidence,
+        )
+    expiry = f"{res.not_after:%Y-%m-%d}" if res.not_after else "unknown"
+    return passed(f"chain verifies against the {evidence['ca']}; valid until {expiry}", **evidence)
+
+
+def _auth_remediation(kind: str) -> str:
+    return {
+        "token": "The token was rejected: it expired or was revoked. Issue a new one for this cluster "
+        "(kubectl create token SA --duration ...) or switch to an exec plugin.",
+        "token-file": "The token in tokenFile was rejected: refresh the file's token.",
+        "client-cert": "The client certificate was rejected: it expired, or was not signed by the cluster's "
+        "client CA. Issue a new one.",
+        "exec": "The exec plugin's token was rejected: check the identity it logs in as is mapped in the "
+        "cluster (EKS access entries / aws-auth, GKE IAM, AKS Entra ID RBAC).",
+        "oidc": "The OIDC id-token was rejected or expired: log in again to refresh it.",
+    }.get(kind, "The credential was rejected: refresh it, or fetch a new kubeconfig for this cluster.")
+
+
+def client_error(exc: Exception) -> Finding:
+    """Connection-level failures of the kubernetes client, as one readable line."""
+    text = str(exc)
+    m = re.search(r"\((Caused by [^)]*\))", text)
+    reason = m.group(1) if m else text.splitlines()[0][:300]
+    return error(f"request failed: {reason}")
+
+
+@check(
+    id="kube-api.auth",
+    title="Authenticated request succeeds",
+    category="kube-api",
+    severity=Severity.CRITICAL,
+    depends_on=("kubeconfig.context", "kube-api.tls"),
+    remediation="Refresh the context's credential and make sure its identity is allowed into the cluster.",
+    timeout_factor=3.0,
+)
+def api_auth(ctx: ClusterContext) -> Finding:
+    """Proves the Server's credential works, and names the identity it acts as (SelfSubjectReview)."""
+    api = ctx.api()
+    kind = ctx.target.credential.kind
+    try:
+        resp = api.request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+    except ExecError as exc:
+        return fail(str(exc), remediation="Fix the exec credential plugin so it prints a credential.", kind=kind)
+    except KubeSetupError as exc:
+        return fail(str(exc), kind=kind)
+    except Exception as exc:  # urllib3/ssl errors arrive in many types; the message is what matters
+        return client_error(exc)
+    evidence: dict[str, Any] = {"kind": kind, "http_status": resp.status}
+    if resp.status == 401:
+        return fail(f"credential rejected (401 Unauthorized): {resp.reason}", _auth_remediation(kind), **evidence)
+    if resp.ok and isinstance(resp.body, dict):
+        info = (resp.body.get("status") or {}).get("userInfo") or {}
+        evidence.update(identity=info.get("username"), groups=info.get("groups") or [])
+        ctx.facts["identity"] = info.get("username")
+        return passed(f"authenticated as {info.get('username')!r}", **evidence)
+    # Older clusters (< 1.28) do not serve SelfSubjectReview: prove authentication with discovery instead.
+    probe = api.get("/api")
+    evidence["http_status"] = probe.status
+    if probe.status == 401:
+        return fail(f"credential rejected (401 Unauthorized): {probe.reason}", _auth_remediation(kind), **evidence)
+    if probe.status == 403:
+        return fail(
+            f"authenticated but forbidden even API discovery (403): {probe.reason}",
+            remediation="Bind the identity to a role that allows discovery (system:discovery) and what Meshery reads.",
+            **evidence,
+        )
+    if probe.ok:
+        return passed(
+            f"authenticated (identity not shown: SelfSubjectReview answered {resp.status})", **evidence
+        )
+    return error(f"unexpected answer {probe.status}: {probe.reason}", **evidence)
+
+
+_VERSION = re.compile(r"v?(\d+)\.(\d+)")
+
+
+def parse_version(body: dict[str, Any]) -> tuple[int, int] | None:
+    """Managed clusters say minor "30+" and gitVersion "v1.30.4-eks-a737599": parse leniently."""
+    m = _VERSION.match(str(body.get("gitVersion") or ""))
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    try:
+        return int(re.sub(r"\D", "", str(body.get("major")))), int(re.sub(r"\D", "", str(body.get("minor"))))
+    except ValueError:
+        return None
+
+
+def _get(ctx: ClusterContext, path: str) -> Response | Finding:
+    try:
+        return ctx.api().get(path)
+    except (ExecError, KubeSetupError) as exc:
+        return fail(str(exc))
+    except Exception as exc:  # see api_auth
+        return client_error(exc)
+
+
+@check(
+    id="kube-api.version",
+    title="Kubernetes version is supported by Meshery",
+    category="kube-api",
+    severity=Severity.MEDIUM,
+    depends_on=("kube-api.auth",),
+    remediation=f"Upgrade the cluster to Kubernetes 1.{SUPPORTED_MINORS[0]} or newer; Meshery's client "
+    f"libraries are tested up to 1.{SUPPORTED_MINORS[1]}.",
+)
+def api_version(ctx: ClusterContext) -> Finding:
+    """Meshery's discovery relies on API versions that very old clusters do not serve."""
+    resp = _get(ctx, "/version")
+    if isinstance(resp, Finding):
+        return resp
+    if not resp.ok or not isinstance(resp.body, dict):
+        return error(f"/version answered {resp.status}: {resp.reason}")
+    body = resp.body
+    parsed = parse_version(body)
+    evidence = {"git_version": body.get("gitVersion"), "platform": body.get("platform")}
+    if parsed is None:
+        return error(f"could not read a version from {body.get('gitVersion')!r}", **evidence)
+    major, minor = parsed
+    evidence["minor"] = minor
+    label = f"{body.get('gitVersion') or f'{major}.{minor}'}"
+    if major != 1 or minor < SUPPORTED_MINORS[0]:
+        return fail(f"Kubernetes {label} is older than 1.{SUPPORTED_MINORS[0]}", **evidence)
+    if minor > SUPPORTED_MINORS[1]:
+        return warn(
+            f"Kubernetes {label} is newer than 1.{SUPPORTED_MINORS[1]}, the newest Meshery is tested with",
+            remediation="Usually fine; watch Meshery's release notes for support of this version.",
+            **evidence,
+        )
+    return passed(f"Kubernetes {label}", **evidence)
+
+
+@check(
+    id="kube-api.latency",
+    title="API round trip is fast enough for discovery",
+    category="kube-api",
+    severity=Severity.LOW,
+    depends_on=("kube-api.auth",),
+    remediation="High latency slows discovery streaming and every API call: consider a regional "
+    "management plane (a Meshery Server closer to these clusters) or a faster network path.",
+    timeout_factor=4.0,
+)
+def api_latency(ctx: ClusterContext) -> Finding:
+    """The median of several requests, so one slow answer does not decide."""
+    s = ctx.settings
+    samples: list[float] = []
+    for _ in range(max(1, s.latency_samples)):
+        if samples and ctx.remaining() < s.connect_timeout:
+            break
+        t0 = time.monotonic()
+        resp = _get(ctx, "/version")
+        if isinstance(resp, Finding):
+            return resp
+        if not resp.ok:
+            return error(f"/version answered {resp.status}: {resp.reason}")
+        samples.append((time.monotonic() - t0) * 1000)
+    median = round(statistics.median(samples), 1)
+    evidence = {
+        "median_ms": median,
+        "samples_ms": [round(x, 1) for x in samples],
+        "warn_ms": s.latency_warn_ms,
+        "fail_ms": s.latency_fail_ms,
+    }
+    if median >= s.latency_fail_ms:
+        return fail(f"median round trip {median:g} ms (limit {s.latency_fail_ms:g} ms)", **evidence)
+    if median >= s.latency_warn_ms:
+        return warn(f"median round trip {median:g} ms (warning at {s.latency_warn_ms:g} ms)", **evidence)
+    return passed(f"median round trip {median:g} ms over {len(samples)} requests", **evidence)

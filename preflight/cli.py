@@ -1,0 +1,255 @@
+"""Command line. Heavy modules (the kubernetes client, the checks, cloud SDKs) load inside commands,
+so that `--help` stays instant."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from preflight import TOOL_NAME, __version__
+from preflight.errors import ConfigError
+from preflight.settings import (
+    DEFAULT_CLUSTER_TIMEOUT_S,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_EXEC_TIMEOUT_S,
+    DEFAULT_LATENCY_FAIL_MS,
+    DEFAULT_LATENCY_WARN_MS,
+    DEFAULT_PARALLEL,
+    Settings,
+)
+
+if TYPE_CHECKING:
+    from preflight.model import RunReport
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+FAIL_ON = {"warn": 1, "fail": 2, "error": 2}
+
+
+def die(message: str) -> NoReturn:
+    click.echo(f"{TOOL_NAME}: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _registry() -> Any:
+    import checks  # noqa: F401  (registers every check)
+    from preflight.registry import REGISTRY
+
+    REGISTRY.validate()
+    return REGISTRY
+
+
+def _progress(done: int, total: int, name: str) -> None:
+    sys.stderr.write(f"\r\033[K[{done}/{total}] {name}")
+    if done == total:
+        sys.stderr.write("\r\033[K")
+    sys.stderr.flush()
+
+
+def emit(report: RunReport, outputs: list[tuple[str, str | None]]) -> None:
+    from reports import console, writer
+
+    for fmt, path in outputs:
+        if path is None or path == "-":
+            color = fmt == "console" and console.want_color(sys.stdout)
+            sys.stdout.write(writer.render(fmt, report, color=color))
+            sys.stdout.flush()
+        else:
+            writer.write_atomic(path, writer.render(fmt, report))
+
+
+def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    from reports import writer
+
+    try:
+        parsed = [writer.parse_output_spec(s) for s in specs] or [("console", None)]
+    except ValueError as exc:
+        die(str(exc))
+    if sum(1 for _, p in parsed if p in (None, "-")) > 1:
+        die("only one output format can go to stdout; give the others a path (FORMAT=PATH)")
+    return parsed
+
+
+def exit_code(report: RunReport, fail_on: str) -> int:
+    from preflight.model import worst_rank
+
+    return EXIT_FINDINGS if worst_rank(report.all_results) >= FAIL_ON[fail_on] else EXIT_OK
+
+
+def execute(
+    request: Any,
+    settings: Settings,
+    outputs: list[tuple[str, str | None]],
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    progress: Callable[[int, int, str], None] | None = None,
+) -> RunReport:
+    """The whole `check` path: plan, run, and write every output even when the run is cut short."""
+    from preflight import plan as planning
+    from preflight import runner
+    from preflight.model import RunReport, Scope
+
+    registry = _registry()
+    try:
+        plan = planning.build(request, settings, registry, os.environ)
+    except ConfigError as exc:
+        die(str(exc))
+    chosen = registry.select(include, exclude)
+    if not chosen:
+        die(f"--checks/--skip-checks leave no check to run (known: {', '.join(c.id for c in registry.all())})")
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        report = runner.run_fleet(
+            plan.contexts,
+            registry.ordered(chosen, Scope.CLUSTER),
+            registry.ordered(chosen, Scope.FLEET),
+            plan.settings,
+            plan.mutes,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        report = RunReport(TOOL_NAME, __version__, started, dt.datetime.now(dt.timezone.utc),
+                           plan.settings.origin_cidrs, [], [], aborted="interrupted before any cluster finished")
+        emit(report, outputs)
+        sys.exit(EXIT_INTERRUPTED)
+    emit(report, outputs)
+    return report
+
+
+def _settings(**kw: Any) -> Settings:
+    s = Settings(
+        connect_timeout=kw["connect_timeout"],
+        check_timeout=kw["check_timeout"],
+        cluster_timeout=kw["cluster_timeout"],
+        exec_timeout=kw["exec_timeout"],
+        parallel=kw["parallel"],
+        latency_warn_ms=kw["latency_warn_ms"],
+        latency_fail_ms=kw["latency_fail_ms"],
+        dns_server=kw["dns_server"],
+    )
+    if s.latency_warn_ms > s.latency_fail_ms:
+        die("--latency-warn-ms must not exceed --latency-fail-ms")
+    return s
+
+
+_positive = click.FloatRange(min=0.05)
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--connect-timeout", type=_positive, default=DEFAULT_CONNECT_TIMEOUT_S, show_default=True,
+                     help="Deadline in seconds for each connect, handshake and request."),
+        click.option("--check-timeout", type=_positive, default=None,
+                     help="Budget in seconds for one check (default: derived from --connect-timeout)."),
+        click.option("--cluster-timeout", type=_positive, default=DEFAULT_CLUSTER_TIMEOUT_S, show_default=True,
+                     help="Budget in seconds for all checks of one cluster."),
+        click.option("--exec-timeout", type=_positive, default=DEFAULT_EXEC_TIMEOUT_S, show_default=True,
+                     help="Deadline in seconds for an exec credential plugin."),
+        click.option("--parallel", type=click.IntRange(min=1, max=1024), default=DEFAULT_PARALLEL,
+                     show_default=True, help="Clusters checked at once."),
+        click.option("--latency-warn-ms", type=_positive, default=DEFAULT_LATENCY_WARN_MS, show_default=True),
+        click.option("--latency-fail-ms", type=_positive, default=DEFAULT_LATENCY_FAIL_MS, show_default=True),
+        click.option("--dns-server", metavar="ADDR[:PORT]", default=None,
+                     help="Resolve every name of the run through this DNS server."),
+        click.option("-o", "--output", "outputs", multiple=True, metavar="FORMAT[=PATH]",
+                     help="Report format (console, json, junit), to stdout or PATH. Repeatable."),
+        click.option("--fail-on", type=click.Choice(sorted(FAIL_ON)), default="fail", show_default=True,
+                     help="Exit 1 when any result is at or above this status (error counts as fail)."),
+        click.option("--checks", "include", multiple=True, metavar="GLOB", help="Run only these check ids."),
+        click.option("--skip-checks", "exclude", multiple=True, metavar="GLOB", help="Do not run these check ids."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name=TOOL_NAME)
+def main() -> None:
+    """Preflight and connectivity diagnostics for Meshery fleets.
+
+    Run it where Meshery Server runs: every probe is made from this machine's network position.
+    Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or configuration error.
+    """
+
+
+@main.command("check")
+@click.option("--kubeconfig", "kubeconfigs", multiple=True, metavar="PATH",
+              help="Kubeconfig file (repeatable; merged as kubectl merges). Default: $KUBECONFIG, "
+              "else every kubeconfig in $KUBECONFIG_FOLDER (~/.kube).")
+@click.option("--context", "contexts", multiple=True, metavar="GLOB", help="Contexts to check (repeatable, globs).")
+@click.option("--in-cluster", is_flag=True, help="Check the cluster this pod runs in, with its ServiceAccount.")
+@click.option("--fleet", "fleet", metavar="FILE", help="Fleet file (YAML) describing the connection set.")
+@click.option("--origin", "origins", multiple=True, metavar="CIDR",
+              help="Address range Meshery Server's traffic comes from (repeatable).")
+@run_options
+def check_cmd(kubeconfigs: tuple[str, ...], contexts: tuple[str, ...], in_cluster: bool, fleet: str | None,
+              origins: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, include: tuple[str, ...],
+              exclude: tuple[str, ...], **kw: Any) -> None:
+    """Check every selected cluster and report."""
+    from preflight.plan import Request
+
+    if in_cluster and (kubeconfigs or contexts):
+        die("--in-cluster cannot be combined with --kubeconfig or --context")
+    parsed = parse_outputs(outputs)
+    request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
+    progress = _progress if sys.stderr.isatty() else None
+    report = execute(request, _settings(**kw), parsed, include, exclude, progress)
+    sys.exit(exit_code(report, fail_on))
+
+
+@main.command("list-checks")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+def list_checks(as_json: bool) -> None:
+    """List every check id with its category, severity and dependencies."""
+    checks = _registry().all()
+    if as_json:
+        doc = [
+            {"id": c.id, "title": c.title, "category": c.category, "severity": c.severity.value,
+             "scope": c.scope.value, "depends_on": list(c.depends_on), "docs_url": c.docs_url}
+            for c in checks
+        ]
+        click.echo(json.dumps(doc, indent=2))
+        return
+    width = max(len(c.id) for c in checks)
+    for c in checks:
+        click.echo(f"{c.id:<{width}}  {c.severity.value:<8}  {c.scope.value:<7}  {c.title}")
+
+
+@main.command("explain")
+@click.argument("check_id")
+def explain(check_id: str) -> None:
+    """What a check verifies, why it matters for Meshery, and how to fix it."""
+    registry = _registry()
+    if check_id not in registry:
+        die(f"unknown check id {check_id!r} (see `{TOOL_NAME} list-checks`)")
+    c = registry.get(check_id)
+    lines = [
+        f"{c.id}: {c.title}",
+        f"  category: {c.category}   severity: {c.severity.value}   scope: {c.scope.value}",
+        f"  depends on: {', '.join(c.depends_on) or 'nothing'}",
+        "",
+        "Why it matters:",
+        f"  {c.description or c.title}",
+        "",
+        "How to fix:",
+        f"  {c.remediation}",
+        "",
+        f"Docs: {c.docs_url}",
+    ]
+    click.echo("\n".join(lines))
+
+
+@main.command("demo")
+@click.option("--dir", "directory", default="preflight-demo", show_default=True,
+              help="Where the demo writes its JSON and JUnit reports and lab files.")
+def demo(directory: str) -> None:
+    """Start a local lab fleet with typical failures, check it, and write the reports."""
+    from preflight.demo import run_demo
+
+    run_demo(directory)

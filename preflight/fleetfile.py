@@ -1,0 +1,198 @@
+"""The fleet file: the version-controlled description of a Meshery connection set.
+
+Parsed from YAML nodes rather than plain data so every error can name the file, the line and the
+field; unknown fields are errors because a typo'd mute or mode must not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from preflight.errors import ConfigError
+
+MODES = ("embedded", "operator")
+PROVIDERS = ("eks", "gke", "aks", "other")
+TIMEOUT_KEYS = ("connect", "check", "cluster", "exec")
+
+
+@dataclass(frozen=True)
+class Mute:
+    check: str
+    cluster: str
+    reason: str
+
+
+@dataclass
+class ClusterEntry:
+    context: str
+    meshsync_mode: str | None = None
+    provider: str | None = None
+    aws: dict[str, str] = field(default_factory=dict)
+    gcp: dict[str, str] = field(default_factory=dict)
+    azure: dict[str, str] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FleetFile:
+    path: Path
+    kubeconfig: list[Path] = field(default_factory=list)
+    origin_cidrs: list[str] = field(default_factory=list)
+    clusters: list[ClusterEntry] = field(default_factory=list)
+    mutes: list[Mute] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def cluster(self, context: str) -> ClusterEntry | None:
+        return next((c for c in self.clusters if c.context == context), None)
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def err(self, node: yaml.Node, where: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.path}:{node.start_mark.line + 1}: {where}: {msg}")
+
+    def mapping(self, node: yaml.Node, where: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.err(node, where, "must be a mapping")
+        out: dict[str, yaml.Node] = {}
+        for k, v in node.value:
+            key = str(k.value)
+            if key not in allowed:
+                raise self.err(k, f"{where}.{key}" if where else key, f"unknown field (allowed: {', '.join(allowed)})")
+            out[key] = v
+        return out
+
+    def seq(self, node: yaml.Node, where: str) -> list[yaml.Node]:
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.err(node, where, "must be a list")
+        return list(node.value)
+
+    def string(self, node: yaml.Node, where: str, choices: tuple[str, ...] = ()) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null") or node.value == "":
+            raise self.err(node, where, "must be a non-empty string")
+        value = str(node.value)
+        if choices and value not in choices:
+            raise self.err(node, where, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def number(self, node: yaml.Node, where: str) -> float:
+        try:
+            value = float(node.value) if isinstance(node, yaml.ScalarNode) else -1.0
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise self.err(node, where, f"must be a positive number, got {getattr(node, 'value', '?')!r}")
+        return value
+
+    def cidr(self, node: yaml.Node, where: str) -> str:
+        text = self.string(node, where)
+        try:
+            return str(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise self.err(node, where, f"not a CIDR: {text!r}") from None
+
+    def strings_map(self, node: yaml.Node, where: str, allowed: tuple[str, ...]) -> dict[str, str]:
+        return {k: self.string(v, f"{where}.{k}") for k, v in self.mapping(node, where, allowed).items()}
+
+    def timeouts(self, node: yaml.Node, where: str) -> dict[str, float]:
+        return {k: self.number(v, f"{where}.{k}") for k, v in self.mapping(node, where, TIMEOUT_KEYS).items()}
+
+
+def _each(r: _Reader, node: yaml.Node, where: str, fn: Callable[[yaml.Node, str], Any]) -> list[Any]:
+    return [fn(item, f"{where}[{i}]") for i, item in enumerate(r.seq(node, where))]
+
+
+def load(path: Path) -> FleetFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read fleet file: {exc.strerror or exc}") from None
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: malformed fleet file: {getattr(exc, 'problem', None) or exc}") from None
+    fleet = FleetFile(path=path)
+    if root is None:
+        return fleet
+    r = _Reader(path)
+    top = r.mapping(root, "", ("version", "kubeconfig", "origin", "defaults", "clusters", "mutes", "thresholds"))
+    if "version" in top and str(top["version"].value) != "1":
+        raise r.err(top["version"], "version", f"unsupported version {top['version'].value!r} (supported: 1)")
+    defaults: dict[str, Any] = {}
+    if "defaults" in top:
+        d = r.mapping(top["defaults"], "defaults", ("meshsync_mode", "timeouts"))
+        if "meshsync_mode" in d:
+            defaults["meshsync_mode"] = r.string(d["meshsync_mode"], "defaults.meshsync_mode", MODES)
+        if "timeouts" in d:
+            defaults["timeouts"] = r.timeouts(d["timeouts"], "defaults.timeouts")
+    if "kubeconfig" in top:
+        fleet.kubeconfig = [
+            (path.parent / Path(p).expanduser()).resolve()
+            for p in _each(r, top["kubeconfig"], "kubeconfig", r.string)
+        ]
+    if "origin" in top:
+        o = r.mapping(top["origin"], "origin", ("cidrs",))
+        if "cidrs" in o:
+            fleet.origin_cidrs = _each(r, o["cidrs"], "origin.cidrs", r.cidr)
+    if "thresholds" in top:
+        th = r.mapping(top["thresholds"], "thresholds", ("latency_warn_ms", "latency_fail_ms"))
+        fleet.thresholds = {k: r.number(v, f"thresholds.{k}") for k, v in th.items()}
+
+    def cluster(node: yaml.Node, where: str) -> ClusterEntry:
+        m = r.mapping(
+            node, where, ("context", "meshsync_mode", "provider", "aws", "gcp", "azure", "timeouts")
+        )
+        if "context" not in m:
+            raise r.err(node, f"{where}.context", "is required")
+        entry = ClusterEntry(context=r.string(m["context"], f"{where}.context"))
+        entry.meshsync_mode = defaults.get("meshsync_mode")
+        entry.timeouts = dict(defaults.get("timeouts", {}))
+        if "meshsync_mode" in m:
+            entry.meshsync_mode = r.string(m["meshsync_mode"], f"{where}.meshsync_mode", MODES)
+        if "provider" in m:
+            entry.provider = r.string(m["provider"], f"{where}.provider", PROVIDERS)
+        if "aws" in m:
+            entry.aws = r.strings_map(m["aws"], f"{where}.aws", ("profile", "region", "cluster_name", "account"))
+        if "gcp" in m:
+            entry.gcp = r.strings_map(m["gcp"], f"{where}.gcp", ("project", "location", "cluster"))
+        if "azure" in m:
+            entry.azure = r.strings_map(
+                m["azure"], f"{where}.azure", ("subscription", "resource_group", "cluster")
+            )
+        if "timeouts" in m:
+            entry.timeouts.update(r.timeouts(m["timeouts"], f"{where}.timeouts"))
+        return entry
+
+    def mute(node: yaml.Node, where: str) -> Mute:
+        m = r.mapping(node, where, ("check", "cluster", "reason"))
+        for req in ("check", "reason"):
+            if req not in m:
+                raise r.err(node, f"{where}.{req}", "is required (a mute must say why)")
+        return Mute(
+            check=r.string(m["check"], f"{where}.check"),
+            cluster=r.string(m["cluster"], f"{where}.cluster") if "cluster" in m else "*",
+            reason=r.string(m["reason"], f"{where}.reason"),
+        )
+
+    if "clusters" in top:
+        fleet.clusters = _each(r, top["clusters"], "clusters", cluster)
+        seen: set[str] = set()
+        for node, entry in zip(r.seq(top["clusters"], "clusters"), fleet.clusters):
+            if entry.context in seen:
+                raise r.err(node, "clusters", f"context {entry.context!r} is listed twice")
+            seen.add(entry.context)
+    if "mutes" in top:
+        fleet.mutes = _each(r, top["mutes"], "mutes", mute)
+    return fleet

@@ -1,0 +1,141 @@
+"""A small, deadline-bound view of a cluster's API through the real `kubernetes` client.
+
+The client's own loader reads the context (CA, client certs, tokens, TLS server name); we only
+substitute credentials we obtained under our own deadline (exec plugins) and turn off urllib3's
+silent retries, which would multiply every timeout by four.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.kube_config import KubeConfigLoader
+
+from preflight.execcred import ExecResult, run_plugin
+from preflight.targets import ClusterTarget
+
+
+class KubeSetupError(Exception):
+    """The client could not be configured from the context (bad CA data, missing files...)."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Any  # parsed JSON, or the raw text when the server did not send JSON
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def reason(self) -> str:
+        if isinstance(self.body, dict):
+            return str(self.body.get("message") or self.body.get("reason") or "")
+        return str(self.body)[:200]
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _substitute_user(config: dict[str, Any], cred: ExecResult | None) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    for entry in config.get("users", []):
+        user = entry.get("user") or {}
+        if "exec" in user:
+            user.pop("exec")
+            if cred is not None and cred.token:
+                user["token"] = cred.token
+            elif cred is not None and cred.client_cert_pem and cred.client_key_pem:
+                user["client-certificate-data"] = _b64(cred.client_cert_pem)
+                user["client-key-data"] = _b64(cred.client_key_pem)
+        ap = user.get("auth-provider")
+        if ap is not None:
+            # The client would refresh OIDC tokens over the network with no deadline: use the token as is.
+            cfg = ap.get("config") or {}
+            token = cfg.get("id-token") or cfg.get("access-token")
+            user.pop("auth-provider")
+            if token:
+                user["token"] = token
+        entry["user"] = user
+    return config
+
+
+class KubeAPI:
+    def __init__(self, target: ClusterTarget, connect_timeout: float, exec_timeout: float) -> None:
+        self.target = target
+        self.connect_timeout = connect_timeout
+        self.exec_timeout = exec_timeout
+        self._lock = threading.Lock()
+        self._client: k8s_client.ApiClient | None = None
+        self.exec_result: ExecResult | None = None
+
+    def _build(self) -> k8s_client.ApiClient:
+        cred = None
+        spec = self.target.credential.exec_spec
+        if spec is not None:
+            cred = run_plugin(spec, self.exec_timeout, cwd=str(self.target.base_dir))
+            self.exec_result = cred
+        config = _substitute_user(self.target.config_dict, cred)
+        conf = k8s_client.Configuration()
+        try:
+            KubeConfigLoader(
+                config_dict=config,
+                active_context=self.target.name,
+                config_base_path=str(self.target.base_dir),
+            ).load_and_set(conf)
+        except (ConfigException, ValueError, OSError) as exc:
+            raise KubeSetupError(f"the kubernetes client rejected the context: {exc}") from None
+        conf.retries = False
+        conf.proxy = self.target.proxy_url
+        conf.no_proxy = None
+        return k8s_client.ApiClient(conf)
+
+    def client(self) -> k8s_client.ApiClient:
+        """Build once; raises ExecError or KubeSetupError with a message fit for the user."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._build()
+            return self._client
+
+    def request(self, method: str, path: str, body: Any = None, read_timeout: float | None = None) -> Response:
+        api = self.client()
+        timeout = (self.connect_timeout, read_timeout or self.connect_timeout * 2)
+        try:
+            raw = api.call_api(
+                path,
+                method,
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=timeout,
+            )
+            status, data = raw.status, raw.data
+        except ApiException as exc:
+            status, data = int(exc.status or 0), exc.body
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
+        try:
+            parsed: Any = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return Response(status, parsed)
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.rest_client.pool_manager.clear()
+                self._client = None

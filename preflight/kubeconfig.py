@@ -1,0 +1,149 @@
+"""Kubeconfig discovery and merging with kubectl's semantics.
+
+kubectl merges a KUBECONFIG path list so that the first file to define a name wins; users are
+surprised when a later file's entry is silently ignored, so shadowed duplicates are recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from preflight.errors import ConfigError
+
+_SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
+_FOLDER_SUFFIXES = (".yaml", ".yml", ".conf", ".config", ".kubeconfig")
+
+
+@dataclass
+class Entry:
+    name: str
+    body: dict[str, Any]
+    source: Path
+
+
+@dataclass
+class MergedKubeconfig:
+    clusters: dict[str, Entry] = field(default_factory=dict)
+    users: dict[str, Entry] = field(default_factory=dict)
+    contexts: dict[str, Entry] = field(default_factory=dict)
+    current_context: str | None = None
+    files: list[Path] = field(default_factory=list)
+    # (section, name, shadowed file, winning file, whether the ignored body differs)
+    shadowed: list[tuple[str, str, Path, Path, bool]] = field(default_factory=list)
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return ConfigError(f"{where}: malformed kubeconfig: {problem}")
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read kubeconfig: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(path, exc) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: malformed kubeconfig: the top level must be a mapping")
+    for section, _ in _SECTIONS:
+        value = data.get(section)
+        if value is not None and not isinstance(value, list):
+            raise ConfigError(f"{path}: malformed kubeconfig: field '{section}' must be a list")
+    return data
+
+
+def looks_like_kubeconfig(data: Mapping[str, Any]) -> bool:
+    return data.get("kind") == "Config" or any(s in data for s, _ in _SECTIONS)
+
+
+def merge(paths: Iterable[Path]) -> MergedKubeconfig:
+    merged = MergedKubeconfig()
+    for path in paths:
+        data = load_file(path)
+        merged.files.append(path)
+        if merged.current_context is None and data.get("current-context"):
+            merged.current_context = str(data["current-context"])
+        for section, key in _SECTIONS:
+            target: dict[str, Entry] = getattr(merged, section)
+            for i, item in enumerate(data.get(section) or []):
+                if not isinstance(item, dict) or not item.get("name"):
+                    raise ConfigError(f"{path}: malformed kubeconfig: {section}[{i}] has no 'name'")
+                body = item.get(key) or {}
+                if not isinstance(body, dict):
+                    raise ConfigError(
+                        f"{path}: malformed kubeconfig: {section}[{i}] ({item['name']}): "
+                        f"field '{key}' must be a mapping"
+                    )
+                name = str(item["name"])
+                if name in target:
+                    differs = body != target[name].body
+                    merged.shadowed.append((section, name, path, target[name].source, differs))
+                    continue
+                target[name] = Entry(name, body, path)
+    return merged
+
+
+def discover_paths(explicit: list[str], env: Mapping[str, str]) -> list[Path]:
+    """--kubeconfig wins, then KUBECONFIG, then every kubeconfig file in KUBECONFIG_FOLDER."""
+    if explicit:
+        paths = [Path(p).expanduser() for p in explicit]
+        for p in paths:
+            if not p.is_file():
+                raise ConfigError(f"{p}: kubeconfig file not found")
+        return paths
+    if env.get("KUBECONFIG"):
+        # kubectl ignores missing entries in KUBECONFIG; so do we.
+        listed = [Path(p).expanduser() for p in env["KUBECONFIG"].split(os.pathsep) if p]
+        found = [p for p in listed if p.is_file()]
+        if not found:
+            raise ConfigError(f"KUBECONFIG={env['KUBECONFIG']}: none of these files exist")
+        return found
+    folder = Path(env.get("KUBECONFIG_FOLDER") or "~/.kube").expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: kubeconfig folder not found (set KUBECONFIG_FOLDER or --kubeconfig)")
+    candidates = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.name == "config" or p.name.endswith(_FOLDER_SUFFIXES))
+    )
+    found = [p for p in candidates if looks_like_kubeconfig(load_file(p))]
+    if not found:
+        raise ConfigError(f"{folder}: no kubeconfig files found")
+    return found
+
+
+def decode_data(value: Any, what: str) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} is not valid base64") from None
+
+
+def read_file_or_data(body: Mapping[str, Any], file_key: str, data_key: str, base: Path) -> bytes | None:
+    """Kubeconfig fields come as inline base64 `*-data` or as a path relative to the file."""
+    if body.get(data_key):
+        return decode_data(body[data_key], data_key)
+    if body.get(file_key):
+        p = Path(str(body[file_key])).expanduser()
+        if not p.is_absolute():
+            p = base / p
+        try:
+            return p.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{file_key} {p}: {exc.strerror or exc}") from None
+    return None

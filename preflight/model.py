@@ -1,0 +1,177 @@
+"""The result model every part of meshery-preflight speaks.
+
+Checks produce :class:`Finding`s, the runner turns them into :class:`Result`s, and renderers see
+only a :class:`RunReport`. Nothing here performs I/O, so the model stays importable everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+DOCS_BASE_URL = "https://github.com/meshery/meshery-preflight/blob/main/docs/checks.md"
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+    MUTED = "muted"
+
+
+STATUS_ORDER: tuple[Status, ...] = (
+    Status.PASS,
+    Status.WARN,
+    Status.FAIL,
+    Status.SKIP,
+    Status.ERROR,
+    Status.MUTED,
+)
+
+# How bad a status is, for --fail-on. `error` ranks with `fail`: an undecided probe must not pass CI.
+STATUS_RANK: dict[Status, int] = {
+    Status.PASS: 0,
+    Status.SKIP: 0,
+    Status.MUTED: 0,
+    Status.WARN: 1,
+    Status.FAIL: 2,
+    Status.ERROR: 2,
+}
+
+
+class Severity(str, Enum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+
+class Scope(str, Enum):
+    CLUSTER = "cluster"
+    FLEET = "fleet"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a probe decides. ``remediation`` overrides the check's default when the cause is known."""
+
+    status: Status
+    message: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    remediation: str | None = None
+
+
+def passed(message: str, **evidence: Any) -> Finding:
+    return Finding(Status.PASS, message, evidence)
+
+
+def warn(message: str, remediation: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.WARN, message, evidence, remediation)
+
+
+def fail(message: str, remediation: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.FAIL, message, evidence, remediation)
+
+
+def skip(message: str, **evidence: Any) -> Finding:
+    return Finding(Status.SKIP, message, evidence)
+
+
+def error(message: str, remediation: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.ERROR, message, evidence, remediation)
+
+
+Probe = Callable[[Any], Finding]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check's metadata and probe: the unit a newcomer copies to add one."""
+
+    id: str
+    title: str
+    category: str
+    severity: Severity
+    scope: Scope
+    probe: Probe
+    remediation: str
+    docs_anchor: str
+    depends_on: tuple[str, ...] = ()
+    description: str = ""
+    # Budget for the probe as a multiple of --connect-timeout; probes that make several calls ask for more.
+    timeout_factor: float = 2.0
+
+    @property
+    def docs_url(self) -> str:
+        return f"{DOCS_BASE_URL}#{self.docs_anchor}"
+
+
+@dataclass(frozen=True)
+class Result:
+    check_id: str
+    title: str
+    category: str
+    severity: Severity
+    status: Status
+    message: str
+    remediation: str
+    docs_url: str
+    evidence: Mapping[str, Any]
+    duration_s: float
+
+
+def summarize(results: list[Result]) -> dict[str, int]:
+    counts = {s.value: 0 for s in STATUS_ORDER}
+    for r in results:
+        counts[r.status.value] += 1
+    return counts
+
+
+@dataclass
+class ClusterReport:
+    name: str
+    server: str
+    provider: str
+    mode: str
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summarize(self.results)
+
+
+@dataclass
+class RunReport:
+    tool_name: str
+    tool_version: str
+    started_at: _dt.datetime
+    finished_at: _dt.datetime
+    origin_cidrs: list[str]
+    clusters: list[ClusterReport]
+    fleet_results: list[Result]
+    # Set when the run stopped early (Ctrl-C, fatal error): reports are still written, marked so.
+    aborted: str | None = None
+
+    @property
+    def all_results(self) -> list[Result]:
+        out = [r for c in self.clusters for r in c.results]
+        out.extend(self.fleet_results)
+        return out
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summarize(self.all_results)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def worst_rank(results: list[Result]) -> int:
+    return max((STATUS_RANK[r.status] for r in results), default=0)

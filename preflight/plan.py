@@ -1,0 +1,89 @@
+"""Turn flags, environment and the fleet file into targets, settings and mutes for one run.
+
+Shared by `check` and `demo`, so the demo exercises exactly the path users run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from preflight import fleetfile, kubeconfig, provider, targets
+from preflight.context import ClusterContext
+from preflight.errors import ConfigError
+from preflight.fleetfile import FleetFile
+from preflight.registry import Registry
+from preflight.runner import MuteRule
+from preflight.settings import Settings
+
+MODE_ENV = "MESHSYNC_DEFAULT_DEPLOYMENT_MODE"
+
+
+@dataclass
+class Request:
+    kubeconfigs: list[str] = field(default_factory=list)
+    contexts: list[str] = field(default_factory=list)
+    in_cluster: bool = False
+    fleet: str | None = None
+    origins: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    contexts: list[ClusterContext]
+    settings: Settings
+    mutes: list[MuteRule]
+    fleet: FleetFile | None
+
+
+def _origins(values: list[str]) -> list[str]:
+    out = []
+    for v in values:
+        try:
+            out.append(str(ipaddress.ip_network(v, strict=False)))
+        except ValueError:
+            raise ConfigError(f"--origin {v!r} is not a CIDR") from None
+    return out
+
+
+def default_mode(env: Mapping[str, str]) -> str:
+    mode = env.get(MODE_ENV) or "embedded"
+    if mode not in fleetfile.MODES:
+        raise ConfigError(f"{MODE_ENV}={mode!r} must be one of {', '.join(fleetfile.MODES)}")
+    return mode
+
+
+def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str, str]) -> Plan:
+    fleet = fleetfile.load(Path(req.fleet)) if req.fleet else None
+    settings.origin_cidrs = _origins(req.origins) or (fleet.origin_cidrs if fleet else [])
+    if fleet:
+        settings.latency_warn_ms = fleet.thresholds.get("latency_warn_ms", settings.latency_warn_ms)
+        settings.latency_fail_ms = fleet.thresholds.get("latency_fail_ms", settings.latency_fail_ms)
+    mutes = []
+    for m in fleet.mutes if fleet else []:
+        if not registry.select([m.check]):
+            raise ConfigError(f"{fleet.path if fleet else ''}: mute for {m.check!r} matches no check id")
+        mutes.append(MuteRule(m.check, m.cluster, m.reason))
+
+    mode = default_mode(env)
+    if req.in_cluster:
+        chosen = [targets.in_cluster_target(env)]
+    else:
+        explicit = req.kubeconfigs or ([str(p) for p in fleet.kubeconfig] if fleet else [])
+        merged = kubeconfig.merge(kubeconfig.discover_paths(explicit, env))
+        patterns = req.contexts or ([c.context for c in fleet.clusters] if fleet else [])
+        if not merged.contexts:
+            raise ConfigError("the kubeconfig defines no contexts")
+        chosen = [targets.from_context(merged, n, env) for n in targets.select_contexts(merged, patterns)]
+    contexts = []
+    for t in chosen:
+        entry = fleet.cluster(t.name) if fleet else None
+        t.mode = (entry.meshsync_mode if entry else None) or mode
+        t.provider = (entry.provider if entry and entry.provider else None) or provider.detect(t)
+        if entry:
+            t.provider_ids = {k: v for k, v in (("aws", entry.aws), ("gcp", entry.gcp), ("azure", entry.azure)) if v}
+            t.timeouts = entry.timeouts
+        contexts.append(ClusterContext(t, settings.with_overrides(t.timeouts)))
+    return Plan(contexts, settings, mutes, fleet)

@@ -1,0 +1,89 @@
+"""TLS handshake inspection: does the chain verify against the kubeconfig's CA, does the name match."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+
+@dataclass
+class TlsInspection:
+    verified: bool
+    verify_error: str | None
+    hostname_ok: bool | None
+    not_after: dt.datetime | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    sans: list[str] = field(default_factory=list)
+    tls_version: str | None = None
+    handshake_error: str | None = None
+
+
+def _context(ca_pem: bytes | None, check_hostname: bool) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if ca_pem:
+        ctx.load_verify_locations(cadata=ca_pem.decode(errors="replace"))
+    else:
+        ctx.load_default_certs()
+    return ctx
+
+
+def _handshake(
+    address: str, port: int, server_name: str, ctx: ssl.SSLContext, timeout: float
+) -> tuple[bytes | None, str | None]:
+    with socket.create_connection((address, port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+            return tls.getpeercert(binary_form=True), tls.version()
+
+
+def _describe(der: bytes, out: TlsInspection) -> None:
+    cert = x509.load_der_x509_certificate(der)
+    out.not_after = cert.not_valid_after_utc
+    out.subject = cert.subject.rfc4514_string()
+    out.issuer = cert.issuer.rfc4514_string()
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        out.sans = [str(v) for v in san.get_values_for_type(x509.DNSName)] + [
+            str(v) for v in san.get_values_for_type(x509.IPAddress)
+        ]
+    except x509.ExtensionNotFound:
+        pass
+
+
+def inspect(address: str, port: int, server_name: str, ca_pem: bytes | None, timeout: float) -> TlsInspection:
+    """Handshake with verification; on failure, find out whether the chain or only the name is wrong."""
+    try:
+        der, version = _handshake(address, port, server_name, _context(ca_pem, True), timeout)
+        out = TlsInspection(verified=True, verify_error=None, hostname_ok=True, tls_version=version)
+        if der:
+            _describe(der, out)
+        return out
+    except ssl.SSLCertVerificationError as exc:
+        first_error = exc.verify_message or str(exc)
+        name_mismatch = exc.verify_code == 62 or "Hostname mismatch" in first_error or "IP address mismatch" in first_error
+    except ssl.SSLError as exc:
+        return TlsInspection(False, None, None, handshake_error=f"{exc.reason or exc}")
+    except (OSError, ValueError) as exc:
+        return TlsInspection(False, None, None, handshake_error=str(exc) or type(exc).__name__)
+    out = TlsInspection(verified=not name_mismatch, verify_error=None if name_mismatch else first_error,
+                        hostname_ok=False if name_mismatch else None)
+    if not name_mismatch:
+        # The chain failed; does the name at least match? Check against the certificate itself.
+        out.hostname_ok = None
+    try:
+        insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # only to read the certificate for evidence, never to trust it
+        der, version = _handshake(address, port, server_name, insecure, timeout)
+        out.tls_version = version
+        if der:
+            _describe(der, out)
+    except (OSError, ssl.SSLError, ValueError):
+        pass
+    return out

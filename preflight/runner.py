@@ -1,0 +1,189 @@
+"""Run checks over a fleet: clusters concurrently, each cluster's checks in dependency order.
+
+Every probe runs in its own daemon thread joined with a deadline, so a probe stuck in a socket or a
+plugin costs its cluster at most its own budget and never holds up another cluster or the exit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from fnmatch import fnmatchcase
+from typing import Any
+
+import preflight
+from preflight.context import ClusterContext, FleetContext
+from preflight.model import (
+    Check,
+    ClusterReport,
+    Finding,
+    Result,
+    RunReport,
+    Status,
+    error,
+    skip,
+)
+from preflight.redact import Redactor
+from preflight.settings import Settings
+
+# Dependencies that passed with a warning still let dependants run: a static token is worth a
+# warning, and the API it reaches is still worth checking.
+_DEPENDENCY_OK = (Status.PASS, Status.WARN)
+
+Progress = Callable[[int, int, str], None]
+
+
+class MuteRule:
+    def __init__(self, check: str, cluster: str, reason: str) -> None:
+        self.check, self.cluster, self.reason = check, cluster, reason
+
+    def matches(self, check_id: str, cluster: str) -> bool:
+        return fnmatchcase(check_id, self.check) and fnmatchcase(cluster, self.cluster)
+
+
+def _call_with_deadline(chk: Check, arg: Any, budget: float) -> Finding:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["finding"] = chk.probe(arg)
+        except Exception as exc:  # a probe's bug must become that check's `error`, not a crash
+            box["exc"] = exc
+
+    t = threading.Thread(target=target, name=f"probe:{chk.id}", daemon=True)
+    t.start()
+    t.join(max(budget, 0.0))
+    if t.is_alive():
+        return error(f"did not finish within its budget of {budget:.1f}s")
+    if "exc" in box:
+        exc = box["exc"]
+        return error(f"probe raised {type(exc).__name__}: {exc}")
+    finding = box.get("finding")
+    if not isinstance(finding, Finding):
+        return error(f"probe returned {type(finding).__name__}, not a Finding")
+    return finding
+
+
+def _budget(chk: Check, settings: Settings) -> float:
+    if settings.check_timeout is not None:
+        return settings.check_timeout
+    # Any check may be the first to need the client, and so to run the exec plugin.
+    return settings.connect_timeout * chk.timeout_factor + settings.exec_timeout + 1.0
+
+
+def _to_result(
+    chk: Check, finding: Finding, duration: float, cluster: str, mutes: Sequence[MuteRule], redactor: Redactor
+) -> Result:
+    status, message = finding.status, finding.message
+    evidence = dict(finding.evidence)
+    if status in (Status.WARN, Status.FAIL, Status.ERROR):
+        mute = next((m for m in mutes if m.matches(chk.id, cluster)), None)
+        if mute is not None:
+            evidence["muted_status"] = status.value
+            evidence["mute_reason"] = mute.reason
+            status, message = Status.MUTED, f"muted ({mute.reason}): {message}"
+    return Result(
+        check_id=chk.id,
+        title=chk.title,
+        category=chk.category,
+        severity=chk.severity,
+        status=status,
+        message=redactor.text(message),
+        remediation=redactor.text(finding.remediation or chk.remediation),
+        docs_url=chk.docs_url,
+        evidence=redactor.value(evidence),
+        duration_s=round(duration, 3),
+    )
+
+
+def _run_one(chk: Check, arg: Any, budget: float, prior: dict[str, Result], raw: dict[str, Status]) -> Finding:
+    blocked = [d for d in chk.depends_on if d in raw and raw[d] not in _DEPENDENCY_OK]
+    if blocked:
+        dep = blocked[0]
+        return skip(f"skipped: depends on {dep}, which did not pass ({raw[dep].value})", blocked_by=dep)
+    return _call_with_deadline(chk, arg, budget)
+
+
+def run_cluster(
+    ctx: ClusterContext, checks: Sequence[Check], mutes: Sequence[MuteRule], redactor: Redactor
+) -> list[Result]:
+    start = time.monotonic()
+    ctx.deadline = start + ctx.settings.cluster_timeout
+    raw: dict[str, Status] = {}
+    out: list[Result] = []
+    try:
+        for chk in checks:
+            t0 = time.monotonic()
+            remaining = ctx.remaining()
+            if remaining <= 0:
+                finding = error(
+                    f"not run: the cluster's budget of {ctx.settings.cluster_timeout:g}s was used up",
+                    remediation="raise --cluster-timeout, or fix what made earlier checks slow",
+                )
+            else:
+                finding = _run_one(chk, ctx, min(_budget(chk, ctx.settings), remaining), ctx.results, raw)
+            raw[chk.id] = finding.status
+            result = _to_result(chk, finding, time.monotonic() - t0, ctx.name, mutes, redactor)
+            ctx.results[chk.id] = result
+            out.append(result)
+    finally:
+        ctx.close()
+    return out
+
+
+def run_fleet(
+    contexts: Sequence[ClusterContext],
+    cluster_checks: Sequence[Check],
+    fleet_checks: Sequence[Check],
+    settings: Settings,
+    mutes: Sequence[MuteRule] = (),
+    redactor: Redactor | None = None,
+    progress: Progress | None = None,
+    describe: Callable[[ClusterContext], dict[str, str]] | None = None,
+) -> RunReport:
+    redactor = redactor or Redactor()
+    for ctx in contexts:
+        redactor.add(ctx.target.credential.secrets())
+    started = dt.datetime.now(dt.timezone.utc)
+    by_name: dict[str, list[Result]] = {}
+    done = 0
+    with ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="cluster") as pool:
+        futures = {pool.submit(run_cluster, c, cluster_checks, mutes, redactor): c for c in contexts}
+        for fut in as_completed(futures):
+            ctx = futures[fut]
+            by_name[ctx.name] = fut.result()
+            done += 1
+            if progress:
+                progress(done, len(contexts), ctx.name)
+    fleet_ctx = FleetContext(list(contexts), settings)
+    fleet_results: list[Result] = []
+    raw: dict[str, Status] = {}
+    for chk in fleet_checks:
+        t0 = time.monotonic()
+        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), {}, raw)
+        raw[chk.id] = finding.status
+        fleet_results.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
+    clusters = []
+    for ctx in contexts:
+        info = describe(ctx) if describe else {}
+        clusters.append(
+            ClusterReport(
+                name=ctx.name,
+                server=redactor.text(ctx.target.server),
+                provider=info.get("provider", ctx.target.provider),
+                mode=info.get("mode", ctx.target.mode or "embedded"),
+                results=by_name[ctx.name],
+            )
+        )
+    return RunReport(
+        tool_name=preflight.TOOL_NAME,
+        tool_version=preflight.__version__,
+        started_at=started,
+        finished_at=dt.datetime.now(dt.timezone.utc),
+        origin_cidrs=list(settings.origin_cidrs),
+        clusters=clusters,
+        fleet_results=fleet_results,
+    )

@@ -1,0 +1,42 @@
+"""Run-wide settings: deadlines, thresholds and the Server's origin, with documented defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_CONNECT_TIMEOUT_S = 3.0
+DEFAULT_EXEC_TIMEOUT_S = 10.0
+DEFAULT_CLUSTER_TIMEOUT_S = 60.0
+DEFAULT_PARALLEL = 32
+DEFAULT_LATENCY_WARN_MS = 150.0
+DEFAULT_LATENCY_FAIL_MS = 500.0
+DEFAULT_LATENCY_SAMPLES = 5
+
+
+@dataclass
+class Settings:
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
+    # Per-check budget; None derives it from connect_timeout and the check's timeout_factor.
+    check_timeout: float | None = None
+    cluster_timeout: float = DEFAULT_CLUSTER_TIMEOUT_S
+    exec_timeout: float = DEFAULT_EXEC_TIMEOUT_S
+    parallel: int = DEFAULT_PARALLEL
+    origin_cidrs: list[str] = field(default_factory=list)
+    latency_warn_ms: float = DEFAULT_LATENCY_WARN_MS
+    latency_fail_ms: float = DEFAULT_LATENCY_FAIL_MS
+    latency_samples: int = DEFAULT_LATENCY_SAMPLES
+    dns_server: str | None = None
+
+    def with_overrides(self, overrides: dict[str, float]) -> Settings:
+        """A copy with a cluster's own timeouts (fleet file) applied."""
+        s = Settings(**self.__dict__)
+        s.origin_cidrs = list(self.origin_cidrs)
+        if "connect" in overrides:
+            s.connect_timeout = overrides["connect"]
+        if "check" in overrides:
+            s.check_timeout = overrides["check"]
+        if "cluster" in overrides:
+            s.cluster_timeout = overrides["cluster"]
+        if "exec" in overrides:
+            s.exec_timeout = overrides["exec"]
+        return s

@@ -1,0 +1,56 @@
+"""Helpers shared by the renderers.
+
+Messages and evidence often quote what a remote server said, so text bound for a terminal or an XML
+file is treated as untrusted: escape sequences could recolour or retitle the reader's terminal, and
+control characters make XML unparseable.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+
+_ANSI_RE = re.compile(
+    r"""
+      \x1b\[[0-?]*[ -/]*[@-~]             # CSI: colours, cursor movement
+    | \x1b\][^\x07\x1b]*(?:\x07|\x1b\\)   # OSC: window title, hyperlinks
+    | \x1b[PX^_][^\x1b]*\x1b\\            # DCS, SOS, PM, APC strings
+    | \x1b[@-Z\\-_]                       # remaining two-byte escapes
+    | \x9b[0-?]*[ -/]*[@-~]               # 8-bit CSI
+    """,
+    re.VERBOSE,
+)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_TERMINAL_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_XML_ILLEGAL_RE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI_RE.sub("", text)
+
+
+def terminal_safe(text: str) -> str:
+    """Text a terminal shows literally: no escapes, no carriage returns, and encodable as UTF-8."""
+    text = _SURROGATE_RE.sub("\ufffd", strip_ansi(text))
+    return _TERMINAL_CONTROL_RE.sub("", text)
+
+
+def xml_safe(text: str) -> str:
+    """Text an XML 1.0 parser accepts; lone surrogates (from undecodable bytes) become U+FFFD."""
+    text = _SURROGATE_RE.sub("\ufffd", strip_ansi(text))
+    return _XML_ILLEGAL_RE.sub("", text)
+
+
+def as_utc(moment: _dt.datetime) -> _dt.datetime:
+    """Naive datetimes are taken to be UTC already, which is what the runner records."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.astimezone(_dt.timezone.utc)
+
+
+def seconds(value: float) -> float:
+    """A duration fit for a report: rounded to milliseconds, never negative or NaN (clock steps)."""
+    if not math.isfinite(value) or value < 0:
+        return 0.0
+    return round(value, 3)

@@ -1,0 +1,140 @@
+"""The JSON report: a public contract for dashboards and scripts, described by the shipped JSON Schema.
+
+Field names and shapes here only change together with ``SCHEMA_VERSION`` and a new schema file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from collections.abc import Mapping
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from preflight.model import STATUS_ORDER, Result, RunReport
+
+from ._common import as_utc, seconds
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = "report-v1.schema.json"
+PROVIDERS = ("eks", "gke", "aks", "other", "unknown")
+
+
+def schema_path() -> Path:
+    """Location of the shipped JSON Schema, found through the package so it works when installed."""
+    resource = resources.files("reports") / "schema" / SCHEMA_FILE
+    if not isinstance(resource, Path):
+        raise RuntimeError(f"{SCHEMA_FILE} is not on the file system (zipped install?); use load_schema()")
+    return resource
+
+
+def load_schema() -> dict[str, Any]:
+    """The schema itself; unlike :func:`schema_path` this also works from a zipped install."""
+    text = (resources.files("reports") / "schema" / SCHEMA_FILE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def iso_utc(moment: _dt.datetime) -> str:
+    return as_utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def jsonable(value: Any) -> Any:
+    """Coerce probe evidence into plain JSON values so a quirky probe can never break the report.
+
+    Sets are sorted (naturally, or by their JSON text when mixed) so output is stable across runs;
+    non-finite floats become strings because JSON has no NaN or Infinity.
+    """
+    return _jsonable(value, set())
+
+
+def _jsonable(value: Any, seen: set[int]) -> Any:
+    if isinstance(value, Enum):
+        return _jsonable(value.value, seen)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        if id(value) in seen:
+            return "<cycle>"
+        seen = seen | {id(value)}
+        if isinstance(value, Mapping):
+            return {_key(k): _jsonable(v, seen) for k, v in value.items()}
+        items = [_jsonable(v, seen) for v in value]
+        if isinstance(value, (set, frozenset)):
+            try:
+                items.sort()
+            except TypeError:
+                items.sort(key=lambda v: json.dumps(v, sort_keys=True))
+        return items
+    return str(value)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, Enum):
+        key = key.value
+    return key if isinstance(key, str) else str(key)
+
+
+def provider_enum(provider: str) -> str:
+    """Map free-form provider names onto the schema's closed set."""
+    name = provider.strip().lower()
+    if not name:
+        return "unknown"
+    return name if name in PROVIDERS else "other"
+
+
+def result_document(result: Result) -> dict[str, Any]:
+    return {
+        "check_id": result.check_id,
+        "title": result.title,
+        "category": result.category,
+        "severity": result.severity.value,
+        "status": result.status.value,
+        "message": result.message,
+        "remediation": result.remediation,
+        "docs_url": result.docs_url,
+        "evidence": jsonable(dict(result.evidence)),
+        "duration_s": seconds(result.duration_s),
+    }
+
+
+def _summary(counts: Mapping[str, int]) -> dict[str, int]:
+    return {s.value: counts.get(s.value, 0) for s in STATUS_ORDER}
+
+
+def to_document(report: RunReport) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": report.tool_name, "version": report.tool_version},
+        "started_at": iso_utc(report.started_at),
+        "finished_at": iso_utc(report.finished_at),
+        "duration_s": seconds(report.duration_s),
+        "aborted": report.aborted,
+        "origin": {"cidrs": list(report.origin_cidrs)},
+        "summary": _summary(report.summary),
+        "clusters": [
+            {
+                "name": cluster.name,
+                "server": cluster.server,
+                "provider": provider_enum(cluster.provider),
+                "mode": cluster.mode,
+                "summary": _summary(cluster.summary),
+                "results": [result_document(r) for r in cluster.results],
+            }
+            for cluster in report.clusters
+        ],
+        "fleet": {"results": [result_document(r) for r in report.fleet_results]},
+    }
+
+
+def render(report: RunReport) -> str:
+    return json.dumps(to_document(report), indent=2, allow_nan=False) + "\n"

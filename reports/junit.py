@@ -1,0 +1,133 @@
+"""JUnit XML in the Jenkins/Surefire dialect, so CI systems show each check as a test.
+
+CI tools split ``classname`` on dots into package/class, so cluster names (often DNS-like) lose their
+dots; categories stay the last component and group checks under each cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from preflight.model import Result, RunReport, Status
+
+from ._common import as_utc, seconds, xml_safe
+from .json_report import jsonable
+
+ROOT_NAME = "meshery-preflight"
+FLEET_SUITE = "fleet"
+
+
+def suite_name(cluster_name: str) -> str:
+    return xml_safe(cluster_name).replace(".", "_")
+
+
+def _time(value: float) -> str:
+    return f"{seconds(value):.3f}"
+
+
+def _evidence_lines(result: Result) -> list[str]:
+    lines = []
+    for key, value in jsonable(dict(result.evidence)).items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+        lines.append(f"{key}: {text}")
+    return lines
+
+
+def _body(result: Result) -> str:
+    lines = [result.message]
+    if result.remediation:
+        lines.append(f"Remediation: {result.remediation}")
+    if result.docs_url:
+        lines.append(f"Docs: {result.docs_url}")
+    evidence = _evidence_lines(result)
+    if evidence:
+        lines.append("Evidence:")
+        lines.extend(f"  {line}" for line in evidence)
+    return xml_safe("\n".join(lines))
+
+
+def _testcase(parent: ET.Element, suite: str, result: Result) -> None:
+    case = ET.SubElement(
+        parent,
+        "testcase",
+        {
+            "name": xml_safe(f"{result.check_id}: {result.title}"),
+            "classname": f"{suite}.{xml_safe(result.category)}",
+            "time": _time(result.duration_s),
+        },
+    )
+    message = xml_safe(result.message)
+    if result.status in (Status.FAIL, Status.ERROR):
+        tag = "failure" if result.status is Status.FAIL else "error"
+        outcome = ET.SubElement(case, tag, {"type": xml_safe(result.check_id), "message": message})
+        outcome.text = _body(result)
+    elif result.status is Status.SKIP:
+        ET.SubElement(case, "skipped", {"message": message})
+    elif result.status is Status.MUTED:
+        ET.SubElement(case, "skipped", {"message": f"muted: {message}"})
+    elif result.status is Status.WARN:
+        ET.SubElement(case, "system-out").text = "WARNING: " + _body(result)
+
+
+def _suite(
+    root: ET.Element, name: str, results: Sequence[Result], *, index: int, timestamp: str, hostname: str
+) -> ET.Element:
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": name,
+            "tests": str(len(results)),
+            "failures": str(sum(r.status is Status.FAIL for r in results)),
+            "errors": str(sum(r.status is Status.ERROR for r in results)),
+            "skipped": str(sum(r.status in (Status.SKIP, Status.MUTED) for r in results)),
+            "time": _time(sum(seconds(r.duration_s) for r in results)),
+            "timestamp": timestamp,
+            "hostname": hostname,
+            "id": str(index),
+        },
+    )
+    for result in results:
+        _testcase(suite, name, result)
+    return suite
+
+
+def _mark_aborted(suite: ET.Element, reason: str) -> None:
+    """Properties must precede test cases in the Surefire schema, hence the insert at 0."""
+    properties = ET.Element("properties")
+    ET.SubElement(properties, "property", {"name": "aborted", "value": xml_safe(reason)})
+    suite.insert(0, properties)
+
+
+def render(report: RunReport) -> str:
+    timestamp = as_utc(report.started_at).replace(tzinfo=None).isoformat(timespec="seconds")
+    hostname = xml_safe(socket.gethostname())
+    results = report.all_results
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": ROOT_NAME,
+            "tests": str(len(results)),
+            "failures": str(sum(r.status is Status.FAIL for r in results)),
+            "errors": str(sum(r.status is Status.ERROR for r in results)),
+            "skipped": str(sum(r.status in (Status.SKIP, Status.MUTED) for r in results)),
+            "time": _time(report.duration_s),
+        },
+    )
+    groups: list[tuple[str, Sequence[Result]]] = [(suite_name(c.name), c.results) for c in report.clusters]
+    if report.fleet_results:
+        groups.append((FLEET_SUITE, report.fleet_results))
+    if report.aborted and not groups:
+        # Nothing ran, but the abort still needs a suite to carry it: testsuites holds no properties.
+        groups.append((ROOT_NAME, []))
+    suites = [
+        _suite(root, name, group, index=i, timestamp=timestamp, hostname=hostname)
+        for i, (name, group) in enumerate(groups)
+    ]
+    if report.aborted:
+        _mark_aborted(suites[0], report.aborted)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
