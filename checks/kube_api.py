@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from preflight.context import ClusterContext
 from preflight.execcred import ExecError
-from preflight.kube import KubeSetupError, Response
+from preflight.kube import KubeSetupError, Response, TransportError
 from preflight.model import Finding, Severity, error, fail, passed, skip, warn
 from preflight.probes import addresses, dns, tcp, tls
 from preflight.registry import check
@@ -181,14 +181,6 @@ def _auth_remediation(kind: str) -> str:
     }.get(kind, "The credential was rejected: refresh it, or fetch a new kubeconfig for this cluster.")
 
 
-def client_error(exc: Exception) -> Finding:
-    """Connection-level failures of the kubernetes client, as one readable line."""
-    text = str(exc)
-    m = re.search(r"\((Caused by [^)]*\))", text)
-    reason = m.group(1) if m else text.splitlines()[0][:300]
-    return error(f"request failed: {reason}")
-
-
 @check(
     id="kube-api.auth",
     title="Authenticated request succeeds",
@@ -212,8 +204,8 @@ def api_auth(ctx: ClusterContext) -> Finding:
         return fail(str(exc), remediation="Fix the exec credential plugin so it prints a credential.", kind=kind)
     except KubeSetupError as exc:
         return fail(str(exc), kind=kind)
-    except Exception as exc:  # urllib3/ssl errors arrive in many types; the message is what matters
-        return client_error(exc)
+    except TransportError as exc:
+        return error(f"request failed: {exc}", kind=kind)
     evidence: dict[str, Any] = {"kind": kind, "http_status": resp.status}
     if resp.status == 401:
         return fail(f"credential rejected (401 Unauthorized): {resp.reason}", _auth_remediation(kind), **evidence)
@@ -223,7 +215,10 @@ def api_auth(ctx: ClusterContext) -> Finding:
         ctx.facts["identity"] = info.get("username")
         return passed(f"authenticated as {info.get('username')!r}", **evidence)
     # Older clusters (< 1.28) do not serve SelfSubjectReview: prove authentication with discovery instead.
-    probe = api.get("/api")
+    try:
+        probe = api.get("/api")
+    except TransportError as exc:
+        return error(f"request failed: {exc}", **evidence)
     evidence["http_status"] = probe.status
     if probe.status == 401:
         return fail(f"credential rejected (401 Unauthorized): {probe.reason}", _auth_remediation(kind), **evidence)
@@ -259,8 +254,8 @@ def _get(ctx: ClusterContext, path: str) -> Response | Finding:
         return ctx.api().get(path)
     except (ExecError, KubeSetupError) as exc:
         return fail(str(exc))
-    except Exception as exc:  # see api_auth
-        return client_error(exc)
+    except TransportError as exc:
+        return error(f"request failed: {exc}")
 
 
 @check(

@@ -253,3 +253,11 @@ def demo(directory: str) -> None:
     from preflight.demo import run_demo
 
     run_demo(directory)
+
+
+@main.command("gen-docs", hidden=True)
+def gen_docs() -> None:
+    """Print docs/checks.md, the checks reference, generated from the registry."""
+    from preflight.docs import render
+
+    click.echo(render(_registry().all()), nl=False)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -23,8 +25,26 @@ from preflight.execcred import ExecResult, run_plugin
 from preflight.targets import ClusterTarget
 
 
+# insecure-skip-tls-verify is reported once, as kubeconfig.tls-verify, not as a warning per request.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
 class KubeSetupError(Exception):
     """The client could not be configured from the context (bad CA data, missing files...)."""
+
+
+class TransportError(Exception):
+    """The request never got an HTTP answer: TLS failure, timeout, refused, proxy error."""
+
+
+def transport_reason(text: str) -> str:
+    """urllib3 nests the real cause deep in a retry message; surface the innermost reason."""
+    m = re.search(r"\(Caused by (\w+)\((.*)\)\)", text, re.S)
+    if m:
+        inner = re.sub(r"^<[^>]*>:\s*", "", m.group(2).strip().strip("'\""))
+        return f"{m.group(1)}: {inner}"[:300]
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return (" ".join(lines) or "no answer")[:300]
 
 
 @dataclass(frozen=True)
@@ -108,22 +128,24 @@ class KubeAPI:
             return self._client
 
     def request(self, method: str, path: str, body: Any = None, read_timeout: float | None = None) -> Response:
+        """One request through the client's REST layer (its TLS, proxy and auth), bypassing call_api,
+        which crashes on its own transport errors. Transport failures raise TransportError."""
         api = self.client()
+        headers: dict[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
+        api.update_params_for_auth(headers, [], ["BearerToken"])
+        url = api.configuration.host + path
         timeout = (self.connect_timeout, read_timeout or self.connect_timeout * 2)
         try:
-            raw = api.call_api(
-                path,
-                method,
-                header_params={"Accept": "application/json", "Content-Type": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=timeout,
+            raw = api.rest_client.request(
+                method, url, headers=headers, body=body, _preload_content=False, _request_timeout=timeout
             )
             status, data = raw.status, raw.data
         except ApiException as exc:
-            status, data = int(exc.status or 0), exc.body
+            if not exc.status:
+                raise TransportError(transport_reason(str(exc.reason))) from None
+            status, data = int(exc.status), exc.body
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransportError(transport_reason(str(exc))) from None
         text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
         try:
             parsed: Any = json.loads(text) if text else None

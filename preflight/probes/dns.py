@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 from preflight.probes.addresses import is_ip
@@ -78,12 +79,14 @@ def _resolve_with(name: str, timeout: float, server: str) -> Resolution:
     r = dns.resolver.Resolver(configure=False)
     r.nameservers = [host]
     r.port = port
-    r.lifetime = timeout
     r.timeout = timeout
+    # One deadline for both queries: `timeout` bounds the whole resolution, not each record type.
+    deadline = time.monotonic() + timeout
     addrs: list[str] = []
     cnames: list[str] = []
     nx = 0
     for rdtype in ("A", "AAAA"):
+        r.lifetime = max(deadline - time.monotonic(), 0.001)
         try:
             ans = r.resolve(name, rdtype, search=False)
         except dns.resolver.NXDOMAIN:
@@ -92,6 +95,8 @@ def _resolve_with(name: str, timeout: float, server: str) -> Resolution:
         except dns.resolver.NoAnswer:
             continue
         except dns.exception.Timeout:
+            if addrs:  # A answered, AAAA was dropped (some middleboxes do): keep the answer
+                break
             raise DnsFailure("timeout", f"{server} did not answer for {name} within {timeout:g}s") from None
         except dns.exception.DNSException as exc:
             raise DnsFailure("error", f"{server} could not resolve {name}: {exc}") from None

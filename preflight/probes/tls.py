@@ -66,16 +66,17 @@ def inspect(address: str, port: int, server_name: str, ca_pem: bytes | None, tim
         return out
     except ssl.SSLCertVerificationError as exc:
         first_error = exc.verify_message or str(exc)
-        name_mismatch = exc.verify_code == 62 or "Hostname mismatch" in first_error or "IP address mismatch" in first_error
+        name_mismatch = exc.verify_code == 62 or "mismatch" in first_error
     except ssl.SSLError as exc:
         return TlsInspection(False, None, None, handshake_error=f"{exc.reason or exc}")
     except (OSError, ValueError) as exc:
         return TlsInspection(False, None, None, handshake_error=str(exc) or type(exc).__name__)
-    out = TlsInspection(verified=not name_mismatch, verify_error=None if name_mismatch else first_error,
-                        hostname_ok=False if name_mismatch else None)
-    if not name_mismatch:
-        # The chain failed; does the name at least match? Check against the certificate itself.
-        out.hostname_ok = None
+    # `verified` speaks of the chain: a name mismatch means the chain itself was trusted.
+    out = TlsInspection(
+        verified=name_mismatch,
+        verify_error=None if name_mismatch else first_error,
+        hostname_ok=False if name_mismatch else None,
+    )
     try:
         insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         insecure.check_hostname = False
