@@ -261,3 +261,7 @@ def gen_docs() -> None:
     from preflight.docs import render
 
     click.echo(render(_registry().all()), nl=False)
+
+
+if __name__ == "__main__":
+    main()
