@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 from urllib.parse import urlsplit
 
 from preflight.context import FleetContext
@@ -36,10 +37,8 @@ def shared_credential(fleet: FleetContext) -> Finding:
         return skip("no cluster carries a credential to compare")
     if not shared:
         return passed(f"{len(groups)} distinct credentials across {len(fleet.clusters)} clusters")
-    evidence = {
-        "shared": [
-            {"credential_id": fp, "kind": kinds[fp], "clusters": sorted(names)} for fp, names in shared.items()
-        ]
+    evidence: dict[str, Any] = {
+        "shared": [{"credential_id": fp, "kind": kinds[fp], "clusters": sorted(names)} for fp, names in shared.items()]
     }
     listed = "; ".join(f"{kinds[fp]} used by {', '.join(sorted(n))}" for fp, n in shared.items())
     if all(kinds[fp] == "exec" for fp in shared):

@@ -134,7 +134,7 @@ def api_tls(ctx: ClusterContext) -> Finding:
         "issuer": res.issuer,
         "sans": res.sans,
         "not_after": res.not_after.isoformat() if res.not_after else None,
-        "ca": "kubeconfig" if t.ca_pem else "system trust store",
+        "ca": "kubeconfig CA" if t.ca_pem else "system trust store",
     }
     if res.handshake_error:
         return fail(f"TLS handshake failed: {res.handshake_error}", **evidence)
@@ -208,7 +208,9 @@ def api_auth(ctx: ClusterContext) -> Finding:
         return error(f"request failed: {exc}", kind=kind)
     evidence: dict[str, Any] = {"kind": kind, "http_status": resp.status}
     if resp.status == 401:
-        return fail(f"credential rejected (401 Unauthorized): {resp.reason}", _auth_remediation(kind), **evidence)
+        return fail(
+            f"credential rejected (401 Unauthorized): {resp.reason}", remediation=_auth_remediation(kind), **evidence
+        )
     if resp.ok and isinstance(resp.body, dict):
         info = (resp.body.get("status") or {}).get("userInfo") or {}
         evidence.update(identity=info.get("username"), groups=info.get("groups") or [])
@@ -221,7 +223,9 @@ def api_auth(ctx: ClusterContext) -> Finding:
         return error(f"request failed: {exc}", **evidence)
     evidence["http_status"] = probe.status
     if probe.status == 401:
-        return fail(f"credential rejected (401 Unauthorized): {probe.reason}", _auth_remediation(kind), **evidence)
+        return fail(
+            f"credential rejected (401 Unauthorized): {probe.reason}", remediation=_auth_remediation(kind), **evidence
+        )
     if probe.status == 403:
         return fail(
             f"authenticated but forbidden even API discovery (403): {probe.reason}",
@@ -229,9 +233,7 @@ def api_auth(ctx: ClusterContext) -> Finding:
             **evidence,
         )
     if probe.ok:
-        return passed(
-            f"authenticated (identity not shown: SelfSubjectReview answered {resp.status})", **evidence
-        )
+        return passed(f"authenticated (identity not shown: SelfSubjectReview answered {resp.status})", **evidence)
     return error(f"unexpected answer {probe.status}: {probe.reason}", **evidence)
 
 
@@ -318,7 +320,7 @@ def api_latency(ctx: ClusterContext) -> Finding:
             return error(f"/version answered {resp.status}: {resp.reason}")
         samples.append((time.monotonic() - t0) * 1000)
     median = round(statistics.median(samples), 1)
-    evidence = {
+    evidence: dict[str, Any] = {
         "median_ms": median,
         "samples_ms": [round(x, 1) for x in samples],
         "warn_ms": s.latency_warn_ms,

@@ -150,7 +150,8 @@ def tls_verify(ctx: ClusterContext) -> Finding:
     if t.insecure:
         extra = " (and a CA is also set, which kubectl rejects)" if t.ca_pem else ""
         return fail(
-            "insecure-skip-tls-verify is set: the API server's identity is not checked" + extra
+            "insecure-skip-tls-verify is set: the API server's identity is not checked"
+            + extra
             + "; still honoured for the remaining checks",
             insecure_skip_tls_verify=True,
         )

@@ -113,8 +113,16 @@ def execute(
             progress=progress,
         )
     except KeyboardInterrupt:
-        report = RunReport(TOOL_NAME, __version__, started, dt.datetime.now(dt.timezone.utc),
-                           plan.settings.origin_cidrs, [], [], aborted="interrupted before any cluster finished")
+        report = RunReport(
+            TOOL_NAME,
+            __version__,
+            started,
+            dt.datetime.now(dt.timezone.utc),
+            plan.settings.origin_cidrs,
+            [],
+            [],
+            aborted="interrupted before any cluster finished",
+        )
         emit(report, outputs)
         sys.exit(EXIT_INTERRUPTED)
     emit(report, outputs)
@@ -142,24 +150,63 @@ _positive = click.FloatRange(min=0.05)
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--connect-timeout", type=_positive, default=DEFAULT_CONNECT_TIMEOUT_S, show_default=True,
-                     help="Deadline in seconds for each connect, handshake and request."),
-        click.option("--check-timeout", type=_positive, default=None,
-                     help="Budget in seconds for one check (default: derived from --connect-timeout)."),
-        click.option("--cluster-timeout", type=_positive, default=DEFAULT_CLUSTER_TIMEOUT_S, show_default=True,
-                     help="Budget in seconds for all checks of one cluster."),
-        click.option("--exec-timeout", type=_positive, default=DEFAULT_EXEC_TIMEOUT_S, show_default=True,
-                     help="Deadline in seconds for an exec credential plugin."),
-        click.option("--parallel", type=click.IntRange(min=1, max=1024), default=DEFAULT_PARALLEL,
-                     show_default=True, help="Clusters checked at once."),
+        click.option(
+            "--connect-timeout",
+            type=_positive,
+            default=DEFAULT_CONNECT_TIMEOUT_S,
+            show_default=True,
+            help="Deadline in seconds for each connect, handshake and request.",
+        ),
+        click.option(
+            "--check-timeout",
+            type=_positive,
+            default=None,
+            help="Budget in seconds for one check (default: derived from --connect-timeout).",
+        ),
+        click.option(
+            "--cluster-timeout",
+            type=_positive,
+            default=DEFAULT_CLUSTER_TIMEOUT_S,
+            show_default=True,
+            help="Budget in seconds for all checks of one cluster.",
+        ),
+        click.option(
+            "--exec-timeout",
+            type=_positive,
+            default=DEFAULT_EXEC_TIMEOUT_S,
+            show_default=True,
+            help="Deadline in seconds for an exec credential plugin.",
+        ),
+        click.option(
+            "--parallel",
+            type=click.IntRange(min=1, max=1024),
+            default=DEFAULT_PARALLEL,
+            show_default=True,
+            help="Clusters checked at once.",
+        ),
         click.option("--latency-warn-ms", type=_positive, default=DEFAULT_LATENCY_WARN_MS, show_default=True),
         click.option("--latency-fail-ms", type=_positive, default=DEFAULT_LATENCY_FAIL_MS, show_default=True),
-        click.option("--dns-server", metavar="ADDR[:PORT]", default=None,
-                     help="Resolve every name of the run through this DNS server."),
-        click.option("-o", "--output", "outputs", multiple=True, metavar="FORMAT[=PATH]",
-                     help="Report format (console, json, junit), to stdout or PATH. Repeatable."),
-        click.option("--fail-on", type=click.Choice(sorted(FAIL_ON)), default="fail", show_default=True,
-                     help="Exit 1 when any result is at or above this status (error counts as fail)."),
+        click.option(
+            "--dns-server",
+            metavar="ADDR[:PORT]",
+            default=None,
+            help="Resolve every name of the run through this DNS server.",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            "outputs",
+            multiple=True,
+            metavar="FORMAT[=PATH]",
+            help="Report format (console, json, junit), to stdout or PATH. Repeatable.",
+        ),
+        click.option(
+            "--fail-on",
+            type=click.Choice(sorted(FAIL_ON)),
+            default="fail",
+            show_default=True,
+            help="Exit 1 when any result is at or above this status (error counts as fail).",
+        ),
         click.option("--checks", "include", multiple=True, metavar="GLOB", help="Run only these check ids."),
         click.option("--skip-checks", "exclude", multiple=True, metavar="GLOB", help="Do not run these check ids."),
     ]
@@ -179,18 +226,37 @@ def main() -> None:
 
 
 @main.command("check")
-@click.option("--kubeconfig", "kubeconfigs", multiple=True, metavar="PATH",
-              help="Kubeconfig file (repeatable; merged as kubectl merges). Default: $KUBECONFIG, "
-              "else every kubeconfig in $KUBECONFIG_FOLDER (~/.kube).")
+@click.option(
+    "--kubeconfig",
+    "kubeconfigs",
+    multiple=True,
+    metavar="PATH",
+    help="Kubeconfig file (repeatable; merged as kubectl merges). Default: $KUBECONFIG, "
+    "else every kubeconfig in $KUBECONFIG_FOLDER (~/.kube).",
+)
 @click.option("--context", "contexts", multiple=True, metavar="GLOB", help="Contexts to check (repeatable, globs).")
 @click.option("--in-cluster", is_flag=True, help="Check the cluster this pod runs in, with its ServiceAccount.")
 @click.option("--fleet", "fleet", metavar="FILE", help="Fleet file (YAML) describing the connection set.")
-@click.option("--origin", "origins", multiple=True, metavar="CIDR",
-              help="Address range Meshery Server's traffic comes from (repeatable).")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    metavar="CIDR",
+    help="Address range Meshery Server's traffic comes from (repeatable).",
+)
 @run_options
-def check_cmd(kubeconfigs: tuple[str, ...], contexts: tuple[str, ...], in_cluster: bool, fleet: str | None,
-              origins: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, include: tuple[str, ...],
-              exclude: tuple[str, ...], **kw: Any) -> None:
+def check_cmd(
+    kubeconfigs: tuple[str, ...],
+    contexts: tuple[str, ...],
+    in_cluster: bool,
+    fleet: str | None,
+    origins: tuple[str, ...],
+    outputs: tuple[str, ...],
+    fail_on: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    **kw: Any,
+) -> None:
     """Check every selected cluster and report."""
     from preflight.plan import Request
 
@@ -210,8 +276,15 @@ def list_checks(as_json: bool) -> None:
     checks = _registry().all()
     if as_json:
         doc = [
-            {"id": c.id, "title": c.title, "category": c.category, "severity": c.severity.value,
-             "scope": c.scope.value, "depends_on": list(c.depends_on), "docs_url": c.docs_url}
+            {
+                "id": c.id,
+                "title": c.title,
+                "category": c.category,
+                "severity": c.severity.value,
+                "scope": c.scope.value,
+                "depends_on": list(c.depends_on),
+                "docs_url": c.docs_url,
+            }
             for c in checks
         ]
         click.echo(json.dumps(doc, indent=2))
@@ -246,8 +319,13 @@ def explain(check_id: str) -> None:
 
 
 @main.command("demo")
-@click.option("--dir", "directory", default="preflight-demo", show_default=True,
-              help="Where the demo writes its JSON and JUnit reports and lab files.")
+@click.option(
+    "--dir",
+    "directory",
+    default="preflight-demo",
+    show_default=True,
+    help="Where the demo writes its JSON and JUnit reports and lab files.",
+)
 def demo(directory: str) -> None:
     """Start a local lab fleet with typical failures, check it, and write the reports."""
     from preflight.demo import run_demo

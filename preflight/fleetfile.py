@@ -7,6 +7,7 @@ field; unknown fields are errors because a typo'd mute or mode must not be silen
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +66,11 @@ class _Reader:
         out: dict[str, yaml.Node] = {}
         for k, v in node.value:
             key = str(k.value)
+            name = f"{where}.{key}" if where else key
             if key not in allowed:
-                raise self.err(k, f"{where}.{key}" if where else key, f"unknown field (allowed: {', '.join(allowed)})")
+                raise self.err(k, name, f"unknown field (allowed: {', '.join(allowed)})")
+            if key in out:  # YAML keeps the last one: an earlier `mutes:` would vanish without a word
+                raise self.err(k, name, "is given twice")
             out[key] = v
         return out
 
@@ -90,7 +94,7 @@ class _Reader:
             value = float(node.value) if isinstance(node, yaml.ScalarNode) else -1.0
         except ValueError:
             value = -1.0
-        if value <= 0:
+        if not (value > 0 and math.isfinite(value)):  # nan and inf would crash the runner's waits
             raise self.err(node, where, f"must be a positive number, got {getattr(node, 'value', '?')!r}")
         return value
 
@@ -122,12 +126,15 @@ def load(path: Path) -> FleetFile:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: malformed fleet file: {getattr(exc, 'problem', None) or exc}") from None
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{path}{line}: malformed fleet file: {problem}") from None
     fleet = FleetFile(path=path)
     if root is None:
         return fleet
     r = _Reader(path)
-    top = r.mapping(root, "", ("version", "kubeconfig", "origin", "defaults", "clusters", "mutes", "thresholds"))
+    top = r.mapping(
+        root, "", ("version", "kubeconfig", "origin", "defaults", "clusters", "mutes", "thresholds")
+    )
     if "version" in top and str(top["version"].value) != "1":
         raise r.err(top["version"], "version", f"unsupported version {top['version'].value!r} (supported: 1)")
     defaults: dict[str, Any] = {}
@@ -164,7 +171,9 @@ def load(path: Path) -> FleetFile:
         if "provider" in m:
             entry.provider = r.string(m["provider"], f"{where}.provider", PROVIDERS)
         if "aws" in m:
-            entry.aws = r.strings_map(m["aws"], f"{where}.aws", ("profile", "region", "cluster_name", "account"))
+            entry.aws = r.strings_map(
+                m["aws"], f"{where}.aws", ("profile", "region", "cluster_name", "account")
+            )
         if "gcp" in m:
             entry.gcp = r.strings_map(m["gcp"], f"{where}.gcp", ("project", "location", "cluster"))
         if "azure" in m:
@@ -189,7 +198,7 @@ def load(path: Path) -> FleetFile:
     if "clusters" in top:
         fleet.clusters = _each(r, top["clusters"], "clusters", cluster)
         seen: set[str] = set()
-        for node, entry in zip(r.seq(top["clusters"], "clusters"), fleet.clusters):
+        for node, entry in zip(r.seq(top["clusters"], "clusters"), fleet.clusters, strict=True):
             if entry.context in seen:
                 raise r.err(node, "clusters", f"context {entry.context!r} is listed twice")
             seen.add(entry.context)

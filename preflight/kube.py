@@ -24,7 +24,6 @@ from kubernetes.config.kube_config import KubeConfigLoader
 from preflight.execcred import ExecResult, run_plugin
 from preflight.targets import ClusterTarget
 
-
 # insecure-skip-tls-verify is reported once, as kubeconfig.tls-verify, not as a warning per request.
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 

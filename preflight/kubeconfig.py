@@ -50,8 +50,9 @@ def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
 def load_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read kubeconfig: {exc.strerror or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a binary file is unreadable too, not a traceback
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{path}: cannot read kubeconfig: {reason}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -68,7 +69,21 @@ def load_file(path: Path) -> dict[str, Any]:
 
 
 def looks_like_kubeconfig(data: Mapping[str, Any]) -> bool:
-    return data.get("kind") == "Config" or any(s in data for s, _ in _SECTIONS)
+    return data.get("kind") == "Config" or any(isinstance(data.get(s), list) for s, _ in _SECTIONS)
+
+
+def _folder_kubeconfig(path: Path) -> bool:
+    """In a folder scan, YAML that is not shaped like a kubeconfig is someone else's file: skip it.
+
+    Malformed YAML is still reported (by load_file, from merge): it may be a broken kubeconfig.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False
+    except yaml.YAMLError:
+        return True
+    return isinstance(data, dict) and looks_like_kubeconfig(data)
 
 
 def merge(paths: Iterable[Path]) -> MergedKubeconfig:
@@ -121,7 +136,7 @@ def discover_paths(explicit: list[str], env: Mapping[str, str]) -> list[Path]:
         for p in folder.iterdir()
         if p.is_file() and (p.name == "config" or p.name.endswith(_FOLDER_SUFFIXES))
     )
-    found = [p for p in candidates if looks_like_kubeconfig(load_file(p))]
+    found = [p for p in candidates if _folder_kubeconfig(p)]
     if not found:
         raise ConfigError(f"{folder}: no kubeconfig files found")
     return found
@@ -129,7 +144,8 @@ def discover_paths(explicit: list[str], env: Mapping[str, str]) -> list[Path]:
 
 def decode_data(value: Any, what: str) -> bytes:
     try:
-        return base64.b64decode(str(value), validate=True)
+        # Like kubectl (Go's decoder), ignore line breaks in wrapped base64 (a YAML block scalar).
+        return base64.b64decode(str(value).replace("\r", "").replace("\n", ""), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"{what} is not valid base64") from None
 

@@ -71,11 +71,11 @@ def passed(message: str, **evidence: Any) -> Finding:
     return Finding(Status.PASS, message, evidence)
 
 
-def warn(message: str, remediation: str | None = None, **evidence: Any) -> Finding:
+def warn(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
     return Finding(Status.WARN, message, evidence, remediation)
 
 
-def fail(message: str, remediation: str | None = None, **evidence: Any) -> Finding:
+def fail(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
     return Finding(Status.FAIL, message, evidence, remediation)
 
 
@@ -83,7 +83,7 @@ def skip(message: str, **evidence: Any) -> Finding:
     return Finding(Status.SKIP, message, evidence)
 
 
-def error(message: str, remediation: str | None = None, **evidence: Any) -> Finding:
+def error(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
     return Finding(Status.ERROR, message, evidence, remediation)
 
 

@@ -42,7 +42,7 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {str(k): self.value(v) for k, v in value.items()}
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
         if isinstance(value, (list, tuple, set, frozenset)):
             return [self.value(v) for v in value]
         if isinstance(value, bytes):

@@ -24,7 +24,6 @@ from preflight.model import (
     RunReport,
     Status,
     error,
-    skip,
 )
 from preflight.redact import Redactor
 from preflight.settings import Settings
@@ -99,11 +98,16 @@ def _to_result(
     )
 
 
-def _run_one(chk: Check, arg: Any, budget: float, prior: dict[str, Result], raw: dict[str, Status]) -> Finding:
+def _run_one(chk: Check, arg: Any, budget: float, raw: dict[str, Status]) -> Finding:
     blocked = [d for d in chk.depends_on if d in raw and raw[d] not in _DEPENDENCY_OK]
     if blocked:
         dep = blocked[0]
-        return skip(f"skipped: depends on {dep}, which did not pass ({raw[dep].value})", blocked_by=dep)
+        return Finding(
+            Status.SKIP,
+            f"skipped: depends on {dep}, which did not pass ({raw[dep].value})",
+            {"blocked_by": dep},
+            remediation=f"Fix {dep} first; this check runs once it passes.",
+        )
     return _call_with_deadline(chk, arg, budget)
 
 
@@ -124,7 +128,7 @@ def run_cluster(
                     remediation="raise --cluster-timeout, or fix what made earlier checks slow",
                 )
             else:
-                finding = _run_one(chk, ctx, min(_budget(chk, ctx.settings), remaining), ctx.results, raw)
+                finding = _run_one(chk, ctx, min(_budget(chk, ctx.settings), remaining), raw)
             raw[chk.id] = finding.status
             result = _to_result(chk, finding, time.monotonic() - t0, ctx.name, mutes, redactor)
             ctx.results[chk.id] = result
@@ -163,7 +167,7 @@ def run_fleet(
     raw: dict[str, Status] = {}
     for chk in fleet_checks:
         t0 = time.monotonic()
-        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), {}, raw)
+        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw)
         raw[chk.id] = finding.status
         fleet_results.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
     clusters = []

@@ -7,6 +7,7 @@ check while every other cluster is still checked.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import urllib.request
 from collections.abc import Mapping
@@ -88,6 +89,22 @@ class ClusterTarget:
         return f"{self.host}:{self.port}" if self.host else ""
 
 
+def _in_no_proxy_cidr(host: str, no_proxy: str) -> bool:
+    """NO_PROXY CIDR entries (10.0.0.0/8), which kubectl honours and urllib does not."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in no_proxy.split(","):
+        try:
+            net = ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            continue
+        if net.version == ip.version and ip in net:
+            return True
+    return False
+
+
 def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> str | None:
     if proxy_url:
         return proxy_url
@@ -96,7 +113,9 @@ def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> str 
     if not https:
         return None
     no_proxy = proxies.get("no", "")
-    if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):
+    if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
+        return None
+    if no_proxy and _in_no_proxy_cidr(host, no_proxy):
         return None
     return https
 
@@ -115,7 +134,9 @@ def _parse_server(target: ClusterTarget, server: str) -> None:
     target.host = parts.hostname
     target.port = port or (443 if parts.scheme == "https" else 80)
     if parts.scheme == "http":
-        target.problems.append(f"server URL {server!r} uses plain http: credentials would cross in clear text")
+        target.problems.append(
+            f"server URL {server!r} uses plain http: credentials would cross in clear text"
+        )
 
 
 def _credential(user: Mapping[str, Any], base: Path, problems: list[str]) -> Credential:

@@ -105,7 +105,9 @@ class NetNS:
             raise box["exc"]
         return box["value"]
 
-    def exec(self, *argv: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, *argv: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["ip", "netns", "exec", self.name, *argv], capture_output=True, text=True, timeout=timeout, env=env
         )

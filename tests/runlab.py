@@ -36,10 +36,7 @@ def run(
 
 
 def result(report: RunReport, cluster: str, check_id: str) -> Result:
-    if cluster == "fleet":
-        pool = report.fleet_results
-    else:
-        pool = next(c.results for c in report.clusters if c.name == cluster)
+    pool = report.fleet_results if cluster == "fleet" else next(c.results for c in report.clusters if c.name == cluster)
     return next(r for r in pool if r.check_id == check_id)
 
 

@@ -27,11 +27,13 @@ SPECS = [
     ClusterSpec(name="slow", scenario="slow"),
     ClusterSpec(name="old-version", scenario="old-version"),
     ClusterSpec(name="new-version", version="v1.40.1-gke.100"),
-    ClusterSpec(name="server-cert-expired", server_cert_not_before=NOW - dt.timedelta(days=400),
-                server_cert_not_after=NOW - dt.timedelta(days=1)),
+    ClusterSpec(
+        name="server-cert-expired",
+        server_cert_not_before=NOW - dt.timedelta(days=400),
+        server_cert_not_after=NOW - dt.timedelta(days=1),
+    ),
     ClusterSpec(name="server-cert-expiring", server_cert_not_after=NOW + dt.timedelta(days=5)),
-    ClusterSpec(name="client-cert-expiring", scenario="client-cert",
-                client_cert_not_after=NOW + dt.timedelta(days=3)),
+    ClusterSpec(name="client-cert-expiring", scenario="client-cert", client_cert_not_after=NOW + dt.timedelta(days=3)),
 ]
 
 
@@ -56,7 +58,7 @@ def test_healthy_cluster_passes_everything_but_the_static_token(report) -> None:
     auth = result(report, "healthy", "kube-api.auth")
     assert auth.evidence["identity"].startswith("lab-")
     tls = result(report, "healthy", "kube-api.tls")
-    assert tls.evidence["verified"] is True and tls.evidence["ca"] == "kubeconfig"
+    assert tls.evidence["verified"] is True and tls.evidence["ca"] == "kubeconfig CA"
 
 
 def test_client_certificate_authenticates_and_warns_as_long_lived(report) -> None:
@@ -168,8 +170,9 @@ def test_shared_credential_and_duplicate_cluster(lab: LabFleet, tmp_path: Path) 
     kc["contexts"].append({"name": "healthy-again", "context": dict(first["context"])})
     other = next(c for c in kc["contexts"] if c["name"] == "slow")
     kc["users"].append({"name": "shared-user", "user": {"token": lab.clusters["healthy"].token}})
-    kc["contexts"].append({"name": "slow-shared", "context": {"cluster": other["context"]["cluster"],
-                                                               "user": "shared-user"}})
+    kc["contexts"].append(
+        {"name": "slow-shared", "context": {"cluster": other["context"]["cluster"], "user": "shared-user"}}
+    )
     path = tmp_path / "kubeconfig.yaml"
     path.write_text(yaml.safe_dump(kc))
     rep = run(kubeconfig=[str(path)], contexts=["healthy*", "slow-shared"], include=["kubeconfig.*", "fleet.*"])

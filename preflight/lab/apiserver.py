@@ -730,6 +730,9 @@ class _LabHTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = _IDLE_TIMEOUT_S
+    # Headers and body leave as separate writes; with Nagle on, the client's delayed ACK adds ~40 ms
+    # to every response and the latency check would measure the lab, not the path.
+    disable_nagle_algorithm = True
     server: _LabHTTPServer
     peer_cert: _PeerCert | None
 

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey as EcKey
 
 from preflight.lab.apiserver import (
     CLUSTER_ADMIN,
@@ -326,7 +327,6 @@ class LabFleet:
         self.ca: CertificateAuthority | None = None
         self.wrong_ca: CertificateAuthority | None = None
         self._server_key_pem = b""
-        self._client_key_pem = b""
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ class LabFleet:
         self.ca = create_ca("kubernetes")
         self.wrong_ca = create_ca("kubernetes")
         server_key, client_key = generate_key(), generate_key()
-        self._server_key_pem, self._client_key_pem = key_to_pem(server_key), key_to_pem(client_key)
+        self._server_key_pem = key_to_pem(server_key)
         addresses = _addresses(self.base_address)
         self._started = True
         try:
@@ -355,7 +355,7 @@ class LabFleet:
             raise
         return self
 
-    def _build(self, cluster: LabCluster, server_key: Any, client_key: Any) -> None:
+    def _build(self, cluster: LabCluster, server_key: EcKey, client_key: EcKey) -> None:
         assert self.ca is not None
         spec, res = cluster.spec, cluster.resolved
         username = f"lab-admin-{cluster.index:04d}"

@@ -38,7 +38,7 @@ def connect(address: str, port: int, timeout: float) -> TcpOutcome:
     try:
         sock.connect((address, port))
         state, detail = OPEN, "connected"
-    except socket.timeout:
+    except TimeoutError:
         state, detail = FILTERED, f"no answer within {timeout:g}s (SYN dropped)"
     except ConnectionRefusedError:
         state, detail = REFUSED, "connection refused (RST)"

@@ -37,9 +37,11 @@ def _context(ca_pem: bytes | None, check_hostname: bool) -> ssl.SSLContext:
 def _handshake(
     address: str, port: int, server_name: str, ctx: ssl.SSLContext, timeout: float
 ) -> tuple[bytes | None, str | None]:
-    with socket.create_connection((address, port), timeout=timeout) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
-            return tls.getpeercert(binary_form=True), tls.version()
+    with (
+        socket.create_connection((address, port), timeout=timeout) as raw,
+        ctx.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        return tls.getpeercert(binary_form=True), tls.version()
 
 
 def _describe(der: bytes, out: TlsInspection) -> None:
