@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from preflight.context import ClusterContext
 from preflight.execcred import ExecError
 from preflight.kube import KubeSetupError, Response, TransportError
-from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.model import Finding, Severity, error, fail, passed, warn
 from preflight.probes import addresses, dns, tcp, tls
 from preflight.registry import check
 
@@ -51,7 +51,8 @@ def api_dns(ctx: ClusterContext) -> Finding:
     t = ctx.target
     host = t.host or ""
     if t.proxy_url:
-        return skip(f"requests go through the proxy {t.proxy_url}; the proxy resolves {host}", proxy=t.proxy_url)
+        # The proxy resolves the API host; what must resolve from here is the proxy itself.
+        host = _proxy_endpoint(t.proxy_url)[0]
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
     except dns.DnsFailure as exc:
@@ -66,9 +67,12 @@ def api_dns(ctx: ClusterContext) -> Finding:
     }
     if res.cnames:
         evidence["cnames"] = res.cnames
+    if t.proxy_url:
+        evidence["proxy"] = t.proxy_url
     listed = ", ".join(f"{a} ({c})" for a, c in classes.items())
     verb = "is an address" if res.resolver == "literal" else "resolves to"
-    return passed(f"{host} {verb} {listed}", **evidence)
+    via = f" (the proxy; it resolves {t.host})" if t.proxy_url else ""
+    return passed(f"{host}{via} {verb} {listed}", **evidence)
 
 
 @check(
@@ -82,13 +86,12 @@ def api_dns(ctx: ClusterContext) -> Finding:
 def api_tcp(ctx: ClusterContext) -> Finding:
     """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route)."""
     t = ctx.target
+    targets = ctx.facts.get("api_addresses") or [t.host or ""]
     if t.proxy_url:
         host, port = _proxy_endpoint(t.proxy_url)
-        res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
-        targets = res.addresses
         via = f" (the proxy {host}:{port})"
     else:
-        port, targets, via = t.port or 443, ctx.facts.get("api_addresses") or [t.host or ""], ""
+        port, via = t.port or 443, ""
     outcomes = []
     for address in targets[:4]:
         out = tcp.connect(address, port, ctx.settings.connect_timeout)
@@ -121,11 +124,11 @@ def api_tcp(ctx: ClusterContext) -> Finding:
 def api_tls(ctx: ClusterContext) -> Finding:
     """A chain that does not verify means a wrong CA in the kubeconfig, or someone in the middle."""
     t = ctx.target
-    if t.proxy_url:
-        return skip("TLS to the API is tunnelled through the proxy; checked by kube-api.auth", proxy=t.proxy_url)
-    address = ctx.facts.get("api_address") or t.host or ""
+    proxy = _proxy_endpoint(t.proxy_url) if t.proxy_url else None
+    # Through a proxy the tunnel goes to the API host by name, as the client's would.
+    address = t.host or "" if proxy else ctx.facts.get("api_address") or t.host or ""
     name = t.tls_server_name or t.host or ""
-    res = tls.inspect(address, t.port or 443, name, t.ca_pem, ctx.settings.connect_timeout)
+    res = tls.inspect(address, t.port or 443, name, t.ca_pem, ctx.settings.connect_timeout, proxy)
     evidence: dict[str, Any] = {
         "server_name": name,
         "verified": res.verified,

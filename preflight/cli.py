@@ -3,7 +3,6 @@ so that `--help` stays instant."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -92,7 +91,7 @@ def execute(
     """The whole `check` path: plan, run, and write every output even when the run is cut short."""
     from preflight import plan as planning
     from preflight import runner
-    from preflight.model import RunReport, Scope
+    from preflight.model import Scope
 
     registry = _registry()
     try:
@@ -102,30 +101,21 @@ def execute(
     chosen = registry.select(include, exclude)
     if not chosen:
         die(f"--checks/--skip-checks leave no check to run (known: {', '.join(c.id for c in registry.all())})")
-    started = dt.datetime.now(dt.timezone.utc)
-    try:
-        report = runner.run_fleet(
-            plan.contexts,
-            registry.ordered(chosen, Scope.CLUSTER),
-            registry.ordered(chosen, Scope.FLEET),
-            plan.settings,
-            plan.mutes,
-            progress=progress,
-        )
-    except KeyboardInterrupt:
-        report = RunReport(
-            TOOL_NAME,
-            __version__,
-            started,
-            dt.datetime.now(dt.timezone.utc),
-            plan.settings.origin_cidrs,
-            [],
-            [],
-            aborted="interrupted before any cluster finished",
-        )
-        emit(report, outputs)
-        sys.exit(EXIT_INTERRUPTED)
+    report = runner.run_fleet(
+        plan.contexts,
+        registry.ordered(chosen, Scope.CLUSTER),
+        registry.ordered(chosen, Scope.FLEET),
+        plan.settings,
+        plan.mutes,
+        progress=progress,
+    )
     emit(report, outputs)
+    if report.aborted:
+        click.echo(f"{TOOL_NAME}: {report.aborted}; reports written", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Probe threads may still be inside their deadlines; do not wait for them on the way out.
+        os._exit(EXIT_INTERRUPTED)
     return report
 
 

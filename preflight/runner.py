@@ -153,19 +153,24 @@ def run_fleet(
         redactor.add(ctx.target.credential.secrets())
     started = dt.datetime.now(dt.timezone.utc)
     by_name: dict[str, list[Result]] = {}
-    done = 0
-    with ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="cluster") as pool:
+    aborted: str | None = None
+    # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
+    pool = ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="cluster")
+    try:
         futures = {pool.submit(run_cluster, c, cluster_checks, mutes, redactor): c for c in contexts}
         for fut in as_completed(futures):
             ctx = futures[fut]
             by_name[ctx.name] = fut.result()
-            done += 1
             if progress:
-                progress(done, len(contexts), ctx.name)
+                progress(len(by_name), len(contexts), ctx.name)
+    except KeyboardInterrupt:
+        aborted = f"interrupted: {len(contexts) - len(by_name)} of {len(contexts)} clusters did not finish"
+    finally:
+        pool.shutdown(wait=aborted is None, cancel_futures=True)
     fleet_ctx = FleetContext(list(contexts), settings)
     fleet_results: list[Result] = []
     raw: dict[str, Status] = {}
-    for chk in fleet_checks:
+    for chk in fleet_checks if aborted is None else ():
         t0 = time.monotonic()
         finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw)
         raw[chk.id] = finding.status
@@ -179,7 +184,7 @@ def run_fleet(
                 server=redactor.text(ctx.target.server),
                 provider=info.get("provider", ctx.target.provider),
                 mode=info.get("mode", ctx.target.mode or "embedded"),
-                results=by_name[ctx.name],
+                results=by_name.get(ctx.name, []),
             )
         )
     return RunReport(
@@ -190,4 +195,5 @@ def run_fleet(
         origin_cidrs=list(settings.origin_cidrs),
         clusters=clusters,
         fleet_results=fleet_results,
+        aborted=aborted,
     )

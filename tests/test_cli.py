@@ -23,9 +23,7 @@ CLI = [sys.executable, "-m", "preflight.cli"]
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and k != "KUBECONFIG"}
     base["NO_COLOR"] = "1"
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})}
-    )
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +45,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
 def full_run(lab: LabFleet, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("out")
     proc = cli(
-        "check", "--kubeconfig", str(lab.kubeconfig_path), "--connect-timeout", "1", "--exec-timeout", "1",
-        "-o", "console", "-o", f"json={out / 'r.json'}", "-o", f"junit={out / 'j.xml'}",
+        "check",
+        "--kubeconfig",
+        str(lab.kubeconfig_path),
+        "--connect-timeout",
+        "1",
+        "--exec-timeout",
+        "1",
+        "-o",
+        "console",
+        "-o",
+        f"json={out / 'r.json'}",
+        "-o",
+        f"junit={out / 'j.xml'}",
     )
     return proc, out
 
@@ -72,7 +81,13 @@ def test_findings_exit_1_and_every_format_is_written(full_run) -> None:
     jsonschema.validate(doc, json_report.load_schema())
     assert doc["schema_version"] == 1
     assert {c["name"] for c in doc["clusters"]} == {
-        "good", "good-exec", "good-cert", "bad-token", "bad-ca", "hung", "insecure"
+        "good",
+        "good-exec",
+        "good-cert",
+        "bad-token",
+        "bad-ca",
+        "hung",
+        "insecure",
     }
     xsd = etree.XMLSchema(etree.parse(str(TESTS / "data" / "junit.xsd")))
     xml = etree.parse(str(out / "j.xml"))
@@ -103,8 +118,17 @@ def test_no_mutating_request_from_a_full_run(lab: LabFleet, full_run) -> None:
 
 
 def test_fail_on_threshold_and_check_selection(lab: LabFleet) -> None:
-    ok = cli("check", "--kubeconfig", str(lab.kubeconfig_path), "--context", "good",
-             "--skip-checks", "kubeconfig.credential", "--skip-checks", "kube-api.latency")
+    ok = cli(
+        "check",
+        "--kubeconfig",
+        str(lab.kubeconfig_path),
+        "--context",
+        "good",
+        "--skip-checks",
+        "kubeconfig.credential",
+        "--skip-checks",
+        "kube-api.latency",
+    )
     assert ok.returncode == 0, ok.stdout
     strict = cli("check", "--kubeconfig", str(lab.kubeconfig_path), "--context", "good", "--fail-on", "warn")
     assert strict.returncode == 1  # the static token warns
@@ -112,12 +136,16 @@ def test_fail_on_threshold_and_check_selection(lab: LabFleet) -> None:
 
 def test_mute_from_fleet_file_keeps_exit_0_and_shows_reason(lab: LabFleet, tmp_path: Path) -> None:
     fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(yaml.safe_dump({
-        "version": 1,
-        "kubeconfig": [str(lab.kubeconfig_path)],
-        "clusters": [{"context": "insecure"}],
-        "mutes": [{"check": "kubeconfig.tls-verify", "cluster": "insec*", "reason": "lab only, ticket LAB-1"}],
-    }))
+    fleet.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "kubeconfig": [str(lab.kubeconfig_path)],
+                "clusters": [{"context": "insecure"}],
+                "mutes": [{"check": "kubeconfig.tls-verify", "cluster": "insec*", "reason": "lab only, ticket LAB-1"}],
+            }
+        )
+    )
     proc = cli("check", "--fleet", str(fleet), "-o", "json")
     doc = json.loads(proc.stdout)
     res = {r["check_id"]: r for r in doc["clusters"][0]["results"]}

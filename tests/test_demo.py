@@ -26,7 +26,10 @@ EXPECTED = {
 def test_demo_runs_writes_reports_and_exits_0(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "preflight.cli", "demo", "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=180, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr

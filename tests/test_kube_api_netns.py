@@ -56,8 +56,17 @@ def report(world):
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
     t0 = time.monotonic()
     proc = ns.exec(
-        sys.executable, "-m", "preflight.cli", "check", "--kubeconfig", str(kubeconfig),
-        "--connect-timeout", str(CONNECT_TIMEOUT), "-o", f"json={out}", env=env,
+        sys.executable,
+        "-m",
+        "preflight.cli",
+        "check",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--connect-timeout",
+        str(CONNECT_TIMEOUT),
+        "-o",
+        f"json={out}",
+        env=env,
     )
     elapsed = time.monotonic() - t0
     assert proc.returncode == 1, proc.stderr

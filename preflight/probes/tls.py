@@ -34,13 +34,34 @@ def _context(ca_pem: bytes | None, check_hostname: bool) -> ssl.SSLContext:
     return ctx
 
 
+class ProxyError(OSError):
+    pass
+
+
+def _open(address: str, port: int, timeout: float, proxy: tuple[str, int] | None) -> socket.socket:
+    """A TCP connection to the server, direct or through an HTTP CONNECT tunnel."""
+    if proxy is None:
+        return socket.create_connection((address, port), timeout=timeout)
+    raw = socket.create_connection(proxy, timeout=timeout)
+    host = f"[{address}]" if ":" in address else address
+    raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 8192:
+        chunk = raw.recv(1024)
+        if not chunk:
+            break
+        head += chunk
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    if " 200" not in status:
+        raw.close()
+        raise ProxyError(f"proxy {proxy[0]}:{proxy[1]} refused the tunnel: {status or 'no answer'}")
+    return raw
+
+
 def _handshake(
-    address: str, port: int, server_name: str, ctx: ssl.SSLContext, timeout: float
+    address: str, port: int, server_name: str, ctx: ssl.SSLContext, timeout: float, proxy: tuple[str, int] | None
 ) -> tuple[bytes | None, str | None]:
-    with (
-        socket.create_connection((address, port), timeout=timeout) as raw,
-        ctx.wrap_socket(raw, server_hostname=server_name) as tls,
-    ):
+    with _open(address, port, timeout, proxy) as raw, ctx.wrap_socket(raw, server_hostname=server_name) as tls:
         return tls.getpeercert(binary_form=True), tls.version()
 
 
@@ -58,10 +79,17 @@ def _describe(der: bytes, out: TlsInspection) -> None:
         pass
 
 
-def inspect(address: str, port: int, server_name: str, ca_pem: bytes | None, timeout: float) -> TlsInspection:
+def inspect(
+    address: str,
+    port: int,
+    server_name: str,
+    ca_pem: bytes | None,
+    timeout: float,
+    proxy: tuple[str, int] | None = None,
+) -> TlsInspection:
     """Handshake with verification; on failure, find out whether the chain or only the name is wrong."""
     try:
-        der, version = _handshake(address, port, server_name, _context(ca_pem, True), timeout)
+        der, version = _handshake(address, port, server_name, _context(ca_pem, True), timeout, proxy)
         out = TlsInspection(verified=True, verify_error=None, hostname_ok=True, tls_version=version)
         if der:
             _describe(der, out)
@@ -83,7 +111,7 @@ def inspect(address: str, port: int, server_name: str, ca_pem: bytes | None, tim
         insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE  # only to read the certificate for evidence, never to trust it
-        der, version = _handshake(address, port, server_name, insecure, timeout)
+        der, version = _handshake(address, port, server_name, insecure, timeout, proxy)
         out.tls_version = version
         if der:
             _describe(der, out)
