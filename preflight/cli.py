@@ -111,6 +111,9 @@ def execute(
     )
     emit(report, outputs)
     if report.aborted:
+        from preflight.execcred import kill_running
+
+        kill_running()
         click.echo(f"{TOOL_NAME}: {report.aborted}; reports written", err=True)
         sys.stdout.flush()
         sys.stderr.flush()

@@ -7,11 +7,13 @@ group at the deadline, and hand the client the credential it printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,22 @@ _KNOWN_HINTS = {
     "gke-gcloud-auth-plugin": "run `gcloud auth login` (or refresh Application Default Credentials)",
     "kubelogin": "run `kubelogin convert-kubeconfig` / `az login` for the Azure identity",
 }
+
+
+# Plugins still running, so an interrupted run can kill them instead of leaving orphans behind.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_running() -> int:
+    """Kill every plugin process group still running; returns how many there were."""
+    with _RUNNING_LOCK:
+        procs = list(_RUNNING)
+    for proc in procs:
+        # Only signal: the thread that started the plugin is still inside communicate() with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return len(procs)
 
 
 class ExecError(Exception):
@@ -70,6 +88,8 @@ def run_plugin(spec: Mapping[str, Any], timeout: float, cwd: str | None = None) 
         )
     except OSError as exc:
         raise ExecError(f"exec plugin {command!r} could not start: {exc.strerror or exc}") from None
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -78,6 +98,9 @@ def run_plugin(spec: Mapping[str, Any], timeout: float, cwd: str | None = None) 
             f"exec plugin {os.path.basename(command)!r} did not answer within {timeout:g}s "
             f"(hung, or waiting for interactive login): {hint_for(command)}"
         ) from None
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
     if proc.returncode != 0:
         last = (err.decode(errors="replace").strip().splitlines() or ["no message"])[-1][:300]
         raise ExecError(
@@ -106,4 +129,5 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
-    proc.communicate()
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
+        proc.communicate(timeout=5)

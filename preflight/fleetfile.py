@@ -7,7 +7,6 @@ field; unknown fields are errors because a typo'd mute or mode must not be silen
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from preflight.errors import ConfigError
 MODES = ("embedded", "operator")
 PROVIDERS = ("eks", "gke", "aks", "other")
 TIMEOUT_KEYS = ("connect", "check", "cluster", "exec")
+MAX_NUMBER = 86400.0
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,10 @@ class _Reader:
             value = float(node.value) if isinstance(node, yaml.ScalarNode) else -1.0
         except ValueError:
             value = -1.0
-        if not (value > 0 and math.isfinite(value)):  # nan and inf would crash the runner's waits
-            raise self.err(node, where, f"must be a positive number, got {getattr(node, 'value', '?')!r}")
+        if not (0 < value <= MAX_NUMBER):  # nan, inf and 1e300 would crash the runner's waits
+            raise self.err(
+                node, where, f"must be a positive number up to {MAX_NUMBER:g}, got {getattr(node, 'value', '?')!r}"
+            )
         return value
 
     def cidr(self, node: yaml.Node, where: str) -> str:
@@ -126,15 +128,12 @@ def load(path: Path) -> FleetFile:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or exc
-        raise ConfigError(f"{path}{line}: malformed fleet file: {problem}") from None
+        raise ConfigError(f"{path}{line}: malformed fleet file: {getattr(exc, 'problem', None) or exc}") from None
     fleet = FleetFile(path=path)
     if root is None:
         return fleet
     r = _Reader(path)
-    top = r.mapping(
-        root, "", ("version", "kubeconfig", "origin", "defaults", "clusters", "mutes", "thresholds")
-    )
+    top = r.mapping(root, "", ("version", "kubeconfig", "origin", "defaults", "clusters", "mutes", "thresholds"))
     if "version" in top and str(top["version"].value) != "1":
         raise r.err(top["version"], "version", f"unsupported version {top['version'].value!r} (supported: 1)")
     defaults: dict[str, Any] = {}
@@ -171,9 +170,7 @@ def load(path: Path) -> FleetFile:
         if "provider" in m:
             entry.provider = r.string(m["provider"], f"{where}.provider", PROVIDERS)
         if "aws" in m:
-            entry.aws = r.strings_map(
-                m["aws"], f"{where}.aws", ("profile", "region", "cluster_name", "account")
-            )
+            entry.aws = r.strings_map(m["aws"], f"{where}.aws", ("profile", "region", "cluster_name", "account"))
         if "gcp" in m:
             entry.gcp = r.strings_map(m["gcp"], f"{where}.gcp", ("project", "location", "cluster"))
         if "azure" in m:

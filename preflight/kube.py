@@ -24,6 +24,10 @@ from kubernetes.config.kube_config import KubeConfigLoader
 from preflight.execcred import ExecResult, run_plugin
 from preflight.targets import ClusterTarget
 
+# The client caches CA/cert temp files by content and registers a file's name before writing it, so
+# two threads loading contexts that share a CA can get an empty file. Loading is cheap: serialize it.
+_LOADER_LOCK = threading.Lock()
+
 # insecure-skip-tls-verify is reported once, as kubeconfig.tls-verify, not as a warning per request.
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
@@ -107,11 +111,12 @@ class KubeAPI:
         config = _substitute_user(self.target.config_dict, cred)
         conf = k8s_client.Configuration()
         try:
-            KubeConfigLoader(
-                config_dict=config,
-                active_context=self.target.name,
-                config_base_path=str(self.target.base_dir),
-            ).load_and_set(conf)
+            with _LOADER_LOCK:
+                KubeConfigLoader(
+                    config_dict=config,
+                    active_context=self.target.name,
+                    config_base_path=str(self.target.base_dir),
+                ).load_and_set(conf)
         except (ConfigException, ValueError, OSError) as exc:
             raise KubeSetupError(f"the kubernetes client rejected the context: {exc}") from None
         conf.retries = False

@@ -33,6 +33,8 @@ class Credential:
     client_key_pem: bytes | None = None
     exec_spec: dict[str, Any] | None = None
     provider: str | None = None
+    # Other secret material that must never be printed (refresh tokens, client secrets, passwords).
+    extra_secrets: list[str] = field(default_factory=list)
 
     def fingerprint(self) -> str | None:
         """A one-way digest of what identifies the credential, to spot reuse across clusters."""
@@ -48,9 +50,13 @@ class Credential:
         return hashlib.sha256(material).hexdigest()[:16] if material else None
 
     def secrets(self) -> list[str]:
-        out: list[str] = []
+        out: list[str] = list(self.extra_secrets)
         if self.token:
             out.append(self.token)
+        for item in (self.exec_spec or {}).get("env") or []:
+            # Exec plugins often get keys through env (AWS_SECRET_ACCESS_KEY, AZURE_CLIENT_SECRET...).
+            if isinstance(item, Mapping) and item.get("value"):
+                out.append(str(item["value"]))
         for pem in (self.client_cert_pem, self.client_key_pem):
             if pem:
                 out.append(pem.decode(errors="replace"))
@@ -134,9 +140,7 @@ def _parse_server(target: ClusterTarget, server: str) -> None:
     target.host = parts.hostname
     target.port = port or (443 if parts.scheme == "https" else 80)
     if parts.scheme == "http":
-        target.problems.append(
-            f"server URL {server!r} uses plain http: credentials would cross in clear text"
-        )
+        target.problems.append(f"server URL {server!r} uses plain http: credentials would cross in clear text")
 
 
 def _credential(user: Mapping[str, Any], base: Path, problems: list[str]) -> Credential:
@@ -147,7 +151,10 @@ def _credential(user: Mapping[str, Any], base: Path, problems: list[str]) -> Cre
         name = str(ap.get("name") or "")
         cfg = ap.get("config") or {}
         token = cfg.get("id-token") or cfg.get("access-token")
-        return Credential("oidc" if name == "oidc" else "auth-provider", token=token, provider=name)
+        hidden = [str(v) for k, v in cfg.items() if k in ("refresh-token", "client-secret", "access-token") and v]
+        return Credential(
+            "oidc" if name == "oidc" else "auth-provider", token=token, provider=name, extra_secrets=hidden
+        )
     try:
         cert = read_file_or_data(user, "client-certificate", "client-certificate-data", base)
         key = read_file_or_data(user, "client-key", "client-key-data", base)
@@ -169,7 +176,7 @@ def _credential(user: Mapping[str, Any], base: Path, problems: list[str]) -> Cre
             problems.append("user has a client certificate without its key, or a key without its certificate")
         return Credential("client-cert", client_cert_pem=cert, client_key_pem=key)
     if user.get("username") or user.get("password"):
-        return Credential("basic", token=str(user.get("password") or "") or None)
+        return Credential("basic", extra_secrets=[str(user.get("password") or "")])
     return Credential("none")
 
 
@@ -277,7 +284,10 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
         t.ca_pem = ca_path.read_bytes()
     except OSError as exc:
         t.problems.append(f"{ca_path}: {exc.strerror or exc}")
-    t.credential = Credential("token-file", token=token_path.read_text().strip())
+    try:
+        t.credential = Credential("token-file", token=token_path.read_text().strip())
+    except OSError as exc:
+        raise ConfigError(f"--in-cluster: cannot read {token_path}: {exc.strerror or exc}") from None
     t.proxy_url = _proxy_for(host, None, env)
     return t
 

@@ -53,3 +53,19 @@ def test_interrupted_run_writes_every_report(tmp_path: Path) -> None:
     assert finished["quick"] > 0 and finished["stuck"] == 0
     xml = etree.parse(str(tmp_path / "j.xml"))
     assert xml.xpath("//property[@name='aborted']/@value")[0].startswith("interrupted")
+    # The hung plugin's process group was killed on the way out, not left as an orphan.
+    script = str(lab.clusters["stuck"].exec_script)
+    assert not _running(script), "the hung exec plugin is still running"
+
+
+def _running(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if needle in cmdline:
+                found.append(int(entry.name))
+    return found

@@ -1,0 +1,101 @@
+"""The redactor: secrets, PEM blocks and bearer tokens never survive into a Result."""
+
+from __future__ import annotations
+
+from preflight.redact import REDACTED, Redactor
+
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJl"
+KEY_PEM = (
+    "-----BEGIN EC PRIVATE KEY-----\n"
+    "MHcCAQEEIBkq2Yk7RnYbZfakeKEYmaterialLINEONEoAoGCCqGSM49\n"
+    "AwEHoUQDQgAEfakeKEYmaterialLINETWOxkq2Yk7RnYbZ0123456789\n"
+    "-----END EC PRIVATE KEY-----\n"
+)
+
+
+def test_known_token_is_removed_from_text() -> None:
+    r = Redactor([TOKEN])
+    out = r.text(f"401 from server: token {TOKEN} was rejected")
+    assert TOKEN not in out
+    assert out == f"401 from server: token {REDACTED} was rejected"
+
+
+def test_known_token_is_removed_from_nested_evidence() -> None:
+    r = Redactor([TOKEN])
+    evidence = {
+        "request": {"headers": [("X-Token", TOKEN)], "note": f"sent {TOKEN}"},
+        "attempts": 3,
+        "ok": False,
+        "missing": None,
+        "tags": {"a", f"t={TOKEN}"},
+        "raw": TOKEN.encode(),
+    }
+    out = r.value(evidence)
+    assert TOKEN not in repr(out)
+    assert out["request"]["headers"] == [["X-Token", REDACTED]]
+    assert out["request"]["note"] == f"sent {REDACTED}"
+    assert (out["attempts"], out["ok"], out["missing"]) == (3, False, None)
+    assert sorted(out["tags"]) == ["a", f"t={REDACTED}"]
+    assert out["raw"] == f"<{len(TOKEN)} bytes>"
+
+
+def test_token_used_as_a_mapping_key_is_redacted() -> None:
+    r = Redactor([TOKEN])
+    out = r.value({"seen": {TOKEN: "valid"}})
+    assert TOKEN not in repr(out)
+    assert out == {"seen": {REDACTED: "valid"}}
+
+
+def test_multiline_pem_block_is_removed_even_when_unknown() -> None:
+    r = Redactor()
+    text = f"client key follows:\n{KEY_PEM}and then the rest"
+    out = r.text(text)
+    assert "PRIVATE KEY" not in out and "LINEONE" not in out and "LINETWO" not in out
+    assert out == f"client key follows:\n{REDACTED}\nand then the rest"
+
+
+def test_truncated_pem_block_is_removed_to_the_end() -> None:
+    out = Redactor().text("oops: " + KEY_PEM[:80])
+    assert out == f"oops: {REDACTED}"
+
+
+def test_lines_of_a_known_pem_secret_are_redacted_on_their_own() -> None:
+    r = Redactor([KEY_PEM])
+    line = KEY_PEM.splitlines()[1]
+    out = r.value({"error": f"asn1: bad data near {line}"})
+    assert line not in out["error"] and REDACTED in out["error"]
+
+
+def test_bearer_tokens_are_removed_from_headers() -> None:
+    r = Redactor()
+    for header in (
+        f"Authorization: Bearer {TOKEN}",
+        f"authorization: bearer {TOKEN}",
+        f"AUTHORIZATION:  BEARER\t{TOKEN}",
+    ):
+        out = r.text(header)
+        assert TOKEN not in out
+        assert out.endswith(REDACTED)
+        assert out.lower().startswith("authorization:")
+    assert r.value({"curl": [f"-H 'Authorization: Bearer {TOKEN}'"]}) == {
+        "curl": [f"-H 'Authorization: Bearer {REDACTED}'"]
+    }
+
+
+def test_short_strings_are_not_redacted() -> None:
+    r = Redactor(["abc", "admin", "1234567", "   ", ""])
+    text = "user admin, id abc, pin 1234567, Bearer short"
+    assert r.text(text) == text  # too short to be a credential: redacting would mangle innocent text
+
+
+def test_secrets_are_stripped_and_the_longest_wins() -> None:
+    r = Redactor([f"  {TOKEN}\n", TOKEN[:20]])
+    assert r.text(TOKEN) == REDACTED
+    assert r.text(f"prefix {TOKEN[:20]} suffix") == f"prefix {REDACTED} suffix"
+
+
+def test_innocent_text_is_unchanged() -> None:
+    r = Redactor([TOKEN, KEY_PEM])
+    text = "connected to 203.0.113.10:6443 in 12 ms (TLS 1.3)"
+    assert r.text(text) == text
+    assert r.value({"a": [1, 2.5, text]}) == {"a": [1, 2.5, text]}
