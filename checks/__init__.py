@@ -5,8 +5,8 @@ Import order is report order.
 """
 
 # isort: off
-from checks import kubeconfig, kube_api, fleet
+from checks import kubeconfig, kube_api, meshery, broker, rbac, fleet
 
 # isort: on
 
-__all__ = ["fleet", "kube_api", "kubeconfig"]
+__all__ = ["broker", "fleet", "kube_api", "kubeconfig", "meshery", "rbac"]

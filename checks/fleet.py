@@ -76,3 +76,62 @@ def duplicate_cluster(fleet: FleetContext) -> Finding:
         f"several contexts point at one API server: {listed}",
         duplicates=[{"server": s, "contexts": n} for s, n in dups.items()],
     )
+
+
+@check(
+    id="fleet.broker-endpoint-collision",
+    title="Every cluster publishes its own Broker endpoint",
+    category="fleet",
+    severity=Severity.HIGH,
+    scope=Scope.FLEET,
+    remediation="Give each cluster's Broker a distinct external endpoint (a load balancer, or a distinct "
+    "spec.service.externalEndpointOverride); local clusters that all publish localhost:4222 collide.",
+)
+def broker_endpoint_collision(fleet: FleetContext) -> Finding:
+    """Meshery Server keys Broker connections by endpoint: two clusters on one endpoint means one is never heard."""
+    by_endpoint: dict[str, list[str]] = defaultdict(list)
+    for c in fleet.clusters:
+        published = c.facts.get("broker.published")
+        if published:
+            by_endpoint[str(published)].append(c.name)
+    if not by_endpoint:
+        return skip("no cluster published a Broker endpoint (embedded mode, or Broker checks did not run)")
+    clashes = {e: n for e, n in by_endpoint.items() if len(n) > 1}
+    if clashes:
+        listed = "; ".join(f"{e}: {', '.join(n)}" for e, n in clashes.items())
+        return fail(
+            f"several clusters publish one Broker endpoint: {listed}",
+            collisions=[{"endpoint": e, "clusters": n} for e, n in clashes.items()],
+        )
+    return passed(f"{len(by_endpoint)} distinct Broker endpoints")
+
+
+@check(
+    id="fleet.mode-consistency",
+    title="Clusters run the MeshSync mode the policy declares",
+    category="fleet",
+    severity=Severity.MEDIUM,
+    scope=Scope.FLEET,
+    remediation="Codify the mode with MESHSYNC_DEFAULT_DEPLOYMENT_MODE and per-cluster meshsync_mode in the fleet "
+    "file, then switch the deviating connections on Meshery's Connections page.",
+)
+def mode_consistency(fleet: FleetContext) -> Finding:
+    """A fleet drifts when some connections run another mode than the one codified for them."""
+    policy = fleet.settings.default_mode
+    drift, overrides = [], []
+    for c in fleet.clusters:
+        deployed = c.facts.get("meshery:deployed")
+        effective = c.target.mode or policy
+        if c.target.mode and c.target.mode != policy:
+            overrides.append(f"{c.name} ({c.target.mode})")
+        if isinstance(deployed, dict):
+            running = "operator" if any(deployed.values()) else "embedded"
+            if running != effective:
+                drift.append(f"{c.name}: runs {running}, declared {effective}")
+    evidence: dict[str, Any] = {"policy": policy, "overrides": overrides, "drift": drift}
+    if not any(isinstance(c.facts.get("meshery:deployed"), dict) for c in fleet.clusters):
+        return skip("no cluster's deployment could be read (meshery checks did not run)", **evidence)
+    if drift:
+        return warn(f"{len(drift)} cluster(s) drift from the declared mode: {'; '.join(drift)}", **evidence)
+    extra = f"; per-cluster overrides: {', '.join(overrides)}" if overrides else ""
+    return passed(f"every cluster runs its declared mode (policy {policy}){extra}", **evidence)

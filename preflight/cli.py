@@ -17,8 +17,10 @@ from preflight.settings import (
     DEFAULT_CLUSTER_TIMEOUT_S,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_EXEC_TIMEOUT_S,
+    DEFAULT_LARGE_CLUSTER_OBJECTS,
     DEFAULT_LATENCY_FAIL_MS,
     DEFAULT_LATENCY_WARN_MS,
+    DEFAULT_MESHERY_NAMESPACE,
     DEFAULT_PARALLEL,
     Settings,
 )
@@ -132,6 +134,10 @@ def _settings(**kw: Any) -> Settings:
         latency_warn_ms=kw["latency_warn_ms"],
         latency_fail_ms=kw["latency_fail_ms"],
         dns_server=kw["dns_server"],
+        meshery_namespace=kw["meshery_namespace"],
+        default_mode=kw["meshsync_default_mode"],
+        disable_operator=kw["disable_operator"],
+        large_cluster_objects=kw["large_cluster_objects"],
     )
     if s.latency_warn_ms > s.latency_fail_ms:
         die("--latency-warn-ms must not exceed --latency-fail-ms")
@@ -184,6 +190,35 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             metavar="ADDR[:PORT]",
             default=None,
             help="Resolve every name of the run through this DNS server.",
+        ),
+        click.option(
+            "--meshery-namespace",
+            default=DEFAULT_MESHERY_NAMESPACE,
+            show_default=True,
+            help="Namespace of Meshery's in-cluster components (Operator, Broker, MeshSync).",
+        ),
+        click.option(
+            "--meshsync-default-mode",
+            type=click.Choice(["embedded", "operator"]),
+            default="embedded",
+            show_default=True,
+            envvar="MESHSYNC_DEFAULT_DEPLOYMENT_MODE",
+            show_envvar=True,
+            help="Meshery Server's default MeshSync mode; a cluster's meshsync_mode in the fleet file wins.",
+        ),
+        click.option(
+            "--disable-operator",
+            is_flag=True,
+            envvar="DISABLE_OPERATOR",
+            show_envvar=True,
+            help="Meshery Server never deploys the Operator (DISABLE_OPERATOR=true).",
+        ),
+        click.option(
+            "--large-cluster-objects",
+            type=click.IntRange(min=1),
+            default=DEFAULT_LARGE_CLUSTER_OBJECTS,
+            show_default=True,
+            help="Object count above which MeshSync should run with a blacklist.",
         ),
         click.option(
             "-o",

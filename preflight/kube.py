@@ -160,6 +160,21 @@ class KubeAPI:
     def get(self, path: str) -> Response:
         return self.request("GET", path)
 
+    def can(self, verb: str, resource: str, group: str = "", namespace: str | None = None) -> bool | None:
+        """A SelfSubjectAccessReview (non-persistent, the only kind of write we send). None: no answer."""
+        attrs: dict[str, str] = {"verb": verb, "resource": resource, "group": group}
+        if namespace:
+            attrs["namespace"] = namespace
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attrs},
+        }
+        resp = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
+        if not resp.ok or not isinstance(resp.body, dict):
+            return None
+        return bool((resp.body.get("status") or {}).get("allowed"))
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None:

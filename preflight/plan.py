@@ -18,8 +18,6 @@ from preflight.registry import Registry
 from preflight.runner import MuteRule
 from preflight.settings import Settings
 
-MODE_ENV = "MESHSYNC_DEFAULT_DEPLOYMENT_MODE"
-
 
 @dataclass
 class Request:
@@ -48,13 +46,6 @@ def _origins(values: list[str]) -> list[str]:
     return out
 
 
-def default_mode(env: Mapping[str, str]) -> str:
-    mode = env.get(MODE_ENV) or "embedded"
-    if mode not in fleetfile.MODES:
-        raise ConfigError(f"{MODE_ENV}={mode!r} must be one of {', '.join(fleetfile.MODES)}")
-    return mode
-
-
 def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str, str]) -> Plan:
     fleet = fleetfile.load(Path(req.fleet)) if req.fleet else None
     settings.origin_cidrs = _origins(req.origins) or (fleet.origin_cidrs if fleet else [])
@@ -67,7 +58,7 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
             raise ConfigError(f"{fleet.path if fleet else ''}: mute for {m.check!r} matches no check id")
         mutes.append(MuteRule(m.check, m.cluster, m.reason))
 
-    mode = default_mode(env)
+    mode = settings.default_mode
     if req.in_cluster:
         chosen = [targets.in_cluster_target(env)]
     else:

@@ -7,6 +7,7 @@ exception message or a server's echo.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,9 +19,15 @@ REDACTED = "<redacted>"
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: list[str] = []
+        self._lock = threading.Lock()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
+        """Thread-safe: probes register secrets they read (a Broker token) while other clusters render."""
+        with self._lock:
+            self._add(secrets)
+
+    def _add(self, secrets: Iterable[str]) -> None:
         for s in secrets:
             s = s.strip()
             # Short strings would redact innocent text; real tokens and keys are long.
@@ -32,7 +39,9 @@ class Redactor:
         self._secrets.sort(key=len, reverse=True)
 
     def text(self, value: str) -> str:
-        for s in self._secrets:
+        with self._lock:
+            known = list(self._secrets)
+        for s in known:
             if s in value:
                 value = value.replace(s, REDACTED)
         value = _PEM.sub(REDACTED, value)

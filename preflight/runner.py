@@ -116,6 +116,7 @@ def run_cluster(
 ) -> list[Result]:
     start = time.monotonic()
     ctx.deadline = start + ctx.settings.cluster_timeout
+    ctx.redactor = redactor
     raw: dict[str, Status] = {}
     out: list[Result] = []
     try:

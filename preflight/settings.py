@@ -11,6 +11,8 @@ DEFAULT_PARALLEL = 32
 DEFAULT_LATENCY_WARN_MS = 150.0
 DEFAULT_LATENCY_FAIL_MS = 500.0
 DEFAULT_LATENCY_SAMPLES = 5
+DEFAULT_MESHERY_NAMESPACE = "meshery"
+DEFAULT_LARGE_CLUSTER_OBJECTS = 5000
 
 
 @dataclass
@@ -26,6 +28,11 @@ class Settings:
     latency_fail_ms: float = DEFAULT_LATENCY_FAIL_MS
     latency_samples: int = DEFAULT_LATENCY_SAMPLES
     dns_server: str | None = None
+    meshery_namespace: str = DEFAULT_MESHERY_NAMESPACE
+    # Meshery Server's policy: MESHSYNC_DEFAULT_DEPLOYMENT_MODE and DISABLE_OPERATOR.
+    default_mode: str = "embedded"
+    disable_operator: bool = False
+    large_cluster_objects: int = DEFAULT_LARGE_CLUSTER_OBJECTS
 
     def with_overrides(self, overrides: dict[str, float]) -> Settings:
         """A copy with a cluster's own timeouts (fleet file) applied."""

@@ -2,6 +2,9 @@
 
 Prints ``KUBECONFIG=<path>``, ``FLEET=<path>`` and then ``READY`` (flushed) once every cluster
 listens, and runs until SIGTERM or SIGINT, so a benchmark can start it, parse two lines and kill it.
+
+``--with-brokers`` gives every healthy cluster Meshery's current Operator with a LoadBalancer Broker
+whose LB IP is a loopback address where a real ``nats-server`` (token auth) listens on 4222.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from preflight.lab.fleet import LabFleet, describe, parse_mix, specs_from_mix
+from preflight.lab.fleet import ClusterSpec, LabFleet, _addresses, describe, parse_mix, specs_from_mix
+from preflight.lab.meshery import MesherySetup
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,8 +37,31 @@ def _parser() -> argparse.ArgumentParser:
         "--base-address", default="127.10.0.0", help="clusters get the loopback addresses after this"
     )
     serve.add_argument("--prefix", default="lab", help="context name prefix (default lab)")
+    serve.add_argument(
+        "--with-brokers",
+        action="store_true",
+        help="healthy clusters get a current-generation Meshery Operator and a real NATS broker behind a LoadBalancer",
+    )
+    serve.add_argument(
+        "--broker-base-address",
+        default=None,
+        help="brokers get the loopback addresses after this (default: right after the clusters')",
+    )
     serve.add_argument("--verbose", "-v", action="store_true", help="list the clusters on stderr")
     return parser
+
+
+def add_brokers(specs: Sequence[ClusterSpec], base_address: str, skip: int = 0) -> None:
+    """Give each healthy spec a current-generation LoadBalancer Broker whose LB IP is its broker address."""
+    addresses = _addresses(base_address)
+    for _ in range(skip):
+        next(addresses)
+    for spec in specs:
+        if spec.scenario == "healthy" and spec.meshery is None:
+            address = next(addresses)
+            spec.meshery = MesherySetup(
+                generation="current", service_type="LoadBalancer", lb_ip=address, broker_address=address
+            )
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -46,6 +73,15 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.with_brokers:
+        try:
+            if args.broker_base_address:
+                add_brokers(specs, args.broker_base_address)
+            else:
+                add_brokers(specs, args.base_address, skip=len(specs))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ each cluster plays but never what the checks should conclude: that is the tests'
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import ipaddress
 import json
@@ -36,6 +37,7 @@ from preflight.lab.apiserver import (
     Rule,
     require_loopback,
 )
+from preflight.lab.broker import LabBroker, make_broker, start_brokers, stop_brokers
 from preflight.lab.certs import (
     CertificateAuthority,
     CertKeyPair,
@@ -45,6 +47,7 @@ from preflight.lab.certs import (
     pem_body,
     utcnow,
 )
+from preflight.lab.meshery import MesherySetup, dns_records, install_meshery
 
 __all__ = [
     "AUTH_MODES",
@@ -119,7 +122,9 @@ class ClusterSpec:
     ``scenario`` picks defaults (see :data:`SCENARIOS`); any of ``auth``, ``tls``, ``listening``,
     ``version``, ``latency_ms``, ``selfsubjectreview`` and ``rules`` set explicitly wins, so
     ``ClusterSpec("x", "slow", auth="client-cert")`` is a slow cluster reached with a client cert.
-    ``rules`` are the RBAC rules of the kubeconfig's user (default: cluster-admin).
+    ``rules`` are the RBAC rules of the kubeconfig's user (default: cluster-admin). ``meshery``
+    describes the Meshery components the cluster holds and what listens at its broker address; a
+    setup with a generation makes the fleet file say ``meshsync_mode: operator``.
     """
 
     name: str
@@ -141,6 +146,14 @@ class ClusterSpec:
     server_cert_not_after: _dt.datetime | None = None
     client_cert_not_before: _dt.datetime | None = None
     client_cert_not_after: _dt.datetime | None = None
+    meshery: MesherySetup | None = None
+
+    @property
+    def effective_meshsync_mode(self) -> str:
+        """What the fleet file says: ``operator`` where Meshery's Operator is deployed."""
+        if self.meshery is not None and self.meshery.generation is not None:
+            return "operator"
+        return self.meshsync_mode
 
     def resolve(self) -> ResolvedSpec:
         if self.scenario not in SCENARIOS:
@@ -175,6 +188,9 @@ class LabCluster:
     server_cert: CertKeyPair | None = None
     exec_script: Path | None = None
     planted: list[str] = field(default_factory=list)
+    meshery: MesherySetup | None = None  # the spec's setup, resolved (token generated, defaults filled)
+    broker: LabBroker | None = None
+    meshery_objects: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _placeholder: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -197,6 +213,20 @@ class LabCluster:
     def user_name(self) -> str:
         """The kubeconfig ``users[].name`` (the cluster entry is named after the context)."""
         return f"{self.spec.name}-user"
+
+    @property
+    def broker_address(self) -> str | None:
+        """The loopback address where this cluster's broker (or imposter) listens, if it has one."""
+        return self.broker.host if self.broker is not None else None
+
+    @property
+    def broker_port(self) -> int | None:
+        return self.broker.port if self.broker is not None else None
+
+    @property
+    def broker_token(self) -> str | None:
+        """The token the broker requires (None: no auth, or no broker)."""
+        return self.meshery.auth_token if self.meshery is not None and self.broker is not None else None
 
 
 def _addresses(base: str) -> Iterator[str]:
@@ -327,6 +357,7 @@ class LabFleet:
         self.ca: CertificateAuthority | None = None
         self.wrong_ca: CertificateAuthority | None = None
         self._server_key_pem = b""
+        self._brokers: list[LabBroker] = []
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -336,6 +367,7 @@ class LabFleet:
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
         resolved = [spec.resolve() for spec in self.specs]  # fail on a bad spec before starting anything
+        meshery = [spec.meshery.resolved() if spec.meshery is not None else None for spec in self.specs]
         # kubeadm and EKS CAs are all CN=kubernetes, so a stale kubeconfig CA differs only by its key.
         self.ca = create_ca("kubernetes")
         self.wrong_ca = create_ca("kubernetes")
@@ -344,11 +376,13 @@ class LabFleet:
         addresses = _addresses(self.base_address)
         self._started = True
         try:
-            for index, (spec, res) in enumerate(zip(self.specs, resolved, strict=True)):
+            for index, (spec, res, setup) in enumerate(zip(self.specs, resolved, meshery, strict=True)):
                 address = require_loopback(spec.address) if spec.address else next(addresses)
-                cluster = LabCluster(spec, res, index, address)
+                cluster = LabCluster(spec, res, index, address, meshery=setup)
                 self._build(cluster, server_key, client_key)
                 self.clusters[spec.name] = cluster
+            self._start_brokers(addresses)
+            self._install_meshery()
             self._write_files()
         except BaseException:
             self.stop()
@@ -425,6 +459,40 @@ class LabFleet:
         server.start()
         cluster.port = server.port
 
+    def _start_brokers(self, addresses: Iterator[str]) -> None:
+        """One broker (or imposter) per cluster whose Meshery is deployed, all started in parallel.
+
+        Brokers without an address get the loopback addresses after the clusters', so every one of
+        them can listen on 4222.
+        """
+        for cluster in self.clusters.values():
+            setup = cluster.meshery
+            if setup is None or setup.generation is None:
+                continue
+            address = setup.broker_address or next(addresses)
+            broker = make_broker(
+                setup.broker,
+                address,
+                setup.broker_port,
+                token=setup.auth_token,
+                directory=self.directory / "brokers",
+                name=f"cluster-{cluster.index:04d}-nats",
+                server_name=f"{setup.service_name}-0",  # the StatefulSet's first pod, as in a cluster
+            )
+            cluster.broker = broker
+            self._brokers.append(broker)
+            for secret in (setup.token, setup.secret_token):
+                if secret:
+                    cluster.planted += [secret, base64.b64encode(secret.encode()).decode()]
+        start_brokers(self._brokers)
+
+    def _install_meshery(self) -> None:
+        for cluster in self.clusters.values():
+            if cluster.meshery is None or cluster.server is None:
+                continue
+            port = cluster.broker.port if cluster.broker is not None else None
+            cluster.meshery_objects = install_meshery(cluster.server, cluster.meshery, cluster.address, port)
+
     def _write_exec_script(self, cluster: LabCluster) -> Path:
         exec_dir = self.directory / "exec"
         exec_dir.mkdir(exist_ok=True)
@@ -435,7 +503,9 @@ class LabFleet:
         return path
 
     def stop(self) -> None:
-        """Stop every server and release every port; safe to call twice."""
+        """Stop every server and broker and release every port; safe to call twice."""
+        brokers, self._brokers = self._brokers, []
+        stop_brokers(brokers)
         for cluster in self.clusters.values():
             if cluster.server is not None:
                 cluster.server.stop()
@@ -507,7 +577,7 @@ class LabFleet:
             "kubeconfig": [os.path.relpath(self.kubeconfig_path, self.fleet_path.parent)],
             "origin": {"cidrs": ["127.0.0.0/8"]},
             "clusters": [
-                {"context": c.name, "meshsync_mode": c.spec.meshsync_mode} for c in self.clusters.values()
+                {"context": c.name, "meshsync_mode": c.spec.effective_meshsync_mode} for c in self.clusters.values()
             ],
             "mutes": [],
         }
@@ -522,13 +592,25 @@ class LabFleet:
         """Every credential string the lab planted: tokens, key PEMs, client-cert PEMs, their base64.
 
         Each key and certificate appears as PEM, as its one-line base64 body and as the kubeconfig
-        ``*-data`` value. CA certificates are public and not included.
+        ``*-data`` value. Broker tokens (what the broker requires and what its Secret holds) appear
+        as themselves and as base64. CA certificates are public and not included.
         """
         seen: dict[str, None] = {}
         for cluster in self.clusters.values():
             for s in cluster.planted:
                 seen.setdefault(s, None)
         return list(seen)
+
+    def brokers(self) -> list[LabBroker]:
+        return [c.broker for c in self.clusters.values() if c.broker is not None]
+
+    def dns_records(self) -> dict[str, str]:
+        """Name -> address records (LB hostnames etc.) that make every cluster's names reach its broker."""
+        records: dict[str, str] = {}
+        for c in self.clusters.values():
+            if c.meshery is not None and c.broker is not None:
+                records.update(dns_records(c.meshery, c.broker.host))
+        return records
 
     def servers(self) -> list[FakeKubeAPI]:
         return [c.server for c in self.clusters.values() if c.server is not None]
@@ -551,18 +633,22 @@ def _write_private(path: Path, text: str) -> None:
 
 def describe(fleet: LabFleet) -> str:
     """A one-line-per-cluster summary for humans running the lab by hand."""
-    rows = [f"{c.name:<28} {c.scenario:<20} {c.url}" for c in fleet.clusters.values()]
+    rows = [
+        f"{c.name:<28} {c.scenario:<20} {c.url}" + (f"  broker {c.broker.kind} {c.broker.address}" if c.broker else "")
+        for c in fleet.clusters.values()
+    ]
     return "\n".join(rows)
 
 
 def dump_state(fleet: LabFleet) -> str:
     """Machine-readable fleet description (addresses, ports, scenarios) for benchmark logs."""
-    return json.dumps(
-        [
-            {"context": c.name, "scenario": c.scenario, "address": c.address, "port": c.port}
-            for c in fleet.clusters.values()
-        ]
-    )
+    rows: list[dict[str, Any]] = []
+    for c in fleet.clusters.values():
+        row: dict[str, Any] = {"context": c.name, "scenario": c.scenario, "address": c.address, "port": c.port}
+        if c.broker is not None:
+            row.update(broker=c.broker.kind, broker_address=c.broker.host, broker_port=c.broker.port)
+        rows.append(row)
+    return json.dumps(rows)
 
 
 def parse_mix(text: str) -> dict[str, int]:

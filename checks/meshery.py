@@ -1,0 +1,248 @@
+"""Meshery's own footprint per cluster: the MeshSync mode, the Operator, the Broker resource, MeshSync."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from checks import meshery_state as ms
+from preflight.context import ClusterContext
+from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.registry import check
+
+SWITCH_HINT = (
+    "Switch the connection's mode on Meshery's Connections page, or set meshsync_mode for this cluster in "
+    "the fleet file (MESHSYNC_DEFAULT_DEPLOYMENT_MODE sets the default for new connections)."
+)
+
+
+def _read_or_error(ctx: ClusterContext) -> Finding | None:
+    try:
+        ms.deployed(ctx)
+    except ms.ReadError as exc:
+        return error(str(exc), remediation=f"Grant get on deployments, services and brokers in {ms.ns(ctx)}.")
+    return None
+
+
+@check(
+    id="meshery.mode",
+    title="MeshSync mode matches what is deployed",
+    category="meshery",
+    severity=Severity.HIGH,
+    depends_on=("kube-api.auth",),
+    remediation=SWITCH_HINT,
+)
+def mode(ctx: ClusterContext) -> Finding:
+    """Operator mode needs the Operator, Broker and MeshSync in the cluster; embedded mode needs none."""
+    problem = _read_or_error(ctx)
+    if problem:
+        return problem
+    want = ms.effective_mode(ctx)
+    have = ms.deployed(ctx)
+    present = sorted(k for k, v in have.items() if v)
+    source = "fleet file" if ctx.target.mode else "MESHSYNC_DEFAULT_DEPLOYMENT_MODE / --meshsync-default-mode"
+    evidence: dict[str, Any] = {"effective_mode": want, "mode_source": source, "deployed": present}
+    if want == "operator" and ctx.settings.disable_operator:
+        return fail(
+            "operator mode is expected, but DISABLE_OPERATOR=true stops Meshery from deploying the Operator",
+            remediation="Unset DISABLE_OPERATOR on Meshery Server, or use embedded mode for this cluster.",
+            **evidence,
+        )
+    if want == "embedded" and present:
+        return fail(
+            f"embedded mode is expected, but operator-mode components are deployed: {', '.join(present)}",
+            remediation="Either switch this connection to operator mode (it is using it), or switch to embedded "
+            "mode from Meshery's Connections page so Meshery undeploys them.",
+            **evidence,
+        )
+    if want == "operator" and not have["operator"]:
+        return warn(
+            "operator mode is expected, but the Operator is not deployed yet (Meshery deploys it on connection)",
+            remediation="Connect the cluster in Meshery (or switch the connection to operator mode) and re-run.",
+            **evidence,
+        )
+    return passed(f"{want} mode ({source}); deployed: {', '.join(present) or 'nothing'}", **evidence)
+
+
+@check(
+    id="meshery.operator",
+    title="Meshery Operator is ready (operator mode) or absent (embedded)",
+    category="meshery",
+    severity=Severity.HIGH,
+    depends_on=("kube-api.auth",),
+    remediation="Check the Operator's pods (kubectl -n meshery describe deploy meshery-operator): image pulls, "
+    "resources, RBAC. Toggle the Operator off and on from Meshery's UI to redeploy it.",
+)
+def operator(ctx: ClusterContext) -> Finding:
+    """The Operator heals the Broker and MeshSync; without it, operator mode silently stops discovering."""
+    problem = _read_or_error(ctx)
+    if problem:
+        return problem
+    dep = ms.deployment(ctx, ms.OPERATOR_DEPLOYMENT)
+    want = ms.effective_mode(ctx)
+    if want != "operator" or ctx.settings.disable_operator:
+        leftovers = sorted(k for k, v in ms.deployed(ctx).items() if v)
+        why = "DISABLE_OPERATOR=true" if ctx.settings.disable_operator else "embedded mode"
+        if leftovers:
+            return warn(
+                f"{why}, but in-cluster components are still deployed: {', '.join(leftovers)}",
+                remediation="Remove the leftovers (switch the connection to embedded mode, or "
+                f"helm uninstall meshery-operator -n {ms.ns(ctx)}).",
+                leftovers=leftovers,
+            )
+        return passed(f"{why}: no Operator expected, none deployed")
+    if dep is None:
+        return fail(f"no Deployment {ms.ns(ctx)}/{ms.OPERATOR_DEPLOYMENT} in operator mode", namespace=ms.ns(ctx))
+    ready, detail = ms.deployment_ready(dep)
+    evidence = {"version": ms.image_version(dep), "replicas": detail}
+    if not ready:
+        return fail(f"the Operator is not ready: {detail}", **evidence)
+    return passed(f"Operator {evidence['version'] or ''} ready ({detail})".replace("  ", " "), **evidence)
+
+
+def _condition(resource: dict[str, Any], kind: str = "Ready") -> dict[str, Any] | None:
+    for c in ((resource.get("status") or {}).get("conditions")) or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return None
+
+
+@check(
+    id="meshery.broker-resource",
+    title="Broker resource is ready and publishes its endpoints",
+    category="meshery",
+    severity=Severity.CRITICAL,
+    depends_on=("kube-api.auth",),
+    remediation="Check the Operator's logs for the Broker controller (kubectl -n meshery logs deploy/meshery-operator) "
+    "and the Broker's Service: the Operator publishes status.endpoint only once the Service has an address.",
+)
+def broker_resource(ctx: ClusterContext) -> Finding:
+    """Meshery Server connects to whatever the Broker resource publishes in status.endpoint.external."""
+    if ms.effective_mode(ctx) != "operator":
+        return skip("embedded mode: MeshSync runs inside Meshery Server, no Broker is used")
+    st = ms.broker(ctx)
+    if st.resource is None:
+        if st.problems:
+            return error("; ".join(st.problems), remediation=f"Grant get on brokers.meshery.io in {ms.ns(ctx)}.")
+        return fail(
+            f"no Broker resource {ms.ns(ctx)}/{ms.BROKER_NAME} (tried {', '.join(ms.BROKER_VERSIONS)})",
+            remediation="Meshery deploys it with the Operator: connect the cluster in operator mode, or check that "
+            "the meshery-operator chart installed the brokers.meshery.io CRD.",
+        )
+    evidence: dict[str, Any] = {
+        "api_version": f"{ms.GROUP}/{st.version}",
+        "generation": st.generation,
+        "external": st.published_external,
+        "internal": st.published_internal,
+    }
+    ready = _condition(st.resource)
+    if ready is not None:
+        evidence["ready"] = {k: ready.get(k) for k in ("status", "reason", "message")}
+        if str(ready.get("status")) != "True":
+            return fail(
+                f"Broker is not Ready: {ready.get('reason') or ''} {ready.get('message') or ''}".strip(), **evidence
+            )
+    if not st.published_external:
+        return fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)
+    return passed(f"Broker ({st.generation} generation, {st.version}) publishes {st.published_external}", **evidence)
+
+
+def _watch_list(ctx: ClusterContext, resource: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The watch list: embedded in spec.watch-list, or a ConfigMap the CR names."""
+    spec = resource.get("spec") or {}
+    embedded = spec.get("watch-list") or spec.get("watchList")
+    if isinstance(embedded, dict):
+        return dict(embedded.get("data") or {}), "spec.watch-list"
+    name = "meshery-meshsync-config"
+    if isinstance(embedded, str):
+        name = embedded
+    path = f"/api/v1/namespaces/{ms.ns(ctx)}/configmaps/{name}"
+    cm = ms._get(ctx, path, f"configmap {ms.ns(ctx)}/{name}")
+    return dict((cm or {}).get("data") or {}), f"configmap {name}"
+
+
+def _parse_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    text = str(value or "").strip()
+    if not text:
+        return []
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]
+    return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]
+
+
+_COUNTED = ("/api/v1/pods", "/api/v1/configmaps", "/api/v1/services", "/apis/apps/v1/replicasets")
+
+
+def _object_count(ctx: ClusterContext) -> int | None:
+    """Cheap size estimate: list with limit=1 and read remainingItemCount where the server sends it."""
+    total = 0
+    for path in _COUNTED:
+        resp = ctx.api().get(f"{path}?limit=1")
+        if not resp.ok or not isinstance(resp.body, dict):
+            return None
+        meta = resp.body.get("metadata") or {}
+        items = len(resp.body.get("items") or [])
+        total += items + int(meta.get("remainingItemCount") or 0)
+    return total
+
+
+@check(
+    id="meshery.meshsync",
+    title="MeshSync is deployed, ready and sized for the cluster",
+    category="meshery",
+    severity=Severity.MEDIUM,
+    depends_on=("kube-api.auth",),
+    remediation="Edit the MeshSync resource's watch list: use either a whitelist or a blacklist, and on large "
+    "clusters blacklist the resource types Meshery does not need (events, endpointslices, replicasets...).",
+)
+def meshsync(ctx: ClusterContext) -> Finding:
+    """MeshSync informs on every watched type: both lists at once is unsupported; no blacklist on a big cluster
+    costs the cluster and the Server."""
+    if ms.effective_mode(ctx) != "operator":
+        return skip("embedded mode: MeshSync runs as a library inside Meshery Server")
+    try:
+        resource = ms.meshsync(ctx)
+        dep = ms.deployment(ctx, ms.MESHSYNC_DEPLOYMENT)
+    except ms.ReadError as exc:
+        return error(str(exc), remediation=f"Grant get on meshsyncs.meshery.io and deployments in {ms.ns(ctx)}.")
+    if resource is None:
+        return fail(
+            f"no MeshSync resource {ms.ns(ctx)}/{ms.MESHSYNC_NAME}",
+            remediation="The Operator creates it: check the Operator is ready.",
+        )
+    evidence: dict[str, Any] = {}
+    if dep is None:
+        return fail(
+            f"no Deployment {ms.ns(ctx)}/{ms.MESHSYNC_DEPLOYMENT}",
+            remediation="The Operator deploys MeshSync: check the Operator's logs.",
+        )
+    ready, detail = ms.deployment_ready(dep)
+    evidence["replicas"] = detail
+    if not ready:
+        return fail(
+            f"MeshSync is not ready: {detail}",
+            remediation="kubectl -n meshery describe deploy meshery-meshsync",
+            **evidence,
+        )
+    data, where = _watch_list(ctx, resource)
+    white, black = _parse_list(data.get("whitelist")), _parse_list(data.get("blacklist"))
+    evidence.update(watch_list=where, whitelist=len(white), blacklist=len(black))
+    if white and black:
+        return fail(
+            f"the watch list ({where}) sets both a whitelist and a blacklist, which MeshSync does not support",
+            **evidence,
+        )
+    count = _object_count(ctx)
+    evidence["objects_estimated"] = count
+    if count is not None and count > ctx.settings.large_cluster_objects and not black and not white:
+        return warn(
+            f"about {count} objects (threshold {ctx.settings.large_cluster_objects}) and no blacklist: "
+            "MeshSync will inform on everything",
+            **evidence,
+        )
+    lists = "whitelist" if white else "blacklist" if black else "no watch list"
+    return passed(f"MeshSync ready ({detail}), {lists}", **evidence)

@@ -1,0 +1,179 @@
+"""RBAC checks through SelfSubjectAccessReviews: non-persistent questions, the only writes we send."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from checks import meshery_state as ms
+from preflight.context import ClusterContext
+from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.registry import check
+
+# (group, resource) MeshSync informs on, cluster-wide (nodes are rbac.node-watch's).
+DISCOVERY = (
+    ("", "namespaces"),
+    ("", "pods"),
+    ("", "services"),
+    ("", "configmaps"),
+    ("", "serviceaccounts"),
+    ("", "persistentvolumes"),
+    ("", "persistentvolumeclaims"),
+    ("apps", "deployments"),
+    ("apps", "daemonsets"),
+    ("apps", "statefulsets"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+    ("networking.k8s.io", "ingresses"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+)
+# (verb, group, resource, namespaced) the Operator's install needs.
+OPERATOR_DEPLOY = (
+    ("create", "", "namespaces", False),
+    ("create", "apiextensions.k8s.io", "customresourcedefinitions", False),
+    ("create", "rbac.authorization.k8s.io", "clusterroles", False),
+    ("create", "rbac.authorization.k8s.io", "clusterrolebindings", False),
+    ("create", "apps", "deployments", True),
+    ("create", "", "services", True),
+    ("create", "", "serviceaccounts", True),
+    ("create", "", "secrets", True),
+    ("create", "", "configmaps", True),
+    ("create", "meshery.io", "brokers", True),
+    ("create", "meshery.io", "meshsyncs", True),
+)
+CLOUD = {"eks": "EKS", "gke": "GKE", "aks": "AKS"}
+
+
+def _reviews(ctx: ClusterContext, asks: Sequence[tuple[str, str, str, str | None]]) -> dict[tuple[str, ...], Any]:
+    """Ask several access reviews at once; each answer is True, False or None (no answer)."""
+
+    def one(ask: tuple[str, str, str, str | None]) -> bool | None:
+        verb, group, resource, namespace = ask
+        return ctx.api().can(verb, resource, group, namespace)
+
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="review") as pool:
+        answers = list(pool.map(one, asks))
+    return {tuple(str(x) for x in a): r for a, r in zip(asks, answers, strict=True)}
+
+
+def _label(group: str, resource: str) -> str:
+    return f"{resource}.{group}" if group else resource
+
+
+@check(
+    id="rbac.discovery",
+    title="Credential can list and watch what MeshSync discovers",
+    category="rbac",
+    severity=Severity.HIGH,
+    depends_on=("kube-api.auth",),
+    remediation="Bind the context's identity to a ClusterRole with get, list and watch on the missing resources "
+    "(Meshery's chart ships one), cluster-wide.",
+    timeout_factor=4.0,
+)
+def discovery(ctx: ClusterContext) -> Finding:
+    """MeshSync's informers need list and watch cluster-wide; a missing verb means a silent gap in discovery."""
+    asks = [(verb, g, r, None) for g, r in DISCOVERY for verb in ("list", "watch")]
+    answers = _reviews(ctx, asks)
+    if any(v is None for v in answers.values()):
+        return error("the API did not answer SelfSubjectAccessReviews", remediation="Check kube-api.auth.")
+    missing: dict[str, list[str]] = {}
+    for (verb, g, r, _ns), allowed in answers.items():
+        if not allowed:
+            missing.setdefault(_label(g, r), []).append(verb)
+    if missing:
+        listed = "; ".join(f"{res}: {', '.join(v)}" for res, v in missing.items())
+        return fail(f"missing cluster-wide: {listed}", missing=missing, reviewed=len(asks))
+    return passed(f"list and watch allowed on all {len(DISCOVERY)} discovered resource types", reviewed=len(asks))
+
+
+@check(
+    id="rbac.operator-deploy",
+    title="Credential can install the Operator and Broker (operator mode)",
+    category="rbac",
+    severity=Severity.HIGH,
+    depends_on=("kube-api.auth",),
+    remediation="In operator mode Meshery installs the Operator, its CRDs and RBAC: grant the missing rights to "
+    "the context's identity, or pre-install meshery-operator with Helm and use a narrower credential.",
+)
+def operator_deploy(ctx: ClusterContext) -> Finding:
+    """Meshery deploys the Operator itself on connection; without these rights the deploy fails half-way."""
+    if ms.effective_mode(ctx) != "operator" or ctx.settings.disable_operator:
+        return skip("embedded mode (or DISABLE_OPERATOR): Meshery deploys nothing into the cluster")
+    namespace = ms.ns(ctx)
+    asks = [(v, g, r, namespace if namespaced else None) for v, g, r, namespaced in OPERATOR_DEPLOY]
+    answers = _reviews(ctx, asks)
+    if any(v is None for v in answers.values()):
+        return error("the API did not answer SelfSubjectAccessReviews")
+    missing = [
+        f"{v} {_label(g, r)}" + (f" in {n}" if n != "None" else "") for (v, g, r, n), ok in answers.items() if not ok
+    ]
+    if missing:
+        return fail(f"cannot {'; '.join(missing)}", missing=missing)
+    return passed(f"allowed to create all {len(asks)} kinds of object the Operator's install needs")
+
+
+def _provider_from_nodes(items: list[dict[str, Any]]) -> str | None:
+    for node in items:
+        pid = str((node.get("spec") or {}).get("providerID") or "")
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        if pid.startswith("aws://") or any(k.startswith("eks.amazonaws.com/") for k in labels):
+            return "eks"
+        if pid.startswith("gce://") or any(k.startswith("cloud.google.com/gke") for k in labels):
+            return "gke"
+        if pid.startswith("azure://") or any(k.startswith("kubernetes.azure.com/") for k in labels):
+            return "aks"
+    return None
+
+
+@check(
+    id="rbac.node-watch",
+    title="Node list and watch where the cloud needs it (rbac.nodes)",
+    category="rbac",
+    severity=Severity.MEDIUM,
+    depends_on=("kube-api.auth",),
+    remediation="Set rbac.nodes: true in Meshery's Helm values for this cluster (it grants node list/watch) or bind "
+    "a ClusterRole with list and watch on nodes. Grant it only where needed.",
+)
+def node_watch(ctx: ClusterContext) -> Finding:
+    """On EKS, GKE and AKS full discovery needs node watch; an informer needs list as well as watch."""
+    answers = _reviews(ctx, [("list", "", "nodes", None), ("watch", "", "nodes", None)])
+    can_list, can_watch = answers[("list", "", "nodes", "None")], answers[("watch", "", "nodes", "None")]
+    if can_list is None or can_watch is None:
+        return error("the API did not answer SelfSubjectAccessReviews")
+    provider = ctx.target.provider
+    if provider in ("unknown", "other") and can_list:
+        found = _provider_from_nodes(ms.nodes(ctx) or [])
+        if found:
+            provider = ctx.target.provider = found
+    evidence = {"provider": provider, "list": can_list, "watch": can_watch}
+    if can_watch and not can_list:
+        return fail("watch on nodes is granted without list: an informer cannot start", **evidence)
+    if provider in CLOUD:
+        if not (can_list and can_watch):
+            return fail(f"{CLOUD[provider]} cluster without node list/watch: discovery will be incomplete", **evidence)
+        return passed(f"{CLOUD[provider]}: node list and watch granted", **evidence)
+    if can_list and can_watch:
+        return passed("node list and watch granted", **evidence)
+    return passed("node watch not granted: fine on a self-managed cluster (grant only where needed)", **evidence)
+
+
+@check(
+    id="rbac.least-privilege",
+    title="Credential is not allowed everything",
+    category="rbac",
+    severity=Severity.MEDIUM,
+    depends_on=("kube-api.auth",),
+    remediation="Give Meshery a credential scoped to what it needs (read for discovery; install rights only in "
+    "operator mode) instead of cluster-admin.",
+)
+def least_privilege(ctx: ClusterContext) -> Finding:
+    """A cluster-admin credential in Meshery's kubeconfig folder turns a Server compromise into a cluster one."""
+    answers = _reviews(ctx, [("*", "*", "*", None)])
+    allowed = next(iter(answers.values()))
+    if allowed is None:
+        return error("the API did not answer SelfSubjectAccessReviews")
+    if allowed:
+        return warn("the credential may do everything on everything (cluster-admin or equivalent)", star=True)
+    return passed("the credential is not allowed everything", star=False)
