@@ -28,6 +28,8 @@ def test_interrupted_run_writes_every_report(tmp_path: Path) -> None:
                 str(lab.kubeconfig_path),
                 "--exec-timeout",
                 "60",
+                "--checks",
+                "kube*",
                 "-o",
                 f"json={tmp_path / 'r.json'}",
                 "-o",
