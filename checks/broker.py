@@ -57,13 +57,19 @@ def _ingress(st: ms.BrokerState) -> list[dict[str, Any]]:
     title="Broker Service can serve an out-of-cluster Server",
     category="broker",
     severity=Severity.CRITICAL,
-    depends_on=("meshery.broker-resource",),
+    depends_on=("kube-api.auth",),
     remediation="Set the Broker's spec.service.type to LoadBalancer (or NodePort), or set "
     "spec.service.externalEndpointOverride to an address the Server reaches (a private LB, an ingress).",
 )
 def service(ctx: ClusterContext) -> Finding:
     """A ClusterIP-only Broker is invisible to a Server outside the cluster (and current Operators default to it)."""
-    st = ms.broker(ctx)
+    gate = _operator_only(ctx)
+    if gate:
+        return gate
+    try:
+        st = ms.broker(ctx)
+    except ms.ReadError as exc:
+        return error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}.")
     if st.service is None:
         names = " or ".join(n for n, _, _ in ms.SERVICES)
         return fail(
@@ -243,6 +249,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
         "origin_cidrs": ctx.settings.origin_cidrs,
     }
     listed = ", ".join(f"{a} ({c})" for a, c in classes.items())
+    shown = f"{host} is an address" if res.resolver == "literal" else f"{host} →"
     private = [a for a, c in classes.items() if c == "private"]
     if private and _origin_is_private(ctx) is False:
         return fail(
@@ -252,7 +259,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
             "balancer internet-facing and restrict it with loadBalancerSourceRanges.",
             **evidence,
         )
-    return passed(f"{host} → {listed}", **evidence)
+    return passed(f"{shown} {listed}", **evidence)
 
 
 @check(

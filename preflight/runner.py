@@ -98,15 +98,19 @@ def _to_result(
     )
 
 
-def _run_one(chk: Check, arg: Any, budget: float, raw: dict[str, Status]) -> Finding:
+def _run_one(chk: Check, arg: Any, budget: float, raw: dict[str, Status], roots: dict[str, str]) -> Finding:
+    """Skip when a dependency did not pass, naming the root cause rather than the chain of skips."""
     blocked = [d for d in chk.depends_on if d in raw and raw[d] not in _DEPENDENCY_OK]
     if blocked:
         dep = blocked[0]
+        root = roots.get(dep, dep)
+        roots[chk.id] = root
+        via = "" if root == dep else f" (via {dep})"
         return Finding(
             Status.SKIP,
-            f"skipped: depends on {dep}, which did not pass ({raw[dep].value})",
-            {"blocked_by": dep},
-            remediation=f"Fix {dep} first; this check runs once it passes.",
+            f"skipped: {root} did not pass ({raw[root].value}){via}",
+            {"blocked_by": root},
+            remediation=f"Fix {root} first; this check runs once it passes.",
         )
     return _call_with_deadline(chk, arg, budget)
 
@@ -118,6 +122,7 @@ def run_cluster(
     ctx.deadline = start + ctx.settings.cluster_timeout
     ctx.redactor = redactor
     raw: dict[str, Status] = {}
+    roots: dict[str, str] = {}
     out: list[Result] = []
     try:
         for chk in checks:
@@ -129,7 +134,7 @@ def run_cluster(
                     remediation="raise --cluster-timeout, or fix what made earlier checks slow",
                 )
             else:
-                finding = _run_one(chk, ctx, min(_budget(chk, ctx.settings), remaining), raw)
+                finding = _run_one(chk, ctx, min(_budget(chk, ctx.settings), remaining), raw, roots)
             raw[chk.id] = finding.status
             result = _to_result(chk, finding, time.monotonic() - t0, ctx.name, mutes, redactor)
             ctx.results[chk.id] = result
@@ -179,7 +184,7 @@ def run_fleet(
     raw: dict[str, Status] = {}
     for chk in fleet_checks if aborted is None else ():
         t0 = time.monotonic()
-        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw)
+        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw, {})
         raw[chk.id] = finding.status
         fleet_results.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
     clusters = []

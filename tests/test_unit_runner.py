@@ -106,7 +106,10 @@ def test_dependants_skip_when_a_dependency_does_not_pass(status: Status) -> None
     assert second.status is Status.SKIP
     assert "a.first" in second.message and status.value in second.message
     assert second.evidence["blocked_by"] == "a.first"
-    assert third.status is Status.SKIP and third.evidence["blocked_by"] == "a.second"
+    # A chain of skips names the root cause, and the link it came through.
+    assert third.status is Status.SKIP and third.evidence["blocked_by"] == "a.first"
+    assert "a.first did not pass" in third.message and "via a.second" in third.message
+    assert third.remediation == "Fix a.first first; this check runs once it passes."
     assert results["a.free"].status is Status.PASS
 
 

@@ -28,9 +28,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from preflight.lab.apiserver import require_loopback
 
@@ -128,10 +129,35 @@ class LabBroker:
 # The real thing
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Have the kernel SIGTERM the child if the lab dies without stopping it (no orphaned servers)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+def _prctl() -> Any:
+    """libc's prctl, looked up once in the parent: the child has time for nothing but the call."""
+    global _PRCTL
+    if _PRCTL is None:
+        try:
+            _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            _PRCTL = False
+    return _PRCTL
+
+
+_PRCTL: Any = None
+
+
+def _death_signal_hook() -> Callable[[], None] | None:
+    """A preexec_fn making the kernel SIGTERM the child if the lab dies without stopping it.
+
+    PDEATHSIG fires when the *thread* that forked exits, so it is only asked for from the main thread.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    prctl = _prctl()
+    if not prctl:
+        return None
+
+    def hook() -> None:  # pragma: no cover - runs in the child between fork and exec
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return hook
 
 
 def _quote(value: str) -> str:
@@ -169,6 +195,7 @@ class NatsBroker(LabBroker):
         self._tmpdir: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._requested_port = port
+        self._launched_at = 0.0
 
     @property
     def directory(self) -> Path:
@@ -218,8 +245,7 @@ class NatsBroker(LabBroker):
             fh.write(self._config())
         env = dict(os.environ)
         env.setdefault("GOMAXPROCS", "1")  # hundreds of idle brokers: one P each starts twice as fast
-        # PDEATHSIG fires when the *thread* that forked exits, so only ask for it from the main thread.
-        main = threading.current_thread() is threading.main_thread() and sys.platform.startswith("linux")
+        self._launched_at = time.time()
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 [binary, "-c", str(self.config_path)],
@@ -228,13 +254,15 @@ class NatsBroker(LabBroker):
                 stderr=subprocess.STDOUT,
                 env=env,
                 close_fds=True,
-                preexec_fn=_die_with_parent if main else None,
+                preexec_fn=_death_signal_hook(),
             )
 
     def _ports_file_port(self) -> int | None:
         assert self._proc is not None
         for candidate in self.directory.glob(f"*_{self._proc.pid}.ports"):  # nats-server_<pid>.ports
             try:
+                if candidate.stat().st_mtime < self._launched_at - 1:
+                    continue  # left behind by a killed server that had the same pid
                 doc = json.loads(candidate.read_text())
                 url = str(doc["nats"][0])
                 return int(url.rsplit(":", 1)[1])

@@ -302,7 +302,8 @@ def _seed_objects(cluster: LabCluster) -> list[dict[str, Any]]:
                     },
                 },
                 "status": {
-                    "addresses": [{"type": "InternalIP", "address": f"10.{cluster.index % 250}.0.{k}"}],
+                    # Loopback, never 10.x: a checker probes node addresses, and lab traffic must stay here.
+                    "addresses": [{"type": "InternalIP", "address": f"127.60.{cluster.index % 250}.{k}"}],
                     "conditions": [
                         {
                             "type": "Ready",

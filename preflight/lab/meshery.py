@@ -484,7 +484,7 @@ def _minimal_node(name: str) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
         "status": {
-            "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": "127.60.255.1"}, {"type": "Hostname", "address": name}],
             "conditions": [_condition("Ready", True, "KubeletReady", "kubelet is posting ready status")],
         },
     }
