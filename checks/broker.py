@@ -131,6 +131,9 @@ def _candidates(ctx: ClusterContext, st: ms.BrokerState) -> list[dict[str, Any]]
             for a in addrs:
                 if a.get("type") == want:
                     add(f"node-{want.lower()}", a.get("address"), node_port)
+    if st.generation == "classic":
+        # Classic Operators fall back to this; it only works where the Server runs on a node.
+        add("classic-localhost-nodeport", "localhost", node_port)
     return out
 
 
@@ -253,8 +256,8 @@ def broker_dns(ctx: ClusterContext) -> Finding:
     private = [a for a, c in classes.items() if c == "private"]
     if private and _origin_is_private(ctx) is False:
         return fail(
-            f"{host} answers private addresses ({', '.join(private)}) but the Server's origin is public: "
-            "an internal load balancer",
+            f"{host} answers private addresses ({', '.join(private)}) but the Server's origin "
+            f"({', '.join(ctx.settings.origin_cidrs)}) is outside private ranges: an internal load balancer",
             remediation="Reach it over VPC/VNet peering, a transit gateway or a VPN, or make the Broker's load "
             "balancer internet-facing and restrict it with loadBalancerSourceRanges.",
             **evidence,

@@ -19,16 +19,31 @@ ORIGIN = "127.0.0.0/8"
 
 def lb(address: str, **kw: object) -> MesherySetup:
     """A current-generation Broker behind a LoadBalancer whose IP is where the lab's nats-server listens."""
-    opts: dict[str, object] = {"service_type": "LoadBalancer", "lb_ip": address, "broker_address": address,
-                               "source_ranges": (ORIGIN,)}
+    opts: dict[str, object] = {
+        "service_type": "LoadBalancer",
+        "lb_ip": address,
+        "broker_address": address,
+        "source_ranges": (ORIGIN,),
+    }
     opts.update(kw)
     return MesherySetup(**opts)  # type: ignore[arg-type]
 
 
 READ_ONLY_MESHERY = (
-    Rule(verbs=("get", "list", "watch"), api_groups=("", "apps", "meshery.io"),
-         resources=("services", "deployments", "brokers", "meshsyncs", "configmaps", "pods", "replicasets",
-                    "namespaces")),
+    Rule(
+        verbs=("get", "list", "watch"),
+        api_groups=("", "apps", "meshery.io"),
+        resources=(
+            "services",
+            "deployments",
+            "brokers",
+            "meshsyncs",
+            "configmaps",
+            "pods",
+            "replicasets",
+            "namespaces",
+        ),
+    ),
 )
 
 SPECS = [
@@ -42,18 +57,28 @@ SPECS = [
     ClusterSpec(name="op-not-nats", meshery=lb("127.50.0.8", broker="not-nats")),
     ClusterSpec(name="op-silent", meshery=lb("127.50.0.9", broker="silent")),
     ClusterSpec(name="op-refused", meshery=lb("127.50.0.10", broker="absent")),
-    ClusterSpec(name="classic", meshery=MesherySetup(generation="classic", lb_ip="127.50.0.11",
-                                                     broker_address="127.50.0.11", source_ranges=(ORIGIN,))),
+    ClusterSpec(
+        name="classic",
+        meshery=MesherySetup(
+            generation="classic", lb_ip="127.50.0.11", broker_address="127.50.0.11", source_ranges=(ORIGIN,)
+        ),
+    ),
     ClusterSpec(name="op-no-secret-rights", rules=READ_ONLY_MESHERY, meshery=lb("127.50.0.12")),
     ClusterSpec(name="op-pending", meshery=lb("127.50.0.13", published_external="")),
     ClusterSpec(name="op-not-ready", meshery=lb("127.50.0.14", broker_ready=False, operator_ready=False)),
-    ClusterSpec(name="op-both-lists", meshery=lb("127.50.0.15", meshsync_whitelist=["pods.v1."],
-                                                  meshsync_blacklist=["events.v1."])),
+    ClusterSpec(
+        name="op-both-lists",
+        meshery=lb("127.50.0.15", meshsync_whitelist=["pods.v1."], meshsync_blacklist=["events.v1."]),
+    ),
     ClusterSpec(name="op-large", meshery=lb("127.50.0.16", extra_objects=120)),
     ClusterSpec(name="op-collide-a", meshery=lb("127.50.0.17", published_external="127.50.0.17:4222")),
     ClusterSpec(name="op-collide-b", meshery=lb("127.50.0.18", published_external="127.50.0.17:4222")),
-    ClusterSpec(name="eks-no-nodes", rules=READ_ONLY_MESHERY[:0] + (
-        Rule(verbs=("get", "list", "watch"), api_groups=("*",), resources=("pods", "services")),)),
+    ClusterSpec(name="op-stale", meshery=lb("127.50.0.19", published_external="10.96.0.10:4222")),
+    ClusterSpec(
+        name="eks-no-nodes",
+        rules=READ_ONLY_MESHERY[:0]
+        + (Rule(verbs=("get", "list", "watch"), api_groups=("*",), resources=("pods", "services")),),
+    ),
     ClusterSpec(name="watch-only-nodes", rules=(Rule(verbs=("watch",), api_groups=("",), resources=("nodes",)),)),
     ClusterSpec(name="embedded-plain"),
 ]
@@ -70,8 +95,14 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def report(world):
     lab, dns = world
-    return run(fleet=str(lab.fleet_path), dns_server=dns.address, origins=[ORIGIN], connect_timeout=1.0,
-               large_cluster_objects=100, parallel=24)
+    return run(
+        fleet=str(lab.fleet_path),
+        dns_server=dns.address,
+        origins=[ORIGIN],
+        connect_timeout=1.0,
+        large_cluster_objects=100,
+        parallel=24,
+    )
 
 
 def status(report, cluster: str, check_id: str) -> str:
@@ -79,9 +110,22 @@ def status(report, cluster: str, check_id: str) -> str:
 
 
 def test_healthy_operator_cluster_passes_the_whole_broker_path(report) -> None:
-    for cid in ("meshery.mode", "meshery.operator", "meshery.broker-resource", "meshery.meshsync",
-                "broker.service", "broker.endpoint", "broker.dns", "broker.tcp", "broker.nats", "broker.auth",
-                "broker.exposure", "rbac.discovery", "rbac.operator-deploy", "rbac.node-watch"):
+    for cid in (
+        "meshery.mode",
+        "meshery.operator",
+        "meshery.broker-resource",
+        "meshery.meshsync",
+        "broker.service",
+        "broker.endpoint",
+        "broker.dns",
+        "broker.tcp",
+        "broker.nats",
+        "broker.auth",
+        "broker.exposure",
+        "rbac.discovery",
+        "rbac.operator-deploy",
+        "rbac.node-watch",
+    ):
         assert status(report, "op-healthy", cid) == "pass", (cid, result(report, "op-healthy", cid).message)
     nats = result(report, "op-healthy", "broker.nats")
     assert nats.evidence["auth_required"] is True and nats.evidence["version"].startswith("2.")
@@ -164,6 +208,15 @@ def test_meshsync_watch_lists(report) -> None:
     assert large.status.value == "warn" and large.evidence["objects_estimated"] > 100
 
 
+def test_stale_endpoint_warns_and_names_the_candidate_that_answers(report) -> None:
+    ep = result(report, "op-stale", "broker.endpoint")
+    assert ep.status.value == "warn" and "matches none of the Service's current addresses" in ep.message
+    assert "externalEndpointOverride to 127.50.0.19:4222" in ep.remediation
+    # Its private answer, seen from a loopback origin, is named as an internal endpoint; no SYN is sent to it.
+    assert status(report, "op-stale", "broker.dns") == "fail"
+    assert status(report, "op-stale", "broker.tcp") == "skip"
+
+
 def test_fleet_sees_two_clusters_publishing_one_endpoint(report) -> None:
     col = result(report, "fleet", "fleet.broker-endpoint-collision")
     assert col.status.value == "fail"
@@ -175,8 +228,11 @@ def test_fleet_sees_two_clusters_publishing_one_endpoint(report) -> None:
 def test_node_watch_on_a_cloud_cluster_and_watch_without_list(world) -> None:
     lab, dns = world
     fleet = yaml.safe_load(Path(lab.fleet_path).read_text())
-    fleet["clusters"] = [{"context": "eks-no-nodes", "provider": "eks"}, {"context": "watch-only-nodes"},
-                         {"context": "embedded-plain"}]
+    fleet["clusters"] = [
+        {"context": "eks-no-nodes", "provider": "eks"},
+        {"context": "watch-only-nodes"},
+        {"context": "embedded-plain"},
+    ]
     path = Path(lab.fleet_path).with_name("fleet-nodes.yaml")
     path.write_text(yaml.safe_dump(fleet))
     rep = run(fleet=str(path), include=["kube*", "rbac.node-watch"])
@@ -189,8 +245,12 @@ def test_node_watch_on_a_cloud_cluster_and_watch_without_list(world) -> None:
 
 def test_embedded_policy_with_operator_components_is_a_mismatch(world) -> None:
     lab, dns = world
-    rep = run(kubeconfig=[str(lab.kubeconfig_path)], contexts=["op-healthy", "embedded-plain"],
-              include=["kube*", "meshery.*", "broker.*", "fleet.mode-consistency"], dns_server=dns.address)
+    rep = run(
+        kubeconfig=[str(lab.kubeconfig_path)],
+        contexts=["op-healthy", "embedded-plain"],
+        include=["kube*", "meshery.*", "broker.*", "fleet.mode-consistency"],
+        dns_server=dns.address,
+    )
     mode = result(rep, "op-healthy", "meshery.mode")
     assert mode.status.value == "fail" and "embedded mode is expected" in mode.message
     assert status(rep, "op-healthy", "meshery.operator") == "warn"
@@ -202,8 +262,9 @@ def test_embedded_policy_with_operator_components_is_a_mismatch(world) -> None:
 
 def test_disable_operator_conflicts_with_operator_mode(world) -> None:
     lab, dns = world
-    rep = run(fleet=str(lab.fleet_path), contexts=["op-healthy"], include=["kube*", "meshery.mode"],
-              disable_operator=True)
+    rep = run(
+        fleet=str(lab.fleet_path), contexts=["op-healthy"], include=["kube*", "meshery.mode"], disable_operator=True
+    )
     mode = result(rep, "op-healthy", "meshery.mode")
     assert mode.status.value == "fail" and "DISABLE_OPERATOR" in mode.message
 

@@ -20,6 +20,13 @@ EXPECTED = {
     "dev-expired-token": ("kube-api.auth", "fail"),
     "ci-hung-exec-plugin": ("kube-api.auth", "fail"),
     "lab-insecure-tls": ("kubeconfig.tls-verify", "fail"),
+    "ops-broker-healthy": ("broker.auth", "pass"),
+    "ops-broker-lb-gone": ("broker.dns", "fail"),
+    "ops-broker-4222-filtered": ("broker.tcp", "fail"),
+    "kind-broker-localhost": ("broker.tcp", "fail"),
+    "ops-broker-open-to-world": ("broker.exposure", "fail"),
+    "ops-broker-wrong-token": ("broker.auth", "fail"),
+    "eks-no-node-watch": ("rbac.node-watch", "fail"),
 }
 
 

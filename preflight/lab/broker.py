@@ -49,7 +49,7 @@ __all__ = [
     "stop_brokers",
 ]
 
-BROKER_KINDS = ("nats", "not-nats", "silent", "absent")
+BROKER_KINDS = ("nats", "not-nats", "silent", "absent", "backlogged")
 NATS_PORT = 4222
 
 # What Go's net/http writes to a client whose request it cannot parse.
@@ -482,6 +482,32 @@ class AbsentBroker(LabBroker):
         self.port = self._requested_port or self.port
 
 
+class BackloggedBroker(AbsentBroker):
+    """Listens with a full accept queue: Linux then drops new SYNs, so a connect times out exactly as it
+    does behind a firewall's drop rule. Needs no root; the demo uses it (tests use nftables)."""
+
+    kind = "backlogged"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = NATS_PORT) -> None:
+        super().__init__(host, port)
+        self._filler: socket.socket | None = None
+
+    def launch(self) -> None:
+        super().launch()
+        assert self._sock is not None
+        self._sock.listen(0)
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.settimeout(2)
+        filler.connect((self.host, self.port))  # completes into the queue and is never accepted: now full
+        self._filler = filler
+
+    def stop(self) -> None:
+        filler, self._filler = self._filler, None
+        if filler is not None:
+            filler.close()
+        super().stop()
+
+
 # --------------------------------------------------------------------------------------------------
 # Many at once
 
@@ -514,6 +540,8 @@ def make_broker(
         return SilentBroker(host, port)
     if kind == "absent":
         return AbsentBroker(host, port)
+    if kind == "backlogged":
+        return BackloggedBroker(host, port)
     raise ValueError(f"unknown broker kind {kind!r}; choose from {', '.join(BROKER_KINDS)}")
 
 

@@ -38,6 +38,9 @@ def parse_server(spec: str) -> tuple[str, int]:
 def resolve(name: str, timeout: float, server: str | None = None) -> Resolution:
     if is_ip(name):
         return Resolution(name, [name.strip("[]")], resolver="literal")
+    if name.lower().rstrip(".") == "localhost" or name.lower().rstrip(".").endswith(".localhost"):
+        # RFC 6761: always loopback, never asked of a DNS server.
+        return Resolution(name, ["127.0.0.1"], resolver="localhost")
     if server:
         return _resolve_with(name, timeout, server)
     return _resolve_system(name, timeout)
