@@ -210,6 +210,14 @@ def endpoint(ctx: ClusterContext) -> Finding:
             **evidence,
         )
     kind = next(c["kind"] for c in probed if c["endpoint"] == published)
+    if kind == "classic-localhost-nodeport":
+        return warn(
+            f"publishes {published}, the classic Operator's fallback: reachable only where the Server runs on a "
+            "node, or the node port is mapped to this machine" + better,
+            remediation=fix or "Give the Broker a LoadBalancer, or map the node port to the Server's host "
+            "(kind: extraPortMappings).",
+            **evidence,
+        )
     return passed(f"publishes {published} ({kind}); {len(working)} of {len(probed)} candidates answer", **evidence)
 
 
