@@ -13,6 +13,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -81,6 +82,12 @@ def _substitute_user(config: dict[str, Any], cred: ExecResult | None) -> dict[st
             elif cred is not None and cred.client_cert_pem and cred.client_key_pem:
                 user["client-certificate-data"] = _b64(cred.client_cert_pem)
                 user["client-key-data"] = _b64(cred.client_key_pem)
+        if user.get("tokenFile") and not user.get("token"):
+            # The client sends the file's bytes as they are; kubectl trims the trailing newline, and so do we.
+            try:
+                user["token"] = Path(str(user.pop("tokenFile"))).read_text().strip()
+            except OSError as exc:
+                raise KubeSetupError(f"cannot read tokenFile: {exc.strerror or exc}") from None
         ap = user.get("auth-provider")
         if ap is not None:
             # The client would refresh OIDC tokens over the network with no deadline: use the token as is.
