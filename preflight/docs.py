@@ -5,6 +5,21 @@ from __future__ import annotations
 from preflight.model import Check
 
 
+TERMS = [
+    "",
+    '<a id="terms"></a>',
+    "## Terms",
+    "",
+    "- **Origin**: the address ranges Meshery Server's traffic comes from, as the cluster's firewalls see it "
+    "(`--origin`, `origin.cidrs`). Every probe runs from the machine the tool runs on: run it where the Server runs.",
+    "- **Private**: RFC 1918 (10/8, 172.16/12, 192.168/16), RFC 6598 (100.64/10) and IPv6 unique-local "
+    "(fc00::/7): reachable from elsewhere only through peering, VPN or a transit gateway. Loopback and link-local "
+    "are their own classes; every other unicast address is public (documentation ranges included).",
+    "- **Filtered / refused / unreachable**: a connect that times out (something drops the SYN) / is answered "
+    "with a reset (reachable, nothing listens) / fails at once with no route (the network path does not exist).",
+]
+
+
 def render(checks: list[Check]) -> str:
     lines = [
         "# Checks reference",
@@ -15,6 +30,7 @@ def render(checks: list[Check]) -> str:
         "| --- | --- | --- | --- |",
     ]
     lines += [f"| [`{c.id}`](#{c.docs_anchor}) | {c.severity.value} | {c.scope.value} | {c.title} |" for c in checks]
+    lines += TERMS
     for c in checks:
         lines += [
             "",
