@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from preflight.model import Check
 
-
 TERMS = [
     "",
     '<a id="terms"></a>',
