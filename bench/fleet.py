@@ -8,6 +8,12 @@ goal is about one timeout, not N of them), the tool's peak RSS, and whether ever
 verdict it should. A run of the same N with no bad cluster is the baseline. It also times
 ``meshery-preflight --help`` and lists the heavy SDKs that ``--help`` imports (there should be none).
 
+A second table repeats this with ``serve --with-brokers``: every token-healthy cluster gets a Meshery
+Broker (a real ``nats-server`` on its own loopback address), the check runs with the lab's fleet file
+(operator mode for those clusters) and ``--origin 127.0.0.0/8``, and another 10% of the fleet (chosen
+among the Broker clusters) has its Broker's 4222 dropped by nftables. Last, a per-check cost table
+(count, mean, p95, max of each result's ``duration_s``) from the largest fleet's 20%-bad runs.
+
 Needs root (network namespaces, nftables). Run: ``sudo .venv/bin/python bench/fleet.py``.
 """
 
@@ -42,6 +48,8 @@ TOOL = str(VENV_BIN / "meshery-preflight") if (VENV_BIN / "meshery-preflight").e
 HEAVY = ("boto3", "botocore", "google", "azure", "kubernetes")
 BAD_MIX = "healthy=8,exec-ok=1,hung-exec=1"  # plus 10% of the fleet filtered with nftables
 BASELINE_MIX = "healthy=9,exec-ok=1"
+ORIGIN = "127.0.0.0/8"  # the lab's loopback fleet, as Meshery Server's origin
+KINDS = ("healthy", "filtered", "hung", "broker", "broker-filtered")
 HEALTHY_SCENARIOS = ("healthy", "exec-ok")
 DEADLINE_MESSAGE = re.compile(r"did not answer within|within its budget|deadline", re.I)
 CMD_TIMEOUT_S = 30.0
@@ -108,9 +116,35 @@ class Namespace:
         _run(self.argv("nft", "-f", "-"), stdin=ruleset)
 
 
+@dataclass
+class Lab:
+    kubeconfig: Path
+    fleet: Path
+    brokers: dict[str, tuple[str, int]]  # context -> its Broker's address and port (--with-brokers)
+
+
+# What `serve -v` prints per cluster on stderr (preflight.lab.fleet.describe).
+_DESCRIBED_BROKER = re.compile(r"^(\S+)\s+\S+\s+https://\S+\s+broker (\S+) ([\d.]+):(\d+)\s*$", re.M)
+
+
+def _lab_brokers(stderr: str, fleet: Path) -> dict[str, tuple[str, int]]:
+    """Broker addresses from the lab's ``-v`` listing, checked against the fleet file's operator clusters."""
+    import yaml
+
+    brokers = {m[1]: (m[3], int(m[4])) for m in _DESCRIBED_BROKER.finditer(stderr) if m[2] == "nats"}
+    doc: dict[str, Any] = yaml.safe_load(fleet.read_text())
+    operator = {c["context"] for c in doc.get("clusters") or [] if c.get("meshsync_mode") == "operator"}
+    if set(brokers) != operator:
+        raise RuntimeError(
+            f"the lab lists {len(brokers)} nats Brokers but its fleet file has {len(operator)} operator-mode "
+            f"clusters: {sorted(set(brokers) ^ operator)[:5]}"
+        )
+    return brokers
+
+
 @contextmanager
-def lab_fleet(ns: Namespace, directory: Path, clusters: int, mix: str) -> Iterator[Path]:
-    """Run ``python -m preflight.lab serve`` in ``ns``; yield its kubeconfig once it prints READY."""
+def lab_fleet(ns: Namespace, directory: Path, clusters: int, mix: str, with_brokers: bool = False) -> Iterator[Lab]:
+    """Run ``python -m preflight.lab serve`` in ``ns``; yield its files (and Brokers) once it prints READY."""
     log = (directory / "lab.stderr").open("wb")
     proc = subprocess.Popen(
         ns.argv(
@@ -126,6 +160,7 @@ def lab_fleet(ns: Namespace, directory: Path, clusters: int, mix: str) -> Iterat
             mix,
             "--prefix",
             "bench",
+            *(("--with-brokers", "--verbose") if with_brokers else ()),
         ),
         stdout=subprocess.PIPE,
         stderr=log,
@@ -136,9 +171,17 @@ def lab_fleet(ns: Namespace, directory: Path, clusters: int, mix: str) -> Iterat
         assert proc.stdout is not None
         text = _read_until(proc, b"READY\n", deadline=time.monotonic() + 60 + clusters * 0.5)
         match = re.search(r"^KUBECONFIG=(.+)$", text, re.M)
-        if "READY" not in text or match is None:
+        fleet = re.search(r"^FLEET=(.+)$", text, re.M)
+        if "READY" not in text or match is None or fleet is None:
             raise RuntimeError(f"lab did not become ready: {text!r}; see {directory / 'lab.stderr'}")
-        yield Path(match.group(1))
+        log.flush()
+        # `-v` writes the listing to stderr (flushed) before READY reaches stdout.
+        brokers = (
+            _lab_brokers((directory / "lab.stderr").read_text(errors="replace"), Path(fleet.group(1)))
+            if with_brokers
+            else {}
+        )
+        yield Lab(Path(match.group(1)), Path(fleet.group(1)), brokers)
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -226,21 +269,36 @@ def run_measured(argv: Sequence[str], timeout: float, stderr_path: Path) -> Meas
 
 @dataclass
 class Verdicts:
-    expected: dict[str, int] = field(default_factory=lambda: {"healthy": 0, "filtered": 0, "hung": 0})
-    ok: dict[str, int] = field(default_factory=lambda: {"healthy": 0, "filtered": 0, "hung": 0})
+    expected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    ok: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     mismatches: list[str] = field(default_factory=list)
 
     def cell(self, kind: str) -> str:
         return f"{self.ok[kind]}/{self.expected[kind]}" if self.expected[kind] else "-"
+
+    def total_cell(self) -> str:
+        return f"{sum(self.ok.values())}/{sum(self.expected.values())}"
 
 
 def _result(cluster: dict[str, Any], check_id: str) -> dict[str, Any]:
     return next((r for r in cluster["results"] if r["check_id"] == check_id), {"status": "missing"})
 
 
-def verify(report: dict[str, Any], kinds: dict[str, str]) -> Verdicts:
-    """Healthy: kube-api.auth passes. Filtered: kube-api.tcp fails as "filtered". Hung: auth fails on a deadline."""
+def _bad(r: dict[str, Any]) -> str:
+    return f"{r.get('check_id')} {r['status']}: {r.get('message', '')}"
+
+
+def verify(
+    report: dict[str, Any], kinds: dict[str, str], brokers: dict[str, tuple[str, int]] | None = None
+) -> Verdicts:
+    """Healthy: kube-api.auth passes. Filtered: kube-api.tcp fails as "filtered". Hung: auth fails on a deadline.
+
+    Broker: kube-api.auth and broker.auth pass. Broker-filtered: broker.tcp fails as "filtered". For
+    every Broker cluster that got as far, broker.endpoint's evidence "published" must be the address
+    the lab listed (so the nftables rule hit the Broker the check probed).
+    """
     v = Verdicts()
+    brokers = brokers or {}
     seen = {c["name"]: c for c in report["clusters"]}
     for name, kind in kinds.items():
         v.expected[kind] += 1
@@ -248,9 +306,22 @@ def verify(report: dict[str, Any], kinds: dict[str, str]) -> Verdicts:
         if cluster is None:
             v.mismatches.append(f"{name} ({kind}): not in the report")
             continue
+        if name in brokers:
+            published = _result(cluster, "broker.endpoint").get("evidence", {}).get("published")
+            want = "{}:{}".format(*brokers[name])
+            if published is not None and published != want:
+                v.mismatches.append(f"{name} ({kind}): broker.endpoint published {published}, the lab listed {want}")
         if kind == "healthy":
             r = _result(cluster, "kube-api.auth")
             good = r["status"] == "pass"
+        elif kind == "broker":
+            r = _result(cluster, "kube-api.auth")
+            if r["status"] == "pass":
+                r = _result(cluster, "broker.auth")
+            good = r["status"] == "pass"
+        elif kind == "broker-filtered":
+            r = _result(cluster, "broker.tcp")
+            good = r["status"] == "fail" and r.get("evidence", {}).get("state") == "filtered"
         elif kind == "filtered":
             r = _result(cluster, "kube-api.tcp")
             good = r["status"] == "fail" and r.get("evidence", {}).get("state") == "filtered"
@@ -260,7 +331,7 @@ def verify(report: dict[str, Any], kinds: dict[str, str]) -> Verdicts:
         if good:
             v.ok[kind] += 1
         else:
-            v.mismatches.append(f"{name} ({kind}): {r.get('check_id')} {r['status']}: {r.get('message', '')}")
+            v.mismatches.append(f"{name} ({kind}): {_bad(r)}")
     return v
 
 
@@ -273,25 +344,39 @@ class Case:
     verdicts: Verdicts
     slowest: list[tuple[str, float]]
     leftover: int  # processes (exec plugins) still alive in the namespace after the check exited
+    durations: dict[str, list[float]]  # check id -> every result's duration_s (clusters' and the fleet's)
+    skipped: dict[str, int]  # check id -> how many of those results were skips
 
 
-def run_case(n: int, with_bad: bool, args: argparse.Namespace, workdir: Path) -> Case:
+def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespace, workdir: Path) -> Case:
     """One lab fleet in one fresh namespace, one `check` run against it."""
-    directory = Path(tempfile.mkdtemp(prefix=f"n{n}-{'bad' if with_bad else 'base'}-", dir=workdir))
-    with Namespace() as ns, lab_fleet(ns, directory, n, BAD_MIX if with_bad else BASELINE_MIX) as kubeconfig:
-        clusters = read_clusters(kubeconfig)
+    label = f"n{n}-{'bad' if with_bad else 'base'}{'-brokers' if with_brokers else ''}-"
+    directory = Path(tempfile.mkdtemp(prefix=label, dir=workdir))
+    mix = BAD_MIX if with_bad else BASELINE_MIX
+    with Namespace() as ns, lab_fleet(ns, directory, n, mix, with_brokers) as lab:
+        clusters = read_clusters(lab.kubeconfig)
         kinds = {name: ("hung" if s == "hung-exec" else "healthy") for name, (s, _, _) in clusters.items()}
+        kinds.update(dict.fromkeys(lab.brokers, "broker"))
         if with_bad:
             token_healthy = [name for name, (s, _, _) in clusters.items() if s == "healthy"]
             filtered = spread(token_healthy, round(n * 0.1))
-            ns.drop_tcp([clusters[name][1:] for name in filtered])
+            drop = [clusters[name][1:] for name in filtered]
             kinds.update(dict.fromkeys(filtered, "filtered"))
+            if with_brokers:
+                # Another 10% of the fleet, among the Broker clusters whose API stays reachable.
+                reachable = [name for name in lab.brokers if kinds[name] == "broker"]
+                broker_filtered = spread(reachable, round(n * 0.1))
+                drop += [lab.brokers[name] for name in broker_filtered]
+                kinds.update(dict.fromkeys(broker_filtered, "broker-filtered"))
+            ns.drop_tcp(drop)
         out = directory / "report.json"
+        source = (
+            ("--fleet", str(lab.fleet), "--origin", ORIGIN) if with_brokers else ("--kubeconfig", str(lab.kubeconfig))
+        )
         argv = ns.argv(
             TOOL,
             "check",
-            "--kubeconfig",
-            str(kubeconfig),
+            *source,
             "-o",
             f"json={out}",
             "--connect-timeout",
@@ -310,16 +395,19 @@ def run_case(n: int, with_bad: bool, args: argparse.Namespace, workdir: Path) ->
             err = (directory / "check.stderr").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"check exited {measured.returncode} without a report: {err}")
         report = json.loads(out.read_text())
-    durations: dict[str, float] = {}
-    for cluster in report["clusters"]:
-        for r in cluster["results"]:
-            durations[r["check_id"]] = max(durations.get(r["check_id"], 0.0), float(r.get("duration_s") or 0))
-    slowest = sorted(durations.items(), key=lambda kv: -kv[1])[:3]
-    bad = sum(1 for k in kinds.values() if k != "healthy")
-    verdicts = verify(report, kinds)
+    durations: dict[str, list[float]] = {}
+    skipped: dict[str, int] = {}
+    results = [r for cluster in report["clusters"] for r in cluster["results"]]
+    for r in [*results, *((report.get("fleet") or {}).get("results") or [])]:
+        durations.setdefault(r["check_id"], []).append(float(r.get("duration_s") or 0))
+        skipped[r["check_id"]] = skipped.get(r["check_id"], 0) + (r["status"] == "skip")
+    slowest = sorted(((c, max(d)) for c, d in durations.items()), key=lambda kv: -kv[1])[:3]
+    bad = sum(1 for k in kinds.values() if k not in ("healthy", "broker"))
+    verdicts = verify(report, kinds, lab.brokers)
     if leftover:
         verdicts.mismatches.append(f"{leftover} process(es) left running in the namespace after check exited")
-    return Case(n, bad, measured, float(report.get("duration_s") or 0), verdicts, slowest, leftover)
+    tool_s = float(report.get("duration_s") or 0)
+    return Case(n, bad, measured, tool_s, verdicts, slowest, leftover, durations, skipped)
 
 
 # -- --help -------------------------------------------------------------------------------------------
@@ -381,7 +469,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", type=float, default=2.0, help="passed to check (default 2)")
     p.add_argument("--exec-timeout", type=float, default=2.0, help="passed to check (default 2)")
     p.add_argument("--parallel", type=int, default=32, help="passed to check (default 32)")
-    p.add_argument("--no-baseline", action="store_true", help="skip the run with no bad cluster")
+    p.add_argument("--no-baseline", action="store_true", help="skip the runs with no bad cluster")
+    brokers = p.add_mutually_exclusive_group()
+    brokers.add_argument(
+        "--with-brokers",
+        action="store_true",
+        help="only the Broker table (lab --with-brokers, check --fleet, 10%% more with 4222 filtered); "
+        "by default both tables run",
+    )
+    brokers.add_argument("--no-brokers", action="store_true", help="only the first table (no Brokers)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (reports, lab logs)")
     return p
 
@@ -390,8 +486,19 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _table(rows: list[tuple[Case, Case | None]], args: argparse.Namespace) -> list[str]:
+def _aligned(head: Sequence[str], body: Sequence[Sequence[str]], left: int = 0) -> list[str]:
+    """Columns right-aligned, except the first ``left`` ones."""
+    widths = [max(len(r[i]) for r in (head, *body)) for i in range(len(head))]
+    return [
+        "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in (head, *body)
+    ]
+
+
+def _table(rows: list[tuple[Case, Case | None]], args: argparse.Namespace, with_brokers: bool) -> list[str]:
     limit = max(args.connect_timeout, args.exec_timeout)
+    kinds = ("healthy", "broker", "filtered", "broker-filtered", "hung") if with_brokers else KINDS[:3]
+    labels = {"healthy": "no-broker" if with_brokers else "healthy", "broker-filtered": "4222 filtered"}
     head = (
         "N",
         "bad",
@@ -403,9 +510,7 @@ def _table(rows: list[tuple[Case, Case | None]], args: argparse.Namespace) -> li
         "tool s",
         "CPU s",
         "RSS MiB",
-        "healthy ok",
-        "filtered ok",
-        "hung ok",
+        *(f"{labels.get(k, k)} ok" for k in kinds),
         "base wall s",
         "base CPU s",
         "base RSS MiB",
@@ -425,23 +530,71 @@ def _table(rows: list[tuple[Case, Case | None]], args: argparse.Namespace) -> li
                 f"{case.tool_s:.2f}",
                 f"{case.measured.cpu_s:.2f}",
                 f"{case.measured.maxrss_kib / 1024:.0f}",
-                case.verdicts.cell("healthy"),
-                case.verdicts.cell("filtered"),
-                case.verdicts.cell("hung"),
+                *(case.verdicts.cell(k) for k in kinds),
                 *(
                     (
                         f"{base.measured.wall_s:.2f}",
                         f"{base.measured.cpu_s:.2f}",
                         f"{base.measured.maxrss_kib / 1024:.0f}",
-                        base.verdicts.cell("healthy"),
+                        base.verdicts.total_cell(),
                     )
                     if base
                     else ("-",) * 4
                 ),
             )
         )
-    widths = [max(len(r[i]) for r in (head, *body)) for i in range(len(head))]
-    return ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in (head, *body)]
+    return _aligned(head, body)
+
+
+def _p95(values: Sequence[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]
+
+
+def cost_table(case: Case) -> list[str]:
+    """Per check id: how many results, how many skipped, mean / p95 / max / total duration_s; by mean, descending."""
+    stats = [
+        (check_id, len(d), case.skipped.get(check_id, 0), statistics.fmean(d), _p95(d), max(d), sum(d))
+        for check_id, d in case.durations.items()
+    ]
+    stats.sort(key=lambda s: (-s[3], s[0]))
+    head = ("check_id", "count", "skipped", "mean s", "p95 s", "max s", "total s")
+    body = [
+        (c, str(n), str(sk), f"{mean:.3f}", f"{p95:.3f}", f"{mx:.3f}", f"{tot:.1f}")
+        for c, n, sk, mean, p95, mx, tot in stats
+    ]
+    return _aligned(head, body, left=1)
+
+
+def run_sizes(
+    args: argparse.Namespace, workdir: Path, with_brokers: bool
+) -> tuple[list[tuple[Case, Case | None]], bool]:
+    """Every size, baseline then 20% bad, printing a line per size as it goes; also says whether any mismatched."""
+    rows: list[tuple[Case, Case | None]] = []
+    failed = False
+    tag = " with Brokers" if with_brokers else ""
+    for n in args.sizes:
+        base = None if args.no_baseline else run_case(n, False, with_brokers, args, workdir)
+        case = run_case(n, True, with_brokers, args, workdir)
+        rows.append((case, base))
+        print(
+            f"N={n}{tag}: wall {case.measured.wall_s:.2f}s"
+            + (f", baseline {base.measured.wall_s:.2f}s" if base else "")
+            + "; slowest checks (max s): "
+            + ", ".join(f"{c} {s:.2f}" for c, s in case.slowest)
+            + f"; processes left behind: {case.leftover}",
+            flush=True,
+        )
+        for label, c in (("20% bad", case), ("baseline", base)):
+            if c and c.verdicts.mismatches:
+                failed = True
+                print(
+                    f"  MISMATCH in the {label}{tag} run ({len(c.verdicts.mismatches)}):",
+                    *c.verdicts.mismatches[:10],
+                    sep="\n    ",
+                )
+    return rows, failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -459,38 +612,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="mpf-bench-"))
-    rows: list[tuple[Case, Case | None]] = []
+    modes = [m for m in (False, True) if not (m and args.no_brokers) and not (not m and args.with_brokers)]
     failed = False
+    costs: list[tuple[str, Case]] = []
     try:
         for line in help_figures():
             print(line, flush=True)
-        print(f"fleet mix: {BAD_MIX} + 10% filtered (nftables drop); baseline: {BASELINE_MIX}", flush=True)
-        for n in args.sizes:
-            base = None if args.no_baseline else run_case(n, False, args, workdir)
-            case = run_case(n, True, args, workdir)
-            rows.append((case, base))
+        for with_brokers in modes:
             print(
-                f"N={n}: wall {case.measured.wall_s:.2f}s"
-                + (f", baseline {base.measured.wall_s:.2f}s" if base else "")
-                + "; slowest checks (max s): "
-                + ", ".join(f"{c} {s:.2f}" for c, s in case.slowest)
-                + f"; processes left behind: {case.leftover}",
+                f"\nfleet mix: {BAD_MIX} + 10% filtered (nftables drop); baseline: {BASELINE_MIX}"
+                + (
+                    f"; with Brokers (lab --with-brokers, check --fleet, --origin {ORIGIN}) "
+                    "+ another 10% with the Broker's 4222 filtered"
+                    if with_brokers
+                    else ""
+                ),
                 flush=True,
             )
-            for label, c in (("20% bad", case), ("baseline", base)):
-                if c and c.verdicts.mismatches:
-                    failed = True
-                    print(
-                        f"  MISMATCH in the {label} run ({len(c.verdicts.mismatches)}):",
-                        *c.verdicts.mismatches[:10],
-                        sep="\n    ",
-                    )
-        print()
-        print("\n".join(_table(rows, args)))
+            rows, bad = run_sizes(args, workdir, with_brokers)
+            failed |= bad
+            print()
+            print("\n".join(_table(rows, args, with_brokers)))
+            largest = max(rows, key=lambda r: r[0].clusters)[0]
+            costs.append((f"N={largest.clusters}, 20% bad{', with Brokers' if with_brokers else ''}", largest))
         print(
             f"\ngoal: wall close to one timeout (max(connect, exec) = "
             f"{max(args.connect_timeout, args.exec_timeout):g}s), not N of them; RSS is the check process's peak"
         )
+        for title, case in costs:
+            print(f"\nper-check cost, {title} (every result's duration_s, skips included):")
+            print("\n".join(cost_table(case)))
         return 1 if failed else 0
     except KeyboardInterrupt:
         print("interrupted; cleaned up", file=sys.stderr)

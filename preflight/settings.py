@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_CONNECT_TIMEOUT_S = 3.0
 DEFAULT_EXEC_TIMEOUT_S = 10.0
@@ -33,6 +34,13 @@ class Settings:
     default_mode: str = "embedded"
     disable_operator: bool = False
     large_cluster_objects: int = DEFAULT_LARGE_CLUSTER_OBJECTS
+    # Cloud endpoints, for sovereign clouds, private endpoints, proxies and tests.
+    gcp_api_endpoint: str | None = None
+    azure_cloud: str = "public"
+    azure_arm_endpoint: str | None = None
+    # Run-wide state shared by every cluster of one run (cloud describe results, call counts);
+    # with_overrides keeps the same object, so clusters share it.
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, overrides: dict[str, float]) -> Settings:
         """A copy with a cluster's own timeouts (fleet file) applied."""

@@ -1,0 +1,35 @@
+"""What every cloud check shares: which cloud and cluster, and how a missing credential is reported.
+
+Not a check. A missing credential skips the cloud checks with the exact hint, unless the fleet file
+declared this cluster's cloud identifiers: then the user asked for them, and it is an error.
+"""
+
+from __future__ import annotations
+
+from cloud.identity import CloudIds, identify
+from preflight.context import ClusterContext
+from preflight.model import Finding, error, skip
+
+
+def cloud_ids(ctx: ClusterContext) -> CloudIds:
+    return ctx.memo("cloud:ids", lambda: identify(ctx.target))
+
+
+def not_this_cloud(ctx: ClusterContext, provider: str) -> Finding | None:
+    ids = cloud_ids(ctx)
+    if ids.provider != provider:
+        return skip(f"not an {provider.upper()} cluster (provider: {ctx.target.provider})")
+    return None
+
+
+def missing(ids: CloudIds, what: str, hint: str) -> Finding:
+    """No credential, or an identifier the check cannot do without."""
+    if ids.declared:
+        return error(f"{what}: {hint}", remediation=hint)
+    return skip(f"{what}: {hint}", hint=hint)
+
+
+def api_calls(ctx: ClusterContext, name: str) -> int:
+    from cloud.cache import run_cache
+
+    return run_cache(ctx.settings.shared, name).calls
