@@ -25,12 +25,12 @@ class CallCache:
         """Fetch once per key; concurrent callers for the same key wait for the first."""
         with self._guard:
             if key in self._values:
-                return self._values[key]  # type: ignore[no-any-return]
+                return self._values[key]
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             with self._guard:
                 if key in self._values:
-                    return self._values[key]  # type: ignore[no-any-return]
+                    return self._values[key]
             value = fetch()
             with self._guard:
                 self.calls += 1
@@ -43,4 +43,4 @@ def run_cache(shared: dict[str, Any], name: str) -> CallCache:
         cache = shared.get(f"cloud-cache:{name}")
         if cache is None:
             cache = shared[f"cloud-cache:{name}"] = CallCache()
-        return cache  # type: ignore[no-any-return]
+        return cache

@@ -39,7 +39,7 @@ def _arg(args: list[str], *names: str) -> str | None:
 
 
 def _env(spec: dict[str, object], name: str) -> str | None:
-    for item in spec.get("env") or []:  # type: ignore[attr-defined]
+    for item in spec.get("env") or []:
         if isinstance(item, dict) and item.get("name") == name:
             return str(item.get("value"))
     return None
