@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from preflight.targets import ClusterTarget
 
@@ -38,7 +39,7 @@ def _arg(args: list[str], *names: str) -> str | None:
     return None
 
 
-def _env(spec: dict[str, object], name: str) -> str | None:
+def _env(spec: dict[str, Any], name: str) -> str | None:
     for item in spec.get("env") or []:
         if isinstance(item, dict) and item.get("name") == name:
             return str(item.get("value"))
@@ -49,7 +50,7 @@ def identify(target: ClusterTarget) -> CloudIds:
     host = (target.host or "").lower()
     spec = target.credential.exec_spec or {}
     command = os.path.basename(str(spec.get("command") or ""))
-    args = [str(a) for a in spec.get("args") or []]  # type: ignore[attr-defined]
+    args = [str(a) for a in spec.get("args") or []]
     declared = target.provider_ids
     if target.provider == "eks" or "aws" in declared:
         ids = CloudIds("eks", declared=bool(declared.get("aws")))
