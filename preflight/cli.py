@@ -138,6 +138,9 @@ def _settings(**kw: Any) -> Settings:
         default_mode=kw["meshsync_default_mode"],
         disable_operator=kw["disable_operator"],
         large_cluster_objects=kw["large_cluster_objects"],
+        gcp_api_endpoint=kw["gcp_api_endpoint"],
+        azure_cloud=kw["azure_cloud"],
+        azure_arm_endpoint=kw["azure_arm_endpoint"],
     )
     if s.latency_warn_ms > s.latency_fail_ms:
         die("--latency-warn-ms must not exceed --latency-fail-ms")
@@ -219,6 +222,25 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=DEFAULT_LARGE_CLUSTER_OBJECTS,
             show_default=True,
             help="Object count above which MeshSync should run with a blacklist.",
+        ),
+        click.option(
+            "--gcp-api-endpoint",
+            metavar="URL",
+            default=None,
+            help="Send GKE and Compute API calls here (private service endpoints, proxies).",
+        ),
+        click.option(
+            "--azure-cloud",
+            type=click.Choice(["public", "china", "usgov"]),
+            default="public",
+            show_default=True,
+            help="Azure cloud whose ARM endpoint and login authority to use.",
+        ),
+        click.option(
+            "--azure-arm-endpoint",
+            metavar="URL",
+            default=None,
+            help="Send Azure Resource Manager calls here instead (overrides --azure-cloud's endpoint).",
         ),
         click.option(
             "-o",
