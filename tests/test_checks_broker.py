@@ -191,6 +191,10 @@ def test_unreadable_token_secret_skips_with_the_permission(report) -> None:
     assert status(report, "op-no-secret-rights", "rbac.least-privilege") == "pass"
     disc = result(report, "op-no-secret-rights", "rbac.discovery")
     assert disc.status.value == "fail" and "statefulsets.apps" in disc.evidence["missing"]
+    deploy = result(report, "op-no-secret-rights", "rbac.operator-deploy")
+    assert deploy.status.value == "fail"
+    assert "create customresourcedefinitions.apiextensions.k8s.io" in deploy.evidence["missing"]
+    assert "create deployments.apps in meshery" in deploy.evidence["missing"]
 
 
 def test_pending_and_not_ready_broker_resource(report) -> None:
