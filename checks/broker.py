@@ -38,6 +38,11 @@ INTERNAL_LB_ANNOTATIONS = {
 }
 
 
+def _connect(ctx: ClusterContext, address: str, port: int) -> tcp.TcpOutcome:
+    """One connect per address and port per cluster: a filtered Broker costs one deadline, not two."""
+    return ctx.memo(f"tcp:{address}:{port}", lambda: tcp.connect(address, port, ctx.settings.connect_timeout))
+
+
 def _operator_only(ctx: ClusterContext) -> Finding | None:
     if ms.effective_mode(ctx) != "operator":
         return skip("embedded mode: Meshery Server does not use a Broker for this cluster")
@@ -156,7 +161,7 @@ def _probe_candidate(ctx: ClusterContext, cand: dict[str, Any]) -> dict[str, Any
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
     except dns.DnsFailure as exc:
         return {**cand, "answers": f"dns {exc.kind}"}
-    out = tcp.connect(res.addresses[0], port or ms.NATS_PORT, ctx.settings.connect_timeout)
+    out = _connect(ctx, res.addresses[0], port or ms.NATS_PORT)
     return {**cand, "answers": out.state}
 
 
@@ -287,7 +292,7 @@ def broker_tcp(ctx: ClusterContext) -> Finding:
     port = port or ms.NATS_PORT
     attempts = []
     for address in (ctx.facts.get("broker.addresses") or [])[:4]:
-        out = tcp.connect(address, port, ctx.settings.connect_timeout)
+        out = _connect(ctx, address, port)
         attempts.append(out.as_evidence())
         if out.state == tcp.OPEN:
             ctx.facts["broker.address"] = (address, port)

@@ -127,6 +127,8 @@ class KubeAPI:
         except (ConfigException, ValueError, OSError) as exc:
             raise KubeSetupError(f"the kubernetes client rejected the context: {exc}") from None
         conf.retries = False
+        # Checks ask several access reviews at once; a pool of 4 would re-handshake TLS for the rest.
+        conf.connection_pool_maxsize = 8
         conf.proxy = self.target.proxy_url
         conf.no_proxy = None
         return k8s_client.ApiClient(conf)
