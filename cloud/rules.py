@@ -130,8 +130,8 @@ def _decide(rules: Sequence[Rule], semantics: str, lo: int, version: int) -> tup
 def _to_cidrs(ranges: list[tuple[int, int]], version: int) -> list[str]:
     merged: list[tuple[int, int]] = []
     for lo, hi in sorted(ranges):
-        if merged and lo == merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], hi)
+        if merged and lo <= merged[-1][1] + 1:  # adjacent, or overlapping when origin CIDRs overlap
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
         else:
             merged.append((lo, hi))
     cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
@@ -150,18 +150,29 @@ def evaluate(
     protocol: str = "tcp",
     target: frozenset[str] | None = None,
     port_range: tuple[int, int] | None = None,
+    direction: str = "ingress",
 ) -> Verdict:
-    """May every address of `origin` reach `port` (or the whole `port_range`) on `target`?
+    """May every address of `origin` reach `port` (or every port of `port_range`) on `target`?
 
     Rules of another direction, protocol or port, or not applying to the target, are ignored; what is
     left is combined with `semantics`. No matching rule means blocked (every provider's implied deny).
+    With `port_range` the range is split at every rule's port boundaries and an address gets through
+    only if every sub-range does: a deny of part of the range counts, and so do allows that only
+    together cover it.
     """
-    relevant = [
-        r
-        for r in rules
-        if r.applies_to(target)
-        and (r.covers_ports(*port_range, protocol) if port_range else r.covers_port(port, protocol))
-    ]
+    candidates = [r for r in rules if r.direction == direction and r.applies_to(target)]
+    if port_range:
+        first, last = port_range
+        cuts = {first, last + 1}
+        for r in candidates:
+            for a, b in r.ports:
+                if a <= last and b >= first:
+                    cuts.update((max(a, first), min(b, last) + 1))
+        probes = sorted(cuts)[:-1]  # one port per sub-range with the same rules
+    else:
+        probes = [port]
+    per_port = [[r for r in candidates if r.covers_port(p, protocol)] for p in probes]
+    relevant = [r for r in candidates if any(r.covers_port(p, protocol) for p in probes)]
     verdict = Verdict(state="blocked")
     verdict.world_open = sorted({r.label() for r in relevant if r.world_open})
     boundaries = [n for r in relevant for n in _nets(r.sources)]
@@ -169,10 +180,13 @@ def evaluate(
     blocked: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     for net in _nets(origin):
         for lo, hi in _pieces(net, boundaries):
-            ok, rule = _decide(relevant, semantics, lo, net.version)
+            decisions = [_decide(rs, semantics, lo, net.version) for rs in per_port]
+            failed = next(((ok, rule) for ok, rule in decisions if not ok), None)
+            ok = failed is None
             (allowed if ok else blocked)[net.version].append((lo, hi))
-            if rule is not None and rule.label() not in verdict.deciding:
-                verdict.deciding.append(rule.label())
+            for _, rule in decisions if failed is None else [failed]:
+                if rule is not None and rule.label() not in verdict.deciding:
+                    verdict.deciding.append(rule.label())
     for v in (4, 6):
         verdict.allowed += _to_cidrs(allowed[v], v)
         verdict.blocked += _to_cidrs(blocked[v], v)

@@ -1,0 +1,414 @@
+"""GCP checks: may Meshery Server's origin reach each GKE cluster's control plane, and its Broker's nodes on 4222?
+
+The cloud's own configuration explains what a TCP timeout cannot: which authorized network is missing,
+which firewall rule drops the SYN. Reads only (clusters.get, firewalls.list, instances.get), through
+cloud/gcp.py, which imports the Google SDKs only when a GKE cluster is checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checks import meshery_state as ms
+from checks.cloud_common import cloud_ids, missing, not_this_cloud
+from cloud import gcp
+from cloud.rules import PRIORITY, UNION, Rule, Verdict, evaluate
+from preflight.context import ClusterContext
+from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.registry import check
+
+IDS_HINT = "name the context gke_PROJECT_LOCATION_CLUSTER or set gcp: {project, location, cluster} in the fleet file"
+_ROLE = {
+    "clusters.get": "container.clusters.get (roles/container.clusterViewer)",
+    "firewalls.list": "compute.firewalls.list (roles/compute.networkViewer)",
+    "instances.get": "compute.instances.get (roles/compute.viewer)",
+}
+
+
+def _api(ctx: ClusterContext) -> gcp.GcpApi:
+    return gcp.GcpApi(ctx.settings)
+
+
+def _calls(api: gcp.GcpApi) -> dict[str, Any]:
+    return {"gcp_api_calls": api.calls, "gcp_api_calls_by_operation": api.calls_by_operation()}
+
+
+def _ids(ctx: ClusterContext) -> tuple[str, str, str] | Finding:
+    gate = not_this_cloud(ctx, "gke")
+    if gate:
+        return gate
+    ids = cloud_ids(ctx)
+    project, location, name = ids.get("project"), ids.get("location"), ids.get("cluster")
+    if not (project and location and name):
+        return missing(ids, "the GKE project, location or cluster name is unknown", IDS_HINT)
+    return project, location, name
+
+
+def _user_fixable(ctx: ClusterContext, message: str, hint: str, evidence: dict[str, Any]) -> Finding:
+    """Like a missing credential: a skip with the fix, unless the fleet file declared this cluster's GCP ids."""
+    if cloud_ids(ctx).declared:
+        return error(message, remediation=hint, **evidence)
+    return skip(f"{message}; {hint}", hint=hint, **evidence)
+
+
+def _api_failure(ctx: ClusterContext, exc: gcp.ApiError, api: gcp.GcpApi, **evidence: Any) -> Finding:
+    """Wrong ids fail (there is no such cluster); a missing role or a rejected login is the user's to fix, like a
+    missing credential; anything else is an error."""
+    evidence = {**evidence, "call": exc.call, "failure": exc.kind, **_calls(api)}
+    op = exc.call.split(" ", 1)[0]
+    if exc.kind == "not-found":
+        return fail(
+            f"{exc.call}: not found ({exc.message})",
+            remediation="Check the project, location and cluster name (the context name, or gcp: in the fleet file).",
+            **evidence,
+        )
+    if exc.kind == "forbidden":
+        hint = f"grant the credential {_ROLE.get(op, 'read access for ' + op)} on the project"
+        return _user_fixable(ctx, f"{exc.call}: permission denied ({exc.message})", hint, evidence)
+    if exc.kind == "unauthenticated":
+        return _user_fixable(ctx, f"{exc.call}: the Google credentials were rejected ({exc.message})",
+                             gcp.ADC_HINT, evidence)
+    return error(
+        f"{exc.call} failed: {exc.message}",
+        remediation=f"Check that this machine reaches the GCP APIs ({api.endpoint}), or set --gcp-api-endpoint.",
+        **evidence,
+    )
+
+
+def _cluster(ctx: ClusterContext) -> tuple[gcp.GcpApi, Any, tuple[str, str, str]] | Finding:
+    ids = _ids(ctx)
+    if isinstance(ids, Finding):
+        return ids
+    api = _api(ctx)
+    try:
+        return api, api.cluster(*ids), ids
+    except gcp.NoCredentials as exc:
+        return missing(cloud_ids(ctx), str(exc), exc.hint)
+    except gcp.ApiError as exc:
+        return _api_failure(ctx, exc, api)
+
+
+# --------------------------------------------------------------------------------------------------
+# gcp.gke.endpoint-access
+
+
+def _authorized_verdict(access: gcp.EndpointAccess, origin: list[str]) -> Verdict:
+    rules = [Rule("gcp", f"{name or 'unnamed'} ({cidr})", "allow", (cidr,)) for name, cidr in access.authorized]
+    return evaluate(rules, origin, 443, semantics=UNION)
+
+
+def _add_networks_fix(access: gcp.EndpointAccess, ids: tuple[str, str, str], add: list[str]) -> str:
+    project, location, name = ids
+    cidrs = [c for _, c in access.authorized] + [c for c in add if c not in {c for _, c in access.authorized}]
+    return (
+        f"Add {', '.join(add)} to the cluster's authorized networks (the flag replaces the list, so keep the "
+        f"current entries): gcloud container clusters update {name} --project {project} --location {location} "
+        f"--enable-master-authorized-networks --master-authorized-networks {','.join(cidrs)}"
+    )
+
+
+def _used_endpoint(ctx: ClusterContext, access: gcp.EndpointAccess) -> str | None:
+    host = (ctx.target.host or "").strip("[]").lower()
+    if not host:
+        return None
+    if access.dns_endpoint and host == access.dns_endpoint.lower():
+        return "dns"
+    if access.private_endpoint and host == access.private_endpoint:
+        return "private"
+    if access.public_endpoint and host == access.public_endpoint:
+        return "public"
+    return None
+
+
+@check(
+    id="gcp.gke.endpoint-access",
+    title="GKE control plane accepts the Server's origin",
+    category="cloud",
+    severity=Severity.CRITICAL,
+    depends_on=("kubeconfig.context",),
+    remediation="Allow the Server's origin in the cluster's authorized networks, or reach the control plane "
+    "through its DNS endpoint or over private connectivity (peering, VPN).",
+    timeout_factor=4.0,
+)
+def endpoint_access(ctx: ClusterContext) -> Finding:
+    """Authorized networks, a private-only endpoint or a missing DNS endpoint turn the Server away before TLS;
+    the cluster's configuration says which, and what to change."""
+    got = _cluster(ctx)
+    if isinstance(got, Finding):
+        return got
+    api, cluster, ids = got
+    project, location, name = ids
+    access = gcp.endpoint_access(cluster)
+    origin = list(ctx.settings.origin_cidrs)
+    private_origin = gcp.is_private_origin(origin)
+    used = _used_endpoint(ctx, access)
+    evidence: dict[str, Any] = {
+        **access.as_evidence(),
+        "origin": origin,
+        "origin_private": private_origin,
+        "kubeconfig_endpoint": used,
+    }
+    an = _authorized_verdict(access, origin) if access.authorized_enabled and origin else None
+    if an is not None:
+        evidence["authorized_networks_verdict"] = an.as_evidence()
+    evidence.update(_calls(api))
+    get_creds = f"gcloud container clusters get-credentials {name} --project {project} --location {location}"
+
+    region_note = "" if access.global_access else f" (global access is off: only from {location}'s region)"
+
+    if not origin:
+        if access.public_enabled and not access.authorized_enabled:
+            return warn(
+                f"the public endpoint {access.public_endpoint or ''} is open to the internet (authorized networks "
+                "disabled): only authentication protects it",
+                remediation=_add_networks_fix(access, ids, ["<Server egress CIDR>"]),
+                **evidence,
+            )
+        return warn(
+            "pass --origin (or origin.cidrs) to check the control plane's access rules against the Server's egress",
+            remediation="Give the Server's egress CIDRs with --origin.",
+            **evidence,
+        )
+
+    path = used
+    if path is None:
+        if private_origin and access.ip_enabled and access.private_endpoint:
+            path = "private"
+        elif access.public_enabled:
+            path = "public"
+        elif access.dns_endpoint and (access.dns_external or private_origin):
+            path = "dns"
+        else:
+            path = "private"
+    evidence["path"] = path
+    dns_open = bool(access.dns_endpoint) and access.dns_external
+    use_dns = f"{get_creds} --dns-endpoint"
+
+    if path == "dns":
+        if access.dns_external or private_origin:
+            reach = "external traffic" if access.dns_external else "traffic from the VPC"
+            return passed(f"the DNS endpoint {access.dns_endpoint} accepts {reach} (IAM-authenticated; authorized "
+                          "networks do not apply)", **evidence)
+        return fail(
+            f"the DNS endpoint {access.dns_endpoint} does not allow external traffic and the origin "
+            f"{', '.join(origin)} is not private",
+            remediation=f"Allow external traffic on it: gcloud container clusters update {name} --project {project} "
+            f"--location {location} --enable-dns-access",
+            **evidence,
+        )
+
+    if path == "public" and access.public_enabled:
+        if not access.authorized_enabled:
+            return warn(
+                f"the public endpoint {access.public_endpoint} is open to the internet (authorized networks "
+                "disabled): only authentication protects it",
+                remediation=_add_networks_fix(access, ids, origin),
+                **evidence,
+            )
+        assert an is not None
+        if an.state == "allowed":
+            return passed(f"the public endpoint {access.public_endpoint} admits {', '.join(origin)} "
+                          f"(authorized network {', '.join(an.deciding)})", **evidence)
+        alt = (f" Or use the DNS endpoint {access.dns_endpoint}, which authorized networks do not restrict: "
+               f"{use_dns}") if dns_open else ""
+        if access.gcp_public_cidrs and private_origin is False:
+            return warn(
+                f"{', '.join(an.blocked)} is not in the authorized networks; it gets through only if it is a Google "
+                "Cloud public address (gcpPublicCidrsAccessEnabled)",
+                remediation=_add_networks_fix(access, ids, an.blocked) + alt,
+                **evidence,
+            )
+        return fail(
+            f"authorized networks ({', '.join(c for _, c in access.authorized) or 'none'}) do not cover the "
+            f"Server's origin {', '.join(an.blocked)}: the public endpoint {access.public_endpoint} drops it",
+            remediation=_add_networks_fix(access, ids, an.blocked) + alt,
+            **evidence,
+        )
+
+    # The private endpoint (or a public one the cluster no longer offers).
+    if private_origin and access.ip_enabled and access.private_endpoint:
+        if access.private_enforced and an is not None and an.state != "allowed":
+            return fail(
+                f"authorized networks are enforced on the private endpoint {access.private_endpoint} and do not "
+                f"cover the Server's origin {', '.join(an.blocked)}",
+                remediation=_add_networks_fix(access, ids, an.blocked),
+                **evidence,
+            )
+        return passed(
+            f"private endpoint {access.private_endpoint} for the private origin {', '.join(origin)}: it connects "
+            f"over the VPC, peering or a VPN{region_note}",
+            **evidence,
+        )
+    if not access.ip_enabled:
+        what = "no IP endpoint"
+    elif access.public_enabled:
+        what = f"a public endpoint {access.public_endpoint}, but the kubeconfig uses the private one " \
+               f"({access.private_endpoint})"
+    else:
+        what = f"a private endpoint only ({access.private_endpoint or 'address not reported'})"
+    who = f"the origin {', '.join(origin)}" + ("" if private_origin else " (not private)")
+    if dns_open:
+        return fail(
+            f"the control plane has {what}, which {who} cannot reach; the "
+            f"DNS endpoint {access.dns_endpoint} accepts external traffic, but the kubeconfig does not use it",
+            remediation=f"Point the kubeconfig at the DNS endpoint: {use_dns}",
+            **evidence,
+        )
+    if access.public_enabled:
+        return fail(
+            f"the control plane has {what}, which {who} cannot reach",
+            remediation=f"Use the public endpoint: {get_creds} (without --internal-ip)",
+            **evidence,
+        )
+    dns_fix = f"gcloud container clusters update {name} --project {project} --location {location} --enable-dns-access"
+    return fail(
+        f"the control plane has {what} and no DNS endpoint open to external traffic: {who} needs VPC "
+        f"peering or a VPN to reach it{region_note}",
+        remediation=f"Run Meshery Server inside the cluster's VPC (or a peered one, or over a VPN), or enable the "
+        f"DNS endpoint ({dns_fix}) and use it ({use_dns}).",
+        **evidence,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# gcp.firewall.broker
+
+
+def _rule_detail(rules: list[Rule], label: str) -> dict[str, Any]:
+    r = next((x for x in rules if x.label() == label), None)
+    if r is None:
+        return {"name": label}
+    return {
+        "name": r.name,
+        "action": r.action,
+        "priority": r.priority,
+        "sources": list(r.sources),
+        "targets": sorted(r.targets) if r.targets else "all instances",
+    }
+
+
+def _describe_rules(rules: list[Rule], labels: list[str]) -> str:
+    parts = []
+    for label in labels:
+        d = _rule_detail(rules, label)
+        parts.append(f"firewall rule {label} ({d.get('action')}, priority {d.get('priority')})" if "action" in d
+                     else label)
+    return ", ".join(parts)
+
+
+def _create_fix(
+    net_project: str, network: str, port: int, blocked: list[str], ident: gcp.NodeIdentity, deny: Rule | None
+) -> str:
+    if deny is not None and deny.priority == 0:
+        return (f"The deny rule {deny.name} has priority 0, which no allow rule can beat: narrow its source ranges "
+                f"(gcloud compute firewall-rules update {deny.name} --project {net_project} --source-ranges ...) "
+                "or delete it.")
+    priority = deny.priority - 1 if deny is not None else gcp.DEFAULT_PRIORITY
+    target = ""
+    gke_tag = next((t for t in ident.tags if t.startswith("gke-") and t.endswith("-node")), None)
+    if gke_tag or ident.tags:
+        target = f" --target-tags {gke_tag or ident.tags[0]}"
+    elif ident.service_accounts:
+        target = f" --target-service-accounts {ident.service_accounts[0]}"
+    return (
+        f"gcloud compute firewall-rules create meshery-broker-{port} --project {net_project} --network {network} "
+        f"--direction INGRESS --priority {priority} --allow tcp:{port} --source-ranges {','.join(blocked)}{target}"
+    )
+
+
+@check(
+    id="gcp.firewall.broker",
+    title="VPC firewall admits the Server's origin to the Broker's nodes",
+    category="cloud",
+    severity=Severity.HIGH,
+    depends_on=("broker.service",),
+    remediation="Allow tcp:4222 (or the node port) from the Server's origin to the nodes' network tag with a "
+    "VPC firewall rule, at a higher priority (lower number) than any deny rule that matches.",
+    timeout_factor=12.0,
+)
+def firewall_broker(ctx: ClusterContext) -> Finding:
+    """GKE's passthrough load balancer keeps the client's address, so the VPC firewall on the nodes decides who
+    reaches the Broker: the rules are evaluated as GCP does (lowest priority number wins, deny beats allow)."""
+    ids = _ids(ctx)
+    if isinstance(ids, Finding):
+        return ids
+    st = ms.broker(ctx)
+    spec = (st.service or {}).get("spec") or {}
+    kind = str(spec.get("type") or "ClusterIP")
+    if kind == "LoadBalancer":
+        port, path = int(st.port.get("port") or ms.NATS_PORT), "load balancer; passthrough keeps the origin address"
+    elif kind == "NodePort" and st.port.get("nodePort"):
+        port, path = int(st.port["nodePort"]), "node port"
+    else:
+        return skip(f"the Broker Service is {kind}: no node firewall is on the Server's path", type=kind)
+    got = _cluster(ctx)
+    if isinstance(got, Finding):
+        return got
+    api, cluster, _ = got
+    project = ids[0]
+    net_project, network = gcp.network_of(cluster, project)
+    try:
+        firewalls = api.firewalls(net_project)
+    except gcp.NoCredentials as exc:  # pragma: no cover - _cluster already looked them up
+        return missing(cloud_ids(ctx), str(exc), exc.hint)
+    except gcp.ApiError as exc:
+        return _api_failure(ctx, exc, api, network=f"projects/{net_project}/global/networks/{network}")
+    rules = gcp.firewall_rules(firewalls, net_project, network)
+    identities = gcp.node_identities(api, cluster, ms.nodes(ctx))
+    origin = list(ctx.settings.origin_cidrs)
+    evidence: dict[str, Any] = {
+        "network": f"projects/{net_project}/global/networks/{network}",
+        "service_type": kind,
+        "port": port,
+        "path": path,
+        "origin": origin,
+        "ingress_rules": len({r.name for r in rules}),
+        "nodes": [i.as_evidence() for i in identities],
+    }
+    verdicts = [(i, evaluate(rules, origin, port, semantics=PRIORITY, target=i.targets)) for i in identities]
+    evidence["verdicts"] = [
+        {"node_pool": i.pool, **v.as_evidence(), "rules": [_rule_detail(rules, lb) for lb in v.deciding]}
+        for i, v in verdicts
+    ]
+    evidence.update(_calls(api))
+    what = f"tcp:{port} ({path})"
+
+    world = sorted({r for _, v in verdicts for r in v.world_open})
+    if world:
+        names = ", ".join(world)
+        return fail(
+            f"{what} is open to the world (0.0.0.0/0) on the Broker's nodes by firewall rule {names}: anyone who "
+            "reaches it can try the Broker",
+            remediation=f"Narrow the rule to the Server's origin: gcloud compute firewall-rules update {world[0]} "
+            f"--project {net_project} --source-ranges {','.join(origin) or '<Server egress CIDR>'} "
+            "(for a LoadBalancer Service, set the Broker's spec.service.loadBalancerSourceRanges instead: GKE "
+            "rewrites its k8s-fw-* rule from them).",
+            **evidence,
+        )
+    if not origin:
+        return warn(
+            f"pass --origin (or origin.cidrs) to evaluate the {len(rules)} ingress rules of {network} for {what}",
+            remediation="Give the Server's egress CIDRs with --origin.",
+            **evidence,
+        )
+    bad = [(i, v) for i, v in verdicts if v.state != "allowed"]
+    if not bad:
+        by = "; ".join(f"node pool {i.pool}: {_describe_rules(rules, v.deciding)}" for i, v in verdicts)
+        return passed(f"{what} from {', '.join(origin)} allowed ({by})", **evidence)
+    ident, v = bad[0]
+    deny = next((r for lb in v.deciding for r in rules if r.label() == lb and r.action == "deny"), None)
+    blocked = v.blocked or origin
+    if deny is not None:
+        by = f"by {_describe_rules(rules, [deny.label()])}"
+    else:
+        by = "by the implied deny: no rule allows it"
+    if v.allowed:
+        allowed_by = [lb for lb in v.deciding if deny is None or lb != deny.label()]
+        by += f" (only {', '.join(v.allowed)} is allowed, by {_describe_rules(rules, allowed_by)})"
+    more = f" (and {len(bad) - 1} more node pools)" if len(bad) > 1 else ""
+    targets = ", ".join(ident.tags + ident.service_accounts) or "no tags"
+    return fail(
+        f"{what} from {', '.join(blocked)} to node pool {ident.pool} ({targets}){more} is blocked {by}",
+        remediation=_create_fix(net_project, network, port, blocked, ident, deny),
+        **evidence,
+    )
