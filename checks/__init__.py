@@ -5,8 +5,8 @@ Import order is report order.
 """
 
 # isort: off
-from checks import kubeconfig, kube_api, meshery, broker, rbac, aws, gcp, fleet
+from checks import kubeconfig, kube_api, meshery, broker, rbac, aws, gcp, azure, fleet
 
 # isort: on
 
-__all__ = ["aws", "broker", "fleet", "gcp", "kube_api", "kubeconfig", "meshery", "rbac"]
+__all__ = ["aws", "azure", "broker", "fleet", "gcp", "kube_api", "kubeconfig", "meshery", "rbac"]
