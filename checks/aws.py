@@ -558,7 +558,10 @@ def _numbers(labels: list[str], rules: list[Rule]) -> list[int]:
     severity=Severity.HIGH,
     depends_on=("broker.service",),
     remediation="Add NACL entries below the deny that matches: inbound tcp on the Broker's port from the origin, "
-    "and outbound tcp 1024-65535 to the origin (NACLs are stateless: replies need their own rule).",
+    "and outbound tcp 1024-65535 to the origin (NACLs are stateless: replies need their own rule): "
+    "aws ec2 create-network-acl-entry --network-acl-id acl-... --ingress --rule-number <below the deny> "
+    "--protocol tcp --port-range From=4222,To=4222 --cidr-block <origin> --rule-action allow, and the same with "
+    "--egress --port-range From=1024,To=65535.",
     timeout_factor=TIMEOUT_FACTOR,
 )
 def network_acl(ctx: ClusterContext) -> Finding:

@@ -127,7 +127,9 @@ def _used_endpoint(ctx: ClusterContext, access: gcp.EndpointAccess) -> str | Non
     severity=Severity.CRITICAL,
     depends_on=("kubeconfig.context",),
     remediation="Allow the Server's origin in the cluster's authorized networks, or reach the control plane "
-    "through its DNS endpoint or over private connectivity (peering, VPN).",
+    "through its DNS endpoint or over private connectivity (peering, VPN): gcloud container clusters update "
+    "CLUSTER --location LOCATION --enable-master-authorized-networks --master-authorized-networks "
+    "<current CIDRs>,<origin>.",
     timeout_factor=4.0,
 )
 def endpoint_access(ctx: ClusterContext) -> Finding:
@@ -323,7 +325,9 @@ def _create_fix(
     severity=Severity.HIGH,
     depends_on=("broker.service",),
     remediation="Allow tcp:4222 (or the node port) from the Server's origin to the nodes' network tag with a "
-    "VPC firewall rule, at a higher priority (lower number) than any deny rule that matches.",
+    "VPC firewall rule, at a higher priority (lower number) than any deny rule that matches: gcloud compute "
+    "firewall-rules create allow-meshery-broker --network NETWORK --direction INGRESS --allow tcp:4222 "
+    "--source-ranges <origin> --target-tags <node tag> --priority <below the deny>.",
     timeout_factor=12.0,
 )
 def firewall_broker(ctx: ClusterContext) -> Finding:
