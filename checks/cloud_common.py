@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cloud.identity import CloudIds, identify
 from preflight.context import ClusterContext
-from preflight.model import Finding, error, skip
+from preflight.model import Finding, Status, error, skip
 
 
 def cloud_ids(ctx: ClusterContext) -> CloudIds:
@@ -26,7 +26,7 @@ def missing(ids: CloudIds, what: str, hint: str) -> Finding:
     """No credential, or an identifier the check cannot do without."""
     if ids.declared:
         return error(f"{what}: {hint}", remediation=hint)
-    return skip(f"{what}: {hint}", hint=hint)
+    return Finding(Status.SKIP, f"{what}: {hint}", {"hint": hint}, remediation=hint)
 
 
 def api_calls(ctx: ClusterContext, name: str) -> int:
