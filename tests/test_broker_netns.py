@@ -14,21 +14,15 @@ import yaml
 
 from preflight.lab.dns_server import LabDNS
 from preflight.lab.fleet import ClusterSpec, LabFleet
-from preflight.lab.meshery import MesherySetup
+from preflight.lab.meshery import MesherySetup, behind_load_balancer
 from tests.netlab import NetNS, require_netns
 
 ORIGIN = "203.0.113.0/24"  # a public origin: the Server egresses from the internet side
 
 
 def lb(address: str, **kw: object) -> MesherySetup:
-    opts: dict[str, object] = {
-        "service_type": "LoadBalancer",
-        "lb_ip": address,
-        "broker_address": address,
-        "source_ranges": (ORIGIN,),
-    }
-    opts.update(kw)
-    return MesherySetup(**opts)  # type: ignore[arg-type]
+    kw.setdefault("source_ranges", (ORIGIN,))
+    return behind_load_balancer(address, **kw)
 
 
 SPECS = [

@@ -11,22 +11,15 @@ import yaml
 from preflight.lab.apiserver import Rule
 from preflight.lab.dns_server import LabDNS
 from preflight.lab.fleet import ClusterSpec, LabFleet
-from preflight.lab.meshery import MesherySetup
+from preflight.lab.meshery import MesherySetup, behind_load_balancer
 from tests.runlab import result, run
 
 ORIGIN = "127.0.0.0/8"
 
 
 def lb(address: str, **kw: object) -> MesherySetup:
-    """A current-generation Broker behind a LoadBalancer whose IP is where the lab's nats-server listens."""
-    opts: dict[str, object] = {
-        "service_type": "LoadBalancer",
-        "lb_ip": address,
-        "broker_address": address,
-        "source_ranges": (ORIGIN,),
-    }
-    opts.update(kw)
-    return MesherySetup(**opts)  # type: ignore[arg-type]
+    kw.setdefault("source_ranges", (ORIGIN,))
+    return behind_load_balancer(address, **kw)
 
 
 READ_ONLY_MESHERY = (

@@ -681,3 +681,15 @@ def add_dns_records(dns: _AddsA, records: Mapping[str, str]) -> None:
     """Load ``records`` (e.g. from :func:`dns_records`) into a LabDNS as A records."""
     for name, address in records.items():
         dns.add_a(name, address)
+
+
+def behind_load_balancer(address: str, source_ranges: Sequence[str] = (), **overrides: Any) -> MesherySetup:
+    """A current-generation Broker behind a LoadBalancer whose IP is where its nats-server listens."""
+    opts: dict[str, Any] = {
+        "service_type": "LoadBalancer",
+        "lb_ip": address,
+        "broker_address": address,
+        "source_ranges": tuple(source_ranges),
+    }
+    opts.update(overrides)
+    return MesherySetup(**opts)
