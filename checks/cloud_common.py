@@ -18,7 +18,8 @@ def cloud_ids(ctx: ClusterContext) -> CloudIds:
 def not_this_cloud(ctx: ClusterContext, provider: str) -> Finding | None:
     ids = cloud_ids(ctx)
     if ids.provider != provider:
-        return skip(f"not an {provider.upper()} cluster (provider: {ctx.target.provider})")
+        article = "an" if provider[0] in "ae" else "a"
+        return skip(f"not {article} {provider.upper()} cluster (provider: {ctx.target.provider})")
     return None
 
 

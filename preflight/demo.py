@@ -1,18 +1,31 @@
-"""`meshery-preflight demo`: a local lab fleet with the classic failures, checked by the real `check` path."""
+"""`meshery-preflight demo`: a local lab fleet with the classic failures, checked by the real `check` path.
+
+Besides the plain lab clusters, one EKS, one GKE and one AKS cluster have their Broker's 4222 blocked by a
+cloud rule (a security group, a VPC firewall deny, an NSG deny). Their accounts are the cloud labs the tests
+use, started in-process on loopback: moto for AWS, the REST lab for GCP, the HTTPS ARM lab for Azure. The
+run reaches them through the standard endpoint overrides and lab-only credentials, set in this process's
+environment for the demo's duration; no default credential chain runs, so nothing asks a metadata address.
+The cloud SDKs are imported only here, when the demo runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
 
 from preflight.lab.apiserver import Rule
+from preflight.lab.demo_clouds import Cloud, start_clouds
 from preflight.lab.dns_server import LabDNS
 from preflight.lab.fleet import ClusterSpec, LabFleet
-from preflight.lab.meshery import MesherySetup
+from preflight.lab.meshery import MesherySetup, behind_load_balancer
 from preflight.plan import Request
 from preflight.settings import Settings
 
@@ -43,15 +56,9 @@ _NO_NODES = (
 )
 
 
-def _broker(address: str, **kw: object) -> MesherySetup:
-    opts: dict[str, object] = {
-        "service_type": "LoadBalancer",
-        "lb_ip": address,
-        "broker_address": address,
-        "source_ranges": (ORIGIN,),
-    }
-    opts.update(kw)
-    return MesherySetup(**opts)  # type: ignore[arg-type]
+def _lb(address: str, **kw: Any) -> MesherySetup:
+    kw.setdefault("source_ranges", (ORIGIN,))
+    return behind_load_balancer(address, **kw)
 
 
 # Context names say what each lab cluster gets wrong, so the report reads as a tour.
@@ -65,12 +72,12 @@ DEMO_FLEET = (
     ClusterSpec(name="ci-hung-exec-plugin", scenario="hung-exec"),
     ClusterSpec(name="lab-insecure-tls", scenario="insecure"),
     ClusterSpec(
-        name="ops-broker-healthy", meshery=_broker("127.70.0.1", lb_ip=None, lb_hostname="a1b2c3-broker.elb.lab.test")
+        name="ops-broker-healthy", meshery=_lb("127.70.0.1", lb_ip=None, lb_hostname="a1b2c3-broker.elb.lab.test")
     ),
     ClusterSpec(
-        name="ops-broker-lb-gone", meshery=_broker("127.70.0.2", lb_ip=None, lb_hostname="deleted-broker.elb.lab.test")
+        name="ops-broker-lb-gone", meshery=_lb("127.70.0.2", lb_ip=None, lb_hostname="deleted-broker.elb.lab.test")
     ),
-    ClusterSpec(name="ops-broker-4222-filtered", meshery=_broker("127.70.0.3", broker="backlogged")),
+    ClusterSpec(name="ops-broker-4222-filtered", meshery=_lb("127.70.0.3", broker="backlogged")),
     ClusterSpec(
         name="kind-broker-localhost",
         meshery=MesherySetup(
@@ -80,22 +87,24 @@ DEMO_FLEET = (
             published_external="localhost:31222",
         ),
     ),
-    ClusterSpec(name="ops-broker-open-to-world", meshery=_broker("127.70.0.5", source_ranges=("0.0.0.0/0",))),
+    ClusterSpec(name="ops-broker-open-to-world", meshery=_lb("127.70.0.5", source_ranges=("0.0.0.0/0",))),
     ClusterSpec(
-        name="ops-broker-wrong-token", meshery=_broker("127.70.0.6", secret_token="stale-token-from-a-previous-install")
+        name="ops-broker-wrong-token", meshery=_lb("127.70.0.6", secret_token="stale-token-from-a-previous-install")
     ),
     ClusterSpec(name="eks-no-node-watch", rules=_NO_NODES),
 )
 PROVIDERS = {"eks-no-node-watch": "eks"}
 
 
-def _fleet_file(lab: LabFleet, out: Path) -> Path:
+def _fleet_file(lab: LabFleet, out: Path, clouds: Sequence[Cloud] = ()) -> Path:
     doc = lab.fleet_document()
     doc["origin"] = {"cidrs": [ORIGIN]}
     doc["kubeconfig"] = [str(lab.kubeconfig_path)]
+    cloud_entries = {c.spec.name: c.entry for c in clouds}
     for entry in doc["clusters"]:
         if entry["context"] in PROVIDERS:
             entry["provider"] = PROVIDERS[entry["context"]]
+        entry.update(cloud_entries.get(entry["context"], {}))
     path = out / "fleet.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -106,19 +115,37 @@ def run_demo(directory: str) -> None:
 
     out = Path(directory).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    click.echo(f"Starting a lab fleet of {len(DEMO_FLEET)} clusters (with real NATS Brokers) on loopback ...", err=True)
-    click.echo(
-        "  (4222 'filtered' here is a listener with a full accept queue: the kernel drops the SYN as a "
-        "firewall would; the tests use nftables in a network namespace)",
-        err=True,
-    )
     t0 = time.monotonic()
-    with LabFleet(list(DEMO_FLEET), out / "lab") as lab, LabDNS(zones=("lab.test",)) as dns:
+    with contextlib.ExitStack() as stack:  # stops every lab and restores the environment, also on errors
+        # The cloud SDKs and moto allocate millions of objects while they load: collect less often meanwhile.
+        stack.callback(gc.set_threshold, *gc.get_threshold())
+        gc.set_threshold(100_000, 50, 100)
+        click.echo("Starting the EKS, GKE and AKS labs (moto, GCP REST, ARM over HTTPS) on loopback ...", err=True)
+        clouds = start_clouds(stack)
+        specs = [*DEMO_FLEET, *(c.spec for c in clouds)]
+        click.echo(f"Starting a lab fleet of {len(specs)} clusters (with real NATS Brokers) on loopback ...", err=True)
+        click.echo(
+            "  (4222 'filtered' here is a listener with a full accept queue: the kernel drops the SYN as a "
+            "firewall would; the tests use nftables in a network namespace. The cloud clusters' Brokers are "
+            "filtered so too, and their cloud checks name the rule that does it)",
+            err=True,
+        )
+        lab = stack.enter_context(LabFleet(specs, out / "lab"))
+        dns = stack.enter_context(LabDNS(zones=("lab.test", "amazonaws.com")))
         dns.add_cname("a1b2c3-broker.elb.lab.test", "a1b2c3-broker-4f2a.elb.eu-west-1.lab.test")
         dns.add_a("a1b2c3-broker-4f2a.elb.eu-west-1.lab.test", "127.70.0.1")
-        # Short deadlines keep the tour quick; the hung plugin and the filtered port still cost one each.
-        settings = Settings(connect_timeout=1.0, exec_timeout=2.0, cluster_timeout=30.0, dns_server=dns.address)
-        request = Request(fleet=str(_fleet_file(lab, out)))
+        cloud_settings: dict[str, Any] = {}
+        for c in clouds:
+            for name, address in c.dns.items():
+                dns.add_a(name, address)
+            if c.after_fleet is not None:
+                c.after_fleet(lab)
+            cloud_settings.update(c.settings)
+        # Short deadlines keep the tour quick; the hung plugin and the filtered ports still cost one each.
+        settings = Settings(
+            connect_timeout=1.0, exec_timeout=2.0, cluster_timeout=30.0, dns_server=dns.address, **cloud_settings
+        )
+        request = Request(fleet=str(_fleet_file(lab, out, clouds)))
         outputs = [("console", None), ("json", str(out / "report.json")), ("junit", str(out / "junit.xml"))]
         report = execute(request, settings, outputs)
     s = report.summary
@@ -128,4 +155,6 @@ def run_demo(directory: str) -> None:
         f"Reports: {out / 'report.json'}, {out / 'junit.xml'}",
         err=True,
     )
+    # Everything is stopped; skip the interpreter's last full collection over the SDKs' objects on the way out.
+    gc.freeze()
     sys.exit(0)

@@ -91,20 +91,34 @@ def _to_result(
         severity=chk.severity,
         status=status,
         message=redactor.text(message),
-        remediation=redactor.text(finding.remediation or chk.remediation),
+        # A skip is not a problem: it carries a fix only when it says what to fix (a failed dependency).
+        remediation=redactor.text(
+            finding.remediation
+            if finding.remediation is not None
+            else ("" if finding.status is Status.SKIP else chk.remediation)
+        ),
         docs_url=chk.docs_url,
         evidence=redactor.value(evidence),
         duration_s=round(duration, 3),
     )
 
 
-def _run_one(chk: Check, arg: Any, budget: float, raw: dict[str, Status], roots: dict[str, str]) -> Finding:
-    """Skip when a dependency did not pass, naming the root cause rather than the chain of skips."""
+def _run_one(
+    chk: Check, arg: Any, budget: float, raw: dict[str, Status], roots: dict[str, str], why: dict[str, str]
+) -> Finding:
+    """Skip when a dependency did not pass, naming the root cause rather than the chain of skips.
+
+    A dependency that was itself not applicable makes this check not applicable, for the same reason
+    and with nothing to fix; one that failed or errored is what to fix first.
+    """
     blocked = [d for d in chk.depends_on if d in raw and raw[d] not in _DEPENDENCY_OK]
     if blocked:
         dep = blocked[0]
         root = roots.get(dep, dep)
         roots[chk.id] = root
+        if raw[root] is Status.SKIP:
+            why[chk.id] = why.get(root, "")
+            return Finding(Status.SKIP, f"not applicable: {why[chk.id]}", {"blocked_by": root}, remediation="")
         via = "" if root == dep else f" (via {dep})"
         return Finding(
             Status.SKIP,
@@ -123,6 +137,7 @@ def run_cluster(
     ctx.redactor = redactor
     raw: dict[str, Status] = {}
     roots: dict[str, str] = {}
+    why: dict[str, str] = {}  # a not-applicable check's reason, inherited by its dependants
     out: list[Result] = []
     try:
         for chk in checks:
@@ -134,7 +149,9 @@ def run_cluster(
                     remediation="raise --cluster-timeout, or fix what made earlier checks slow",
                 )
             else:
-                finding = _run_one(chk, ctx, min(_budget(chk, ctx.settings), remaining), raw, roots)
+                finding = _run_one(chk, ctx, min(_budget(chk, ctx.settings), remaining), raw, roots, why)
+                if finding.status is Status.SKIP and chk.id not in why:
+                    why[chk.id] = finding.message
             raw[chk.id] = finding.status
             result = _to_result(chk, finding, time.monotonic() - t0, ctx.name, mutes, redactor)
             ctx.results[chk.id] = result
@@ -184,7 +201,7 @@ def run_fleet(
     raw: dict[str, Status] = {}
     for chk in fleet_checks if aborted is None else ():
         t0 = time.monotonic()
-        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw, {})
+        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw, {}, {})
         raw[chk.id] = finding.status
         fleet_results.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
     clusters = []

@@ -81,7 +81,11 @@ def _result_lines(results: list[Result], paint: _Painter) -> list[str]:
         return [f"{_INDENT}(no results)"]
     width = max(len(terminal_safe(r.check_id)) for r in results)
     lines = []
+    # Checks that do not apply here (embedded mode, another cloud) fold into one line: nothing to act on.
+    idle = [r for r in results if r.status is Status.SKIP and not r.remediation]
     for r in results:
+        if r in idle:
+            continue
         head = paint(f"{SYMBOLS[r.status]} {r.status.value:<5}", COLORS[r.status])
         check_id = terminal_safe(r.check_id).ljust(width)
         message_indent = _INDENT + " " * (7 + 2 + width + 2)
@@ -92,6 +96,10 @@ def _result_lines(results: list[Result], paint: _Painter) -> list[str]:
             lines.append(f"{_DETAIL_INDENT}fix: {_hang(r.remediation, _DETAIL_INDENT + '     ')}")
         if r.status in _DOCS_STATUSES and r.docs_url:
             lines.append(f"{_DETAIL_INDENT}docs: {terminal_safe(r.docs_url)}")
+    if idle:
+        head = paint(f"{SYMBOLS[Status.SKIP]} {Status.SKIP.value:<5}", COLORS[Status.SKIP])
+        names = ", ".join(terminal_safe(r.check_id) for r in idle)
+        lines.append(f"{_INDENT}{head}  {len(idle)} not applicable here: {_hang(names, _DETAIL_INDENT)}")
     return lines
 
 

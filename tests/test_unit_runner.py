@@ -93,7 +93,7 @@ def test_checks_run_in_dependency_order() -> None:
     assert all(r.status is Status.PASS for r in results.values())
 
 
-@pytest.mark.parametrize("status", [Status.FAIL, Status.ERROR, Status.SKIP])
+@pytest.mark.parametrize("status", [Status.FAIL, Status.ERROR])
 def test_dependants_skip_when_a_dependency_does_not_pass(status: Status) -> None:
     reg, calls = Registry(), list[str]()
     add(reg, "a.first", returning(Finding(status, "first broke"), calls, "a.first"))
@@ -383,3 +383,18 @@ def test_check_decorator_fills_metadata() -> None:
     assert chk.description == "Resolves the API server's name, from where Meshery runs."
     assert chk.docs_url.endswith("#kube-api-dns")
     assert chk.scope is Scope.CLUSTER and chk.depends_on == ()
+
+
+def test_dependants_of_a_check_that_does_not_apply_do_not_apply_either() -> None:
+    reg, calls = Registry(), list[str]()
+    add(reg, "a.first", returning(Finding(Status.SKIP, "embedded mode: no Broker"), calls, "a.first"))
+    add(reg, "a.second", returning(passed("ok"), calls, "a.second"), depends_on=("a.first",))
+    add(reg, "a.third", returning(passed("ok"), calls, "a.third"), depends_on=("a.second",))
+    results = run(reg, cluster())
+    assert calls == ["a.first"]
+    for cid in ("a.second", "a.third"):
+        r = results[cid]
+        assert r.status is Status.SKIP and r.message == "not applicable: embedded mode: no Broker"
+        assert r.remediation == "" and r.evidence["blocked_by"] == "a.first"
+    # A probe's own skip carries no fix either: the check's remediation is for when it fails.
+    assert results["a.first"].remediation == ""
