@@ -166,3 +166,24 @@ def test_want_color_off_for_non_tty(monkeypatch: pytest.MonkeyPatch) -> None:
     closed = io.StringIO()
     closed.close()
     assert console.want_color(closed) is False
+
+
+def test_checks_that_do_not_apply_fold_into_one_line() -> None:
+    import datetime as dt
+
+    from preflight.model import ClusterReport, Result, RunReport, Severity, Status
+
+    def res(cid: str, status: Status, remediation: str) -> Result:
+        return Result(cid, cid, "x", Severity.LOW, status, f"{cid} message", remediation, "https://d", {}, 0.0)
+
+    now = dt.datetime.now(dt.timezone.utc)
+    cluster = ClusterReport("c", "https://c", "other", "embedded", [
+        res("a.pass", Status.PASS, "fix a"),
+        res("b.blocked", Status.SKIP, "Fix a.fail first; this check runs once it passes."),
+        res("c.idle", Status.SKIP, ""),
+        res("d.idle", Status.SKIP, ""),
+    ])
+    text = console.render(RunReport("t", "0", now, now, [], [cluster], []), color=False)
+    assert "2 not applicable here: c.idle, d.idle" in text
+    assert "c.idle message" not in text
+    assert "b.blocked message" in text and "Fix a.fail first" in text
