@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import yaml
 
 from reports import json_report
 
@@ -73,6 +75,27 @@ def test_demo_runs_writes_reports_and_exits_0(tmp_path: Path) -> None:
     assert "--group-id " + sg["evidence"]["security_groups"][0].split()[0] in sg["remediation"]
     # The lab servers are gone once the demo returns: it stops everything it started.
     assert "dr-wrong-ca" in proc.stdout
+    _assert_no_secret(tmp_path, proc.stdout + proc.stderr)
+
+
+def _assert_no_secret(out: Path, console: str) -> None:
+    """Every output format against the secrets the demo planted: kube tokens and keys, cloud credentials."""
+    from preflight.lab import aws
+    from preflight.lab.demo_clouds import _ARM_TOKEN
+
+    kubeconfig = yaml.safe_load((out / "lab" / "kubeconfig.yaml").read_text())
+    planted = [_ARM_TOKEN, *aws._KEYS.values()]
+    for user in kubeconfig["users"]:
+        body = user["user"]
+        planted += [str(body[k]) for k in ("token", "client-key-data") if body.get(k)]
+        if body.get("client-key-data"):
+            planted.append(base64.b64decode(body["client-key-data"]).decode().splitlines()[1])
+    assert len(planted) > 10
+    texts = {"console": console, "json": (out / "report.json").read_text(), "junit": (out / "junit.xml").read_text()}
+    for fmt, text in texts.items():
+        for secret in planted:
+            assert secret not in text, f"a planted secret reached the {fmt} output"
+        assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text, fmt
 
 
 def test_demo_module_imports_no_cloud_sdk() -> None:
