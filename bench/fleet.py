@@ -123,7 +123,7 @@ class Lab:
     brokers: dict[str, tuple[str, int]]  # context -> its Broker's address and port (--with-brokers)
 
 
-# What `serve -v` prints per cluster on stderr (preflight.lab.fleet.describe).
+# What `serve -v` prints per cluster on stderr (preflight_lab.fleet.describe).
 _DESCRIBED_BROKER = re.compile(r"^(\S+)\s+\S+\s+https://\S+\s+broker (\S+) ([\d.]+):(\d+)\s*$", re.M)
 
 
@@ -144,13 +144,13 @@ def _lab_brokers(stderr: str, fleet: Path) -> dict[str, tuple[str, int]]:
 
 @contextmanager
 def lab_fleet(ns: Namespace, directory: Path, clusters: int, mix: str, with_brokers: bool = False) -> Iterator[Lab]:
-    """Run ``python -m preflight.lab serve`` in ``ns``; yield its files (and Brokers) once it prints READY."""
+    """Run ``python -m preflight_lab serve`` in ``ns``; yield its files (and Brokers) once it prints READY."""
     log = (directory / "lab.stderr").open("wb")
     proc = subprocess.Popen(
         ns.argv(
             PYTHON,
             "-m",
-            "preflight.lab",
+            "preflight_lab",
             "serve",
             "--dir",
             str(directory),

@@ -5,7 +5,7 @@ Import order is report order.
 """
 
 # isort: off
-from checks import kubeconfig, kube_api, meshery, broker, rbac, aws, gcp, azure, fleet
+from preflight.checks import kubeconfig, kube_api, meshery, broker, rbac, aws, gcp, azure, fleet
 
 # isort: on
 

@@ -12,11 +12,11 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from checks import meshery_state as ms
-from checks.cloud_common import cloud_ids, missing, not_this_cloud
-from cloud import aws
-from cloud.identity import CloudIds
-from cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, describe, evaluate
+from preflight.checks import meshery_state as ms
+from preflight.checks.cloud_common import cloud_ids, missing, not_this_cloud
+from preflight.cloud import aws
+from preflight.cloud.identity import CloudIds
+from preflight.cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, describe, evaluate
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, passed, skip, warn
 from preflight.probes import addresses
@@ -63,12 +63,18 @@ def _run(ctx: ClusterContext, body: Callable[[ClusterContext, CloudIds], Finding
 def _account(ctx: ClusterContext, ids: CloudIds) -> aws.Account:
     region = ids.get("region")
     if not region:
-        raise _Stop(missing(ids, "the cluster's AWS region is unknown",
-                            "set clusters[].aws.region in the fleet file (or use the kubeconfig from "
-                            "aws eks update-kubeconfig, whose exec args carry --region)"))
+        raise _Stop(
+            missing(
+                ids,
+                "the cluster's AWS region is unknown",
+                "set clusters[].aws.region in the fleet file (or use the kubeconfig from "
+                "aws eks update-kubeconfig, whose exec args carry --region)",
+            )
+        )
     ctx.facts["aws:used"] = True
-    return aws.connect(ctx.settings.shared, ids.get("profile"), region, ctx.settings.connect_timeout,
-                       ids.get("account"))
+    return aws.connect(
+        ctx.settings.shared, ids.get("profile"), region, ctx.settings.connect_timeout, ids.get("account")
+    )
 
 
 def _where(acct: aws.Account) -> dict[str, Any]:
@@ -90,9 +96,7 @@ def _quoted(cidrs: list[str]) -> str:
 # Private connectivity (shared by the endpoint and internal load balancer checks)
 
 
-def _private_reach(
-    acct: aws.Account, vpc_id: str, origin: list[str], what: str, ev: dict[str, Any]
-) -> Finding:
+def _private_reach(acct: aws.Account, vpc_id: str, origin: list[str], what: str, ev: dict[str, Any]) -> Finding:
     """Can `origin` reach a private address in the VPC: inside it, or over peering / TGW / VPN."""
     cidrs = aws.vpc_cidrs(acct, vpc_id)
     paths = aws.private_paths(acct, vpc_id)
@@ -111,27 +115,44 @@ def _private_reach(
         unusable = [p.label() for p in paths]
         more = f" (not usable: {', '.join(unusable)})" if unusable else ""
         inside_note = "" if origin else f", unless the Server runs inside {vpc_id}"
-        return fail(f"{what}, and {vpc_id} has no active VPC peering, transit gateway attachment or VPN"
-                    f"{more}: the Server cannot reach it{inside_note}", remediation=connect_fix, **ev)
+        return fail(
+            f"{what}, and {vpc_id} has no active VPC peering, transit gateway attachment or VPN"
+            f"{more}: the Server cannot reach it{inside_note}",
+            remediation=connect_fix,
+            **ev,
+        )
     if not origin:
-        return warn(f"{what}; private connectivity found: {listed}. Pass --origin to check it carries the Server",
-                    remediation=NO_ORIGIN_FIX, **ev)
+        return warn(
+            f"{what}; private connectivity found: {listed}. Pass --origin to check it carries the Server",
+            remediation=NO_ORIGIN_FIX,
+            **ev,
+        )
     public = [o for o in outside if _is_public(o)]
     if public:
-        return fail(f"{what}, but the origin {', '.join(public)} is public: private addresses are reached from "
-                    f"private ones over {listed}", remediation="Give the Server's private (peered/VPN) address "
-                    "range as --origin, or run it inside a connected network.", **ev)
+        return fail(
+            f"{what}, but the origin {', '.join(public)} is public: private addresses are reached from "
+            f"private ones over {listed}",
+            remediation="Give the Server's private (peered/VPN) address "
+            "range as --origin, or run it inside a connected network.",
+            **ev,
+        )
     peered = [p for p in usable if p.kind == "vpc-peering" and not aws.inside(outside, p.remote_cidrs)[1]]
     if peered:
         return passed(f"{what}: the origin ({', '.join(outside)}) reaches {vpc_id} over {peered[0].label()}", **ev)
     others = [p for p in usable if p.kind != "vpc-peering"]
     if others:
-        return warn(f"{what}: the origin ({', '.join(outside)}) is outside {vpc_id}; it reaches it only if the "
-                    f"routes of {', '.join(p.label() for p in others)} carry it",
-                    remediation="Check the transit gateway route tables / VPN static routes or BGP for the origin, "
-                    f"and the route tables of {vpc_id} back to it.", **ev)
-    return fail(f"{what}: the origin ({', '.join(outside)}) is outside {vpc_id} and outside every peered VPC "
-                f"({listed})", remediation=connect_fix, **ev)
+        return warn(
+            f"{what}: the origin ({', '.join(outside)}) is outside {vpc_id}; it reaches it only if the "
+            f"routes of {', '.join(p.label() for p in others)} carry it",
+            remediation="Check the transit gateway route tables / VPN static routes or BGP for the origin, "
+            f"and the route tables of {vpc_id} back to it.",
+            **ev,
+        )
+    return fail(
+        f"{what}: the origin ({', '.join(outside)}) is outside {vpc_id} and outside every peered VPC ({listed})",
+        remediation=connect_fix,
+        **ev,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,17 +179,25 @@ def eks_endpoint_access(ctx: ClusterContext) -> Finding:
 def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
     name = ids.get("cluster_name")
     if not name:
-        raise _Stop(missing(ids, "the EKS cluster name is unknown",
-                            "set clusters[].aws.cluster_name in the fleet file (or use the kubeconfig from "
-                            "aws eks update-kubeconfig, whose exec args carry --cluster-name)"))
+        raise _Stop(
+            missing(
+                ids,
+                "the EKS cluster name is unknown",
+                "set clusters[].aws.cluster_name in the fleet file (or use the kubeconfig from "
+                "aws eks update-kubeconfig, whose exec args carry --cluster-name)",
+            )
+        )
     acct = _account(ctx, ids)
     try:
         cluster = aws.describe_cluster(acct, name)
     except aws.AwsUnavailable as exc:
         if exc.code == "ResourceNotFoundException":
-            return fail(f"no EKS cluster {name!r} in {acct.region} (account {acct.account})",
-                        remediation="Correct clusters[].aws (cluster_name, region, profile) in the fleet file.",
-                        cluster=name, **_where(acct))
+            return fail(
+                f"no EKS cluster {name!r} in {acct.region} (account {acct.account})",
+                remediation="Correct clusters[].aws (cluster_name, region, profile) in the fleet file.",
+                cluster=name,
+                **_where(acct),
+            )
         raise
     cfg = aws.endpoint_config(cluster)
     origin = list(ctx.settings.origin_cidrs)
@@ -188,19 +217,32 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
     if cfg.public:
         if not origin:
             if world:
-                return warn("the public API endpoint is open to the world (publicAccessCidrs 0.0.0.0/0); pass "
-                            "--origin to check the Server's origin", remediation=NO_ORIGIN_FIX, **ev)
-            return warn(f"the public API endpoint admits only {', '.join(cfg.public_cidrs)}; pass --origin to check "
-                        "they cover the Server", remediation=NO_ORIGIN_FIX, **ev)
+                return warn(
+                    "the public API endpoint is open to the world (publicAccessCidrs 0.0.0.0/0); pass "
+                    "--origin to check the Server's origin",
+                    remediation=NO_ORIGIN_FIX,
+                    **ev,
+                )
+            return warn(
+                f"the public API endpoint admits only {', '.join(cfg.public_cidrs)}; pass --origin to check "
+                "they cover the Server",
+                remediation=NO_ORIGIN_FIX,
+                **ev,
+            )
         _covered, uncovered = aws.inside(origin, cfg.public_cidrs)
         if not uncovered:
             if world:
-                return warn("the public API endpoint is open to the world (publicAccessCidrs 0.0.0.0/0): the "
-                            "Server gets in, and so does everyone else",
-                            remediation=f"Limit it to the Server's origin: {base} publicAccessCidrs={_quoted(origin)}",
-                            **ev)
-            return passed(f"the public API endpoint admits the origin ({', '.join(origin)}) via publicAccessCidrs "
-                          f"{', '.join(cfg.public_cidrs)}", **ev)
+                return warn(
+                    "the public API endpoint is open to the world (publicAccessCidrs 0.0.0.0/0): the "
+                    "Server gets in, and so does everyone else",
+                    remediation=f"Limit it to the Server's origin: {base} publicAccessCidrs={_quoted(origin)}",
+                    **ev,
+                )
+            return passed(
+                f"the public API endpoint admits the origin ({', '.join(origin)}) via publicAccessCidrs "
+                f"{', '.join(cfg.public_cidrs)}",
+                **ev,
+            )
         add = [c for c in cfg.public_cidrs if c not in WORLD] + uncovered
         fix = f"Add {', '.join(uncovered)} to publicAccessCidrs: {base} publicAccessCidrs={_quoted(add)}"
         if cfg.private and not any(_is_public(o) for o in uncovered):
@@ -209,12 +251,19 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
                 via = _private_reach(acct, vpc, uncovered, "the origin is private and the private endpoint is on", ev)
                 if via.status.value == "pass":
                     return passed(f"publicAccessCidrs do not cover {', '.join(uncovered)}, but {via.message}", **ev)
-        return fail(f"publicAccessCidrs {', '.join(cfg.public_cidrs)} do not cover the Server's origin "
-                    f"{', '.join(uncovered)}: the API endpoint drops its connections", remediation=fix, **ev)
+        return fail(
+            f"publicAccessCidrs {', '.join(cfg.public_cidrs)} do not cover the Server's origin "
+            f"{', '.join(uncovered)}: the API endpoint drops its connections",
+            remediation=fix,
+            **ev,
+        )
     vpc = aws.cluster_vpc(acct, cfg)
     if not vpc:
-        return error(f"private-only endpoint, and the cluster's VPC cannot be told (subnets "
-                     f"{', '.join(cfg.subnet_ids) or 'none'} not found)", **ev)
+        return error(
+            f"private-only endpoint, and the cluster's VPC cannot be told (subnets "
+            f"{', '.join(cfg.subnet_ids) or 'none'} not found)",
+            **ev,
+        )
     return _private_reach(acct, vpc, origin, "the API endpoint is private only", ev)
 
 
@@ -247,16 +296,24 @@ def _lb_gate(ctx: ClusterContext) -> tuple[ms.BrokerState, str, str]:
     kind = str(spec.get("type") or "ClusterIP")
     host, ip = _ingress(st)
     if kind != "LoadBalancer" or not (host or ip):
-        raise _Stop(skip(f"the Broker Service {st.service_name} is {kind} without a load balancer address: "
-                         "no load balancer to inspect", service_type=kind))
+        raise _Stop(
+            skip(
+                f"the Broker Service {st.service_name} is {kind} without a load balancer address: "
+                "no load balancer to inspect",
+                service_type=kind,
+            )
+        )
     return st, kind, host or ip or ""
 
 
 def _not_found(acct: aws.Account, address: str) -> Finding:
-    return warn(f"{address} is not a load balancer of account {acct.account} in {acct.region}",
-                remediation="Point the fleet file's clusters[].aws (profile, region) at the account that owns the "
-                "Broker's load balancer; a DNS alias (Route 53, external-dns) in the Service status hides it.",
-                address=address, **_where(acct))
+    return warn(
+        f"{address} is not a load balancer of account {acct.account} in {acct.region}",
+        remediation="Point the fleet file's clusters[].aws (profile, region) at the account that owns the "
+        "Broker's load balancer; a DNS alias (Route 53, external-dns) in the Service status hides it.",
+        address=address,
+        **_where(acct),
+    )
 
 
 def _ports(st: ms.BrokerState, spec: dict[str, Any]) -> tuple[int, int | None, bool]:
@@ -304,8 +361,12 @@ def _lb_scheme(ctx: ClusterContext, ids: CloudIds) -> Finding:
     if not lb.vpc_id:
         return warn(f"{what} is internal and its VPC is unknown", **ev)
     if not origin:
-        return warn(f"{what} is internal: reachable only from {lb.vpc_id} and networks connected to it; pass "
-                    "--origin to check the Server's", remediation=NO_ORIGIN_FIX, **ev)
+        return warn(
+            f"{what} is internal: reachable only from {lb.vpc_id} and networks connected to it; pass "
+            "--origin to check the Server's",
+            remediation=NO_ORIGIN_FIX,
+            **ev,
+        )
     return _private_reach(acct, lb.vpc_id, origin, f"{what} is internal", ev)
 
 
@@ -328,25 +389,36 @@ def _sg_finding(
     groups = aws.security_groups(acct)
     managed = [gid for gid in group_ids if gid in groups and groups[gid].managed_by_kubernetes]
     origin = list(ctx.settings.origin_cidrs)
-    ev.update(security_groups=[groups[g].label() if g in groups else g for g in group_ids], port=port,
-              origin=origin, references=notes)
+    ev.update(
+        security_groups=[groups[g].label() if g in groups else g for g in group_ids],
+        port=port,
+        origin=origin,
+        references=notes,
+    )
     if unknown:
         ev["not_found"] = unknown
     first = group_ids[0] if group_ids else "sg-..."
     managed_note = (
         f" {', '.join(managed)} is managed by the cloud controller: set the Broker Service's "
-        "loadBalancerSourceRanges instead of editing it." if managed else ""
+        "loadBalancerSourceRanges instead of editing it."
+        if managed
+        else ""
     )
     world_verdict = evaluate(rules, list(WORLD), port, semantics=UNION)
     ev["world_open_rules"] = world_verdict.world_open
     if world_verdict.world_open:
         revoke = "; ".join(sorted({_revoke(r) for r in rules if r.world_open and r.covers_port(port, "tcp")}))
-        return fail(f"{prefix}{port}/tcp on {what} is open to the world: {', '.join(world_verdict.world_open)}",
-                    remediation=f"Revoke the world-open rule ({revoke}) and allow only the Server's origin."
-                    + managed_note, **ev)
+        return fail(
+            f"{prefix}{port}/tcp on {what} is open to the world: {', '.join(world_verdict.world_open)}",
+            remediation=f"Revoke the world-open rule ({revoke}) and allow only the Server's origin." + managed_note,
+            **ev,
+        )
     if not origin:
-        return warn(f"{prefix}{port}/tcp on {what} is not open to the world; pass --origin to check it admits the "
-                    "Server", remediation=NO_ORIGIN_FIX, **ev)
+        return warn(
+            f"{prefix}{port}/tcp on {what} is not open to the world; pass --origin to check it admits the Server",
+            remediation=NO_ORIGIN_FIX,
+            **ev,
+        )
     verdict: Verdict = evaluate(rules, origin, port, semantics=UNION)
     ev.update(verdict.as_evidence())
     line = describe(verdict, f"{port}/tcp from {', '.join(origin)} to {what}")
@@ -381,8 +453,11 @@ def _node_groups(ctx: ClusterContext, acct: aws.Account) -> tuple[dict[tuple[str
     """Nodes grouped by their instances' security groups, from spec.providerID (aws:///zone/i-...)."""
     nodes = ms.nodes(ctx)
     if nodes is None:
-        raise _Stop(skip("cannot list the cluster's nodes to find their instances: needs list on nodes",
-                         permission="list nodes"))
+        raise _Stop(
+            skip(
+                "cannot list the cluster's nodes to find their instances: needs list on nodes", permission="list nodes"
+            )
+        )
     known = aws.instances(acct)
     groups: dict[tuple[str, ...], list[str]] = {}
     unresolved: list[str] = []
@@ -400,9 +475,14 @@ def _node_groups(ctx: ClusterContext, acct: aws.Account) -> tuple[dict[tuple[str
             subnets[inst.subnet_id] = inst.vpc_id
     info: dict[str, Any] = {"unresolved_nodes": unresolved, "node_subnets": subnets}
     if not groups:
-        raise _Stop(skip("no node maps to an EC2 instance of this account and region (spec.providerID "
-                         "aws:///<zone>/i-...): Fargate, or nodes in another account", unresolved_nodes=unresolved,
-                         **_where(acct)))
+        raise _Stop(
+            skip(
+                "no node maps to an EC2 instance of this account and region (spec.providerID "
+                "aws:///<zone>/i-...): Fargate, or nodes in another account",
+                unresolved_nodes=unresolved,
+                **_where(acct),
+            )
+        )
     return groups, info
 
 
@@ -412,8 +492,9 @@ def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[s
     ev["unresolved_nodes"] = info["unresolved_nodes"]
     results = []
     for sgs, members in groups.items():
-        results.append((members, _sg_finding(acct, ctx, list(sgs), port, f"nodes {', '.join(members)}", {},
-                                             prefix=prefix)))
+        results.append(
+            (members, _sg_finding(acct, ctx, list(sgs), port, f"nodes {', '.join(members)}", {}, prefix=prefix))
+        )
     ev["node_groups"] = [{"nodes": m, **dict(f.evidence)} for m, f in results]
     worst = max(results, key=lambda r: _RANK[r[1].status.value])[1]
     if len(results) == 1:
@@ -446,20 +527,30 @@ def _lb_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
     acct = _account(ctx, ids)
     lb = _lb(ctx, acct)
     if lb is None:
-        return skip(f"{address} is not a load balancer of account {acct.account} in {acct.region} "
-                    "(see aws.lb.scheme)", **_where(acct))
+        return skip(
+            f"{address} is not a load balancer of account {acct.account} in {acct.region} (see aws.lb.scheme)",
+            **_where(acct),
+        )
     _st, spec = _service(ctx)
     listener, node_port, ip_targets = _ports(st, spec)
     ev: dict[str, Any] = {"load_balancer": lb.as_evidence(), **_where(acct)}
     if lb.security_group_ids:
         return _sg_finding(acct, ctx, lb.security_group_ids, listener, lb.label(), ev)
     if node_port is None:
-        return warn(f"{lb.label()} has no security groups and the Service allocates no node port: the targets' "
-                    "security groups decide, and they cannot be told", **ev)
+        return warn(
+            f"{lb.label()} has no security groups and the Service allocates no node port: the targets' "
+            "security groups decide, and they cannot be told",
+            **ev,
+        )
     target = "pod port" if ip_targets else "node port"
     ev["decided_by"] = "node security groups"
-    return _nodes_finding(ctx, acct, node_port, ev,
-                          prefix=f"{lb.label()} has no security groups: the nodes' decide ({target} {node_port}): ")
+    return _nodes_finding(
+        ctx,
+        acct,
+        node_port,
+        ev,
+        prefix=f"{lb.label()} has no security groups: the nodes' decide ({target} {node_port}): ",
+    )
 
 
 @check(
@@ -490,12 +581,17 @@ def _nodes_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
         host, ip = _ingress(st)
         lb = _lb(ctx, acct)
         if lb is None:
-            return skip(f"{host or ip} is not a load balancer of account {acct.account} in {acct.region} "
-                        "(see aws.lb.scheme)", **ev)
+            return skip(
+                f"{host or ip} is not a load balancer of account {acct.account} in {acct.region} (see aws.lb.scheme)",
+                **ev,
+            )
         ev["load_balancer"] = lb.as_evidence()
         if lb.security_group_ids:
-            return skip(f"{lb.label()} has security groups: they face the Server (aws.lb.security-groups); the nodes "
-                        "only need to admit the load balancer", **ev)
+            return skip(
+                f"{lb.label()} has security groups: they face the Server (aws.lb.security-groups); the nodes "
+                "only need to admit the load balancer",
+                **ev,
+            )
     if node_port is None:
         return skip("the Broker Service has no node port", **ev)
     what = "pod port" if ip_targets else "node port"
@@ -525,8 +621,13 @@ def _acl_targets(ctx: ClusterContext, acct: aws.Account) -> tuple[list[_Target],
             raise _Stop(skip("the Broker's load balancer has no address yet"))
         lb = _lb(ctx, acct)
         if lb is None:
-            raise _Stop(skip(f"{host or ip} is not a load balancer of account {acct.account} in {acct.region} "
-                             "(see aws.lb.scheme): its subnets cannot be told", **_where(acct)))
+            raise _Stop(
+                skip(
+                    f"{host or ip} is not a load balancer of account {acct.account} in {acct.region} "
+                    "(see aws.lb.scheme): its subnets cannot be told",
+                    **_where(acct),
+                )
+            )
         ev["load_balancer"] = lb.as_evidence()
         targets += [(s, lb.vpc_id, listener, f"{lb.label()} subnet") for s in lb.subnet_ids]
         # An NLB passes the client's address through: the nodes' subnets see the origin too.
@@ -577,8 +678,9 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
         return skip(f"the Broker Service is {kind}: no subnet faces the Server", service_type=kind)
     if not ctx.settings.origin_cidrs:
         # Decided before any describe: without an origin there is nothing to evaluate.
-        return warn("pass --origin to check the subnets' network ACLs against the Server's origin",
-                    remediation=NO_ORIGIN_FIX)
+        return warn(
+            "pass --origin to check the subnets' network ACLs against the Server's origin", remediation=NO_ORIGIN_FIX
+        )
     acct = _account(ctx, ids)
     targets, ev = _acl_targets(ctx, acct)
     origin = list(ctx.settings.origin_cidrs)
@@ -601,8 +703,9 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
         inbound_rules = aws.nacl_rules(acl, egress=False)
         outbound_rules = aws.nacl_rules(acl, egress=True)
         inbound = evaluate(inbound_rules, origin, port, semantics=FIRST_MATCH)
-        outbound = evaluate(outbound_rules, origin, 0, semantics=FIRST_MATCH, port_range=aws.EPHEMERAL,
-                            direction="egress")
+        outbound = evaluate(
+            outbound_rules, origin, 0, semantics=FIRST_MATCH, port_range=aws.EPHEMERAL, direction="egress"
+        )
         seen[key] = {
             "network_acl": acl.label(),
             "association": "explicit" if explicit else "implicit (the VPC's default NACL)",
@@ -622,14 +725,19 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
         lines_bad.append(line)
         if inbound.state != "allowed":
             n = _rule_number(acl, False, _numbers(inbound.deciding, inbound_rules))
-            fixes += [f"aws ec2 create-network-acl-entry --network-acl-id {acl.id} --ingress --rule-number {n} "
-                      f"--protocol tcp --port-range From={port},To={port} --cidr-block {c} --rule-action allow"
-                      for c in inbound.blocked]
+            fixes += [
+                f"aws ec2 create-network-acl-entry --network-acl-id {acl.id} --ingress --rule-number {n} "
+                f"--protocol tcp --port-range From={port},To={port} --cidr-block {c} --rule-action allow"
+                for c in inbound.blocked
+            ]
         if outbound.state != "allowed":
             n = _rule_number(acl, True, _numbers(outbound.deciding, outbound_rules))
-            fixes += [f"aws ec2 create-network-acl-entry --network-acl-id {acl.id} --egress --rule-number {n} "
-                      f"--protocol tcp --port-range From={aws.EPHEMERAL[0]},To={aws.EPHEMERAL[1]} --cidr-block {c} "
-                      "--rule-action allow" for c in outbound.blocked]
+            fixes += [
+                f"aws ec2 create-network-acl-entry --network-acl-id {acl.id} --egress --rule-number {n} "
+                f"--protocol tcp --port-range From={aws.EPHEMERAL[0]},To={aws.EPHEMERAL[1]} --cidr-block {c} "
+                "--rule-action allow"
+                for c in outbound.blocked
+            ]
     ev["network_acls"] = list(seen.values())
     if lines_bad:
         fixes = list(dict.fromkeys(fixes))  # one ACL may serve the LB's and the nodes' subnets

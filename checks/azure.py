@@ -12,11 +12,11 @@ import ipaddress
 import os
 from typing import Any
 
-from checks import meshery_state as ms
-from checks.cloud_common import api_calls, cloud_ids, missing, not_this_cloud
-from cloud import azure as az
-from cloud.identity import CloudIds
-from cloud.rules import UNION, Rule, Verdict, describe, evaluate
+from preflight.checks import meshery_state as ms
+from preflight.checks.cloud_common import api_calls, cloud_ids, missing, not_this_cloud
+from preflight.cloud import azure as az
+from preflight.cloud.identity import CloudIds
+from preflight.cloud.rules import UNION, Rule, Verdict, describe, evaluate
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, passed, skip, warn
 from preflight.probes import addresses, dns
@@ -260,8 +260,7 @@ def private_dns(ctx: ClusterContext) -> Finding:
     if any(k == "private" for k in classes.values()):
         return passed(f"{which} {name} → {listed}", **evidence)
     return fail(
-        f"{which} {name} → {listed}: not the API server's private address (the resolver does not use the "
-        "private zone)",
+        f"{which} {name} → {listed}: not the API server's private address (the resolver does not use the private zone)",
         remediation=fix,
         **evidence,
     )
@@ -303,8 +302,9 @@ def _paths(ctx: ClusterContext, c: az.AksCluster) -> list[tuple[str, list[az.Nsg
     return out
 
 
-def _allow_fix(lay: az.Layer, why: list[str], blocked: list[str], port: int, target: str | None,
-               node_rg: str | None, kind: str) -> str:
+def _allow_fix(
+    lay: az.Layer, why: list[str], blocked: list[str], port: int, target: str | None, node_rg: str | None, kind: str
+) -> str:
     prio = min((lay.by_label[w].priority for w in why if w in lay.by_label), default=65500)
     n = lay.nsg
     free = az.free_priority(n, prio)

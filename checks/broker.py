@@ -12,7 +12,7 @@ import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from checks import meshery_state as ms
+from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, passed, skip, warn
 from preflight.probes import addresses, dns, nats, tcp
@@ -219,8 +219,8 @@ def endpoint(ctx: ClusterContext) -> Finding:
         return warn(
             f"publishes {published}, the classic Operator's fallback: reachable only where the Server runs on a "
             "node, or the node port is mapped to this machine" + better,
-            remediation=fix or "Give the Broker a LoadBalancer, or map the node port to the Server's host "
-            "(kind: extraPortMappings).",
+            remediation=fix
+            or "Give the Broker a LoadBalancer, or map the node port to the Server's host (kind: extraPortMappings).",
             **evidence,
         )
     return passed(f"publishes {published} ({kind}); {len(working)} of {len(probed)} candidates answer", **evidence)

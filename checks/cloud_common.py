@@ -6,7 +6,7 @@ declared this cluster's cloud identifiers: then the user asked for them, and it 
 
 from __future__ import annotations
 
-from cloud.identity import CloudIds, identify
+from preflight.cloud.identity import CloudIds, identify
 from preflight.context import ClusterContext
 from preflight.model import Finding, Status, error, skip
 
@@ -31,6 +31,6 @@ def missing(ids: CloudIds, what: str, hint: str) -> Finding:
 
 
 def api_calls(ctx: ClusterContext, name: str) -> int:
-    from cloud.cache import run_cache
+    from preflight.cloud.cache import run_cache
 
     return run_cache(ctx.settings.shared, name).calls

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from checks import meshery_state as ms
-from checks.cloud_common import cloud_ids, missing, not_this_cloud
-from cloud import gcp
-from cloud.rules import PRIORITY, UNION, Rule, Verdict, evaluate
+from preflight.checks import meshery_state as ms
+from preflight.checks.cloud_common import cloud_ids, missing, not_this_cloud
+from preflight.cloud import gcp
+from preflight.cloud.rules import PRIORITY, UNION, Rule, Verdict, evaluate
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, passed, skip, warn
 from preflight.registry import check
@@ -66,8 +66,9 @@ def _api_failure(ctx: ClusterContext, exc: gcp.ApiError, api: gcp.GcpApi, **evid
         hint = f"grant the credential {_ROLE.get(op, 'read access for ' + op)} on the project"
         return _user_fixable(ctx, f"{exc.call}: permission denied ({exc.message})", hint, evidence)
     if exc.kind == "unauthenticated":
-        return _user_fixable(ctx, f"{exc.call}: the Google credentials were rejected ({exc.message})",
-                             gcp.ADC_HINT, evidence)
+        return _user_fixable(
+            ctx, f"{exc.call}: the Google credentials were rejected ({exc.message})", gcp.ADC_HINT, evidence
+        )
     return error(
         f"{exc.call} failed: {exc.message}",
         remediation=f"Check that this machine reaches the GCP APIs ({api.endpoint}), or set --gcp-api-endpoint.",
@@ -189,8 +190,11 @@ def endpoint_access(ctx: ClusterContext) -> Finding:
     if path == "dns":
         if access.dns_external or private_origin:
             reach = "external traffic" if access.dns_external else "traffic from the VPC"
-            return passed(f"the DNS endpoint {access.dns_endpoint} accepts {reach} (IAM-authenticated; authorized "
-                          "networks do not apply)", **evidence)
+            return passed(
+                f"the DNS endpoint {access.dns_endpoint} accepts {reach} (IAM-authenticated; authorized "
+                "networks do not apply)",
+                **evidence,
+            )
         return fail(
             f"the DNS endpoint {access.dns_endpoint} does not allow external traffic and the origin "
             f"{', '.join(origin)} is not private",
@@ -209,10 +213,16 @@ def endpoint_access(ctx: ClusterContext) -> Finding:
             )
         assert an is not None
         if an.state == "allowed":
-            return passed(f"the public endpoint {access.public_endpoint} admits {', '.join(origin)} "
-                          f"(authorized network {', '.join(an.deciding)})", **evidence)
-        alt = (f" Or use the DNS endpoint {access.dns_endpoint}, which authorized networks do not restrict: "
-               f"{use_dns}") if dns_open else ""
+            return passed(
+                f"the public endpoint {access.public_endpoint} admits {', '.join(origin)} "
+                f"(authorized network {', '.join(an.deciding)})",
+                **evidence,
+            )
+        alt = (
+            (f" Or use the DNS endpoint {access.dns_endpoint}, which authorized networks do not restrict: {use_dns}")
+            if dns_open
+            else ""
+        )
         if access.gcp_public_cidrs and private_origin is False:
             return warn(
                 f"{', '.join(an.blocked)} is not in the authorized networks; it gets through only if it is a Google "
@@ -244,8 +254,10 @@ def endpoint_access(ctx: ClusterContext) -> Finding:
     if not access.ip_enabled:
         what = "no IP endpoint"
     elif access.public_enabled:
-        what = f"a public endpoint {access.public_endpoint}, but the kubeconfig uses the private one " \
-               f"({access.private_endpoint})"
+        what = (
+            f"a public endpoint {access.public_endpoint}, but the kubeconfig uses the private one "
+            f"({access.private_endpoint})"
+        )
     else:
         what = f"a private endpoint only ({access.private_endpoint or 'address not reported'})"
     who = f"the origin {', '.join(origin)}" + ("" if private_origin else " (not private)")
@@ -293,8 +305,9 @@ def _describe_rules(rules: list[Rule], labels: list[str]) -> str:
     parts = []
     for label in labels:
         d = _rule_detail(rules, label)
-        parts.append(f"firewall rule {label} ({d.get('action')}, priority {d.get('priority')})" if "action" in d
-                     else label)
+        parts.append(
+            f"firewall rule {label} ({d.get('action')}, priority {d.get('priority')})" if "action" in d else label
+        )
     return ", ".join(parts)
 
 
@@ -302,9 +315,11 @@ def _create_fix(
     net_project: str, network: str, port: int, blocked: list[str], ident: gcp.NodeIdentity, deny: Rule | None
 ) -> str:
     if deny is not None and deny.priority == 0:
-        return (f"The deny rule {deny.name} has priority 0, which no allow rule can beat: narrow its source ranges "
-                f"(gcloud compute firewall-rules update {deny.name} --project {net_project} --source-ranges ...) "
-                "or delete it.")
+        return (
+            f"The deny rule {deny.name} has priority 0, which no allow rule can beat: narrow its source ranges "
+            f"(gcloud compute firewall-rules update {deny.name} --project {net_project} --source-ranges ...) "
+            "or delete it."
+        )
     priority = deny.priority - 1 if deny is not None else gcp.DEFAULT_PRIORITY
     target = ""
     gke_tag = next((t for t in ident.tags if t.startswith("gke-") and t.endswith("-node")), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from checks import meshery_state as ms
+from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, passed, skip, warn
 from preflight.registry import check

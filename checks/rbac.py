@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from checks import meshery_state as ms
+from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, passed, skip, warn
 from preflight.registry import check

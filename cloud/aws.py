@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud.cache import run_cache
-from cloud.rules import Rule
+from preflight.cloud.cache import run_cache
+from preflight.cloud.rules import Rule
 
 CACHE = "aws"
 INSTALL_HINT = "install the AWS extra: pip install 'meshery-preflight[aws]'"
@@ -299,8 +299,11 @@ def describe_cluster(acct: Account, name: str) -> dict[str, Any]:
 
 
 def subnets(acct: Account) -> dict[str, dict[str, Any]]:
-    return dict(acct.cached(("ec2.describe_subnets",), lambda: _by(acct.pages("ec2", "describe_subnets", "Subnets"),
-                                                                 "SubnetId")))
+    return dict(
+        acct.cached(
+            ("ec2.describe_subnets",), lambda: _by(acct.pages("ec2", "describe_subnets", "Subnets"), "SubnetId")
+        )
+    )
 
 
 def vpcs(acct: Account) -> dict[str, dict[str, Any]]:
@@ -320,8 +323,11 @@ def cluster_vpc(acct: Account, cfg: EndpointConfig) -> str | None:
 
 def vpc_cidrs(acct: Account, vpc_id: str) -> list[str]:
     vpc = vpcs(acct).get(vpc_id) or {}
-    out = [str(a["CidrBlock"]) for a in vpc.get("CidrBlockAssociationSet") or []
-           if (a.get("CidrBlockState") or {}).get("State", "associated") == "associated" and a.get("CidrBlock")]
+    out = [
+        str(a["CidrBlock"])
+        for a in vpc.get("CidrBlockAssociationSet") or []
+        if (a.get("CidrBlockState") or {}).get("State", "associated") == "associated" and a.get("CidrBlock")
+    ]
     out += [str(a["Ipv6CidrBlock"]) for a in vpc.get("Ipv6CidrBlockAssociationSet") or [] if a.get("Ipv6CidrBlock")]
     if not out and vpc.get("CidrBlock"):
         out.append(str(vpc["CidrBlock"]))
@@ -340,8 +346,14 @@ class PrivatePath:
     detail: str = ""
 
     def as_evidence(self) -> dict[str, Any]:
-        return {"kind": self.kind, "id": self.id, "state": self.state, "usable": self.usable,
-                "remote_cidrs": self.remote_cidrs, "detail": self.detail}
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "state": self.state,
+            "usable": self.usable,
+            "remote_cidrs": self.remote_cidrs,
+            "detail": self.detail,
+        }
 
     def label(self) -> str:
         extra = f" to {', '.join(self.remote_cidrs)}" if self.remote_cidrs else ""
@@ -359,16 +371,26 @@ def _peer_cidrs(info: dict[str, Any]) -> list[str]:
 def private_paths(acct: Account, vpc_id: str) -> list[PrivatePath]:
     """Peering connections, transit gateway attachments and VPN gateways/connections of the VPC."""
     out: list[PrivatePath] = []
-    peerings = acct.cached(("ec2.describe_vpc_peering_connections",),
-                           lambda: acct.pages("ec2", "describe_vpc_peering_connections", "VpcPeeringConnections"))
+    peerings = acct.cached(
+        ("ec2.describe_vpc_peering_connections",),
+        lambda: acct.pages("ec2", "describe_vpc_peering_connections", "VpcPeeringConnections"),
+    )
     for pc in peerings:
         req, acc = pc.get("RequesterVpcInfo") or {}, pc.get("AccepterVpcInfo") or {}
         if vpc_id not in (req.get("VpcId"), acc.get("VpcId")):
             continue
         other = acc if req.get("VpcId") == vpc_id else req
         state = str((pc.get("Status") or {}).get("Code") or "")
-        out.append(PrivatePath("vpc-peering", str(pc.get("VpcPeeringConnectionId")), state, state == "active",
-                               _peer_cidrs(other), f"peer {other.get('VpcId')} in {other.get('OwnerId', '?')}"))
+        out.append(
+            PrivatePath(
+                "vpc-peering",
+                str(pc.get("VpcPeeringConnectionId")),
+                state,
+                state == "active",
+                _peer_cidrs(other),
+                f"peer {other.get('VpcId')} in {other.get('OwnerId', '?')}",
+            )
+        )
     attachments = acct.cached(
         ("ec2.describe_transit_gateway_vpc_attachments",),
         lambda: acct.pages("ec2", "describe_transit_gateway_vpc_attachments", "TransitGatewayVpcAttachments"),
@@ -377,22 +399,41 @@ def private_paths(acct: Account, vpc_id: str) -> list[PrivatePath]:
         if att.get("VpcId") != vpc_id:
             continue
         state = str(att.get("State") or "")
-        out.append(PrivatePath("transit-gateway", str(att.get("TransitGatewayAttachmentId")), state,
-                               state == "available", detail=f"gateway {att.get('TransitGatewayId')}"))
-    gateways = acct.cached(("ec2.describe_vpn_gateways",), lambda: acct.pages("ec2", "describe_vpn_gateways",
-                                                                             "VpnGateways"))
-    attached = [g for g in gateways if any(a.get("VpcId") == vpc_id and a.get("State") == "attached"
-                                           for a in g.get("VpcAttachments") or [])]
+        out.append(
+            PrivatePath(
+                "transit-gateway",
+                str(att.get("TransitGatewayAttachmentId")),
+                state,
+                state == "available",
+                detail=f"gateway {att.get('TransitGatewayId')}",
+            )
+        )
+    gateways = acct.cached(
+        ("ec2.describe_vpn_gateways",), lambda: acct.pages("ec2", "describe_vpn_gateways", "VpnGateways")
+    )
+    attached = [
+        g
+        for g in gateways
+        if any(a.get("VpcId") == vpc_id and a.get("State") == "attached" for a in g.get("VpcAttachments") or [])
+    ]
     if attached:
-        connections = acct.cached(("ec2.describe_vpn_connections",),
-                                  lambda: acct.pages("ec2", "describe_vpn_connections", "VpnConnections"))
+        connections = acct.cached(
+            ("ec2.describe_vpn_connections",), lambda: acct.pages("ec2", "describe_vpn_connections", "VpnConnections")
+        )
         for g in attached:
             gid = str(g.get("VpnGatewayId"))
             conns = [c for c in connections if c.get("VpnGatewayId") == gid]
             up = [c for c in conns if c.get("State") == "available"]
             state = f"{g.get('State')}, {len(up)}/{len(conns)} connections available"
-            out.append(PrivatePath("vpn", gid, state, g.get("State") == "available" and bool(up),
-                                   detail=", ".join(str(c.get("VpnConnectionId")) for c in conns)))
+            out.append(
+                PrivatePath(
+                    "vpn",
+                    gid,
+                    state,
+                    g.get("State") == "available" and bool(up),
+                    detail=", ".join(str(c.get("VpnConnectionId")) for c in conns),
+                )
+            )
     return out
 
 
@@ -415,9 +456,16 @@ class LoadBalancer:
         return f"{self.kind} load balancer {self.name}"
 
     def as_evidence(self) -> dict[str, Any]:
-        return {"type": self.kind, "name": self.name, "dns_name": self.dns_name, "scheme": self.scheme,
-                "vpc": self.vpc_id, "subnets": self.subnet_ids, "security_groups": self.security_group_ids,
-                "arn": self.arn}
+        return {
+            "type": self.kind,
+            "name": self.name,
+            "dns_name": self.dns_name,
+            "scheme": self.scheme,
+            "vpc": self.vpc_id,
+            "subnets": self.subnet_ids,
+            "security_groups": self.security_group_ids,
+            "arn": self.arn,
+        }
 
 
 def _v2(lb: dict[str, Any]) -> LoadBalancer:
@@ -446,10 +494,13 @@ def _classic(lb: dict[str, Any]) -> LoadBalancer:
 
 
 def load_balancers(acct: Account) -> list[LoadBalancer]:
-    v2 = acct.cached(("elbv2.describe_load_balancers",),
-                     lambda: acct.pages("elbv2", "describe_load_balancers", "LoadBalancers"))
-    classic = acct.cached(("elb.describe_load_balancers",),
-                          lambda: acct.pages("elb", "describe_load_balancers", "LoadBalancerDescriptions"))
+    v2 = acct.cached(
+        ("elbv2.describe_load_balancers",), lambda: acct.pages("elbv2", "describe_load_balancers", "LoadBalancers")
+    )
+    classic = acct.cached(
+        ("elb.describe_load_balancers",),
+        lambda: acct.pages("elb", "describe_load_balancers", "LoadBalancerDescriptions"),
+    )
     return [_v2(lb) for lb in v2] + [_classic(lb) for lb in classic]
 
 
@@ -468,8 +519,9 @@ def find_load_balancer(acct: Account, hostname: str | None, ip: str | None = Non
             if _norm_host(lb.dns_name).removeprefix("dualstack.") == want:
                 return lb
     if ip:
-        raw = acct.cached(("elbv2.describe_load_balancers",),
-                          lambda: acct.pages("elbv2", "describe_load_balancers", "LoadBalancers"))
+        raw = acct.cached(
+            ("elbv2.describe_load_balancers",), lambda: acct.pages("elbv2", "describe_load_balancers", "LoadBalancers")
+        )
         for item in raw:
             for zone in item.get("AvailabilityZones") or []:
                 for addr in zone.get("LoadBalancerAddresses") or []:
@@ -522,13 +574,25 @@ def security_groups(acct: Account) -> dict[str, SecurityGroup]:
 
 
 def prefix_list_cidrs(acct: Account, pl_id: str) -> list[str]:
-    entries = acct.cached(("ec2.get_managed_prefix_list_entries", pl_id),
-                          lambda: acct.pages("ec2", "get_managed_prefix_list_entries", "Entries", PrefixListId=pl_id))
+    entries = acct.cached(
+        ("ec2.get_managed_prefix_list_entries", pl_id),
+        lambda: acct.pages("ec2", "get_managed_prefix_list_entries", "Entries", PrefixListId=pl_id),
+    )
     return [str(e["Cidr"]) for e in entries if e.get("Cidr")]
 
 
-_PROTOCOLS = {"-1": "all", "all": "all", "6": "tcp", "tcp": "tcp", "17": "udp", "udp": "udp", "1": "icmp",
-              "icmp": "icmp", "58": "icmpv6", "icmpv6": "icmpv6"}
+_PROTOCOLS = {
+    "-1": "all",
+    "all": "all",
+    "6": "tcp",
+    "tcp": "tcp",
+    "17": "udp",
+    "udp": "udp",
+    "1": "icmp",
+    "icmp": "icmp",
+    "58": "icmpv6",
+    "icmpv6": "icmpv6",
+}
 
 
 def _ports(proto: str, lo: Any, hi: Any) -> tuple[tuple[int, int], ...]:
@@ -546,9 +610,7 @@ def _perm_text(proto: str, ports: tuple[tuple[int, int], ...]) -> str:
     return f"{proto} {lo}" if lo == hi else f"{proto} {lo}-{hi}"
 
 
-def sg_rules(
-    group: SecurityGroup, prefix_lists: Callable[[str], list[str]]
-) -> tuple[list[Rule], list[str]]:
+def sg_rules(group: SecurityGroup, prefix_lists: Callable[[str], list[str]]) -> tuple[list[Rule], list[str]]:
     """Ingress rules as cloud.rules.Rule (one per source), and notes on references that never match an origin.
 
     Prefix lists are resolved through `prefix_lists`; security-group references (pairs) only admit
@@ -574,12 +636,23 @@ def sg_rules(
                 found.append((prefix_lists(pl), f"prefix list {pl}", r.get("Description")))
         for sources, src_text, desc in found:
             name = f"{what} from {src_text}" + (f" ({desc})" if desc else "")
-            rules.append(Rule(provider="aws-sg", name=name, action="allow", sources=tuple(sources), ports=ports,
-                              protocol=proto, container=group.label()))
+            rules.append(
+                Rule(
+                    provider="aws-sg",
+                    name=name,
+                    action="allow",
+                    sources=tuple(sources),
+                    ports=ports,
+                    protocol=proto,
+                    container=group.label(),
+                )
+            )
         for r in perm.get("UserIdGroupPairs") or []:
             ref = str(r.get("GroupId") or r.get("GroupName") or "?")
-            notes.append(f"{group.label()}: {what} from security group {ref} (a reference: admits members of "
-                         "that group, never an external origin)")
+            notes.append(
+                f"{group.label()}: {what} from security group {ref} (a reference: admits members of "
+                "that group, never an external origin)"
+            )
     return rules, notes
 
 
@@ -624,8 +697,12 @@ def instances(acct: Account) -> dict[str, Instance]:
         for res in acct.pages("ec2", "describe_instances", "Reservations"):
             for i in res.get("Instances") or []:
                 iid = str(i.get("InstanceId"))
-                out[iid] = Instance(iid, i.get("SubnetId"), i.get("VpcId"),
-                                    [str(g["GroupId"]) for g in i.get("SecurityGroups") or [] if g.get("GroupId")])
+                out[iid] = Instance(
+                    iid,
+                    i.get("SubnetId"),
+                    i.get("VpcId"),
+                    [str(g["GroupId"]) for g in i.get("SecurityGroups") or [] if g.get("GroupId")],
+                )
         return out
 
     return dict(acct.cached(("ec2.describe_instances",), fetch))
@@ -652,8 +729,9 @@ def network_acls(acct: Account) -> list[tuple[NetworkAcl, set[str]]]:
     def fetch() -> list[tuple[NetworkAcl, set[str]]]:
         return [
             (
-                NetworkAcl(str(a.get("NetworkAclId")), a.get("VpcId"), bool(a.get("IsDefault")),
-                           list(a.get("Entries") or [])),
+                NetworkAcl(
+                    str(a.get("NetworkAclId")), a.get("VpcId"), bool(a.get("IsDefault")), list(a.get("Entries") or [])
+                ),
                 {str(s.get("SubnetId")) for s in a.get("Associations") or [] if s.get("SubnetId")},
             )
             for a in acct.pages("ec2", "describe_network_acls", "NetworkAcls")
@@ -689,10 +767,19 @@ def nacl_rules(acl: NetworkAcl, egress: bool) -> list[Rule]:
             continue
         name = "rule *" if number == 32767 else f"rule {number}"
         text = f"{e.get('RuleAction')} {_perm_text(proto, ports)} {'to' if egress else 'from'} {source}"
-        out.append(Rule(provider="aws-nacl", name=f"{name} ({text})",
-                        action=str(e.get("RuleAction") or "deny"), sources=(str(source),), ports=ports,
-                        protocol=proto, priority=number, direction="egress" if egress else "ingress",
-                        container=acl.label()))
+        out.append(
+            Rule(
+                provider="aws-nacl",
+                name=f"{name} ({text})",
+                action=str(e.get("RuleAction") or "deny"),
+                sources=(str(source),),
+                ports=ports,
+                protocol=proto,
+                priority=number,
+                direction="egress" if egress else "ingress",
+                container=acl.label(),
+            )
+        )
     return out
 
 

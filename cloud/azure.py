@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from cloud.cache import run_cache
-from cloud.rules import FIRST_MATCH, Rule, Verdict, evaluate
+from preflight.cloud.cache import run_cache
+from preflight.cloud.rules import FIRST_MATCH, Rule, Verdict, evaluate
 from preflight.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,10 +36,6 @@ CLOUDS: dict[str, tuple[str, str]] = {
     "china": ("https://management.chinacloudapi.cn", "AZURE_CHINA"),
     "usgov": ("https://management.usgovcloudapi.net", "AZURE_GOVERNMENT"),
 }
-
-# Builds the credential from the login authority instead of DefaultAzureCredential. Tests set it so
-# the default chain (which probes the managed-identity metadata address) never runs in-process.
-CREDENTIAL_FACTORY: Callable[[str], TokenCredential] | None = None
 
 AZURE_LB_ADDRESS = "168.63.129.16/32"  # the AzureLoadBalancer service tag (health probes, platform DNS)
 _PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
@@ -67,9 +63,9 @@ def endpoints(settings: Settings) -> tuple[str, str, str]:
     return base, f"{arm}/.default", str(getattr(AzureAuthorityHosts, authority_attr))
 
 
-def _ca_bundle() -> str | bool:
-    """requests only reads REQUESTS_CA_BUNDLE; SSL_CERT_FILE is the other standard way to name a CA file."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or True
+def _ca_bundle(settings: Settings) -> str | bool:
+    """--cloud-ca-file, else REQUESTS_CA_BUNDLE (all requests reads), else SSL_CERT_FILE, else the system store."""
+    return settings.cloud_ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or True
 
 
 class _CachedCredential:
@@ -98,8 +94,8 @@ class _Credential:
 
 
 def _build_credential(settings: Settings, authority: str) -> TokenCredential:
-    if CREDENTIAL_FACTORY is not None:
-        return CREDENTIAL_FACTORY(authority)
+    if settings.azure_credential is not None:
+        return cast("TokenCredential", settings.azure_credential(authority))
     from azure.identity import DefaultAzureCredential
 
     # process_timeout bounds the Azure CLI / PowerShell / azd steps; the probe thread bounds the rest.
@@ -159,7 +155,7 @@ def _clients(settings: Settings, subscription: str) -> tuple[Any, Any]:
         transport: dict[str, Any] = {
             "connection_timeout": settings.connect_timeout,
             "read_timeout": max(settings.connect_timeout * 2, 5.0),
-            "connection_verify": _ca_bundle(),
+            "connection_verify": _ca_bundle(settings),
         }
 
         def pipeline() -> list[Any]:
@@ -171,8 +167,9 @@ def _clients(settings: Settings, subscription: str) -> tuple[Any, Any]:
                 p.ProxyPolicy(),
                 p.ContentDecodePolicy(),
                 p.RedirectPolicy(),
-                p.RetryPolicy(retry_total=1, retry_backoff_factor=0.2, retry_backoff_max=1.0,
-                              timeout=settings.connect_timeout * 3),
+                p.RetryPolicy(
+                    retry_total=1, retry_backoff_factor=0.2, retry_backoff_max=1.0, timeout=settings.connect_timeout * 3
+                ),
                 ARMChallengeAuthenticationPolicy(cred, scope),  # a BearerTokenCredentialPolicy
                 p.CustomHookPolicy(),
                 p.SensitiveHeaderCleanupPolicy(),
@@ -486,10 +483,28 @@ def group_vnets(settings: Settings, subscription: str, resource_group: str) -> l
 
 
 DEFAULT_RULES = (
-    NsgRule("AllowVnetInBound", 65000, "Inbound", "Allow", "*", ("VirtualNetwork",), ("VirtualNetwork",), ("*",),
-            default=True),
-    NsgRule("AllowAzureLoadBalancerInBound", 65001, "Inbound", "Allow", "*", ("AzureLoadBalancer",), ("*",), ("*",),
-            default=True),
+    NsgRule(
+        "AllowVnetInBound",
+        65000,
+        "Inbound",
+        "Allow",
+        "*",
+        ("VirtualNetwork",),
+        ("VirtualNetwork",),
+        ("*",),
+        default=True,
+    ),
+    NsgRule(
+        "AllowAzureLoadBalancerInBound",
+        65001,
+        "Inbound",
+        "Allow",
+        "*",
+        ("AzureLoadBalancer",),
+        ("*",),
+        ("*",),
+        default=True,
+    ),
     NsgRule("DenyAllInBound", 65500, "Inbound", "Deny", "*", ("*",), ("*",), ("*",), default=True),
 )
 
@@ -644,8 +659,9 @@ def through(layers: Sequence[Layer], origin: Sequence[str], port: int) -> PathVe
         deciding += [d for d in why if d not in deciding]
     if not blockers:
         for lay in layers:
-            deciding += [d for d in evaluate(lay.rules, current, port, semantics=FIRST_MATCH).deciding
-                         if d not in deciding]
+            deciding += [
+                d for d in evaluate(lay.rules, current, port, semantics=FIRST_MATCH).deciding if d not in deciding
+            ]
     state = "allowed" if current and not blocked else "partial" if current else "blocked"
     verdict = Verdict(state=state, allowed=current, blocked=blocked, deciding=deciding)
     return PathVerdict(verdict, blockers, world_open(layers, port))

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud.cache import run_cache
-from cloud.rules import Rule
+from preflight.cloud.cache import run_cache
+from preflight.cloud.rules import Rule
 from preflight.settings import Settings
 
 CACHE = "gcp"  # API results; its `.calls` is the run's GCP API call count
@@ -442,9 +442,7 @@ def _from_config(cluster: Any, pool: str, note: str = "") -> NodeIdentity:
     return NodeIdentity(pool or "(unlabelled nodes)", tuple(tags), sas, "node pool config", note)
 
 
-def node_identities(
-    api: GcpApi, cluster: Any, nodes: Sequence[dict[str, Any]] | None
-) -> list[NodeIdentity]:
+def node_identities(api: GcpApi, cluster: Any, nodes: Sequence[dict[str, Any]] | None) -> list[NodeIdentity]:
     """One identity per node pool the cluster's nodes are in: the instance's own tags when a node's
     providerID names it (authoritative), else the node pool's config plus GKE's node tag."""
     groups: dict[str, list[dict[str, Any]]] = {}

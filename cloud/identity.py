@@ -65,8 +65,9 @@ def identify(target: ClusterTarget) -> CloudIds:
     if target.provider == "gke" or "gcp" in declared:
         ids = CloudIds("gke", declared=bool(declared.get("gcp")))
         m = _GKE_CONTEXT.match(target.name)
-        ids.values = {"project": m.group("project"), "location": m.group("location"),
-                      "cluster": m.group("cluster")} if m else {}
+        ids.values = (
+            {"project": m.group("project"), "location": m.group("location"), "cluster": m.group("cluster")} if m else {}
+        )
         ids.values.update({k: v for k, v in declared.get("gcp", {}).items() if v})
         return ids
     if target.provider == "aks" or "azure" in declared:

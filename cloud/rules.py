@@ -202,8 +202,10 @@ def describe(verdict: Verdict, what: str) -> str:
     if verdict.state == "allowed":
         return f"{what} allowed by {', '.join(verdict.deciding)}"
     if verdict.state == "partial":
-        return (f"{what} only partly allowed: {', '.join(verdict.allowed)} get through, "
-                f"{', '.join(verdict.blocked)} blocked" + (f" (by {', '.join(verdict.deciding)})"
-                                                           if verdict.deciding else ""))
+        return (
+            f"{what} only partly allowed: {', '.join(verdict.allowed)} get through, "
+            f"{', '.join(verdict.blocked)} blocked"
+            + (f" (by {', '.join(verdict.deciding)})" if verdict.deciding else "")
+        )
     by = f" by {', '.join(verdict.deciding)}" if verdict.deciding else " (no rule allows it: implied deny)"
     return f"{what} blocked{by}"

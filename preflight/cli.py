@@ -3,6 +3,7 @@ so that `--help` stays instant."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -38,11 +39,9 @@ def die(message: str) -> NoReturn:
 
 
 def _registry() -> Any:
-    import checks  # noqa: F401  (registers every check)
-    from preflight.registry import REGISTRY
+    from preflight.app import load_registry
 
-    REGISTRY.validate()
-    return REGISTRY
+    return load_registry()
 
 
 def _progress(done: int, total: int, name: str) -> None:
@@ -52,20 +51,8 @@ def _progress(done: int, total: int, name: str) -> None:
     sys.stderr.flush()
 
 
-def emit(report: RunReport, outputs: list[tuple[str, str | None]]) -> None:
-    from reports import console, writer
-
-    for fmt, path in outputs:
-        if path is None or path == "-":
-            color = fmt == "console" and console.want_color(sys.stdout)
-            sys.stdout.write(writer.render(fmt, report, color=color))
-            sys.stdout.flush()
-        else:
-            writer.write_atomic(path, writer.render(fmt, report))
-
-
 def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
-    from reports import writer
+    from preflight.reports import writer
 
     try:
         parsed = [writer.parse_output_spec(s) for s in specs] or [("console", None)]
@@ -90,28 +77,15 @@ def execute(
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int, str], None] | None = None,
 ) -> RunReport:
-    """The whole `check` path: plan, run, and write every output even when the run is cut short."""
-    from preflight import plan as planning
-    from preflight import runner
-    from preflight.model import Scope
+    """The `check` command around :func:`preflight.app.run`: bad input exits 2, an interrupted run
+    still writes every output and exits 130."""
+    from preflight import app
 
-    registry = _registry()
     try:
-        plan = planning.build(request, settings, registry, os.environ)
+        report = app.run(request, settings, include=include, exclude=exclude, progress=progress)
     except ConfigError as exc:
         die(str(exc))
-    chosen = registry.select(include, exclude)
-    if not chosen:
-        die(f"--checks/--skip-checks leave no check to run (known: {', '.join(c.id for c in registry.all())})")
-    report = runner.run_fleet(
-        plan.contexts,
-        registry.ordered(chosen, Scope.CLUSTER),
-        registry.ordered(chosen, Scope.FLEET),
-        plan.settings,
-        plan.mutes,
-        progress=progress,
-    )
-    emit(report, outputs)
+    app.emit(report, outputs)
     if report.aborted:
         from preflight.execcred import kill_running
 
@@ -378,9 +352,20 @@ def explain(check_id: str) -> None:
 )
 def demo(directory: str) -> None:
     """Start a local lab fleet with typical failures, check it, and write the reports."""
-    from preflight.demo import run_demo
+    import time
 
-    run_demo(directory)
+    from preflight import demo as lab_demo
+
+    t0 = time.monotonic()
+    try:
+        with lab_demo.running(directory) as (request, settings, outputs):
+            report = execute(request, settings, outputs)
+    except ConfigError as exc:
+        die(str(exc))
+    lab_demo.print_summary(report, outputs, time.monotonic() - t0)
+    # Everything is stopped; skip the interpreter's last full collection over the SDKs' objects on the way out.
+    gc.freeze()
+    sys.exit(EXIT_OK)
 
 
 @main.command("gen-docs", hidden=True)

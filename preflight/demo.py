@@ -1,160 +1,41 @@
-"""`meshery-preflight demo`: a local lab fleet with the classic failures, checked by the real `check` path.
-
-Besides the plain lab clusters, one EKS, one GKE and one AKS cluster have their Broker's 4222 blocked by a
-cloud rule (a security group, a VPC firewall deny, an NSG deny). Their accounts are the cloud labs the tests
-use, started in-process on loopback: moto for AWS, the REST lab for GCP, the HTTPS ARM lab for Azure. The
-run reaches them through the standard endpoint overrides and lab-only credentials, set in this process's
-environment for the demo's duration; no default credential chain runs, so nothing asks a metadata address.
-The cloud SDKs are imported only here, when the demo runs.
-"""
+"""`meshery-preflight demo`: the lab fleet (package ``preflight_lab``, the ``demo`` extra) checked by the real
+`check` path, with every report written under one directory."""
 
 from __future__ import annotations
 
 import contextlib
-import gc
-import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
-from preflight.lab.apiserver import Rule
-from preflight.lab.demo_clouds import Cloud, start_clouds
-from preflight.lab.dns_server import LabDNS
-from preflight.lab.fleet import ClusterSpec, LabFleet
-from preflight.lab.meshery import MesherySetup, behind_load_balancer
+from preflight.errors import ConfigError
+from preflight.model import RunReport
 from preflight.plan import Request
 from preflight.settings import Settings
 
-ORIGIN = "127.0.0.0/8"
-# Reads what discovery needs except nodes: the classic EKS gap that rbac.nodes: true closes.
-_NO_NODES = (
-    Rule(
-        verbs=("get", "list", "watch"),
-        api_groups=("", "apps", "batch", "networking.k8s.io", "apiextensions.k8s.io"),
-        resources=(
-            "namespaces",
-            "pods",
-            "services",
-            "configmaps",
-            "serviceaccounts",
-            "persistentvolumes",
-            "persistentvolumeclaims",
-            "deployments",
-            "daemonsets",
-            "statefulsets",
-            "replicasets",
-            "jobs",
-            "cronjobs",
-            "ingresses",
-            "customresourcedefinitions",
-        ),
-    ),
-)
+EXTRA_HINT = "the demo needs the lab: pip install 'meshery-preflight[demo]'"
+Outputs = list[tuple[str, str | None]]
 
 
-def _lb(address: str, **kw: Any) -> MesherySetup:
-    kw.setdefault("source_ranges", (ORIGIN,))
-    return behind_load_balancer(address, **kw)
-
-
-# Context names say what each lab cluster gets wrong, so the report reads as a tour.
-DEMO_FLEET = (
-    ClusterSpec(name="prod-eu", scenario="healthy"),
-    ClusterSpec(name="prod-us-exec", scenario="exec-ok"),
-    ClusterSpec(name="staging-client-cert", scenario="client-cert"),
-    ClusterSpec(name="edge-api-refused", scenario="refused"),
-    ClusterSpec(name="dr-wrong-ca", scenario="wrong-ca"),
-    ClusterSpec(name="dev-expired-token", scenario="expired-token"),
-    ClusterSpec(name="ci-hung-exec-plugin", scenario="hung-exec"),
-    ClusterSpec(name="lab-insecure-tls", scenario="insecure"),
-    ClusterSpec(
-        name="ops-broker-healthy", meshery=_lb("127.70.0.1", lb_ip=None, lb_hostname="a1b2c3-broker.elb.lab.test")
-    ),
-    ClusterSpec(
-        name="ops-broker-lb-gone", meshery=_lb("127.70.0.2", lb_ip=None, lb_hostname="deleted-broker.elb.lab.test")
-    ),
-    ClusterSpec(name="ops-broker-4222-filtered", meshery=_lb("127.70.0.3", broker="backlogged")),
-    ClusterSpec(
-        name="kind-broker-localhost",
-        meshery=MesherySetup(
-            generation="classic",
-            service_type="NodePort",
-            broker_address="127.70.0.4",
-            published_external="localhost:31222",
-        ),
-    ),
-    ClusterSpec(name="ops-broker-open-to-world", meshery=_lb("127.70.0.5", source_ranges=("0.0.0.0/0",))),
-    ClusterSpec(
-        name="ops-broker-wrong-token", meshery=_lb("127.70.0.6", secret_token="stale-token-from-a-previous-install")
-    ),
-    ClusterSpec(name="eks-no-node-watch", rules=_NO_NODES),
-)
-PROVIDERS = {"eks-no-node-watch": "eks"}
-
-
-def _fleet_file(lab: LabFleet, out: Path, clouds: Sequence[Cloud] = ()) -> Path:
-    doc = lab.fleet_document()
-    doc["origin"] = {"cidrs": [ORIGIN]}
-    doc["kubeconfig"] = [str(lab.kubeconfig_path)]
-    cloud_entries = {c.spec.name: c.entry for c in clouds}
-    for entry in doc["clusters"]:
-        if entry["context"] in PROVIDERS:
-            entry["provider"] = PROVIDERS[entry["context"]]
-        entry.update(cloud_entries.get(entry["context"], {}))
-    path = out / "fleet.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def run_demo(directory: str) -> None:
-    from preflight.cli import execute
-
+@contextlib.contextmanager
+def running(directory: str) -> Iterator[tuple[Request, Settings, Outputs]]:
+    """The demo's lab, started; yields what `check` needs to run over it. The lab stops on exit."""
+    try:
+        from preflight_lab import demo as lab_demo
+    except ImportError as exc:
+        raise ConfigError(f"{EXTRA_HINT} ({exc})") from None
     out = Path(directory).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    with contextlib.ExitStack() as stack:  # stops every lab and restores the environment, also on errors
-        # The cloud SDKs and moto allocate millions of objects while they load: collect less often meanwhile.
-        stack.callback(gc.set_threshold, *gc.get_threshold())
-        gc.set_threshold(100_000, 50, 100)
-        click.echo("Starting the EKS, GKE and AKS labs (moto, GCP REST, ARM over HTTPS) on loopback ...", err=True)
-        clouds = start_clouds(stack)
-        specs = [*DEMO_FLEET, *(c.spec for c in clouds)]
-        click.echo(f"Starting a lab fleet of {len(specs)} clusters (with real NATS Brokers) on loopback ...", err=True)
-        click.echo(
-            "  (4222 'filtered' here is a listener with a full accept queue: the kernel drops the SYN as a "
-            "firewall would; the tests use nftables in a network namespace. The cloud clusters' Brokers are "
-            "filtered so too, and their cloud checks name the rule that does it)",
-            err=True,
-        )
-        lab = stack.enter_context(LabFleet(specs, out / "lab"))
-        dns = stack.enter_context(LabDNS(zones=("lab.test", "amazonaws.com")))
-        dns.add_cname("a1b2c3-broker.elb.lab.test", "a1b2c3-broker-4f2a.elb.eu-west-1.lab.test")
-        dns.add_a("a1b2c3-broker-4f2a.elb.eu-west-1.lab.test", "127.70.0.1")
-        cloud_settings: dict[str, Any] = {}
-        for c in clouds:
-            for name, address in c.dns.items():
-                dns.add_a(name, address)
-            if c.after_fleet is not None:
-                c.after_fleet(lab)
-            cloud_settings.update(c.settings)
-        # Short deadlines keep the tour quick; the hung plugin and the filtered ports still cost one each.
-        settings = Settings(
-            connect_timeout=1.0, exec_timeout=2.0, cluster_timeout=30.0, dns_server=dns.address, **cloud_settings
-        )
-        request = Request(fleet=str(_fleet_file(lab, out, clouds)))
-        outputs = [("console", None), ("json", str(out / "report.json")), ("junit", str(out / "junit.xml"))]
-        report = execute(request, settings, outputs)
+    with lab_demo.start(out) as lab:
+        outputs: Outputs = [("console", None), ("json", str(out / "report.json")), ("junit", str(out / "junit.xml"))]
+        yield Request(fleet=str(lab.fleet_file)), Settings(**lab.settings), outputs
+
+
+def print_summary(report: RunReport, outputs: Sequence[tuple[str, str | None]], seconds: float) -> None:
     s = report.summary
+    files = ", ".join(path for _, path in outputs if path)
     click.echo(
-        f"\nDemo done in {time.monotonic() - t0:.1f}s: {len(report.clusters)} clusters, "
-        f"{s['pass']} pass, {s['warn']} warn, {s['fail']} fail, {s['error']} error. "
-        f"Reports: {out / 'report.json'}, {out / 'junit.xml'}",
+        f"\nDemo done in {seconds:.1f}s: {len(report.clusters)} clusters, "
+        f"{s['pass']} pass, {s['warn']} warn, {s['fail']} fail, {s['error']} error. Reports: {files}",
         err=True,
     )
-    # Everything is stopped; skip the interpreter's last full collection over the SDKs' objects on the way out.
-    gc.freeze()
-    sys.exit(0)

@@ -145,8 +145,7 @@ def load(path: Path) -> FleetFile:
             defaults["timeouts"] = r.timeouts(d["timeouts"], "defaults.timeouts")
     if "kubeconfig" in top:
         fleet.kubeconfig = [
-            (path.parent / Path(p).expanduser()).resolve()
-            for p in _each(r, top["kubeconfig"], "kubeconfig", r.string)
+            (path.parent / Path(p).expanduser()).resolve() for p in _each(r, top["kubeconfig"], "kubeconfig", r.string)
         ]
     if "origin" in top:
         o = r.mapping(top["origin"], "origin", ("cidrs",))
@@ -157,9 +156,7 @@ def load(path: Path) -> FleetFile:
         fleet.thresholds = {k: r.number(v, f"thresholds.{k}") for k, v in th.items()}
 
     def cluster(node: yaml.Node, where: str) -> ClusterEntry:
-        m = r.mapping(
-            node, where, ("context", "meshsync_mode", "provider", "aws", "gcp", "azure", "timeouts")
-        )
+        m = r.mapping(node, where, ("context", "meshsync_mode", "provider", "aws", "gcp", "azure", "timeouts"))
         if "context" not in m:
             raise r.err(node, f"{where}.context", "is required")
         entry = ClusterEntry(context=r.string(m["context"], f"{where}.context"))
@@ -174,9 +171,7 @@ def load(path: Path) -> FleetFile:
         if "gcp" in m:
             entry.gcp = r.strings_map(m["gcp"], f"{where}.gcp", ("project", "location", "cluster"))
         if "azure" in m:
-            entry.azure = r.strings_map(
-                m["azure"], f"{where}.azure", ("subscription", "resource_group", "cluster")
-            )
+            entry.azure = r.strings_map(m["azure"], f"{where}.azure", ("subscription", "resource_group", "cluster"))
         if "timeouts" in m:
             entry.timeouts.update(r.timeouts(m["timeouts"], f"{where}.timeouts"))
         return entry

@@ -132,9 +132,7 @@ def discover_paths(explicit: list[str], env: Mapping[str, str]) -> list[Path]:
     if not folder.is_dir():
         raise ConfigError(f"{folder}: kubeconfig folder not found (set KUBECONFIG_FOLDER or --kubeconfig)")
     candidates = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and (p.name == "config" or p.name.endswith(_FOLDER_SUFFIXES))
+        p for p in folder.iterdir() if p.is_file() and (p.name == "config" or p.name.endswith(_FOLDER_SUFFIXES))
     )
     found = [p for p in candidates if _folder_kubeconfig(p)]
     if not found:

@@ -26,6 +26,8 @@ class Request:
     in_cluster: bool = False
     fleet: str | None = None
     origins: list[str] = field(default_factory=list)
+    # Where --in-cluster reads the ServiceAccount (tests point it at a lab directory).
+    service_account_dir: str | None = None
 
 
 @dataclass
@@ -60,7 +62,8 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
 
     mode = settings.default_mode
     if req.in_cluster:
-        chosen = [targets.in_cluster_target(env)]
+        sa = {"sa_dir": Path(req.service_account_dir)} if req.service_account_dir else {}
+        chosen = [targets.in_cluster_target(env, **sa)]
     else:
         explicit = req.kubeconfigs or ([str(p) for p in fleet.kubeconfig] if fleet else [])
         merged = kubeconfig.merge(kubeconfig.discover_paths(explicit, env))

@@ -14,8 +14,10 @@ def detect(target: ClusterTarget) -> str:
     spec = target.credential.exec_spec or {}
     command = os.path.basename(str(spec.get("command") or ""))
     args = [str(a) for a in spec.get("args") or []]
-    if host.endswith(".eks.amazonaws.com") or command == "aws-iam-authenticator" or (
-        command == "aws" and "eks" in args
+    if (
+        host.endswith(".eks.amazonaws.com")
+        or command == "aws-iam-authenticator"
+        or (command == "aws" and "eks" in args)
     ):
         return "eks"
     if host.endswith(".azmk8s.io") or command == "kubelogin":

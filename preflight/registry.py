@@ -43,9 +43,19 @@ class Registry:
         return [
             c
             for c in self._checks.values()
-            if (not inc or any(fnmatchcase(c.id, p) for p in inc))
-            and not any(fnmatchcase(c.id, p) for p in exc)
+            if (not inc or any(fnmatchcase(c.id, p) for p in inc)) and not any(fnmatchcase(c.id, p) for p in exc)
         ]
+
+    def with_dependencies(self, checks: Iterable[Check]) -> list[Check]:
+        """``checks`` plus every check they depend on, transitively, in registration order."""
+        wanted: set[str] = set()
+        stack = [c.id for c in checks]
+        while stack:
+            cid = stack.pop()
+            if cid not in wanted:
+                wanted.add(cid)
+                stack.extend(self.get(cid).depends_on)
+        return [c for c in self._checks.values() if c.id in wanted]
 
     def ordered(self, checks: Iterable[Check], scope: Scope) -> list[Check]:
         """Topological order (declaration order among equals); dependencies outside the set are ignored."""

@@ -187,9 +187,7 @@ def run_fleet(
                 by_name[ctx.name] = fut.result()
             except Exception as exc:  # the runner's own bug must cost one cluster, not the run
                 broken = error(f"internal error: {type(exc).__name__}: {exc}")
-                by_name[ctx.name] = [
-                    _to_result(chk, broken, 0.0, ctx.name, (), redactor) for chk in cluster_checks[:1]
-                ]
+                by_name[ctx.name] = [_to_result(chk, broken, 0.0, ctx.name, (), redactor) for chk in cluster_checks[:1]]
             if progress:
                 progress(len(by_name), len(contexts), ctx.name)
     except KeyboardInterrupt:

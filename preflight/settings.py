@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,11 @@ class Settings:
     gcp_api_endpoint: str | None = None
     azure_cloud: str = "public"
     azure_arm_endpoint: str | None = None
+    # Builds the Azure TokenCredential for a login authority instead of DefaultAzureCredential
+    # (the demo's and the tests' lab token, so the default chain never probes a metadata address).
+    azure_credential: Callable[[str], Any] | None = None
+    # CA file for the cloud APIs' HTTPS (a TLS-inspecting proxy's CA, a lab CA); default: the environment's.
+    cloud_ca_file: str | None = None
     # Run-wide state shared by every cluster of one run (cloud describe results, call counts);
     # with_overrides keeps the same object, so clusters share it.
     shared: dict[str, Any] = field(default_factory=dict)

@@ -25,7 +25,7 @@ PROVIDERS = ("eks", "gke", "aks", "other", "unknown")
 
 def schema_path() -> Path:
     """Location of the shipped JSON Schema, found through the package so it works when installed."""
-    resource = resources.files("reports") / "schema" / SCHEMA_FILE
+    resource = resources.files("preflight.reports") / "schema" / SCHEMA_FILE
     if not isinstance(resource, Path):
         raise RuntimeError(f"{SCHEMA_FILE} is not on the file system (zipped install?); use load_schema()")
     return resource
@@ -33,7 +33,7 @@ def schema_path() -> Path:
 
 def load_schema() -> dict[str, Any]:
     """The schema itself; unlike :func:`schema_path` this also works from a zipped install."""
-    text = (resources.files("reports") / "schema" / SCHEMA_FILE).read_text(encoding="utf-8")
+    text = (resources.files("preflight.reports") / "schema" / SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

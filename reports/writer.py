@@ -22,8 +22,7 @@ def _check_format(fmt: str) -> str:
     name = fmt.strip().lower()
     if name not in FORMATS:
         raise ValueError(
-            f"unknown output format {fmt!r}: expected FORMAT or FORMAT=PATH with FORMAT one of "
-            f"{', '.join(FORMATS)}"
+            f"unknown output format {fmt!r}: expected FORMAT or FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}"
         )
     return name
 

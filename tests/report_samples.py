@@ -103,6 +103,4 @@ def sample_report(*, aborted: str | None = None) -> RunReport:
 
 def empty_aborted_report() -> RunReport:
     """Aborted before any check ran: renderers must still say so."""
-    return dataclasses.replace(
-        sample_report(aborted="interrupted by user (SIGINT)"), clusters=[], fleet_results=[]
-    )
+    return dataclasses.replace(sample_report(aborted="interrupted by user (SIGINT)"), clusters=[], fleet_results=[])

@@ -1,14 +1,12 @@
-"""Run the real check pipeline in-process against lab files, for tests."""
+"""Run the one pipeline (preflight.app) in-process against lab files, for tests."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import checks  # noqa: F401  (registers the checks)
-from preflight import plan as planning
-from preflight import runner
-from preflight.model import Result, RunReport, Scope
-from preflight.registry import REGISTRY
+from preflight import app
+from preflight.model import Result, RunReport
+from preflight.plan import Request
 from preflight.settings import Settings
 
 
@@ -23,16 +21,8 @@ def run(
     **settings: object,
 ) -> RunReport:
     s = Settings(**{"connect_timeout": 2.0, "exec_timeout": 2.0, **settings})  # type: ignore[arg-type]
-    req = planning.Request(list(kubeconfig), list(contexts), False, fleet, list(origins))
-    plan = planning.build(req, s, REGISTRY, dict(env or {}))
-    chosen = REGISTRY.select(include)
-    return runner.run_fleet(
-        plan.contexts,
-        REGISTRY.ordered(chosen, Scope.CLUSTER),
-        REGISTRY.ordered(chosen, Scope.FLEET),
-        plan.settings,
-        plan.mutes,
-    )
+    req = Request(list(kubeconfig), list(contexts), False, fleet, list(origins))
+    return app.run(req, s, include=include, env=dict(env or {}))
 
 
 def result(report: RunReport, cluster: str, check_id: str) -> Result:

@@ -1,0 +1,1268 @@
+"""A fake Kubernetes API server that speaks enough of the real wire protocol for real clients.
+
+Preflight checks must be exercised against something that behaves like a cluster (TLS, bearer and
+client-certificate auth, RBAC, discovery, Status bodies) without a cluster. ``FakeKubeAPI`` is a
+real HTTPS server on a loopback address, so the code under test runs its ordinary network path.
+It never mutates anything: any write is logged and refused with 405, and the request log lets a
+test prove the tool under test never tried one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as _dt
+import hashlib
+import ipaddress
+import itertools
+import json
+import re
+import selectors
+import socket
+import socketserver
+import ssl
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from preflight_lab.certs import CertKeyPair
+
+__all__ = [
+    "BUILTIN_RESOURCES",
+    "CLUSTER_ADMIN",
+    "DEFAULT_VERSION",
+    "FakeKubeAPI",
+    "Identity",
+    "ObjectStore",
+    "RBAC",
+    "REVIEW_RESOURCES",
+    "RequestRecord",
+    "ResourceAttributes",
+    "ResourceRegistry",
+    "ResourceType",
+    "Rule",
+    "is_review_request",
+    "require_loopback",
+    "version_info",
+]
+
+DEFAULT_VERSION = "v1.30.4-eks-a737599"
+
+# Creating these asks the server a question; it changes nothing in the cluster.
+REVIEW_RESOURCES: frozenset[str] = frozenset(
+    {
+        "selfsubjectaccessreviews",
+        "selfsubjectreviews",
+        "selfsubjectrulesreviews",
+        "subjectaccessreviews",
+        "localsubjectaccessreviews",
+        "tokenreviews",
+    }
+)
+_REVIEW_GROUPS = ("authentication.k8s.io", "authorization.k8s.io")
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME: verify the client chain but not its dates, so an expired client
+# certificate reaches the authenticator and gets a 401, as from kube-apiserver, not a TLS alert.
+_X509_V_FLAG_NO_CHECK_TIME = 0x200000
+_HANDSHAKE_TIMEOUT_S = 10.0
+_IDLE_TIMEOUT_S = 120.0
+_MAX_BODY = 3 * 1024 * 1024
+
+
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+
+
+def require_loopback(address: str) -> str:
+    """The lab's traffic stays on this machine: only 127.0.0.0/8 addresses are accepted."""
+    try:
+        ok = ipaddress.ip_address(address) in _LOOPBACK
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"lab servers only use 127.0.0.0/8 addresses, not {address!r}")
+    return address
+
+
+# --------------------------------------------------------------------------------------------------
+# Identity and RBAC
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request authenticated as. ``groups`` are the asserted ones, before the implicit groups."""
+
+    username: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "groups", tuple(self.groups))
+
+    @property
+    def anonymous(self) -> bool:
+        return self.username == "system:anonymous"
+
+    @property
+    def effective_groups(self) -> tuple[str, ...]:
+        """Groups as kube-apiserver reports them: plus system:authenticated (or unauthenticated)."""
+        implicit = "system:unauthenticated" if self.anonymous else "system:authenticated"
+        return self.groups if implicit in self.groups else (*self.groups, implicit)
+
+
+ANONYMOUS = Identity("system:anonymous")
+
+
+def _tup(value: str | Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One RBAC rule. ``"*"`` is a wildcard everywhere.
+
+    ``namespaces=("*",)`` behaves like a ClusterRoleBinding (all namespaces and cluster-scoped
+    resources); naming namespaces behaves like RoleBindings there. A rule with ``non_resource_urls``
+    governs only non-resource paths (``/version``, ``/healthz``); a trailing ``*`` is a prefix match.
+    """
+
+    verbs: tuple[str, ...]
+    api_groups: tuple[str, ...] = ("*",)
+    resources: tuple[str, ...] = ("*",)
+    namespaces: tuple[str, ...] = ("*",)
+    resource_names: tuple[str, ...] = ()
+    non_resource_urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("verbs", "api_groups", "resources", "namespaces", "resource_names", "non_resource_urls"):
+            object.__setattr__(self, name, _tup(getattr(self, name)))
+
+    def _verb_ok(self, verb: str) -> bool:
+        return "*" in self.verbs or verb in self.verbs
+
+    def matches(self, attrs: ResourceAttributes) -> bool:
+        if self.non_resource_urls or not self._verb_ok(attrs.verb):
+            return False
+        if "*" not in self.api_groups and attrs.group not in self.api_groups:
+            return False
+        combined = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+        if not any(
+            r == "*" or r == combined or (attrs.subresource and r == f"*/{attrs.subresource}") for r in self.resources
+        ):
+            return False
+        if self.resource_names and attrs.name not in self.resource_names:
+            return False
+        return "*" in self.namespaces or (bool(attrs.namespace) and attrs.namespace in self.namespaces)
+
+    def matches_path(self, verb: str, path: str) -> bool:
+        if not self.non_resource_urls or not self._verb_ok(verb):
+            return False
+        return any(
+            u == "*" or u == path or (u.endswith("*") and path.startswith(u[:-1])) for u in self.non_resource_urls
+        )
+
+    def applies_in(self, namespace: str) -> bool:
+        """Whether the rule shows up in a SelfSubjectRulesReview for ``namespace``."""
+        return bool(self.non_resource_urls) or "*" in self.namespaces or namespace in self.namespaces
+
+
+CLUSTER_ADMIN: tuple[Rule, ...] = (Rule(verbs=("*",)), Rule(verbs=("*",), non_resource_urls=("*",)))
+_SELF_REVIEWS = Rule(
+    verbs=("create",),
+    api_groups=("authentication.k8s.io", "authorization.k8s.io"),
+    resources=("selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"),
+)
+_PUBLIC_INFO = Rule(verbs=("get",), non_resource_urls=("/healthz", "/livez", "/readyz", "/version", "/version/"))
+_DISCOVERY = Rule(
+    verbs=("get",),
+    non_resource_urls=(
+        "/api",
+        "/api/*",
+        "/apis",
+        "/apis/*",
+        "/openapi",
+        "/openapi/*",
+        "/version",
+        "/version/",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ResourceAttributes:
+    """What RBAC decides on for a resource request, as in a SubjectAccessReview."""
+
+    verb: str
+    resource: str
+    group: str = ""
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+
+
+class RBAC:
+    """Rules bound to users and groups, with the bootstrap bindings every cluster has.
+
+    ``system:authenticated`` gets the self-review and discovery roles, ``system:unauthenticated`` the
+    public-info viewer, and members of ``system:masters`` are allowed everything (as in the real
+    authorizer chain, where that group short-circuits RBAC).
+    """
+
+    SUPERUSER_GROUP = "system:masters"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[str, list[Rule]] = {}
+        self._groups: dict[str, list[Rule]] = {
+            "system:authenticated": [_SELF_REVIEWS, _DISCOVERY, _PUBLIC_INFO],
+            "system:unauthenticated": [_PUBLIC_INFO],
+        }
+
+    def grant_user(self, username: str, rules: Iterable[Rule]) -> None:
+        with self._lock:
+            self._users.setdefault(username, []).extend(rules)
+
+    def grant_group(self, group: str, rules: Iterable[Rule]) -> None:
+        with self._lock:
+            self._groups.setdefault(group, []).extend(rules)
+
+    def revoke_user(self, username: str) -> None:
+        with self._lock:
+            self._users.pop(username, None)
+
+    def is_superuser(self, identity: Identity) -> bool:
+        return self.SUPERUSER_GROUP in identity.groups
+
+    def rules_for(self, identity: Identity) -> list[Rule]:
+        if self.is_superuser(identity):
+            return list(CLUSTER_ADMIN)
+        with self._lock:
+            rules = list(self._users.get(identity.username, ()))
+            for group in identity.effective_groups:
+                rules.extend(self._groups.get(group, ()))
+        return rules
+
+    def allows(self, identity: Identity, attrs: ResourceAttributes) -> bool:
+        return any(rule.matches(attrs) for rule in self.rules_for(identity))
+
+    def allows_path(self, identity: Identity, verb: str, path: str) -> bool:
+        return any(rule.matches_path(verb, path) for rule in self.rules_for(identity))
+
+
+# --------------------------------------------------------------------------------------------------
+# Resource types and the object store
+
+_RW_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """A kind the server serves: where it lives in the REST tree and how discovery describes it."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+    verbs: tuple[str, ...] = _RW_VERBS
+    short_names: tuple[str, ...] = ()
+    custom: bool = True  # a CRD-backed kind: list items keep apiVersion/kind, and a CRD object is served
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    def discovery(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.plural,
+            "singularName": self.singular,
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": list(self.verbs),
+        }
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        return entry
+
+
+def _builtin(
+    group: str,
+    version: str,
+    kind: str,
+    plural: str,
+    namespaced: bool = True,
+    verbs: tuple[str, ...] = _RW_VERBS,
+    short: tuple[str, ...] = (),
+) -> ResourceType:
+    return ResourceType(group, version, kind, plural, namespaced, verbs, short, custom=False)
+
+
+_CREATE = ("create",)
+BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
+    _builtin("", "v1", "Namespace", "namespaces", False, short=("ns",)),
+    _builtin("", "v1", "Node", "nodes", False, short=("no",)),
+    _builtin("", "v1", "Pod", "pods", short=("po",)),
+    _builtin("", "v1", "Service", "services", short=("svc",)),
+    _builtin("", "v1", "Secret", "secrets"),
+    _builtin("", "v1", "ConfigMap", "configmaps", short=("cm",)),
+    _builtin("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",)),
+    _builtin("", "v1", "Endpoints", "endpoints", short=("ep",)),
+    _builtin("", "v1", "Event", "events", short=("ev",)),
+    _builtin("apps", "v1", "Deployment", "deployments", short=("deploy",)),
+    _builtin("apps", "v1", "StatefulSet", "statefulsets", short=("sts",)),
+    _builtin("apps", "v1", "DaemonSet", "daemonsets", short=("ds",)),
+    _builtin("apps", "v1", "ReplicaSet", "replicasets", short=("rs",)),
+    _builtin("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, _CREATE),
+    _builtin("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, _CREATE),
+    _builtin("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True, _CREATE),
+    _builtin("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, _CREATE),
+    _builtin("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, _CREATE),
+    _builtin("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, _CREATE),
+    _builtin(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        short=("crd", "crds"),
+    ),
+)
+
+
+def guess_plural(kind: str) -> str:
+    """English-ish plural of a kind, as CRD authors usually choose it (Broker -> brokers)."""
+    low = kind.lower()
+    if low.endswith(("s", "x", "z", "ch", "sh")):
+        return low + "es"
+    if low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
+        return low[:-1] + "ies"
+    return low + "s"
+
+
+class ResourceRegistry:
+    """Kind <-> plural map per group/version; also the source of the discovery documents."""
+
+    def __init__(self, types: Iterable[ResourceType] = BUILTIN_RESOURCES) -> None:
+        self._lock = threading.Lock()
+        self._by_plural: dict[tuple[str, str, str], ResourceType] = {}
+        self._by_kind: dict[tuple[str, str], ResourceType] = {}
+        for rt in types:
+            self.register(rt)
+
+    def register(self, rt: ResourceType) -> bool:
+        """Add (or replace) a type; returns whether it was new."""
+        with self._lock:
+            key = (rt.group, rt.version, rt.plural)
+            new = key not in self._by_plural
+            self._by_plural[key] = rt
+            self._by_kind[(rt.api_version, rt.kind)] = rt
+            return new
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        with self._lock:
+            return self._by_kind.get((api_version, kind))
+
+    def by_plural(self, group: str, version: str, plural: str) -> ResourceType | None:
+        with self._lock:
+            return self._by_plural.get((group, version, plural))
+
+    def all(self) -> list[ResourceType]:
+        with self._lock:
+            return list(self._by_plural.values())
+
+    def group_versions(self) -> dict[str, list[str]]:
+        """Named groups (not core) in registration order, each with its versions."""
+        groups: dict[str, list[str]] = {}
+        for rt in self.all():
+            if rt.group:
+                versions = groups.setdefault(rt.group, [])
+                if rt.version not in versions:
+                    versions.append(rt.version)
+        return groups
+
+
+def _now_rfc3339() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ObjectStore:
+    """Objects by group/version/resource, namespace and name, as the REST handlers serve them.
+
+    ``put`` copies the object and fills in the metadata a real server would (uid, resourceVersion,
+    creationTimestamp; namespace ``default`` for namespaced kinds). Unknown kinds are registered on
+    the fly with a guessed plural; register them first for full control.
+    """
+
+    def __init__(self, resources: ResourceRegistry) -> None:
+        self._resources = resources
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self._rv = itertools.count(1)
+        self._last_rv = 0
+
+    @property
+    def resource_version(self) -> str:
+        with self._lock:
+            return str(max(self._last_rv, 1))
+
+    def _type_of(self, obj: Mapping[str, Any]) -> ResourceType:
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if not isinstance(api_version, str) or not isinstance(kind, str):
+            raise ValueError("object needs string apiVersion and kind")
+        rt = self._resources.by_kind(api_version, kind)
+        if rt is None:
+            group, _, version = api_version.rpartition("/")
+            namespaced = bool((obj.get("metadata") or {}).get("namespace"))
+            rt = ResourceType(group, version, kind, guess_plural(kind), namespaced)
+            self._resources.register(rt)
+        return rt
+
+    def put(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a copy of ``obj`` (replacing any same-named one) and return the stored copy."""
+        stored: dict[str, Any] = json.loads(json.dumps(obj))
+        rt = self._type_of(stored)
+        meta = stored.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name:
+            raise ValueError(f"{rt.kind} needs metadata.name")
+        if rt.namespaced:
+            meta.setdefault("namespace", "default")
+        elif meta.get("namespace"):
+            raise ValueError(f"{rt.kind} is cluster-scoped; it cannot have a namespace")
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", _now_rfc3339())
+        with self._lock:
+            self._last_rv = next(self._rv)
+            meta["resourceVersion"] = str(self._last_rv)
+            key = (rt.group, rt.version, rt.plural)
+            self._objects.setdefault(key, {})[(meta.get("namespace", ""), name)] = stored
+        return copy.deepcopy(stored)
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str = "") -> bool:
+        rt = self._resources.by_kind(api_version, kind)
+        if rt is None:
+            return False
+        with self._lock:
+            bucket = self._objects.get((rt.group, rt.version, rt.plural), {})
+            return bucket.pop((namespace if rt.namespaced else "", name), None) is not None
+
+    def get(self, rt: ResourceType, name: str, namespace: str = "") -> dict[str, Any] | None:
+        with self._lock:
+            obj = self._objects.get((rt.group, rt.version, rt.plural), {}).get(
+                (namespace if rt.namespaced else "", name)
+            )
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, rt: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
+        """All objects of a type, in one namespace or (``None``) everywhere, sorted like etcd keys."""
+        with self._lock:
+            bucket = self._objects.get((rt.group, rt.version, rt.plural), {})
+            items = [obj for (ns, _), obj in sorted(bucket.items()) if namespace is None or ns == namespace]
+            return copy.deepcopy(items)
+
+
+# --------------------------------------------------------------------------------------------------
+# Selectors
+
+_SET_TERM = re.compile(r"^\s*(!?)([\w./-]+)\s*(?:(==|=|!=)\s*([\w./-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
+
+
+def _split_terms(selector: str) -> list[str]:
+    terms, depth, cur = [], 0, ""
+    for ch in selector:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            terms.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    terms.append(cur)
+    return [t for t in terms if t.strip()]
+
+
+def label_selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label selector semantics (=, ==, !=, in, notin, exists, !exists)."""
+    for term in _split_terms(selector):
+        m = _SET_TERM.match(term)
+        if m is None:
+            raise ValueError(f"unable to parse requirement: {term!r}")
+        negate, key, op, value, set_op, set_values = m.groups()
+        present = key in labels
+        if op is None and set_op is None:
+            if present == bool(negate):
+                return False
+        elif op in ("=", "=="):
+            if labels.get(key) != value:
+                return False
+        elif op == "!=":
+            if labels.get(key) == value:
+                return False
+        else:
+            values = {v.strip() for v in set_values.split(",")}
+            inside = present and labels[key] in values
+            if inside != (set_op == "in"):
+                return False
+    return True
+
+
+def field_selector_matches(selector: str, obj: Mapping[str, Any]) -> bool:
+    """Equality field selectors on dotted paths (``metadata.name=x``, ``spec.nodeName!=y``)."""
+    for term in _split_terms(selector):
+        m = re.match(r"^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
+        if m is None:
+            raise ValueError(f"invalid field selector: {term!r}")
+        path, op, want = m.groups()
+        cur: Any = obj
+        for part in path.split("."):
+            cur = cur.get(part) if isinstance(cur, Mapping) else None
+        have = "" if cur is None else str(cur).lower() if isinstance(cur, bool) else str(cur)
+        if (have == want) != (op != "!="):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# Wire helpers
+
+
+def version_info(git_version: str = DEFAULT_VERSION, **overrides: str) -> dict[str, str]:
+    """The ``/version`` document. EKS-style builds (``-eks-``) report their minor with a ``+``."""
+    m = re.match(r"^v(\d+)\.(\d+)\.(\d+)(.*)$", git_version)
+    major, minor = (m.group(1), m.group(2)) if m else ("", "")
+    if m and "-eks-" in m.group(4):
+        minor += "+"
+    go = "go1.16.15" if m and int(minor.rstrip("+")) <= 21 else "go1.22.5"
+    info = {
+        "major": major,
+        "minor": minor,
+        "gitVersion": git_version,
+        "gitCommit": hashlib.sha1(git_version.encode()).hexdigest(),
+        "gitTreeState": "clean",
+        "buildDate": "2024-08-13T07:26:38Z",
+        "goVersion": go,
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }
+    info.update(overrides)
+    return info
+
+
+def status_body(code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A ``Status`` failure document, the body of every kube-apiserver error."""
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details is not None:
+        body["details"] = dict(details)
+    return body
+
+
+def is_review_request(method: str, path: str) -> bool:
+    """A POST that asks a question (access, identity or token review) rather than changing state."""
+    if method != "POST":
+        return False
+    parts = [p for p in path.split("/") if p]
+    return len(parts) >= 4 and parts[0] == "apis" and parts[1] in _REVIEW_GROUPS and parts[-1] in REVIEW_RESOURCES
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the server answered. ``path`` excludes the query string."""
+
+    method: str
+    path: str
+    username: str | None
+    status: int
+    query: str = ""
+
+    @property
+    def mutating(self) -> bool:
+        return self.method not in _READ_METHODS and not is_review_request(self.method, self.path)
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, doc: Mapping[str, Any]) -> _Response:
+    return _Response(status, json.dumps(doc, separators=(",", ":")).encode())
+
+
+def _failure(code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> _Response:
+    return _json(code, status_body(code, reason, message, details))
+
+
+_UNAUTHORIZED_DOC = status_body(401, "Unauthorized", "Unauthorized")
+_NOT_FOUND_TEXT = _Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
+
+
+def _not_found_resource() -> _Response:
+    return _failure(404, "NotFound", "the server could not find the requested resource", {})
+
+
+@dataclass(frozen=True)
+class _PeerCert:
+    identity: Identity
+    not_before: _dt.datetime
+    not_after: _dt.datetime
+
+    @classmethod
+    def parse(cls, der: bytes) -> _PeerCert | None:
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            return None
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not cns:
+            return None
+        orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        identity = Identity(str(cns[0].value), tuple(str(o.value) for o in orgs))
+        return cls(identity, cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+    def valid_now(self) -> bool:
+        return self.not_before <= _dt.datetime.now(_dt.timezone.utc) <= self.not_after
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP plumbing
+
+
+class _LabHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that does the TLS handshake in the worker thread, not the accept loop.
+
+    Doing it on accept (the usual wrap-the-listener recipe) would let one slow or broken client stall
+    every other connection, which would make latency measurements against the lab meaningless.
+    """
+
+    daemon_threads = True
+    block_on_close = False  # stop() drops connections itself; never wait on a client's idle keep-alive
+    allow_reuse_address = True
+    request_queue_size = 512
+
+    def __init__(self, address: tuple[str, int], api: FakeKubeAPI, context: ssl.SSLContext) -> None:
+        self.api = api
+        self.ssl_context = context
+        self._conns: set[ssl.SSLSocket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup that can take seconds per server.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        raw = cast(socket.socket, request)
+        raw.settimeout(_HANDSHAKE_TIMEOUT_S)
+        try:
+            tls = self.ssl_context.wrap_socket(raw, server_side=True)
+        except (OSError, ValueError):
+            # Failed handshakes (wrong CA, unknown client CA, port scans) are the client's story to tell.
+            self.api._count_handshake_failure()
+            raw.close()
+            return
+        with self._conns_lock:
+            self._conns.add(tls)
+        try:
+            _Handler(tls, client_address, self)
+        except OSError:
+            pass
+        finally:
+            with self._conns_lock:
+                self._conns.discard(tls)
+            tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: clients hanging up mid-request are normal in tests and benchmarks."""
+
+    def close_connections(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = _IDLE_TIMEOUT_S
+    # Headers and body leave as separate writes; with Nagle on, the client's delayed ACK adds ~40 ms
+    # to every response and the latency check would measure the lab, not the path.
+    disable_nagle_algorithm = True
+    server: _LabHTTPServer
+    peer_cert: _PeerCert | None
+
+    def setup(self) -> None:
+        super().setup()
+        der = cast(ssl.SSLSocket, self.request).getpeercert(binary_form=True)
+        self.peer_cert = _PeerCert.parse(der) if der else None
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from the base class
+        """Silence the default stderr access log; the API keeps its own structured log."""
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # No Server header: kube-apiserver sends none, and tools should not learn it is a lab.
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                size = int(self.rfile.readline(65537).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > _MAX_BODY:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _serve(self) -> None:
+        api = self.server.api
+        split = urlsplit(self.path)
+        path = split.path or "/"
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True
+            resp, username = _failure(413, "RequestEntityTooLarge", "request entity too large"), None
+        else:
+            resp, username = api._dispatch(
+                self.command, path, split.query, self.headers.get("Authorization"), body, self.peer_cert
+            )
+        api._record(RequestRecord(self.command, path, username, resp.status, split.query))
+        api._delay()
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        for name, value in resp.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+
+# --------------------------------------------------------------------------------------------------
+# The server
+
+
+class FakeKubeAPI:
+    """A loopback HTTPS Kubernetes API server with real TLS, authn, RBAC, discovery and REST reads.
+
+    Knobs (``latency_ms``, ``selfsubjectreview``, ``tokens``, ``rbac``, ``store``) may be changed
+    while it runs. ``start()``/``stop()`` or ``with FakeKubeAPI(...) as api:``; ``port`` is the
+    bound port once started.
+    """
+
+    def __init__(
+        self,
+        server_cert: CertKeyPair,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        client_ca_pem: bytes | None = None,
+        tokens: Mapping[str, Identity] | None = None,
+        rbac: RBAC | None = None,
+        version: str = DEFAULT_VERSION,
+        version_overrides: Mapping[str, str] | None = None,
+        latency_ms: float = 0.0,
+        selfsubjectreview: bool = True,
+        allow_anonymous: bool = False,
+        resources: Iterable[ResourceType] = (),
+        objects: Iterable[Mapping[str, Any]] = (),
+    ) -> None:
+        require_loopback(host)
+        self.server_cert = server_cert
+        self.host = host
+        self.port = port
+        self.client_ca_pem = client_ca_pem
+        self.tokens: dict[str, Identity] = dict(tokens or {})
+        self.rbac = rbac if rbac is not None else RBAC()
+        self.version = version
+        self.version_overrides = dict(version_overrides or {})
+        self.latency_ms = latency_ms
+        self.selfsubjectreview = selfsubjectreview
+        self.allow_anonymous = allow_anonymous
+        self.resources = ResourceRegistry()
+        self.store = ObjectStore(self.resources)
+        self.handshake_failures = 0
+        self._log: list[RequestRecord] = []
+        self._log_lock = threading.Lock()
+        self._httpd: _LabHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._stopping = threading.Event()
+        for rt in resources:
+            self.register_resource(rt)
+        for obj in objects:
+            self.store.put(obj)
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def add_token(self, token: str, identity: Identity) -> None:
+        self.tokens[token] = identity
+
+    def register_resource(self, rt: ResourceType) -> None:
+        """Serve a kind; custom kinds also get their CustomResourceDefinition object, as on a cluster."""
+        self.resources.register(rt)
+        if not rt.custom:
+            return
+        self.store.put(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{rt.plural}.{rt.group}"},
+                "spec": {
+                    "group": rt.group,
+                    "names": {
+                        "kind": rt.kind,
+                        "listKind": f"{rt.kind}List",
+                        "plural": rt.plural,
+                        "singular": rt.singular,
+                        **({"shortNames": list(rt.short_names)} if rt.short_names else {}),
+                    },
+                    "scope": "Namespaced" if rt.namespaced else "Cluster",
+                    "versions": [{"name": rt.version, "served": True, "storage": True}],
+                },
+                "status": {"conditions": [{"type": "Established", "status": "True"}]},
+            }
+        )
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    # -- request log -------------------------------------------------------------------------------
+
+    def requests(self) -> list[RequestRecord]:
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    def mutating_requests(self) -> list[RequestRecord]:
+        """Requests other than reads and access/identity reviews: the tool must send none."""
+        return [r for r in self.requests() if r.mutating]
+
+    def _record(self, record: RequestRecord) -> None:
+        with self._log_lock:
+            self._log.append(record)
+
+    def _count_handshake_failure(self) -> None:
+        with self._log_lock:
+            self.handshake_failures += 1
+
+    def _delay(self) -> None:
+        if self.latency_ms > 0:
+            self._stopping.wait(self.latency_ms / 1000.0)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        # Go clients (kubectl, Meshery Server) offer h2 first; this server speaks HTTP/1.1 only.
+        ctx.set_alpn_protocols(["http/1.1"])
+        # ssl only loads a cert chain from files; they live just long enough to be read.
+        with tempfile.TemporaryDirectory(prefix="lab-tls-") as tmp:
+            cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
+            cert.write_bytes(self.server_cert.cert_pem)
+            key.touch(mode=0o600)
+            key.write_bytes(self.server_cert.key_pem)
+            ctx.load_cert_chain(cert, key)
+        if self.client_ca_pem:
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+            ctx.load_verify_locations(cadata=self.client_ca_pem.decode())
+            ctx.verify_flags = ctx.verify_flags | _X509_V_FLAG_NO_CHECK_TIME
+        return ctx
+
+    def start(self) -> FakeKubeAPI:
+        if self._thread is not None:
+            return self
+        self._stopping.clear()
+        httpd = _LabHTTPServer((self.host, self.port), self, self._ssl_context())
+        self.port = httpd.server_address[1]
+        self._httpd = httpd
+        self._wake = socket.socketpair()
+        self._thread = threading.Thread(
+            target=self._accept_loop, name=f"lab-apiserver-{self.host}:{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _accept_loop(self) -> None:
+        """serve_forever polls for shutdown every 0.5 s; a wake-up socket makes stop() instant."""
+        assert self._httpd is not None and self._wake is not None
+        httpd, wake = self._httpd, self._wake[0]
+        with selectors.DefaultSelector() as sel:
+            sel.register(httpd.socket, selectors.EVENT_READ)
+            sel.register(wake, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is wake:
+                        return
+                try:
+                    conn, addr = httpd.socket.accept()
+                except OSError:
+                    continue
+                try:
+                    httpd.process_request(conn, addr)
+                except Exception:
+                    conn.close()
+
+    def stop(self) -> None:
+        """Stop accepting, drop open connections and release the port; returns in milliseconds."""
+        thread, httpd, wake = self._thread, self._httpd, self._wake
+        if thread is None or httpd is None or wake is None:
+            return
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            wake[1].send(b"x")
+        thread.join(timeout=5)
+        httpd.close_connections()
+        httpd.server_close()
+        for s in wake:
+            s.close()
+        self._thread = self._httpd = self._wake = None
+
+    def __enter__(self) -> FakeKubeAPI:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"FakeKubeAPI({self.url}, version={self.version!r}, running={self.running})"
+
+    # -- authentication ----------------------------------------------------------------------------
+
+    def _authenticate(self, authorization: str | None, peer: _PeerCert | None) -> Identity | None:
+        """Union authenticator in kube-apiserver's order: x509 first, then bearer tokens.
+
+        Credentials that were offered and failed mean 401 (None); offering nothing means
+        anonymous when ``allow_anonymous`` is on.
+        """
+        if peer is not None and peer.valid_now():
+            return peer.identity
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return self.tokens.get(token.strip())
+            return None
+        if peer is not None:
+            return None
+        return ANONYMOUS if self.allow_anonymous else None
+
+    # -- dispatch ----------------------------------------------------------------------------------
+
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        authorization: str | None,
+        body: bytes,
+        peer: _PeerCert | None,
+    ) -> tuple[_Response, str | None]:
+        identity = self._authenticate(authorization, peer)
+        username = identity.username if identity else None
+        if method not in _READ_METHODS and not is_review_request(method, path):
+            return _failure(
+                405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
+            ), username
+        if identity is None:
+            return _json(401, _UNAUTHORIZED_DOC), None
+        try:
+            if method == "POST":
+                return self._review(identity, path, body), username
+            return self._read(identity, path, parse_qs(query)), username
+        except Exception as exc:  # a lab bug must surface as a 500, not a dropped connection
+            return _failure(500, "InternalError", f"Internal error occurred: {exc!r}"), username
+
+    def _forbidden_path(self, identity: Identity, verb: str, path: str) -> _Response:
+        return _failure(403, "Forbidden", f'forbidden: User "{identity.username}" cannot {verb} path "{path}"', {})
+
+    def _forbidden(self, identity: Identity, attrs: ResourceAttributes) -> _Response:
+        resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+        what = f'{attrs.resource} "{attrs.name}"' if attrs.name else attrs.resource
+        where = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
+        message = (
+            f'{what} is forbidden: User "{identity.username}" cannot {attrs.verb} resource "{resource}" '
+            f'in API group "{attrs.group}" {where}'
+        )
+        details: dict[str, Any] = {"group": attrs.group, "kind": attrs.resource}
+        if attrs.name:
+            details["name"] = attrs.name
+        return _failure(403, "Forbidden", message, details)
+
+    def _read(self, identity: Identity, path: str, query: dict[str, list[str]]) -> _Response:
+        parts = [p for p in path.split("/") if p]
+        if not parts or parts[0] not in ("api", "apis"):
+            if not self.rbac.allows_path(identity, "get", path):
+                return self._forbidden_path(identity, "get", path)
+            if path.rstrip("/") == "/version":
+                return _json(200, version_info(self.version, **self.version_overrides))
+            if path in ("/healthz", "/livez", "/readyz"):
+                return _Response(200, b"ok", "text/plain; charset=utf-8")
+            return _NOT_FOUND_TEXT
+        if parts[0] == "api":
+            prefix, group, rest = 2, "", parts[1:]
+        else:
+            prefix, group, rest = 3, (parts[1] if len(parts) > 1 else ""), parts[2:]
+        if len(parts) < prefix:  # /api, /apis, /apis/<group>: discovery
+            if not self.rbac.allows_path(identity, "get", path):
+                return self._forbidden_path(identity, "get", path)
+            return self._discovery(parts)
+        version = rest[0]
+        if len(parts) == prefix:
+            if not self.rbac.allows_path(identity, "get", path):
+                return self._forbidden_path(identity, "get", path)
+            return self._resource_list(group, version)
+        return self._rest_read(identity, group, version, parts[prefix:], query)
+
+    # -- discovery ---------------------------------------------------------------------------------
+
+    def _served(self, rt: ResourceType) -> bool:
+        return self.selfsubjectreview or not (rt.group == "authentication.k8s.io" and rt.plural == "selfsubjectreviews")
+
+    def _group_doc(self, group: str, versions: Sequence[str]) -> dict[str, Any]:
+        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"name": group, "versions": entries, "preferredVersion": entries[0]}
+
+    def _discovery(self, parts: Sequence[str]) -> _Response:
+        if parts == ["api"]:
+            return _json(
+                200,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{self.host}:{self.port}"}
+                    ],
+                },
+            )
+        groups = self.resources.group_versions()
+        if parts == ["apis"]:
+            docs = [self._group_doc(g, vs) for g, vs in groups.items()]
+            return _json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": docs})
+        if len(parts) == 2 and parts[1] in groups:
+            return _json(200, {"kind": "APIGroup", "apiVersion": "v1", **self._group_doc(parts[1], groups[parts[1]])})
+        return _not_found_resource()
+
+    def _resource_list(self, group: str, version: str) -> _Response:
+        types = [rt for rt in self.resources.all() if rt.group == group and rt.version == version and self._served(rt)]
+        if not types:
+            return _not_found_resource()
+        group_version = f"{group}/{version}" if group else version
+        return _json(
+            200,
+            {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": group_version,
+                "resources": [rt.discovery() for rt in types],
+            },
+        )
+
+    # -- REST reads --------------------------------------------------------------------------------
+
+    def _rest_read(
+        self, identity: Identity, group: str, version: str, parts: Sequence[str], query: dict[str, list[str]]
+    ) -> _Response:
+        namespace = ""
+        if len(parts) >= 3 and parts[0] == "namespaces":
+            namespace, parts = parts[1], parts[2:]
+        plural, name, sub = parts[0], "", ""
+        if len(parts) >= 2:
+            name = parts[1]
+        if len(parts) == 3:
+            sub = parts[2]
+        if len(parts) > 3:
+            return _not_found_resource()
+        rt = self.resources.by_plural(group, version, plural)
+        if rt is None or not self._served(rt) or (namespace and not rt.namespaced):
+            return _not_found_resource()
+        if rt.namespaced and name and not namespace:
+            return _not_found_resource()  # /api/v1/pods/<name> does not exist
+        watch = query.get("watch", [""])[0] in ("1", "true")
+        verb = "watch" if watch else ("get" if name else "list")
+        attrs = ResourceAttributes(verb, plural, group, namespace, name, sub)
+        if not self.rbac.allows(identity, attrs):
+            return self._forbidden(identity, attrs)
+        if verb not in rt.verbs or watch or (sub and sub != "status"):
+            return _failure(
+                405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
+            )
+        if name:
+            obj = self.store.get(rt, name, namespace)
+            if obj is None:
+                details: dict[str, Any] = {"name": name, "kind": plural}
+                if group:
+                    details["group"] = group
+                return _failure(404, "NotFound", f'{plural}{"." + group if group else ""} "{name}" not found', details)
+            return _json(200, obj)
+        try:
+            items = self.store.list(rt, namespace if rt.namespaced and namespace else None)
+            if labels := query.get("labelSelector", [""])[0]:
+                items = [o for o in items if label_selector_matches(labels, o["metadata"].get("labels") or {})]
+            if fields := query.get("fieldSelector", [""])[0]:
+                items = [o for o in items if field_selector_matches(fields, o)]
+        except ValueError as exc:
+            return _failure(400, "BadRequest", str(exc))
+        if not rt.custom:
+            for item in items:
+                item.pop("apiVersion", None)
+                item.pop("kind", None)
+        return _json(
+            200,
+            {
+                "kind": f"{rt.kind}List",
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": self.store.resource_version},
+                "items": items,
+            },
+        )
+
+    # -- reviews -----------------------------------------------------------------------------------
+
+    def _review(self, identity: Identity, path: str, body: bytes) -> _Response:
+        parts = [p for p in path.split("/") if p]
+        group, version, plural = parts[1], parts[2], parts[-1]
+        namespace = parts[4] if len(parts) == 6 and parts[3] == "namespaces" else ""
+        rt = self.resources.by_plural(group, version, plural)
+        if rt is None or not self._served(rt) or len(parts) not in (4, 6) or rt.namespaced != bool(namespace):
+            return _not_found_resource()
+        attrs = ResourceAttributes("create", plural, group, namespace)
+        if not self.rbac.allows(identity, attrs):
+            return self._forbidden(identity, attrs)
+        try:
+            doc = json.loads(body or b"{}")
+            if not isinstance(doc, dict):
+                raise ValueError("body is not an object")
+        except ValueError as exc:
+            return _failure(400, "BadRequest", f"the body of the request was in an unknown format: {exc}")
+        spec = doc.get("spec") or {}
+        reply: dict[str, Any] = {
+            "kind": rt.kind,
+            "apiVersion": rt.api_version,
+            "metadata": {"creationTimestamp": None, **({"namespace": namespace} if namespace else {})},
+        }
+        if plural == "selfsubjectreviews":
+            reply["status"] = {"userInfo": self._user_info(identity)}
+        elif plural == "tokenreviews":
+            found = self.tokens.get(str(spec.get("token", "")))
+            reply["spec"] = spec
+            reply["status"] = {"authenticated": True, "user": self._user_info(found)} if found else {}
+        elif plural == "selfsubjectrulesreviews":
+            reply["spec"] = spec
+            reply["status"] = self._rules_status(identity, str(spec.get("namespace") or ""))
+        else:
+            subject = identity
+            if plural != "selfsubjectaccessreviews":
+                subject = Identity(str(spec.get("user", "")), tuple(spec.get("groups") or ()), str(spec.get("uid", "")))
+            status = self._access_status(subject, spec, namespace)
+            if isinstance(status, _Response):
+                return status
+            reply["spec"] = spec
+            reply["status"] = status
+        return _json(201, reply)
+
+    @staticmethod
+    def _user_info(identity: Identity) -> dict[str, Any]:
+        info: dict[str, Any] = {"username": identity.username, "groups": list(identity.effective_groups)}
+        if identity.uid:
+            info["uid"] = identity.uid
+        return info
+
+    def _access_status(self, subject: Identity, spec: Mapping[str, Any], namespace: str) -> dict[str, Any] | _Response:
+        res, non_res = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if bool(res) == bool(non_res) or not isinstance(res or non_res, Mapping):
+            return _failure(
+                422,
+                "Invalid",
+                "spec.resourceAttributes: Invalid value: exactly one of nonResourceAttributes "
+                "or resourceAttributes must be specified",
+            )
+        if isinstance(res, Mapping):
+            attrs = ResourceAttributes(
+                verb=str(res.get("verb", "")),
+                resource=str(res.get("resource", "")),
+                group=str(res.get("group", "")),
+                namespace=namespace or str(res.get("namespace", "")),
+                name=str(res.get("name", "")),
+                subresource=str(res.get("subresource", "")),
+            )
+            allowed = self.rbac.allows(subject, attrs)
+        else:
+            non = cast(Mapping[str, Any], non_res)
+            allowed = self.rbac.allows_path(subject, str(non.get("verb", "")), str(non.get("path", "")))
+        if not allowed:
+            return {"allowed": False}
+        if self.rbac.is_superuser(subject):
+            return {"allowed": True}
+        return {"allowed": True, "reason": f'RBAC: allowed by lab rules bound to User "{subject.username}"'}
+
+    def _rules_status(self, identity: Identity, namespace: str) -> dict[str, Any]:
+        resource_rules: list[dict[str, Any]] = []
+        non_resource_rules: list[dict[str, Any]] = []
+        for rule in self.rbac.rules_for(identity):
+            if not rule.applies_in(namespace):
+                continue
+            if rule.non_resource_urls:
+                non_resource_rules.append({"verbs": list(rule.verbs), "nonResourceURLs": list(rule.non_resource_urls)})
+            else:
+                entry: dict[str, Any] = {
+                    "verbs": list(rule.verbs),
+                    "apiGroups": list(rule.api_groups),
+                    "resources": list(rule.resources),
+                }
+                if rule.resource_names:
+                    entry["resourceNames"] = list(rule.resource_names)
+                resource_rules.append(entry)
+        return {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": False}

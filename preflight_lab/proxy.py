@@ -1,0 +1,90 @@
+"""A minimal HTTP CONNECT proxy on loopback, so tests can prove `proxy-url` and HTTPS_PROXY are used."""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from socketserver import StreamRequestHandler, ThreadingTCPServer
+
+from preflight_lab.apiserver import require_loopback
+
+
+class _Tunnel(StreamRequestHandler):
+    server: _ProxyServer
+
+    def handle(self) -> None:
+        line = self.rfile.readline(4096).decode("latin-1").strip()
+        while self.rfile.readline(4096) not in (b"\r\n", b"\n", b""):
+            pass
+        method, _, rest = line.partition(" ")
+        target = rest.split(" ")[0]
+        host, _, port = target.rpartition(":")
+        self.server.log_connect(target)
+        if method != "CONNECT" or not host:
+            self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+            return
+        try:
+            require_loopback(host.strip("[]"))
+            upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+        except (OSError, ValueError):
+            self.wfile.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+            return
+        self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.wfile.flush()
+        with upstream:
+            self._pump(self.connection, upstream)
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        socks = [a, b]
+        while True:
+            ready, _, _ = select.select(socks, [], [], 10)
+            if not ready:
+                return
+            for s in ready:
+                data = s.recv(65536)
+                if not data:
+                    return
+                (b if s is a else a).sendall(data)
+
+
+class _ProxyServer(ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Tunnel)
+        self.connects: list[str] = []
+        self._lock = threading.Lock()
+
+    def log_connect(self, target: str) -> None:
+        with self._lock:
+            self.connects.append(target)
+
+
+class LabProxy:
+    """Tunnels only to loopback addresses; records every CONNECT target."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self._server = _ProxyServer((require_loopback(host), 0))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def connects(self) -> list[str]:
+        with self._server._lock:
+            return list(self._server.connects)
+
+    def __enter__(self) -> LabProxy:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="lab-proxy")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,403 @@
+"""The runner and the registry, with stub checks in a private Registry (no network, no cluster)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from preflight.context import ClusterContext, FleetContext
+from preflight.model import Check, Finding, Result, Scope, Severity, Status, error, fail, passed, skip, warn
+from preflight.redact import REDACTED, Redactor
+from preflight.registry import Registry, RegistryError, check
+from preflight.runner import MuteRule, run_cluster, run_fleet
+from preflight.settings import Settings
+from preflight.targets import ClusterTarget, Credential
+
+TOKEN = "sha256~Pl4nted-T0ken-ThatMustNeverLeak-0123456789abcdef"
+
+
+@pytest.fixture()
+def release() -> Iterator[threading.Event]:
+    """Hung probes wait on this; setting it at teardown lets their daemon threads end."""
+    ev = threading.Event()
+    yield ev
+    ev.set()
+
+
+def add(
+    reg: Registry,
+    cid: str,
+    probe: Callable[[Any], Finding],
+    depends_on: tuple[str, ...] = (),
+    scope: Scope = Scope.CLUSTER,
+) -> Check:
+    check(
+        id=cid,
+        title=f"title of {cid}",
+        category=cid.split(".")[0],
+        severity=Severity.HIGH,
+        remediation=f"fix {cid}",
+        depends_on=depends_on,
+        scope=scope,
+        registry=reg,
+    )(probe)
+    return reg.get(cid)
+
+
+def returning(finding: Finding, calls: list[str] | None = None, cid: str = "") -> Callable[[Any], Finding]:
+    def probe(_: Any) -> Finding:
+        if calls is not None:
+            calls.append(cid)
+        return finding
+
+    return probe
+
+
+def hanging(release: threading.Event, started: list[str] | None = None) -> Callable[[Any], Finding]:
+    def probe(ctx: Any) -> Finding:
+        if started is not None:
+            started.append(getattr(ctx, "name", "?"))
+        release.wait(30)
+        return passed("woke up")
+
+    return probe
+
+
+def cluster(name: str = "c1", settings: Settings | None = None, **target: Any) -> ClusterContext:
+    return ClusterContext(ClusterTarget(name=name, **target), settings or Settings(check_timeout=2.0))
+
+
+def run(
+    reg: Registry, ctx: ClusterContext, mutes: Sequence[MuteRule] = (), redactor: Redactor | None = None
+) -> dict[str, Result]:
+    checks = reg.ordered(reg.all(), Scope.CLUSTER)
+    return {r.check_id: r for r in run_cluster(ctx, checks, mutes, redactor or Redactor())}
+
+
+# --- ordering and dependencies ---------------------------------------------------------------------
+
+
+def test_checks_run_in_dependency_order() -> None:
+    reg, calls = Registry(), list[str]()
+    add(reg, "api.auth", returning(passed("ok"), calls, "api.auth"), depends_on=("api.tcp",))
+    add(reg, "api.tcp", returning(passed("ok"), calls, "api.tcp"), depends_on=("api.dns",))
+    add(reg, "api.dns", returning(passed("ok"), calls, "api.dns"))
+    add(reg, "misc.other", returning(passed("ok"), calls, "misc.other"))
+    results = run(reg, cluster())
+    assert calls == ["api.dns", "api.tcp", "api.auth", "misc.other"]
+    assert list(results) == calls
+    assert all(r.status is Status.PASS for r in results.values())
+
+
+@pytest.mark.parametrize("status", [Status.FAIL, Status.ERROR])
+def test_dependants_skip_when_a_dependency_does_not_pass(status: Status) -> None:
+    reg, calls = Registry(), list[str]()
+    add(reg, "a.first", returning(Finding(status, "first broke"), calls, "a.first"))
+    add(reg, "a.second", returning(passed("ok"), calls, "a.second"), depends_on=("a.first",))
+    add(reg, "a.third", returning(passed("ok"), calls, "a.third"), depends_on=("a.second",))
+    add(reg, "a.free", returning(passed("ok"), calls, "a.free"))
+    results = run(reg, cluster())
+    assert calls == ["a.first", "a.free"]  # dependants were never called
+    second, third = results["a.second"], results["a.third"]
+    assert second.status is Status.SKIP
+    assert "a.first" in second.message and status.value in second.message
+    assert second.evidence["blocked_by"] == "a.first"
+    # A chain of skips names the root cause, and the link it came through.
+    assert third.status is Status.SKIP and third.evidence["blocked_by"] == "a.first"
+    assert "a.first did not pass" in third.message and "via a.second" in third.message
+    assert third.remediation == "Fix a.first first; this check runs once it passes."
+    assert results["a.free"].status is Status.PASS
+
+
+def test_a_warning_dependency_does_not_block() -> None:
+    reg, calls = Registry(), list[str]()
+    add(reg, "a.first", returning(warn("static token"), calls, "a.first"))
+    add(reg, "a.second", returning(passed("ok"), calls, "a.second"), depends_on=("a.first",))
+    results = run(reg, cluster())
+    assert calls == ["a.first", "a.second"]
+    assert results["a.second"].status is Status.PASS
+
+
+def test_a_muted_failure_still_blocks_its_dependants() -> None:
+    reg = Registry()
+    add(reg, "a.first", returning(fail("down")))
+    add(reg, "a.second", returning(passed("ok")), depends_on=("a.first",))
+    results = run(reg, cluster(), mutes=[MuteRule("a.first", "*", "known outage")])
+    assert results["a.first"].status is Status.MUTED
+    assert results["a.second"].status is Status.SKIP
+
+
+# --- probe failures and budgets ---------------------------------------------------------------------
+
+
+def test_a_raising_probe_becomes_error_and_the_run_continues() -> None:
+    reg = Registry()
+
+    def boom(_: ClusterContext) -> Finding:
+        raise RuntimeError("socket exploded")
+
+    add(reg, "x.boom", boom)
+    add(reg, "x.bad", lambda _: "not a finding")  # type: ignore[arg-type,return-value]
+    add(reg, "x.after", returning(passed("fine")))
+    results = run(reg, cluster())
+    assert results["x.boom"].status is Status.ERROR
+    assert "RuntimeError" in results["x.boom"].message and "socket exploded" in results["x.boom"].message
+    assert results["x.bad"].status is Status.ERROR and "not a Finding" in results["x.bad"].message
+    assert results["x.after"].status is Status.PASS
+
+
+def test_a_hanging_probe_is_cut_at_its_budget(release: threading.Event) -> None:
+    reg = Registry()
+    add(reg, "x.hang", hanging(release))
+    add(reg, "x.after", returning(passed("fine")))
+    t0 = time.monotonic()
+    results = run(reg, cluster(settings=Settings(check_timeout=0.3)))
+    elapsed = time.monotonic() - t0
+    hung = results["x.hang"]
+    assert hung.status is Status.ERROR
+    assert "budget" in hung.message and "0.3" in hung.message
+    assert hung.duration_s >= 0.29  # it was given its budget...
+    assert elapsed < 10  # ...and not the 30 s the probe wanted
+    assert results["x.after"].status is Status.PASS
+
+
+def test_the_cluster_budget_turns_remaining_checks_into_errors(release: threading.Event) -> None:
+    reg, calls = Registry(), list[str]()
+    add(reg, "x.hang", hanging(release))
+    add(reg, "x.next", returning(passed("fine"), calls, "x.next"))
+    add(reg, "x.last", returning(passed("fine"), calls, "x.last"))
+    settings = Settings(check_timeout=20.0, cluster_timeout=0.4)
+    t0 = time.monotonic()
+    results = run(reg, cluster(settings=settings))
+    elapsed = time.monotonic() - t0
+    assert elapsed < 10  # the cluster budget, not the 20 s check budget, cut the hung probe
+    assert results["x.hang"].status is Status.ERROR
+    assert results["x.hang"].duration_s >= 0.35
+    for cid in ("x.next", "x.last"):
+        assert results[cid].status is Status.ERROR
+        assert "cluster's budget" in results[cid].message
+        assert "--cluster-timeout" in results[cid].remediation
+    assert calls == []
+
+
+# --- mutes -------------------------------------------------------------------------------------------
+
+
+def test_mutes_turn_warn_fail_error_into_muted_but_never_pass_or_skip() -> None:
+    reg = Registry()
+    add(reg, "m.warn", returning(warn("slow", latency_ms=180)))
+    add(reg, "m.fail", returning(fail("closed")))
+    add(reg, "m.error", returning(error("undecided")))
+    add(reg, "m.pass", returning(passed("fine")))
+    add(reg, "m.skip", returning(skip("n/a")))
+    mutes = [MuteRule("m.*", "prod-*", "tracked in OPS-42")]
+    results = run(reg, cluster("prod-eu"), mutes)
+    for cid, original in (("m.warn", "warn"), ("m.fail", "fail"), ("m.error", "error")):
+        r = results[cid]
+        assert r.status is Status.MUTED
+        assert r.evidence["muted_status"] == original
+        assert r.evidence["mute_reason"] == "tracked in OPS-42"
+        assert "tracked in OPS-42" in r.message
+    assert results["m.warn"].evidence["latency_ms"] == 180  # the probe's evidence is kept
+    assert results["m.pass"].status is Status.PASS and "muted_status" not in results["m.pass"].evidence
+    assert results["m.skip"].status is Status.SKIP
+
+
+def test_mutes_match_check_and_cluster_globs() -> None:
+    reg = Registry()
+    add(reg, "tls.expiry", returning(warn("expires soon")))
+    add(reg, "tcp.reach", returning(fail("filtered")))
+    mutes = [MuteRule("tls.*", "dev", "lab CA")]
+    dev = run(reg, cluster("dev"), mutes)
+    prod = run(reg, cluster("prod"), mutes)
+    assert dev["tls.expiry"].status is Status.MUTED
+    assert dev["tcp.reach"].status is Status.FAIL
+    assert prod["tls.expiry"].status is Status.WARN
+
+
+# --- redaction -----------------------------------------------------------------------------------------
+
+
+def test_planted_token_is_redacted_from_message_remediation_and_evidence() -> None:
+    reg = Registry()
+    leaky = fail(
+        f"server echoed Authorization: Bearer {TOKEN}",
+        remediation=f"rotate {TOKEN}",
+        request={"headers": {"Authorization": f"Bearer {TOKEN}"}, "tokens": [TOKEN]},
+    )
+    add(reg, "leak.probe", returning(leaky))
+    target: dict[str, Any] = {
+        "credential": Credential("token", token=TOKEN),
+        "server": f"https://u:{TOKEN}@203.0.113.1",
+    }
+    ctx = cluster("c1", **target)
+    report = run_fleet([ctx], reg.ordered(reg.all(), Scope.CLUSTER), [], Settings(check_timeout=2.0))
+    (result,) = report.clusters[0].results
+    assert TOKEN not in repr(result)
+    assert TOKEN not in report.clusters[0].server
+    assert REDACTED in result.message and REDACTED in result.remediation
+    assert result.evidence["request"]["tokens"] == [REDACTED]
+
+
+# --- fleets ----------------------------------------------------------------------------------------------
+
+
+def test_hung_clusters_do_not_serialize(release: threading.Event) -> None:
+    reg = Registry()
+    hung_names = {"c03", "c07", "c11", "c19"}
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    def probe(ctx: ClusterContext) -> Finding:
+        if ctx.name not in hung_names:
+            return passed("ok")
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        release.wait(30)
+        return passed("woke")
+
+    add(reg, "x.probe", probe)
+    budget = 0.5
+    settings = Settings(check_timeout=budget, parallel=20)
+    contexts = [cluster(f"c{i:02d}", settings) for i in range(20)]
+    seen: list[tuple[int, int, str]] = []
+    t0 = time.monotonic()
+    order = reg.ordered(reg.all(), Scope.CLUSTER)
+    report = run_fleet(contexts, order, [], settings, progress=lambda d, n, name: seen.append((d, n, name)))
+    elapsed = time.monotonic() - t0
+    assert peak[0] == 4  # all four hung probes were in flight at once
+    assert elapsed < 4 * budget  # serialized, the four budgets alone would take this long
+    assert [c.name for c in report.clusters] == [c.name for c in contexts]
+    for c in report.clusters:
+        (r,) = c.results
+        expected = Status.ERROR if c.name in hung_names else Status.PASS
+        assert r.status is expected, c.name
+    assert [d for d, _, _ in seen] == list(range(1, 21))
+    assert {name for _, _, name in seen} == {c.name for c in contexts}
+    assert report.summary["error"] == 4 and report.summary["pass"] == 16
+
+
+def test_fleet_checks_receive_a_fleet_context_after_the_clusters() -> None:
+    reg = Registry()
+    received: list[Any] = []
+    add(reg, "c.probe", lambda ctx: passed("ok") if ctx.name != "bad" else fail("down"))
+
+    def fleet_probe(fctx: FleetContext) -> Finding:
+        received.append(fctx)
+        failing = [c.name for c in fctx.clusters if c.results["c.probe"].status is Status.FAIL]
+        return warn("some clusters fail", failing=failing) if failing else passed("all good")
+
+    add(reg, "fleet.summary", fleet_probe, scope=Scope.FLEET)
+    add(reg, "fleet.after", returning(passed("ok")), depends_on=("fleet.broken",), scope=Scope.FLEET)
+    add(reg, "fleet.broken", returning(fail("no")), scope=Scope.FLEET)
+    settings = Settings(check_timeout=2.0)
+    contexts = [cluster("good", settings), cluster("bad", settings)]
+    report = run_fleet(
+        contexts,
+        reg.ordered(reg.all(), Scope.CLUSTER),
+        reg.ordered(reg.all(), Scope.FLEET),
+        settings,
+        mutes=[MuteRule("fleet.broken", "fleet", "known")],
+    )
+    (fctx,) = received
+    assert isinstance(fctx, FleetContext)
+    assert [c.name for c in fctx.clusters] == ["good", "bad"] and fctx.settings is settings
+    by_id = {r.check_id: r for r in report.fleet_results}
+    assert [r.check_id for r in report.fleet_results] == ["fleet.summary", "fleet.broken", "fleet.after"]
+    assert by_id["fleet.summary"].status is Status.WARN
+    assert by_id["fleet.summary"].evidence["failing"] == ["bad"]
+    assert by_id["fleet.broken"].status is Status.MUTED  # fleet mutes match the cluster name "fleet"
+    assert by_id["fleet.after"].status is Status.SKIP
+    assert [r.check_id for r in report.all_results][-3:] == ["fleet.summary", "fleet.broken", "fleet.after"]
+
+
+# --- registry ----------------------------------------------------------------------------------------------
+
+
+def test_duplicate_ids_are_rejected() -> None:
+    reg = Registry()
+    add(reg, "a.one", returning(passed("ok")))
+    with pytest.raises(RegistryError, match="'a.one' is declared twice"):
+        add(reg, "a.one", returning(passed("again")))
+
+
+def test_cycles_are_detected() -> None:
+    reg = Registry()
+    add(reg, "a.x", returning(passed("ok")), depends_on=("a.z",))
+    add(reg, "a.y", returning(passed("ok")), depends_on=("a.x",))
+    add(reg, "a.z", returning(passed("ok")), depends_on=("a.y",))
+    with pytest.raises(RegistryError) as info:
+        reg.ordered(reg.all(), Scope.CLUSTER)
+    msg = str(info.value)
+    assert msg.startswith("dependency cycle: ")
+    assert all(c in msg for c in ("a.x", "a.y", "a.z"))
+    with pytest.raises(RegistryError, match="dependency cycle"):
+        reg.validate()
+
+
+def test_validate_rejects_unknown_dependencies() -> None:
+    reg = Registry()
+    add(reg, "a.x", returning(passed("ok")), depends_on=("a.ghost",))
+    with pytest.raises(RegistryError, match="'a.x' depends on unknown check 'a.ghost'"):
+        reg.validate()
+    # Ordering a selection ignores dependencies outside it (the user chose not to run them).
+    assert [c.id for c in reg.ordered(reg.all(), Scope.CLUSTER)] == ["a.x"]
+
+
+def test_validate_accepts_a_sound_registry() -> None:
+    reg = Registry()
+    add(reg, "a.x", returning(passed("ok")))
+    add(reg, "a.y", returning(passed("ok")), depends_on=("a.x",))
+    reg.validate()
+    assert [c.id for c in reg.ordered(reg.all(), Scope.FLEET)] == []
+
+
+def test_select_with_globs() -> None:
+    reg = Registry()
+    for cid in ("kube-api.dns", "kube-api.tcp", "kube-api.tls", "kubeconfig.context", "fleet.origin"):
+        add(reg, cid, returning(passed("ok")))
+    ids = lambda checks: [c.id for c in checks]  # noqa: E731
+    assert ids(reg.select()) == ["kube-api.dns", "kube-api.tcp", "kube-api.tls", "kubeconfig.context", "fleet.origin"]
+    assert ids(reg.select(["kube-api.*"])) == ["kube-api.dns", "kube-api.tcp", "kube-api.tls"]
+    assert ids(reg.select(["kube-api.t??", "fleet.*"])) == ["kube-api.tcp", "kube-api.tls", "fleet.origin"]
+    assert ids(reg.select(["kube*"], exclude=["*.tls", "kubeconfig.*"])) == ["kube-api.dns", "kube-api.tcp"]
+    assert ids(reg.select(exclude=["*"])) == []
+    assert ids(reg.select(["nothing.*"])) == []
+    assert "kube-api.dns" in reg and "kube-api.nope" not in reg
+    with pytest.raises(RegistryError, match="unknown check id"):
+        reg.get("kube-api.nope")
+
+
+def test_check_decorator_fills_metadata() -> None:
+    reg = Registry()
+
+    @check(id="kube-api.dns", title="t", category="kube-api", severity=Severity.LOW, remediation="r", registry=reg)
+    def probe(_: ClusterContext) -> Finding:
+        """Resolves the API server's name,
+        from where Meshery runs."""
+        return passed("ok")
+
+    chk = reg.get("kube-api.dns")
+    assert chk.probe is probe
+    assert chk.description == "Resolves the API server's name, from where Meshery runs."
+    assert chk.docs_url.endswith("#kube-api-dns")
+    assert chk.scope is Scope.CLUSTER and chk.depends_on == ()
+
+
+def test_dependants_of_a_check_that_does_not_apply_do_not_apply_either() -> None:
+    reg, calls = Registry(), list[str]()
+    add(reg, "a.first", returning(Finding(Status.SKIP, "embedded mode: no Broker"), calls, "a.first"))
+    add(reg, "a.second", returning(passed("ok"), calls, "a.second"), depends_on=("a.first",))
+    add(reg, "a.third", returning(passed("ok"), calls, "a.third"), depends_on=("a.second",))
+    results = run(reg, cluster())
+    assert calls == ["a.first"]
+    for cid in ("a.second", "a.third"):
+        r = results[cid]
+        assert r.status is Status.SKIP and r.message == "not applicable: embedded mode: no Broker"
+        assert r.remediation == "" and r.evidence["blocked_by"] == "a.first"
+    # A probe's own skip carries no fix either: the check's remediation is for when it fails.
+    assert results["a.first"].remediation == ""
