@@ -210,7 +210,8 @@ def _dns_fix(zone: str | None, rg: str | None) -> str:
     title="AKS private API name resolves from the Server",
     category="azure",
     severity=Severity.HIGH,
-    depends_on=("azure.aks.endpoint-access",),
+    depends_on=("kubeconfig.context",),
+    after=("azure.aks.endpoint-access",),
     remediation="Link the cluster's private DNS zone to the Server's VNet, or forward the zone to 168.63.129.16 "
     "from a VNet linked to it: az network private-dns link vnet create -g <zone resource group> -z <zone> "
     "-n meshery-server -v <Server VNet id> -e false.",

@@ -184,14 +184,21 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
     title="Published Broker endpoint is the right one",
     category="broker",
     severity=Severity.CRITICAL,
-    depends_on=("broker.service",),
+    depends_on=("kube-api.auth",),
+    after=("broker.service",),
     remediation="Publish an endpoint the Server reaches: set the Broker's spec.service.externalEndpointOverride, "
     "or change spec.service.type so the Operator publishes a load balancer address.",
     timeout_factor=4.0,
 )
 def endpoint(ctx: ClusterContext) -> Finding:
     """Compares what the Operator published with every candidate, and tests which candidates answer from here."""
-    st = ms.broker(ctx)
+    gate = _operator_only(ctx)
+    if gate:
+        return gate
+    try:
+        st = ms.broker(ctx)
+    except ms.ReadError as exc:
+        return error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}.")
     published = st.published_external
     ctx.facts["broker.published"] = published
     with ThreadPoolExecutor(max_workers=6, thread_name_prefix="candidate") as pool:
@@ -413,14 +420,23 @@ def _covers(ranges: list[str], origin: list[str]) -> tuple[bool, list[str]]:
     title="Broker exposure is limited to the Server's origin",
     category="broker",
     severity=Severity.HIGH,
-    depends_on=("broker.service",),
+    depends_on=("kube-api.auth",),
+    after=("broker.service",),
     remediation="Set the Broker's spec.service.loadBalancerSourceRanges (or the Service's "
     "loadBalancerSourceRanges) to the Server's origin CIDRs, or use an internal load balancer over private "
     "connectivity.",
 )
 def exposure(ctx: ClusterContext) -> Finding:
     """4222 open to the world exposes cluster events; ranges that miss the Server's origin block Meshery."""
-    st = ms.broker(ctx)
+    gate = _operator_only(ctx)
+    if gate:
+        return gate
+    try:
+        st = ms.broker(ctx)
+    except ms.ReadError as exc:
+        return error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}.")
+    if st.service is None:
+        return skip("no Broker Service to expose (broker.service says why)")
     spec = _svc_spec(st)
     kind = str(spec.get("type") or "ClusterIP")
     annotations = dict((((st.service or {}).get("metadata") or {}).get("annotations")) or {})

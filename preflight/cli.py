@@ -307,6 +307,7 @@ def list_checks(as_json: bool) -> None:
                 "severity": c.severity.value,
                 "scope": c.scope.value,
                 "depends_on": list(c.depends_on),
+                "after": list(c.after),
                 "docs_url": c.docs_url,
             }
             for c in checks
@@ -329,7 +330,8 @@ def explain(check_id: str) -> None:
     lines = [
         f"{c.id}: {c.title}",
         f"  category: {c.category}   severity: {c.severity.value}   scope: {c.scope.value}",
-        f"  depends on: {', '.join(c.depends_on) or 'nothing'}",
+        f"  needs the data of: {', '.join(c.depends_on) or 'nothing'}",
+        *([f"  reported after: {', '.join(c.after)}"] if c.after else []),
         "",
         "Why it matters:",
         f"  {c.description or c.title}",

@@ -14,6 +14,10 @@ TERMS = [
     "- **Private**: RFC 1918 (10/8, 172.16/12, 192.168/16), RFC 6598 (100.64/10) and IPv6 unique-local "
     "(fc00::/7): reachable from elsewhere only through peering, VPN or a transit gateway. Loopback and link-local "
     "are their own classes; every other unicast address is public (documentation ranges included).",
+    "- **Needs the data of / reported after**: the two kinds of dependency. A check that needs another's data "
+    "(`depends_on`) cannot run until that one passes (or warns); it is skipped, naming the root cause to fix "
+    "first. A check reported after another (`after`) stands on its own: it runs whatever the other found, and "
+    "when both fail it says they are separate problems, the other one listed first.",
     "- **Filtered / refused / unreachable**: a connect that times out (something drops the SYN) / is answered "
     "with a reset (reachable, nothing listens) / fails at once with no route (the network path does not exist).",
 ]
@@ -37,7 +41,9 @@ def render(checks: list[Check]) -> str:
             f"## `{c.id}`: {c.title}",
             "",
             f"Category `{c.category}`, severity `{c.severity.value}`, scope `{c.scope.value}`; "
-            f"depends on {', '.join(f'`{d}`' for d in c.depends_on) or 'nothing'}.",
+            f"needs the data of {', '.join(f'`{d}`' for d in c.depends_on) or 'nothing'}"
+            + (f"; reported after {', '.join(f'`{d}`' for d in c.after)}" if c.after else "")
+            + ".",
             "",
             f"**Why it matters.** {c.description or c.title}",
             "",

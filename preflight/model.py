@@ -102,7 +102,11 @@ class Check:
     probe: Probe
     remediation: str
     docs_anchor: str
+    # Two kinds of dependency. `depends_on`: needs its data, so it cannot run until they pass (else it is
+    # skipped, naming the root cause). `after`: an independent verdict reported after them; it runs whatever
+    # they found, and says so when both fail, so a failing neighbour never hides it.
     depends_on: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
     description: str = ""
     # Budget for the probe as a multiple of --connect-timeout; probes that make several calls ask for more.
     timeout_factor: float = 2.0

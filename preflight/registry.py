@@ -69,7 +69,7 @@ class Registry:
             if state.get(cid) == 1:
                 raise RegistryError("dependency cycle: " + " -> ".join((*path, cid)))
             state[cid] = 1
-            for dep in wanted[cid].depends_on:
+            for dep in (*wanted[cid].depends_on, *wanted[cid].after):
                 if dep in wanted:
                     visit(dep, (*path, cid))
             state[cid] = 2
@@ -81,9 +81,13 @@ class Registry:
 
     def validate(self) -> None:
         for c in self._checks.values():
-            for dep in c.depends_on:
+            for dep in (*c.depends_on, *c.after):
                 if dep not in self._checks:
                     raise RegistryError(f"check {c.id!r} depends on unknown check {dep!r}")
+                if self._checks[dep].scope is not c.scope:
+                    raise RegistryError(f"check {c.id!r} ({c.scope.value}) depends on {dep!r} of another scope")
+            if set(c.depends_on) & set(c.after):
+                raise RegistryError(f"check {c.id!r} lists {sorted(set(c.depends_on) & set(c.after))} twice")
         for scope in Scope:
             self.ordered(self._checks.values(), scope)
 
@@ -100,11 +104,16 @@ def check(
     remediation: str,
     docs_anchor: str | None = None,
     depends_on: tuple[str, ...] = (),
+    after: tuple[str, ...] = (),
     scope: Scope = Scope.CLUSTER,
     timeout_factor: float = 2.0,
     registry: Registry | None = None,
 ) -> Callable[[Probe], Probe]:
-    """Declare a check. The probe's docstring is its description in ``explain``."""
+    """Declare a check. The probe's docstring is its description in ``explain``.
+
+    ``depends_on``: checks whose data this one needs (it is skipped until they pass); ``after``: checks it is
+    reported after but does not need (it runs whatever they found).
+    """
 
     def decorate(probe: Probe) -> Probe:
         (registry or REGISTRY).add(
@@ -118,6 +127,7 @@ def check(
                 remediation=remediation,
                 docs_anchor=docs_anchor or id.replace(".", "-"),
                 depends_on=depends_on,
+                after=after,
                 description=" ".join((probe.__doc__ or "").split()),
                 timeout_factor=timeout_factor,
             )

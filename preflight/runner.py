@@ -106,12 +106,15 @@ def _to_result(
 def _run_one(
     chk: Check, arg: Any, budget: float, raw: dict[str, Status], roots: dict[str, str], why: dict[str, str]
 ) -> Finding:
-    """Skip when a dependency did not pass, naming the root cause rather than the chain of skips.
+    """Skip when a data dependency (``depends_on``) did not pass, naming the root cause rather than the
+    chain of skips; ``after`` dependencies never block.
 
     A dependency that was itself not applicable makes this check not applicable, for the same reason
     and with nothing to fix; one that failed or errored is what to fix first.
     """
     blocked = [d for d in chk.depends_on if d in raw and raw[d] not in _DEPENDENCY_OK]
+    # A check reported after another shares its subject: when that one could not judge (skipped), neither can this.
+    blocked += [d for d in chk.after if raw.get(d) is Status.SKIP]
     if blocked:
         dep = blocked[0]
         root = roots.get(dep, dep)
@@ -126,7 +129,24 @@ def _run_one(
             {"blocked_by": root},
             remediation=f"Fix {root} first; this check runs once it passes.",
         )
-    return _call_with_deadline(chk, arg, budget)
+    return _relate(chk, _call_with_deadline(chk, arg, budget), raw)
+
+
+_PROBLEMS = (Status.WARN, Status.FAIL, Status.ERROR)
+
+
+def _relate(chk: Check, finding: Finding, raw: dict[str, Status]) -> Finding:
+    """A problem found while a check it is reported after also failed: say the two are separate problems."""
+    also = [d for d in chk.after if raw.get(d) in (Status.FAIL, Status.ERROR)]
+    if finding.status not in _PROBLEMS or not also:
+        return finding
+    names = ", ".join(f"{d} ({raw[d].value})" for d in also)
+    return Finding(
+        finding.status,
+        f"{finding.message} [a separate problem from {names}, reported above]",
+        {**finding.evidence, "independent_of": also},
+        finding.remediation,
+    )
 
 
 def run_cluster(

@@ -85,6 +85,16 @@ DEMO_FLEET = (
             published_external="localhost:31222",
         ),
     ),
+    # While the classic Service's load balancer is pending, the classic Operator publishes localhost:<nodePort>.
+    ClusterSpec(
+        name="kind-broker-lb-pending",
+        meshery=MesherySetup(
+            generation="classic",
+            service_type="LoadBalancer",
+            broker_address="127.70.0.10",
+            published_external="localhost:31222",
+        ),
+    ),
     ClusterSpec(name="ops-broker-open-to-world", meshery=_lb("127.70.0.5", source_ranges=("0.0.0.0/0",))),
     ClusterSpec(
         name="ops-broker-wrong-token", meshery=_lb("127.70.0.6", secret_token="stale-token-from-a-previous-install")

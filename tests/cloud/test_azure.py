@@ -263,7 +263,18 @@ def test_private_cluster_from_a_public_origin_fails_even_with_a_public_fqdn(publ
     assert r.status.value == "fail" and "private API server" in r.message
     assert "public FQDN" in r.message and r.evidence["public_fqdn_enabled"] is True
     assert "peered VNet" in r.remediation
-    assert status(public_run[0], "aks-private-pub", "azure.aks.private-dns") == "skip"
+
+
+def test_private_dns_is_judged_even_when_the_origin_has_no_route(public_run) -> None:
+    """No route and no private name are two problems: the second must not hide behind the first."""
+    ea = result(public_run[0], "aks-private-nx", "azure.aks.endpoint-access")
+    assert ea.status.value == "fail" and "private API server" in ea.message
+    pd = result(public_run[0], "aks-private-nx", "azure.aks.private-dns")
+    assert pd.status.value == "fail" and "nxdomain" in pd.message.lower(), pd.message
+    assert pd.evidence["independent_of"] == ["azure.aks.endpoint-access"]
+    assert "separate problem from azure.aks.endpoint-access (fail)" in pd.message
+    resolving = result(public_run[0], "aks-private", "azure.aks.private-dns")
+    assert resolving.status.value == "pass", resolving.message
 
 
 # -- azure.aks.private-dns (private origin) --------------------------------------------------------------

@@ -39,7 +39,19 @@ SPECS = [
         ),
     ),
     ClusterSpec(name="b-remote-localhost", meshery=lb("127.51.0.5", published_external="localhost:31222")),
+    # Classic Operator, load balancer pending: it publishes localhost:<nodePort>, which for a remote cluster
+    # sends the Server to its own machine.
+    ClusterSpec(
+        name="b-remote-pending",
+        meshery=MesherySetup(
+            generation="classic",
+            service_type="LoadBalancer",
+            broker_address="127.51.0.6",
+            published_external="localhost:31222",
+        ),
+    ),
 ]
+REMOTE = ("b-remote-localhost", "b-remote-pending")
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +65,19 @@ def report(tmp_path_factory: pytest.TempPathFactory):
             dns.add_a("internal-b4.elb.lab.test", "10.20.0.5")
             ns.drop_tcp("127.51.0.2", 4222)
             ns.ip("route", "add", "unreachable", "198.51.100.0/24")
-            remote = lab.clusters["b-remote-localhost"]
+            remotes = [lab.clusters[name] for name in REMOTE]
             # --dns-server answers the toolkit's own look-ups; the kubernetes client reads the namespace's hosts.
-            dns.add_a(remote.dns_name, remote.address)
+            for remote in remotes:
+                dns.add_a(remote.dns_name, remote.address)
             etc = Path(f"/etc/netns/{ns.name}")
             etc.mkdir(parents=True, exist_ok=True)
-            (etc / "hosts").write_text(f"127.0.0.1 localhost\n{remote.address} {remote.dns_name}\n")
+            hosts = "".join(f"{r.address} {r.dns_name}\n" for r in remotes)
+            (etc / "hosts").write_text(f"127.0.0.1 localhost\n{hosts}")
             (etc / "resolv.conf").write_text("nameserver 127.0.0.53\noptions timeout:1 attempts:1\n")
             kc = yaml.safe_load(Path(lab.kubeconfig_path).read_text())
             for c in kc["clusters"]:
-                if c["name"] == "b-remote-localhost":
+                if c["name"] in REMOTE:
+                    remote = lab.clusters[c["name"]]
                     c["cluster"]["server"] = f"https://{remote.dns_name}:{remote.port}"
             (tmp / "kubeconfig.yaml").write_text(yaml.safe_dump(kc))
             fleet = yaml.safe_load(Path(lab.fleet_path).read_text())
@@ -135,3 +150,12 @@ def test_remote_cluster_publishing_localhost_fails(report) -> None:
     lb_ip = next(c for c in ep["evidence"]["candidates"] if c["kind"] == "lb-ip")
     assert lb_ip["answers"].startswith("not probed (loopback")
     assert report["b-remote-localhost"]["broker.tcp"]["status"] == "skip"
+
+
+def test_remote_cluster_with_pending_lb_still_says_the_server_is_sent_to_localhost(report) -> None:
+    service = report["b-remote-pending"]["broker.service"]
+    assert service["status"] == "fail" and "load balancer pending" in service["message"]
+    ep = report["b-remote-pending"]["broker.endpoint"]
+    assert ep["status"] == "fail" and "localhost:31222 is loopback" in ep["message"], ep
+    assert ep["evidence"]["independent_of"] == ["broker.service"]
+    assert "separate problem from broker.service (fail)" in ep["message"]
