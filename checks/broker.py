@@ -14,7 +14,7 @@ from typing import Any
 
 from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.model import Finding, Severity, Status, error, fail, passed, skip, warn
 from preflight.probes import addresses, dns, nats, tcp
 from preflight.registry import check
 
@@ -28,6 +28,11 @@ _TCP_FIX = {
     "gateway or a VPN from the Server's network; or expose the Broker on a reachable load balancer.",
     tcp.FAILED: "The connection failed locally: check this machine's network configuration.",
 }
+
+_DNS_FIX = (
+    "The published name does not resolve from here: check the load balancer behind it (deleted, not yet "
+    "provisioned) and the resolver the Server uses (--dns-server)."
+)
 
 INTERNAL_LB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-internal": ("aws", ("true", "0.0.0.0/0")),
@@ -221,7 +226,7 @@ def endpoint(ctx: ClusterContext) -> Finding:
             remediation=fix or "Restart the Operator so it re-publishes the Broker's endpoint.",
             **evidence,
         )
-    kind = next(c["kind"] for c in probed if c["endpoint"] == published)
+    kind, answers = next((c["kind"], c["answers"]) for c in probed if c["endpoint"] == published)
     if kind == "classic-localhost-nodeport":
         return warn(
             f"publishes {published}, the classic Operator's fallback: reachable only where the Server runs on a "
@@ -230,7 +235,17 @@ def endpoint(ctx: ClusterContext) -> Finding:
             or "Give the Broker a LoadBalancer, or map the node port to the Server's host (kind: extraPortMappings).",
             **evidence,
         )
-    return passed(f"publishes {published} ({kind}); {len(working)} of {len(probed)} candidates answer", **evidence)
+    tally = f"{len(working)} of {len(probed)} candidates answer"
+    if answers in _TCP_FIX or str(answers).startswith("dns "):
+        # The Operator published the right endpoint by its rules, and the Server still cannot use it from here:
+        # the same verdict broker.dns/broker.tcp reach for this address, not an all-clear.
+        return fail(
+            f"publishes {published} ({kind}), the right endpoint by the Operator's rules, but it does not answer "
+            f"from here ({answers}): Meshery Server will fail to connect to it; {tally}" + better,
+            remediation=fix or _TCP_FIX.get(str(answers)) or _DNS_FIX,
+            **evidence,
+        )
+    return passed(f"publishes {published} ({kind}); {tally}", **evidence)
 
 
 def _origin_is_private(ctx: ClusterContext) -> bool | None:
@@ -245,13 +260,35 @@ def _origin_is_private(ctx: ClusterContext) -> bool | None:
     title="Broker endpoint resolves to addresses the Server can reach",
     category="broker",
     severity=Severity.HIGH,
-    depends_on=("broker.endpoint",),
+    depends_on=("kube-api.auth",),
+    after=("broker.endpoint",),
     remediation="Make the Broker's load balancer resolvable and reachable from the Server: a deleted or "
     "unprovisioned load balancer leaves NXDOMAIN; an internal one answers private addresses that need peering.",
 )
 def broker_dns(ctx: ClusterContext) -> Finding:
-    """AWS publishes a hostname (follow its CNAMEs); GCP and Azure an IP. Private answers need a private path."""
-    host, _port = ms.split_endpoint(ctx.facts.get("broker.published", ""))
+    """AWS publishes a hostname (follow its CNAMEs); GCP and Azure an IP. Private answers need a private path.
+
+    Runs whenever the published endpoint was read and is one the Server would dial: a published endpoint that
+    answers nothing from here fails broker.endpoint, and this check (then broker.tcp) says at which hop.
+    """
+    gate = _operator_only(ctx)
+    if gate:
+        return gate
+    try:
+        st = ms.broker(ctx)
+    except ms.ReadError as exc:
+        return error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}.")
+    published = st.published_external
+    ctx.facts["broker.published"] = published
+    problem = _published_problem(ctx, st, published)
+    if problem:
+        return Finding(
+            Status.SKIP,
+            f"skipped: nothing to resolve: {problem}",
+            {"blocked_by": "broker.endpoint"},
+            remediation="Fix broker.endpoint first; this check runs once the published endpoint is usable.",
+        )
+    host, _port = ms.split_endpoint(published)
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
     except dns.DnsFailure as exc:

@@ -159,3 +159,15 @@ def test_remote_cluster_with_pending_lb_still_says_the_server_is_sent_to_localho
     assert ep["status"] == "fail" and "localhost:31222 is loopback" in ep["message"], ep
     assert ep["evidence"]["independent_of"] == ["broker.service"]
     assert "separate problem from broker.service (fail)" in ep["message"]
+
+
+def test_right_endpoint_that_does_not_answer_is_not_an_all_clear(report) -> None:
+    ep = report["b-filtered"]["broker.endpoint"]
+    assert ep["status"] == "fail", ep
+    assert "the right endpoint by the Operator's rules, but it does not answer from here (filtered)" in ep["message"]
+    assert "security group" in ep["remediation"]
+    # The hops after it still run and agree on the same address.
+    assert report["b-filtered"]["broker.dns"]["status"] == "pass"
+    tcp = report["b-filtered"]["broker.tcp"]
+    assert tcp["status"] == "fail" and tcp["evidence"]["state"] == "filtered"
+    assert report["b-open"]["broker.endpoint"]["status"] == "pass"
