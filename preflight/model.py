@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from preflight.permissions import Permission
+
 DOCS_BASE_URL = "https://github.com/meshery/meshery-preflight/blob/main/docs/checks.md"
 
 
@@ -108,6 +110,8 @@ class Check:
     depends_on: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     description: str = ""
+    # The API requests the probe makes (and rights it verifies): `meshery-preflight rbac` grants exactly these.
+    permissions: tuple[Permission, ...] = ()
     # Budget for the probe as a multiple of --connect-timeout; probes that make several calls ask for more.
     timeout_factor: float = 2.0
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 
 from preflight.model import Check, Probe, Scope, Severity
+from preflight.permissions import Permission
 
 
 class RegistryError(Exception):
@@ -105,6 +106,7 @@ def check(
     docs_anchor: str | None = None,
     depends_on: tuple[str, ...] = (),
     after: tuple[str, ...] = (),
+    permissions: tuple[Permission, ...] = (),
     scope: Scope = Scope.CLUSTER,
     timeout_factor: float = 2.0,
     registry: Registry | None = None,
@@ -128,6 +130,7 @@ def check(
                 docs_anchor=docs_anchor or id.replace(".", "-"),
                 depends_on=depends_on,
                 after=after,
+                permissions=permissions,
                 description=" ".join((probe.__doc__ or "").split()),
                 timeout_factor=timeout_factor,
             )
