@@ -1,6 +1,7 @@
 """A fleet of lab clusters plus the kubeconfig and fleet file that describe it.
 
-Each cluster is a :class:`~preflight_lab.apiserver.FakeKubeAPI` on its own loopback address, set up
+Each cluster is a :class:`~preflight_lab.apiserver.FakeKubeAPI` on its own loopback address (from
+:mod:`preflight_lab.addresses`, so concurrent labs never collide), set up
 to reproduce one named failure (or none). The kubeconfig is what an operator would have, warts and
 all, so the tool under test reads it through its ordinary code path. The lab knows which scenario
 each cluster plays but never what the checks should conclude: that is the tests' business.
@@ -10,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import ipaddress
 import json
 import os
 import secrets as _secrets
 import socket
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey as EcKey
 
+from preflight_lab.addresses import LoopbackAllocator, default_allocator
 from preflight_lab.apiserver import (
     CLUSTER_ADMIN,
     DEFAULT_VERSION,
@@ -229,19 +230,6 @@ class LabCluster:
         return self.meshery.auth_token if self.meshery is not None and self.broker is not None else None
 
 
-def _addresses(base: str) -> Iterator[str]:
-    """Distinct loopback addresses after ``base``, skipping .0 and .255 to keep them unremarkable."""
-    loopback = ipaddress.IPv4Network("127.0.0.0/8")
-    n = int(ipaddress.IPv4Address(base))
-    while True:
-        n += 1
-        addr = ipaddress.IPv4Address(n)
-        if addr not in loopback:
-            raise ValueError(f"ran out of loopback addresses after {base}")
-        if addr.packed[-1] not in (0, 255):
-            yield str(addr)
-
-
 _EXEC_OK = '''\
 """Lab exec credential plugin for context {name!r}: prints a {api} ExecCredential."""
 import datetime
@@ -344,7 +332,7 @@ class LabFleet:
         specs: Iterable[ClusterSpec],
         directory: str | os.PathLike[str],
         *,
-        base_address: str = "127.10.0.0",
+        allocator: LoopbackAllocator | None = None,
     ) -> None:
         self.specs = list(specs)
         names = [s.name for s in self.specs]
@@ -353,7 +341,7 @@ class LabFleet:
         self.directory = Path(directory).resolve()
         self.kubeconfig_path = self.directory / "kubeconfig.yaml"
         self.fleet_path = self.directory / "fleet.yaml"
-        self.base_address = require_loopback(base_address)
+        self.allocator = allocator
         self.clusters: dict[str, LabCluster] = {}
         self.ca: CertificateAuthority | None = None
         self.wrong_ca: CertificateAuthority | None = None
@@ -374,15 +362,14 @@ class LabFleet:
         self.wrong_ca = create_ca("kubernetes")
         server_key, client_key = generate_key(), generate_key()
         self._server_key_pem = key_to_pem(server_key)
-        addresses = _addresses(self.base_address)
         self._started = True
         try:
             for index, (spec, res, setup) in enumerate(zip(self.specs, resolved, meshery, strict=True)):
-                address = require_loopback(spec.address) if spec.address else next(addresses)
+                address = require_loopback(spec.address) if spec.address else self._allocate()
                 cluster = LabCluster(spec, res, index, address, meshery=setup)
                 self._build(cluster, server_key, client_key)
                 self.clusters[spec.name] = cluster
-            self._start_brokers(addresses)
+            self._start_brokers()
             self._install_meshery()
             self._write_files()
         except BaseException:
@@ -460,17 +447,20 @@ class LabFleet:
         server.start()
         cluster.port = server.port
 
-    def _start_brokers(self, addresses: Iterator[str]) -> None:
+    def _allocate(self, port: int | None = None) -> str:
+        return (self.allocator or default_allocator()).allocate(port)
+
+    def _start_brokers(self) -> None:
         """One broker (or imposter) per cluster whose Meshery is deployed, all started in parallel.
 
-        Brokers without an address get the loopback addresses after the clusters', so every one of
-        them can listen on 4222.
+        Brokers without an address get one from the allocator, proved free on their port (4222 unless
+        the setup says otherwise), so every one of them can listen on 4222.
         """
         for cluster in self.clusters.values():
             setup = cluster.meshery
             if setup is None or setup.generation is None:
                 continue
-            address = setup.broker_address or next(addresses)
+            address = setup.broker_address or self._allocate(setup.broker_port or None)
             broker = make_broker(
                 setup.broker,
                 address,

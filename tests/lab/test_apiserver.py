@@ -20,6 +20,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from preflight_lab.addresses import allocate
 from preflight_lab.apiserver import (
     CLUSTER_ADMIN,
     RBAC,
@@ -35,7 +36,7 @@ from preflight_lab.apiserver import (
 )
 from preflight_lab.certs import CertificateAuthority, CertKeyPair, create_ca, utcnow
 
-HOST = "127.0.20.1"
+HOST = allocate()
 ADMIN = Identity("admin", ("ops",), uid="uid-admin")
 VIEWER = Identity("viewer", ("viewers",))
 NOBODY = Identity("nobody")
