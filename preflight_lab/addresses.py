@@ -23,12 +23,24 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["LoopbackAllocator", "allocate", "default_allocator"]
+__all__ = ["LoopbackAllocator", "allocate", "default_allocator", "require_loopback"]
 
 # 127.0.0.0/9 holds 127.0.0.1 and 127.0.0.53 (systemd-resolved): the lab stays in the upper half.
 POOL = ipaddress.IPv4Network("127.128.0.0/9")
+LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 _BLOCK_PREFIX = 24
 _MAX_BUSY = 256  # consecutive occupied addresses before giving up: something holds the port on every address
+
+
+def require_loopback(address: str) -> str:
+    """The lab's traffic stays on this machine: only 127.0.0.0/8 addresses are accepted."""
+    try:
+        ok = ipaddress.ip_address(address) in LOOPBACK
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"lab servers only use 127.0.0.0/8 addresses, not {address!r}")
+    return address
 
 
 def _lock_dir() -> Path:

@@ -13,29 +13,26 @@ import contextlib
 import copy
 import datetime as _dt
 import hashlib
-import ipaddress
 import itertools
 import json
 import re
-import selectors
 import socket
 import socketserver
 import ssl
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from preflight_lab.certs import CertKeyPair
+from preflight_lab.addresses import require_loopback
+from preflight_lab.certs import CertKeyPair, server_ssl_context
+from preflight_lab.serving import LabServer, quiet_bind
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -52,7 +49,6 @@ __all__ = [
     "ResourceType",
     "Rule",
     "is_review_request",
-    "require_loopback",
     "version_info",
 ]
 
@@ -78,20 +74,6 @@ _X509_V_FLAG_NO_CHECK_TIME = 0x200000
 _HANDSHAKE_TIMEOUT_S = 10.0
 _IDLE_TIMEOUT_S = 120.0
 _MAX_BODY = 3 * 1024 * 1024
-
-
-_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
-
-
-def require_loopback(address: str) -> str:
-    """The lab's traffic stays on this machine: only 127.0.0.0/8 addresses are accepted."""
-    try:
-        ok = ipaddress.ip_address(address) in _LOOPBACK
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"lab servers only use 127.0.0.0/8 addresses, not {address!r}")
-    return address
 
 
 # --------------------------------------------------------------------------------------------------
@@ -672,11 +654,7 @@ class _LabHTTPServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
-        # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup that can take seconds per server.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
+        quiet_bind(self)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         raw = cast(socket.socket, request)
@@ -784,7 +762,7 @@ class _Handler(BaseHTTPRequestHandler):
 # The server
 
 
-class FakeKubeAPI:
+class FakeKubeAPI(LabServer):
     """A loopback HTTPS Kubernetes API server with real TLS, authn, RBAC, discovery and REST reads.
 
     Knobs (``latency_ms``, ``selfsubjectreview``, ``tokens``, ``rbac``, ``store``) may be changed
@@ -809,6 +787,7 @@ class FakeKubeAPI:
         resources: Iterable[ResourceType] = (),
         objects: Iterable[Mapping[str, Any]] = (),
     ) -> None:
+        super().__init__()
         require_loopback(host)
         self.server_cert = server_cert
         self.host = host
@@ -827,9 +806,7 @@ class FakeKubeAPI:
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._httpd: _LabHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._stopping = threading.Event()
+        self.thread_name = f"lab-apiserver-{host}"
         for rt in resources:
             self.register_resource(rt)
         for obj in objects:
@@ -870,10 +847,6 @@ class FakeKubeAPI:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     # -- request log -------------------------------------------------------------------------------
 
     def requests(self) -> list[RequestRecord]:
@@ -898,84 +871,30 @@ class FakeKubeAPI:
 
     def _delay(self) -> None:
         if self.latency_ms > 0:
-            self._stopping.wait(self.latency_ms / 1000.0)
+            self.stopping.wait(self.latency_ms / 1000.0)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def _ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx = server_ssl_context(self.server_cert)
         # Go clients (kubectl, Meshery Server) offer h2 first; this server speaks HTTP/1.1 only.
         ctx.set_alpn_protocols(["http/1.1"])
-        # ssl only loads a cert chain from files; they live just long enough to be read.
-        with tempfile.TemporaryDirectory(prefix="lab-tls-") as tmp:
-            cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
-            cert.write_bytes(self.server_cert.cert_pem)
-            key.touch(mode=0o600)
-            key.write_bytes(self.server_cert.key_pem)
-            ctx.load_cert_chain(cert, key)
         if self.client_ca_pem:
             ctx.verify_mode = ssl.CERT_OPTIONAL
             ctx.load_verify_locations(cadata=self.client_ca_pem.decode())
             ctx.verify_flags = ctx.verify_flags | _X509_V_FLAG_NO_CHECK_TIME
         return ctx
 
-    def start(self) -> FakeKubeAPI:
-        if self._thread is not None:
-            return self
-        self._stopping.clear()
-        httpd = _LabHTTPServer((self.host, self.port), self, self._ssl_context())
-        self.port = httpd.server_address[1]
-        self._httpd = httpd
-        self._wake = socket.socketpair()
-        self._thread = threading.Thread(
-            target=self._accept_loop, name=f"lab-apiserver-{self.host}:{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
+    def _bind(self) -> list[socketserver.TCPServer]:
+        self._httpd = _LabHTTPServer((self.host, self.port), self, self._ssl_context())
+        self.port = self._httpd.server_address[1]
+        return [self._httpd]
 
-    def _accept_loop(self) -> None:
-        """serve_forever polls for shutdown every 0.5 s; a wake-up socket makes stop() instant."""
-        assert self._httpd is not None and self._wake is not None
-        httpd, wake = self._httpd, self._wake[0]
-        with selectors.DefaultSelector() as sel:
-            sel.register(httpd.socket, selectors.EVENT_READ)
-            sel.register(wake, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is wake:
-                        return
-                try:
-                    conn, addr = httpd.socket.accept()
-                except OSError:
-                    continue
-                try:
-                    httpd.process_request(conn, addr)
-                except Exception:
-                    conn.close()
-
-    def stop(self) -> None:
-        """Stop accepting, drop open connections and release the port; returns in milliseconds."""
-        thread, httpd, wake = self._thread, self._httpd, self._wake
-        if thread is None or httpd is None or wake is None:
-            return
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            wake[1].send(b"x")
-        thread.join(timeout=5)
-        httpd.close_connections()
-        httpd.server_close()
-        for s in wake:
-            s.close()
-        self._thread = self._httpd = self._wake = None
-
-    def __enter__(self) -> FakeKubeAPI:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _stopped(self) -> None:
+        """Open keep-alive connections are dropped too: stop() returns in milliseconds."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.close_connections()
 
     def __repr__(self) -> str:
         return f"FakeKubeAPI({self.url}, version={self.version!r}, running={self.running})"

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey as EcKey
 
-from preflight_lab.addresses import LoopbackAllocator, default_allocator
+from preflight_lab.addresses import LoopbackAllocator, default_allocator, require_loopback
 from preflight_lab.apiserver import (
     CLUSTER_ADMIN,
     DEFAULT_VERSION,
@@ -36,7 +36,6 @@ from preflight_lab.apiserver import (
     RequestRecord,
     ResourceType,
     Rule,
-    require_loopback,
 )
 from preflight_lab.broker import LabBroker, make_broker, start_brokers, stop_brokers
 from preflight_lab.certs import (

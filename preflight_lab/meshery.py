@@ -26,7 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from preflight_lab.apiserver import FakeKubeAPI, ResourceType, require_loopback
+from preflight_lab.addresses import require_loopback
+from preflight_lab.apiserver import FakeKubeAPI, ResourceType
 from preflight_lab.broker import BROKER_KINDS, NATS_PORT
 
 __all__ = [
