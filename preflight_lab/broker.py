@@ -30,11 +30,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from preflight_lab.addresses import require_loopback
-from preflight_lab.serving import ServerThread
+from preflight_lab.serving import ServerThread, Startable
 
 __all__ = [
     "BROKER_KINDS",
@@ -75,7 +74,7 @@ def find_nats_server() -> str:
     )
 
 
-class LabBroker:
+class LabBroker(Startable):
     """Base of everything the lab can put on a broker's address. ``port`` is the bound port once launched."""
 
     kind = ""
@@ -85,6 +84,7 @@ class LabBroker:
         if not 0 <= port <= 65535:
             raise ValueError(f"bad port {port}")
         self.port = port
+        self._requested_port = port  # 0: any free port; ``port`` is the bound one once launched
         self.token = token or None
 
     @property
@@ -113,14 +113,6 @@ class LabBroker:
 
     def _begin_stop(self) -> None:
         """First half of a stop that others may overlap with (signal, do not wait)."""
-
-    def __enter__(self) -> LabBroker:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address}, running={self.running})"
@@ -195,7 +187,6 @@ class NatsBroker(LabBroker):
         self._directory = Path(directory).resolve() if directory is not None else None
         self._tmpdir: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._requested_port = port
         self._launched_at = 0.0
 
     @property
@@ -360,7 +351,6 @@ class _TcpImposter(LabBroker):
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._requested_port = port
 
     @property
     def running(self) -> bool:
@@ -449,7 +439,6 @@ class AbsentBroker(LabBroker):
     def __init__(self, host: str = "127.0.0.1", port: int = NATS_PORT) -> None:
         super().__init__(host, port)
         self._sock: socket.socket | None = None
-        self._requested_port = port
 
     @property
     def running(self) -> bool:

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
@@ -48,6 +47,7 @@ from preflight_lab.certs import (
     utcnow,
 )
 from preflight_lab.meshery import MesherySetup, dns_records, install_meshery
+from preflight_lab.serving import Startable
 
 __all__ = [
     "AUTH_MODES",
@@ -319,7 +319,7 @@ def _seed_objects(cluster: LabCluster) -> list[dict[str, Any]]:
     return objs
 
 
-class LabFleet:
+class LabFleet(Startable):
     """Start every cluster in ``specs`` and write ``kubeconfig.yaml`` and ``fleet.yaml`` into ``directory``.
 
     One CA, one server key and one client key are shared by all clusters (per-cluster certificates
@@ -503,14 +503,6 @@ class LabFleet:
                 cluster._placeholder.close()
                 cluster._placeholder = None
         self._started = False
-
-    def __enter__(self) -> LabFleet:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- files -------------------------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ import threading
 from types import TracebackType
 from typing import TypeVar
 
-__all__ = ["LabServer", "ServerThread", "quiet_bind"]
+__all__ = ["LabServer", "ServerThread", "Startable", "quiet_bind"]
 
-_S = TypeVar("_S", bound="LabServer")
+_S = TypeVar("_S", bound="Startable")
+_L = TypeVar("_L", bound="LabServer")
 
 
 class ServerThread:
@@ -63,7 +64,25 @@ def quiet_bind(server: socketserver.TCPServer) -> None:
     server.server_port = int(port)  # type: ignore[attr-defined]
 
 
-class LabServer:
+class Startable:
+    """``with x:`` for everything in the lab that has ``start()`` (returning itself) and ``stop()``."""
+
+    def start(self: _S) -> _S:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class LabServer(Startable):
     """The lifecycle of a lab server made of one or more ``socketserver`` servers.
 
     Subclasses implement :meth:`_bind` (make and bind the servers, set ``self.port``) and may extend
@@ -87,7 +106,7 @@ class LabServer:
     def _stopped(self) -> None:
         """Called by every stop() once the servers are closed (also after a failed start): idempotent."""
 
-    def start(self: _S) -> _S:
+    def start(self: _L) -> _L:
         if self._threads:
             return self
         self.stopping.clear()
@@ -103,11 +122,3 @@ class LabServer:
         for t in threads:
             t.stop()
         self._stopped()
-
-    def __enter__(self: _S) -> _S:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
