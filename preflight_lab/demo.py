@@ -22,12 +22,12 @@ import click
 import yaml
 
 from preflight_lab.addresses import allocate
-from preflight_lab.apiserver import Rule
 from preflight_lab.broker import NATS_PORT
 from preflight_lab.demo_clouds import Cloud, start_clouds
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup, behind_load_balancer
+from preflight_lab.rbac import Rule
 
 ORIGIN = "127.0.0.0/8"
 # Reads what discovery needs except nodes: the classic EKS gap that rbac.nodes: true closes.

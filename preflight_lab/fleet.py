@@ -26,16 +26,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey as EcKey
 
 from preflight_lab.addresses import LoopbackAllocator, default_allocator, require_loopback
-from preflight_lab.apiserver import (
-    CLUSTER_ADMIN,
-    DEFAULT_VERSION,
-    RBAC,
-    FakeKubeAPI,
-    Identity,
-    RequestRecord,
-    ResourceType,
-    Rule,
-)
+from preflight_lab.apiserver import DEFAULT_VERSION, FakeKubeAPI, RequestRecord
 from preflight_lab.broker import LabBroker, make_broker, start_brokers, stop_brokers
 from preflight_lab.certs import (
     CertificateAuthority,
@@ -47,7 +38,9 @@ from preflight_lab.certs import (
     utcnow,
 )
 from preflight_lab.meshery import MesherySetup, dns_records, install_meshery
+from preflight_lab.rbac import CLUSTER_ADMIN, RBAC, Identity, Rule
 from preflight_lab.serving import Startable
+from preflight_lab.store import ResourceType
 
 __all__ = [
     "AUTH_MODES",

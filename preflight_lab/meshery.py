@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from preflight_lab.addresses import require_loopback
-from preflight_lab.apiserver import FakeKubeAPI, ResourceType
+from preflight_lab.apiserver import FakeKubeAPI
 from preflight_lab.broker import BROKER_KINDS, NATS_PORT
+from preflight_lab.store import ResourceType
 
 __all__ = [
     "AUTH_SECRET",

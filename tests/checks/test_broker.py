@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from preflight_lab.addresses import allocate
-from preflight_lab.apiserver import Rule
 from preflight_lab.broker import NATS_PORT
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup, behind_load_balancer
+from preflight_lab.rbac import Rule
 from tests.runlab import result, run
 
 ORIGIN = "127.0.0.0/8"
