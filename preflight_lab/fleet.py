@@ -17,7 +17,7 @@ import secrets as _secrets
 import socket
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,7 @@ time.sleep(3600)
 '''
 
 
-def _seed_objects(cluster: LabCluster) -> list[dict[str, Any]]:
+def _seed_objects(cluster: LabCluster, node_address: Callable[[], str]) -> list[dict[str, Any]]:
     """What an empty cluster already holds, so list calls return realistic, non-empty answers."""
     now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
     objs: list[dict[str, Any]] = [
@@ -283,7 +283,7 @@ def _seed_objects(cluster: LabCluster) -> list[dict[str, Any]]:
                 },
                 "status": {
                     # Loopback, never 10.x: a checker probes node addresses, and lab traffic must stay here.
-                    "addresses": [{"type": "InternalIP", "address": f"127.60.{cluster.index % 250}.{k}"}],
+                    "addresses": [{"type": "InternalIP", "address": node_address()}],
                     "conditions": [
                         {
                             "type": "Ready",
@@ -433,7 +433,7 @@ class LabFleet(Startable):
             selfsubjectreview=res.selfsubjectreview,
             resources=spec.resources,
         )
-        for obj in [*_seed_objects(cluster), *spec.objects]:
+        for obj in [*_seed_objects(cluster, self._allocate), *spec.objects]:
             server.store.put(obj)
         cluster.server = server
         server.start()
