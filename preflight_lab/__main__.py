@@ -4,7 +4,8 @@ Prints ``KUBECONFIG=<path>``, ``FLEET=<path>`` and then ``READY`` (flushed) once
 listens, and runs until SIGTERM or SIGINT, so a benchmark can start it, parse two lines and kill it.
 
 ``--with-brokers`` gives every healthy cluster Meshery's current Operator with a LoadBalancer Broker
-whose LB IP is a loopback address where a real ``nats-server`` (token auth) listens on 4222.
+whose LB IP is a loopback address where a real ``nats-server`` (token auth) listens on 4222. Every
+address comes from :mod:`preflight_lab.addresses`, so several labs (and test suites) run side by side.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from preflight_lab.fleet import ClusterSpec, LabFleet, _addresses, describe, parse_mix, specs_from_mix
+from preflight_lab.addresses import allocate
+from preflight_lab.broker import NATS_PORT
+from preflight_lab.fleet import ClusterSpec, LabFleet, describe, parse_mix, specs_from_mix
 from preflight_lab.meshery import MesherySetup
 
 
@@ -31,30 +34,21 @@ def _parser() -> argparse.ArgumentParser:
         default="healthy=1",
         help="weights, e.g. healthy=8,refused=1,hung-exec=1 (default healthy)",
     )
-    serve.add_argument("--base-address", default="127.10.0.0", help="clusters get the loopback addresses after this")
     serve.add_argument("--prefix", default="lab", help="context name prefix (default lab)")
     serve.add_argument(
         "--with-brokers",
         action="store_true",
         help="healthy clusters get a current-generation Meshery Operator and a real NATS broker behind a LoadBalancer",
     )
-    serve.add_argument(
-        "--broker-base-address",
-        default=None,
-        help="brokers get the loopback addresses after this (default: right after the clusters')",
-    )
     serve.add_argument("--verbose", "-v", action="store_true", help="list the clusters on stderr")
     return parser
 
 
-def add_brokers(specs: Sequence[ClusterSpec], base_address: str, skip: int = 0) -> None:
+def add_brokers(specs: Sequence[ClusterSpec]) -> None:
     """Give each healthy spec a current-generation LoadBalancer Broker whose LB IP is its broker address."""
-    addresses = _addresses(base_address)
-    for _ in range(skip):
-        next(addresses)
     for spec in specs:
         if spec.scenario == "healthy" and spec.meshery is None:
-            address = next(addresses)
+            address = allocate(NATS_PORT)
             spec.meshery = MesherySetup(
                 generation="current", service_type="LoadBalancer", lb_ip=address, broker_address=address
             )
@@ -71,11 +65,8 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if args.with_brokers:
         try:
-            if args.broker_base_address:
-                add_brokers(specs, args.broker_base_address)
-            else:
-                add_brokers(specs, args.base_address, skip=len(specs))
-        except ValueError as exc:
+            add_brokers(specs)
+        except OSError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     stop = threading.Event()
@@ -85,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    with LabFleet(specs, args.dir, base_address=args.base_address) as fleet:
+    with LabFleet(specs, args.dir) as fleet:
         if args.verbose:
             print(describe(fleet), file=sys.stderr, flush=True)
         print(f"KUBECONFIG={fleet.kubeconfig_path}", flush=True)

@@ -5,55 +5,59 @@ client-certificate auth, RBAC, discovery, Status bodies) without a cluster. ``Fa
 real HTTPS server on a loopback address, so the code under test runs its ordinary network path.
 It never mutates anything: any write is logged and refused with 405, and the request log lets a
 test prove the tool under test never tried one.
+
+This module is the HTTP side (TLS, authentication, routing, review answers, Status bodies); it asks
+:mod:`preflight_lab.rbac` what a user may do, serves :mod:`preflight_lab.store`'s objects and filters
+lists with :mod:`preflight_lab.kube_selectors`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as _dt
 import hashlib
-import ipaddress
-import itertools
 import json
 import re
-import selectors
 import socket
 import socketserver
 import ssl
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from preflight_lab.certs import CertKeyPair
+from preflight_lab.addresses import require_loopback
+from preflight_lab.certs import CertKeyPair, server_ssl_context
+from preflight_lab.kube_selectors import field_selector_matches, label_selector_matches
+from preflight_lab.rbac import ANONYMOUS, CLUSTER_ADMIN, RBAC, Identity, ResourceAttributes, Rule
+from preflight_lab.serving import LabServer, quiet_bind
+from preflight_lab.store import ObjectStore, ResourceRegistry, ResourceType
 
 __all__ = [
-    "BUILTIN_RESOURCES",
-    "CLUSTER_ADMIN",
     "DEFAULT_VERSION",
+    "REVIEW_RESOURCES",
     "FakeKubeAPI",
+    "RequestRecord",
+    "is_review_request",
+    "status_body",
+    "version_info",
+    # Moved to rbac, store and kube_selectors; still importable from here so existing imports keep working.
+    "CLUSTER_ADMIN",
+    "RBAC",
     "Identity",
     "ObjectStore",
-    "RBAC",
-    "REVIEW_RESOURCES",
-    "RequestRecord",
     "ResourceAttributes",
     "ResourceRegistry",
     "ResourceType",
     "Rule",
-    "is_review_request",
-    "require_loopback",
-    "version_info",
+    "field_selector_matches",
+    "label_selector_matches",
 ]
 
 DEFAULT_VERSION = "v1.30.4-eks-a737599"
@@ -78,462 +82,6 @@ _X509_V_FLAG_NO_CHECK_TIME = 0x200000
 _HANDSHAKE_TIMEOUT_S = 10.0
 _IDLE_TIMEOUT_S = 120.0
 _MAX_BODY = 3 * 1024 * 1024
-
-
-_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
-
-
-def require_loopback(address: str) -> str:
-    """The lab's traffic stays on this machine: only 127.0.0.0/8 addresses are accepted."""
-    try:
-        ok = ipaddress.ip_address(address) in _LOOPBACK
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"lab servers only use 127.0.0.0/8 addresses, not {address!r}")
-    return address
-
-
-# --------------------------------------------------------------------------------------------------
-# Identity and RBAC
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a request authenticated as. ``groups`` are the asserted ones, before the implicit groups."""
-
-    username: str
-    groups: tuple[str, ...] = ()
-    uid: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "groups", tuple(self.groups))
-
-    @property
-    def anonymous(self) -> bool:
-        return self.username == "system:anonymous"
-
-    @property
-    def effective_groups(self) -> tuple[str, ...]:
-        """Groups as kube-apiserver reports them: plus system:authenticated (or unauthenticated)."""
-        implicit = "system:unauthenticated" if self.anonymous else "system:authenticated"
-        return self.groups if implicit in self.groups else (*self.groups, implicit)
-
-
-ANONYMOUS = Identity("system:anonymous")
-
-
-def _tup(value: str | Iterable[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One RBAC rule. ``"*"`` is a wildcard everywhere.
-
-    ``namespaces=("*",)`` behaves like a ClusterRoleBinding (all namespaces and cluster-scoped
-    resources); naming namespaces behaves like RoleBindings there. A rule with ``non_resource_urls``
-    governs only non-resource paths (``/version``, ``/healthz``); a trailing ``*`` is a prefix match.
-    """
-
-    verbs: tuple[str, ...]
-    api_groups: tuple[str, ...] = ("*",)
-    resources: tuple[str, ...] = ("*",)
-    namespaces: tuple[str, ...] = ("*",)
-    resource_names: tuple[str, ...] = ()
-    non_resource_urls: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in ("verbs", "api_groups", "resources", "namespaces", "resource_names", "non_resource_urls"):
-            object.__setattr__(self, name, _tup(getattr(self, name)))
-
-    def _verb_ok(self, verb: str) -> bool:
-        return "*" in self.verbs or verb in self.verbs
-
-    def matches(self, attrs: ResourceAttributes) -> bool:
-        if self.non_resource_urls or not self._verb_ok(attrs.verb):
-            return False
-        if "*" not in self.api_groups and attrs.group not in self.api_groups:
-            return False
-        combined = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
-        if not any(
-            r == "*" or r == combined or (attrs.subresource and r == f"*/{attrs.subresource}") for r in self.resources
-        ):
-            return False
-        if self.resource_names and attrs.name not in self.resource_names:
-            return False
-        return "*" in self.namespaces or (bool(attrs.namespace) and attrs.namespace in self.namespaces)
-
-    def matches_path(self, verb: str, path: str) -> bool:
-        if not self.non_resource_urls or not self._verb_ok(verb):
-            return False
-        return any(
-            u == "*" or u == path or (u.endswith("*") and path.startswith(u[:-1])) for u in self.non_resource_urls
-        )
-
-    def applies_in(self, namespace: str) -> bool:
-        """Whether the rule shows up in a SelfSubjectRulesReview for ``namespace``."""
-        return bool(self.non_resource_urls) or "*" in self.namespaces or namespace in self.namespaces
-
-
-CLUSTER_ADMIN: tuple[Rule, ...] = (Rule(verbs=("*",)), Rule(verbs=("*",), non_resource_urls=("*",)))
-_SELF_REVIEWS = Rule(
-    verbs=("create",),
-    api_groups=("authentication.k8s.io", "authorization.k8s.io"),
-    resources=("selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"),
-)
-_PUBLIC_INFO = Rule(verbs=("get",), non_resource_urls=("/healthz", "/livez", "/readyz", "/version", "/version/"))
-_DISCOVERY = Rule(
-    verbs=("get",),
-    non_resource_urls=(
-        "/api",
-        "/api/*",
-        "/apis",
-        "/apis/*",
-        "/openapi",
-        "/openapi/*",
-        "/version",
-        "/version/",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class ResourceAttributes:
-    """What RBAC decides on for a resource request, as in a SubjectAccessReview."""
-
-    verb: str
-    resource: str
-    group: str = ""
-    namespace: str = ""
-    name: str = ""
-    subresource: str = ""
-
-
-class RBAC:
-    """Rules bound to users and groups, with the bootstrap bindings every cluster has.
-
-    ``system:authenticated`` gets the self-review and discovery roles, ``system:unauthenticated`` the
-    public-info viewer, and members of ``system:masters`` are allowed everything (as in the real
-    authorizer chain, where that group short-circuits RBAC).
-    """
-
-    SUPERUSER_GROUP = "system:masters"
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users: dict[str, list[Rule]] = {}
-        self._groups: dict[str, list[Rule]] = {
-            "system:authenticated": [_SELF_REVIEWS, _DISCOVERY, _PUBLIC_INFO],
-            "system:unauthenticated": [_PUBLIC_INFO],
-        }
-
-    def grant_user(self, username: str, rules: Iterable[Rule]) -> None:
-        with self._lock:
-            self._users.setdefault(username, []).extend(rules)
-
-    def grant_group(self, group: str, rules: Iterable[Rule]) -> None:
-        with self._lock:
-            self._groups.setdefault(group, []).extend(rules)
-
-    def revoke_user(self, username: str) -> None:
-        with self._lock:
-            self._users.pop(username, None)
-
-    def is_superuser(self, identity: Identity) -> bool:
-        return self.SUPERUSER_GROUP in identity.groups
-
-    def rules_for(self, identity: Identity) -> list[Rule]:
-        if self.is_superuser(identity):
-            return list(CLUSTER_ADMIN)
-        with self._lock:
-            rules = list(self._users.get(identity.username, ()))
-            for group in identity.effective_groups:
-                rules.extend(self._groups.get(group, ()))
-        return rules
-
-    def allows(self, identity: Identity, attrs: ResourceAttributes) -> bool:
-        return any(rule.matches(attrs) for rule in self.rules_for(identity))
-
-    def allows_path(self, identity: Identity, verb: str, path: str) -> bool:
-        return any(rule.matches_path(verb, path) for rule in self.rules_for(identity))
-
-
-# --------------------------------------------------------------------------------------------------
-# Resource types and the object store
-
-_RW_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
-
-
-@dataclass(frozen=True)
-class ResourceType:
-    """A kind the server serves: where it lives in the REST tree and how discovery describes it."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-    verbs: tuple[str, ...] = _RW_VERBS
-    short_names: tuple[str, ...] = ()
-    custom: bool = True  # a CRD-backed kind: list items keep apiVersion/kind, and a CRD object is served
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def singular(self) -> str:
-        return self.kind.lower()
-
-    def discovery(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": self.plural,
-            "singularName": self.singular,
-            "namespaced": self.namespaced,
-            "kind": self.kind,
-            "verbs": list(self.verbs),
-        }
-        if self.short_names:
-            entry["shortNames"] = list(self.short_names)
-        return entry
-
-
-def _builtin(
-    group: str,
-    version: str,
-    kind: str,
-    plural: str,
-    namespaced: bool = True,
-    verbs: tuple[str, ...] = _RW_VERBS,
-    short: tuple[str, ...] = (),
-) -> ResourceType:
-    return ResourceType(group, version, kind, plural, namespaced, verbs, short, custom=False)
-
-
-_CREATE = ("create",)
-BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
-    _builtin("", "v1", "Namespace", "namespaces", False, short=("ns",)),
-    _builtin("", "v1", "Node", "nodes", False, short=("no",)),
-    _builtin("", "v1", "Pod", "pods", short=("po",)),
-    _builtin("", "v1", "Service", "services", short=("svc",)),
-    _builtin("", "v1", "Secret", "secrets"),
-    _builtin("", "v1", "ConfigMap", "configmaps", short=("cm",)),
-    _builtin("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",)),
-    _builtin("", "v1", "Endpoints", "endpoints", short=("ep",)),
-    _builtin("", "v1", "Event", "events", short=("ev",)),
-    _builtin("apps", "v1", "Deployment", "deployments", short=("deploy",)),
-    _builtin("apps", "v1", "StatefulSet", "statefulsets", short=("sts",)),
-    _builtin("apps", "v1", "DaemonSet", "daemonsets", short=("ds",)),
-    _builtin("apps", "v1", "ReplicaSet", "replicasets", short=("rs",)),
-    _builtin("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, _CREATE),
-    _builtin("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, _CREATE),
-    _builtin("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True, _CREATE),
-    _builtin("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, _CREATE),
-    _builtin("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, _CREATE),
-    _builtin("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, _CREATE),
-    _builtin(
-        "apiextensions.k8s.io",
-        "v1",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        False,
-        short=("crd", "crds"),
-    ),
-)
-
-
-def guess_plural(kind: str) -> str:
-    """English-ish plural of a kind, as CRD authors usually choose it (Broker -> brokers)."""
-    low = kind.lower()
-    if low.endswith(("s", "x", "z", "ch", "sh")):
-        return low + "es"
-    if low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
-        return low[:-1] + "ies"
-    return low + "s"
-
-
-class ResourceRegistry:
-    """Kind <-> plural map per group/version; also the source of the discovery documents."""
-
-    def __init__(self, types: Iterable[ResourceType] = BUILTIN_RESOURCES) -> None:
-        self._lock = threading.Lock()
-        self._by_plural: dict[tuple[str, str, str], ResourceType] = {}
-        self._by_kind: dict[tuple[str, str], ResourceType] = {}
-        for rt in types:
-            self.register(rt)
-
-    def register(self, rt: ResourceType) -> bool:
-        """Add (or replace) a type; returns whether it was new."""
-        with self._lock:
-            key = (rt.group, rt.version, rt.plural)
-            new = key not in self._by_plural
-            self._by_plural[key] = rt
-            self._by_kind[(rt.api_version, rt.kind)] = rt
-            return new
-
-    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        with self._lock:
-            return self._by_kind.get((api_version, kind))
-
-    def by_plural(self, group: str, version: str, plural: str) -> ResourceType | None:
-        with self._lock:
-            return self._by_plural.get((group, version, plural))
-
-    def all(self) -> list[ResourceType]:
-        with self._lock:
-            return list(self._by_plural.values())
-
-    def group_versions(self) -> dict[str, list[str]]:
-        """Named groups (not core) in registration order, each with its versions."""
-        groups: dict[str, list[str]] = {}
-        for rt in self.all():
-            if rt.group:
-                versions = groups.setdefault(rt.group, [])
-                if rt.version not in versions:
-                    versions.append(rt.version)
-        return groups
-
-
-def _now_rfc3339() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class ObjectStore:
-    """Objects by group/version/resource, namespace and name, as the REST handlers serve them.
-
-    ``put`` copies the object and fills in the metadata a real server would (uid, resourceVersion,
-    creationTimestamp; namespace ``default`` for namespaced kinds). Unknown kinds are registered on
-    the fly with a guessed plural; register them first for full control.
-    """
-
-    def __init__(self, resources: ResourceRegistry) -> None:
-        self._resources = resources
-        self._lock = threading.Lock()
-        self._objects: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = {}
-        self._rv = itertools.count(1)
-        self._last_rv = 0
-
-    @property
-    def resource_version(self) -> str:
-        with self._lock:
-            return str(max(self._last_rv, 1))
-
-    def _type_of(self, obj: Mapping[str, Any]) -> ResourceType:
-        api_version, kind = obj.get("apiVersion"), obj.get("kind")
-        if not isinstance(api_version, str) or not isinstance(kind, str):
-            raise ValueError("object needs string apiVersion and kind")
-        rt = self._resources.by_kind(api_version, kind)
-        if rt is None:
-            group, _, version = api_version.rpartition("/")
-            namespaced = bool((obj.get("metadata") or {}).get("namespace"))
-            rt = ResourceType(group, version, kind, guess_plural(kind), namespaced)
-            self._resources.register(rt)
-        return rt
-
-    def put(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Store a copy of ``obj`` (replacing any same-named one) and return the stored copy."""
-        stored: dict[str, Any] = json.loads(json.dumps(obj))
-        rt = self._type_of(stored)
-        meta = stored.setdefault("metadata", {})
-        name = meta.get("name")
-        if not name:
-            raise ValueError(f"{rt.kind} needs metadata.name")
-        if rt.namespaced:
-            meta.setdefault("namespace", "default")
-        elif meta.get("namespace"):
-            raise ValueError(f"{rt.kind} is cluster-scoped; it cannot have a namespace")
-        meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("creationTimestamp", _now_rfc3339())
-        with self._lock:
-            self._last_rv = next(self._rv)
-            meta["resourceVersion"] = str(self._last_rv)
-            key = (rt.group, rt.version, rt.plural)
-            self._objects.setdefault(key, {})[(meta.get("namespace", ""), name)] = stored
-        return copy.deepcopy(stored)
-
-    def delete(self, api_version: str, kind: str, name: str, namespace: str = "") -> bool:
-        rt = self._resources.by_kind(api_version, kind)
-        if rt is None:
-            return False
-        with self._lock:
-            bucket = self._objects.get((rt.group, rt.version, rt.plural), {})
-            return bucket.pop((namespace if rt.namespaced else "", name), None) is not None
-
-    def get(self, rt: ResourceType, name: str, namespace: str = "") -> dict[str, Any] | None:
-        with self._lock:
-            obj = self._objects.get((rt.group, rt.version, rt.plural), {}).get(
-                (namespace if rt.namespaced else "", name)
-            )
-            return copy.deepcopy(obj) if obj is not None else None
-
-    def list(self, rt: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
-        """All objects of a type, in one namespace or (``None``) everywhere, sorted like etcd keys."""
-        with self._lock:
-            bucket = self._objects.get((rt.group, rt.version, rt.plural), {})
-            items = [obj for (ns, _), obj in sorted(bucket.items()) if namespace is None or ns == namespace]
-            return copy.deepcopy(items)
-
-
-# --------------------------------------------------------------------------------------------------
-# Selectors
-
-_SET_TERM = re.compile(r"^\s*(!?)([\w./-]+)\s*(?:(==|=|!=)\s*([\w./-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
-
-
-def _split_terms(selector: str) -> list[str]:
-    terms, depth, cur = [], 0, ""
-    for ch in selector:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            terms.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    terms.append(cur)
-    return [t for t in terms if t.strip()]
-
-
-def label_selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
-    """Kubernetes label selector semantics (=, ==, !=, in, notin, exists, !exists)."""
-    for term in _split_terms(selector):
-        m = _SET_TERM.match(term)
-        if m is None:
-            raise ValueError(f"unable to parse requirement: {term!r}")
-        negate, key, op, value, set_op, set_values = m.groups()
-        present = key in labels
-        if op is None and set_op is None:
-            if present == bool(negate):
-                return False
-        elif op in ("=", "=="):
-            if labels.get(key) != value:
-                return False
-        elif op == "!=":
-            if labels.get(key) == value:
-                return False
-        else:
-            values = {v.strip() for v in set_values.split(",")}
-            inside = present and labels[key] in values
-            if inside != (set_op == "in"):
-                return False
-    return True
-
-
-def field_selector_matches(selector: str, obj: Mapping[str, Any]) -> bool:
-    """Equality field selectors on dotted paths (``metadata.name=x``, ``spec.nodeName!=y``)."""
-    for term in _split_terms(selector):
-        m = re.match(r"^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
-        if m is None:
-            raise ValueError(f"invalid field selector: {term!r}")
-        path, op, want = m.groups()
-        cur: Any = obj
-        for part in path.split("."):
-            cur = cur.get(part) if isinstance(cur, Mapping) else None
-        have = "" if cur is None else str(cur).lower() if isinstance(cur, bool) else str(cur)
-        if (have == want) != (op != "!="):
-            return False
-    return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -672,11 +220,7 @@ class _LabHTTPServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
-        # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup that can take seconds per server.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
+        quiet_bind(self)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         raw = cast(socket.socket, request)
@@ -784,7 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
 # The server
 
 
-class FakeKubeAPI:
+class FakeKubeAPI(LabServer):
     """A loopback HTTPS Kubernetes API server with real TLS, authn, RBAC, discovery and REST reads.
 
     Knobs (``latency_ms``, ``selfsubjectreview``, ``tokens``, ``rbac``, ``store``) may be changed
@@ -809,6 +353,7 @@ class FakeKubeAPI:
         resources: Iterable[ResourceType] = (),
         objects: Iterable[Mapping[str, Any]] = (),
     ) -> None:
+        super().__init__()
         require_loopback(host)
         self.server_cert = server_cert
         self.host = host
@@ -827,9 +372,7 @@ class FakeKubeAPI:
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._httpd: _LabHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._stopping = threading.Event()
+        self.thread_name = f"lab-apiserver-{host}"
         for rt in resources:
             self.register_resource(rt)
         for obj in objects:
@@ -870,10 +413,6 @@ class FakeKubeAPI:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     # -- request log -------------------------------------------------------------------------------
 
     def requests(self) -> list[RequestRecord]:
@@ -898,84 +437,30 @@ class FakeKubeAPI:
 
     def _delay(self) -> None:
         if self.latency_ms > 0:
-            self._stopping.wait(self.latency_ms / 1000.0)
+            self.stopping.wait(self.latency_ms / 1000.0)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def _ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx = server_ssl_context(self.server_cert)
         # Go clients (kubectl, Meshery Server) offer h2 first; this server speaks HTTP/1.1 only.
         ctx.set_alpn_protocols(["http/1.1"])
-        # ssl only loads a cert chain from files; they live just long enough to be read.
-        with tempfile.TemporaryDirectory(prefix="lab-tls-") as tmp:
-            cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
-            cert.write_bytes(self.server_cert.cert_pem)
-            key.touch(mode=0o600)
-            key.write_bytes(self.server_cert.key_pem)
-            ctx.load_cert_chain(cert, key)
         if self.client_ca_pem:
             ctx.verify_mode = ssl.CERT_OPTIONAL
             ctx.load_verify_locations(cadata=self.client_ca_pem.decode())
             ctx.verify_flags = ctx.verify_flags | _X509_V_FLAG_NO_CHECK_TIME
         return ctx
 
-    def start(self) -> FakeKubeAPI:
-        if self._thread is not None:
-            return self
-        self._stopping.clear()
-        httpd = _LabHTTPServer((self.host, self.port), self, self._ssl_context())
-        self.port = httpd.server_address[1]
-        self._httpd = httpd
-        self._wake = socket.socketpair()
-        self._thread = threading.Thread(
-            target=self._accept_loop, name=f"lab-apiserver-{self.host}:{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
+    def _bind(self) -> list[socketserver.TCPServer]:
+        self._httpd = _LabHTTPServer((self.host, self.port), self, self._ssl_context())
+        self.port = self._httpd.server_address[1]
+        return [self._httpd]
 
-    def _accept_loop(self) -> None:
-        """serve_forever polls for shutdown every 0.5 s; a wake-up socket makes stop() instant."""
-        assert self._httpd is not None and self._wake is not None
-        httpd, wake = self._httpd, self._wake[0]
-        with selectors.DefaultSelector() as sel:
-            sel.register(httpd.socket, selectors.EVENT_READ)
-            sel.register(wake, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is wake:
-                        return
-                try:
-                    conn, addr = httpd.socket.accept()
-                except OSError:
-                    continue
-                try:
-                    httpd.process_request(conn, addr)
-                except Exception:
-                    conn.close()
-
-    def stop(self) -> None:
-        """Stop accepting, drop open connections and release the port; returns in milliseconds."""
-        thread, httpd, wake = self._thread, self._httpd, self._wake
-        if thread is None or httpd is None or wake is None:
-            return
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            wake[1].send(b"x")
-        thread.join(timeout=5)
-        httpd.close_connections()
-        httpd.server_close()
-        for s in wake:
-            s.close()
-        self._thread = self._httpd = self._wake = None
-
-    def __enter__(self) -> FakeKubeAPI:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _stopped(self) -> None:
+        """Open keep-alive connections are dropped too: stop() returns in milliseconds."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.close_connections()
 
     def __repr__(self) -> str:
         return f"FakeKubeAPI({self.url}, version={self.version!r}, running={self.running})"

@@ -27,10 +27,10 @@ import logging
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from preflight_lab.meshery import MesherySetup
+from preflight_lab.serving import Startable
 
 __all__ = ["ACCOUNT", "AclEntry", "AwsLab", "EksLabCluster", "EksSetup", "SgRule"]
 
@@ -159,7 +159,7 @@ class EksLabCluster:
         return MesherySetup(**opts)
 
 
-class AwsLab:
+class AwsLab(Startable):
     """moto on 127.0.0.1:<ephemeral>, reset on start, seeded cluster by cluster with :meth:`add`."""
 
     def __init__(self, region: str = "eu-west-1") -> None:
@@ -188,14 +188,6 @@ class AwsLab:
         if self._server is not None:
             self._server.stop()
             self._server = None
-
-    def __enter__(self) -> AwsLab:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def env(self) -> dict[str, str]:
         """What the code under test needs: boto3's standard endpoint override, fake keys, no metadata service."""

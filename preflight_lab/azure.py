@@ -12,6 +12,7 @@ holds what a subscription contains, never what a check should conclude; it never
 from __future__ import annotations
 
 import json
+import socketserver
 import ssl
 import tempfile
 import threading
@@ -19,12 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from preflight_lab.apiserver import require_loopback
-from preflight_lab.certs import CertificateAuthority, create_ca
+from preflight_lab.addresses import require_loopback
+from preflight_lab.certs import CertificateAuthority, create_ca, server_ssl_context
+from preflight_lab.serving import LabServer
 
 __all__ = ["DEFAULT_SECURITY_RULES", "LabARM", "ArmRequest", "nsg_rule"]
 
@@ -141,7 +142,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-class LabARM:
+class LabARM(LabServer):
     """ARM on a loopback address. Add resources with the ``add_*`` helpers; they return the stored JSON.
 
     ``token`` is the bearer token the server accepts (``None``: any bearer token). ``page_size`` splits
@@ -149,7 +150,10 @@ class LabARM:
     one resource, as a credential without Reader on it sees.
     """
 
+    thread_name = "lab-arm"
+
     def __init__(self, *, host: str = "127.0.0.1", token: str | None = None, page_size: int = 50) -> None:
+        super().__init__()
         self.host = require_loopback(host)
         self.port = 0
         self.token = token
@@ -160,8 +164,6 @@ class LabARM:
         self._forbidden: set[str] = set()
         self._log: list[ArmRequest] = []
         self._lock = threading.Lock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: Path | None = None
 
@@ -460,42 +462,16 @@ class LabARM:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
-    def start(self) -> LabARM:
-        if self._httpd is not None:
-            return self
+    def _bind(self) -> list[socketserver.TCPServer]:
+        # The CA file is what clients are given (REQUESTS_CA_BUNDLE, the SDKs' connection_verify).
         self._tmp = tempfile.TemporaryDirectory(prefix="lab-arm-")
-        tmp = Path(self._tmp.name)
-        cert, key = tmp / "tls.crt", tmp / "tls.key"
-        cert.write_bytes(self._cert.cert_pem)
-        key.touch(mode=0o600)
-        key.write_bytes(self._cert.key_pem)
-        self.ca_file = tmp / "ca.crt"
+        self.ca_file = Path(self._tmp.name) / "ca.crt"
         self.ca_file.write_bytes(self.ca.cert_pem)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(cert, key)
-        self._httpd = _Server(self, (self.host, self.port), ctx)
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="lab-arm"
-        )
-        self._thread.start()
-        return self
+        httpd = _Server(self, (self.host, self.port), server_ssl_context(self._cert))
+        self.port = httpd.server_address[1]
+        return [httpd]
 
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+    def _stopped(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-        self._thread = None
-
-    def __enter__(self) -> LabARM:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -19,10 +19,10 @@ import contextlib
 import ctypes
 import json
 import os
-import selectors
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
@@ -30,10 +30,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from preflight_lab.apiserver import require_loopback
+from preflight_lab.addresses import require_loopback
+from preflight_lab.serving import ServerThread, Startable
 
 __all__ = [
     "BROKER_KINDS",
@@ -74,7 +74,7 @@ def find_nats_server() -> str:
     )
 
 
-class LabBroker:
+class LabBroker(Startable):
     """Base of everything the lab can put on a broker's address. ``port`` is the bound port once launched."""
 
     kind = ""
@@ -84,6 +84,7 @@ class LabBroker:
         if not 0 <= port <= 65535:
             raise ValueError(f"bad port {port}")
         self.port = port
+        self._requested_port = port  # 0: any free port; ``port`` is the bound one once launched
         self.token = token or None
 
     @property
@@ -112,14 +113,6 @@ class LabBroker:
 
     def _begin_stop(self) -> None:
         """First half of a stop that others may overlap with (signal, do not wait)."""
-
-    def __enter__(self) -> LabBroker:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address}, running={self.running})"
@@ -194,7 +187,6 @@ class NatsBroker(LabBroker):
         self._directory = Path(directory).resolve() if directory is not None else None
         self._tmpdir: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._requested_port = port
         self._launched_at = 0.0
 
     @property
@@ -333,58 +325,49 @@ class NatsBroker(LabBroker):
 # Imposters
 
 
+class _ImposterServer(socketserver.TCPServer):
+    """Hands each accepted connection to its imposter, which decides what (not) to say."""
+
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, imposter: _TcpImposter, address: tuple[str, int]) -> None:
+        self.imposter = imposter
+        super().__init__(address, socketserver.BaseRequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.imposter._keep(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: a client resetting is the probe's story, not the lab's stderr."""
+
+
 class _TcpImposter(LabBroker):
-    """A listening socket served by one thread with a wake-up socket, so stop() is immediate."""
+    """A listening socket served by one lab server thread (see serving); stop() is immediate."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = NATS_PORT) -> None:
         super().__init__(host, port)
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._serving: ServerThread | None = None
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._requested_port = port
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._serving is not None
 
     def launch(self) -> None:
-        if self._thread is not None:
+        if self._serving is not None:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._requested_port))
-            sock.listen(128)
-        except OSError:
-            sock.close()
-            raise
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        self._wake = socket.socketpair()
+        server = _ImposterServer(self, (self.host, self._requested_port))
+        self.port = server.server_address[1]
         self._stopping.clear()
-        self._thread = threading.Thread(
-            target=self._loop, args=(sock, self._wake), name=f"lab-{self.kind}-{self.address}", daemon=True
-        )
-        self._thread.start()
+        self._serving = ServerThread(server, f"lab-{self.kind}-{self.address}")
 
-    def _loop(self, sock: socket.socket, wake: tuple[socket.socket, socket.socket]) -> None:
-        with selectors.DefaultSelector() as sel:
-            sel.register(sock, selectors.EVENT_READ)
-            sel.register(wake[0], selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is wake[0]:
-                        return
-                try:
-                    conn, _ = sock.accept()
-                except OSError:
-                    continue
-                with self._lock:
-                    self._conns.add(conn)
-                self._accepted(conn)
+    def _keep(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._conns.add(conn)
+        self._accepted(conn)
 
     def _accepted(self, conn: socket.socket) -> None:
         raise NotImplementedError
@@ -394,18 +377,17 @@ class _TcpImposter(LabBroker):
             self._conns.discard(conn)
         conn.close()
 
+    def _begin_stop(self) -> None:
+        if self._serving is not None:
+            self._stopping.set()
+            self._serving.wake()
+
     def stop(self) -> None:
-        thread, sock, wake = self._thread, self._sock, self._wake
-        self._thread = self._sock = self._wake = None
-        if thread is None or sock is None or wake is None:
+        serving, self._serving = self._serving, None
+        if serving is None:
             return
         self._stopping.set()
-        with contextlib.suppress(OSError):
-            wake[1].send(b"x")
-        thread.join(timeout=5)
-        sock.close()
-        for s in wake:
-            s.close()
+        serving.stop()
         with self._lock:
             conns, self._conns = list(self._conns), set()
         for conn in conns:
@@ -457,7 +439,6 @@ class AbsentBroker(LabBroker):
     def __init__(self, host: str = "127.0.0.1", port: int = NATS_PORT) -> None:
         super().__init__(host, port)
         self._sock: socket.socket | None = None
-        self._requested_port = port
 
     @property
     def running(self) -> bool:

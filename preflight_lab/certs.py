@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import ipaddress
+import ssl
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -232,3 +235,17 @@ def create_ca(
         .sign(ca_key, hashes.SHA256())
     )
     return CertificateAuthority(ca_key, cert)
+
+
+def server_ssl_context(pair: CertKeyPair) -> ssl.SSLContext:
+    """A TLS 1.2+ server context serving ``pair``; ssl only loads a chain from files, which live just long
+    enough to be read (the key 0600 from the start)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory(prefix="lab-tls-") as tmp:
+        cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
+        cert.write_bytes(pair.cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(pair.key_pem)
+        ctx.load_cert_chain(cert, key)
+    return ctx

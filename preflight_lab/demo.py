@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,13 @@ from typing import Any
 import click
 import yaml
 
-from preflight_lab.apiserver import Rule
+from preflight_lab.addresses import allocate
+from preflight_lab.broker import NATS_PORT
 from preflight_lab.demo_clouds import Cloud, start_clouds
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup, behind_load_balancer
+from preflight_lab.rbac import Rule
 
 ORIGIN = "127.0.0.0/8"
 # Reads what discovery needs except nodes: the classic EKS gap that rbac.nodes: true closes.
@@ -59,48 +61,55 @@ def _lb(address: str, **kw: Any) -> MesherySetup:
     return behind_load_balancer(address, **kw)
 
 
-# Context names say what each lab cluster gets wrong, so the report reads as a tour.
-DEMO_FLEET = (
-    ClusterSpec(name="prod-eu", scenario="healthy"),
-    ClusterSpec(name="prod-us-exec", scenario="exec-ok"),
-    ClusterSpec(name="staging-client-cert", scenario="client-cert"),
-    ClusterSpec(name="edge-api-refused", scenario="refused"),
-    ClusterSpec(name="dr-wrong-ca", scenario="wrong-ca"),
-    ClusterSpec(name="dev-expired-token", scenario="expired-token"),
-    ClusterSpec(name="ci-hung-exec-plugin", scenario="hung-exec"),
-    ClusterSpec(name="lab-insecure-tls", scenario="insecure"),
-    ClusterSpec(
-        name="ops-broker-healthy", meshery=_lb("127.70.0.1", lb_ip=None, lb_hostname="a1b2c3-broker.elb.lab.test")
-    ),
-    ClusterSpec(
-        name="ops-broker-lb-gone", meshery=_lb("127.70.0.2", lb_ip=None, lb_hostname="deleted-broker.elb.lab.test")
-    ),
-    ClusterSpec(name="ops-broker-4222-filtered", meshery=_lb("127.70.0.3", broker="backlogged")),
-    ClusterSpec(
-        name="kind-broker-localhost",
-        meshery=MesherySetup(
-            generation="classic",
-            service_type="NodePort",
-            broker_address="127.70.0.4",
-            published_external="localhost:31222",
+HEALTHY_LB = "a1b2c3-broker.elb.lab.test"
+
+
+def demo_fleet(broker_address: Callable[[], str]) -> list[ClusterSpec]:
+    """The demo's plain lab clusters; each Broker gets ``broker_address()`` (free on 4222, see addresses)."""
+    # Context names say what each lab cluster gets wrong, so the report reads as a tour.
+    return [
+        ClusterSpec(name="prod-eu", scenario="healthy"),
+        ClusterSpec(name="prod-us-exec", scenario="exec-ok"),
+        ClusterSpec(name="staging-client-cert", scenario="client-cert"),
+        ClusterSpec(name="edge-api-refused", scenario="refused"),
+        ClusterSpec(name="dr-wrong-ca", scenario="wrong-ca"),
+        ClusterSpec(name="dev-expired-token", scenario="expired-token"),
+        ClusterSpec(name="ci-hung-exec-plugin", scenario="hung-exec"),
+        ClusterSpec(name="lab-insecure-tls", scenario="insecure"),
+        ClusterSpec(name="ops-broker-healthy", meshery=_lb(broker_address(), lb_ip=None, lb_hostname=HEALTHY_LB)),
+        ClusterSpec(
+            name="ops-broker-lb-gone",
+            meshery=_lb(broker_address(), lb_ip=None, lb_hostname="deleted-broker.elb.lab.test"),
         ),
-    ),
-    # While the classic Service's load balancer is pending, the classic Operator publishes localhost:<nodePort>.
-    ClusterSpec(
-        name="kind-broker-lb-pending",
-        meshery=MesherySetup(
-            generation="classic",
-            service_type="LoadBalancer",
-            broker_address="127.70.0.10",
-            published_external="localhost:31222",
+        ClusterSpec(name="ops-broker-4222-filtered", meshery=_lb(broker_address(), broker="backlogged")),
+        ClusterSpec(
+            name="kind-broker-localhost",
+            meshery=MesherySetup(
+                generation="classic",
+                service_type="NodePort",
+                broker_address=broker_address(),
+                published_external="localhost:31222",
+            ),
         ),
-    ),
-    ClusterSpec(name="ops-broker-open-to-world", meshery=_lb("127.70.0.5", source_ranges=("0.0.0.0/0",))),
-    ClusterSpec(
-        name="ops-broker-wrong-token", meshery=_lb("127.70.0.6", secret_token="stale-token-from-a-previous-install")
-    ),
-    ClusterSpec(name="eks-no-node-watch", rules=_NO_NODES),
-)
+        # While the classic Service's load balancer is pending, the classic Operator publishes localhost:<nodePort>.
+        ClusterSpec(
+            name="kind-broker-lb-pending",
+            meshery=MesherySetup(
+                generation="classic",
+                service_type="LoadBalancer",
+                broker_address=broker_address(),
+                published_external="localhost:31222",
+            ),
+        ),
+        ClusterSpec(name="ops-broker-open-to-world", meshery=_lb(broker_address(), source_ranges=("0.0.0.0/0",))),
+        ClusterSpec(
+            name="ops-broker-wrong-token",
+            meshery=_lb(broker_address(), secret_token="stale-token-from-a-previous-install"),
+        ),
+        ClusterSpec(name="eks-no-node-watch", rules=_NO_NODES),
+    ]
+
+
 PROVIDERS = {"eks-no-node-watch": "eks"}
 
 
@@ -135,7 +144,7 @@ def start(out: Path) -> Iterator[DemoLab]:
         gc.set_threshold(100_000, 50, 100)
         click.echo("Starting the EKS, GKE and AKS labs (moto, GCP REST, ARM over HTTPS) on loopback ...", err=True)
         clouds = start_clouds(stack)
-        specs = [*DEMO_FLEET, *(c.spec for c in clouds)]
+        specs = [*demo_fleet(lambda: allocate(NATS_PORT)), *(c.spec for c in clouds)]
         click.echo(f"Starting a lab fleet of {len(specs)} clusters (with real NATS Brokers) on loopback ...", err=True)
         click.echo(
             "  (4222 'filtered' here is a listener with a full accept queue: the kernel drops the SYN as a "
@@ -145,8 +154,10 @@ def start(out: Path) -> Iterator[DemoLab]:
         )
         lab = stack.enter_context(LabFleet(specs, out / "lab"))
         dns = stack.enter_context(LabDNS(zones=("lab.test", "amazonaws.com")))
-        dns.add_cname("a1b2c3-broker.elb.lab.test", "a1b2c3-broker-4f2a.elb.eu-west-1.lab.test")
-        dns.add_a("a1b2c3-broker-4f2a.elb.eu-west-1.lab.test", "127.70.0.1")
+        healthy = lab.clusters["ops-broker-healthy"].broker_address
+        assert healthy is not None
+        dns.add_cname(HEALTHY_LB, "a1b2c3-broker-4f2a.elb.eu-west-1.lab.test")
+        dns.add_a("a1b2c3-broker-4f2a.elb.eu-west-1.lab.test", healthy)
         settings: dict[str, Any] = {}
         for c in clouds:
             for name, address in c.dns.items():

@@ -21,6 +21,8 @@ from typing import Any
 
 import click
 
+from preflight_lab.addresses import allocate
+from preflight_lab.broker import NATS_PORT
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup, behind_load_balancer
 
@@ -95,7 +97,7 @@ def _eks(stack: contextlib.ExitStack, home: Path) -> Cloud:
         )
     )
     assert c.lb_dns_name
-    address = "127.70.0.7"
+    address = allocate(NATS_PORT)
     setup = c.meshery_setup(address, broker="backlogged", source_ranges=(ORIGIN,))
     return Cloud(
         ClusterSpec(name=EKS_CLUSTER, meshery=setup),
@@ -182,7 +184,7 @@ def _gke(stack: contextlib.ExitStack, home: Path) -> Cloud:
         )
 
     setup = _broker(
-        "127.70.0.8",
+        allocate(NATS_PORT),
         broker="backlogged",
         node_labels={"cloud.google.com/gke-nodepool": "default-pool"},
         node_provider_id=f"gce://{GKE_PROJECT}/{GKE_ZONE}/{node}",
@@ -212,7 +214,7 @@ def _aks(stack: contextlib.ExitStack, home: Path) -> Cloud:
     arm = stack.enter_context(LabARM(token=_ARM_TOKEN))
     assert arm.ca_file is not None
 
-    address = "127.70.0.9"
+    address = allocate(NATS_PORT)
     node_group = f"MC_{AKS_GROUP}_{AKS_CLUSTER}_{AKS_LOCATION}"
     subnet = arm.subnet_id(AKS_SUBSCRIPTION, AKS_NET_GROUP, "vnet-platform", "aks-nodes")
     arm.add_nsg(

@@ -17,16 +17,18 @@ Every query is logged (:attr:`LabDNS.queries`), so a test can prove what was, or
 from __future__ import annotations
 
 import ipaddress
+import socketserver
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from dnslib import AAAA, QTYPE, RCODE, RR, TXT, A, DNSError, DNSRecord
 from dnslib import CNAME as CNAMERecord
 from dnslib.server import DNSHandler, DNSServer
+
+from preflight_lab.serving import LabServer
 
 __all__ = ["LabDNS", "Query"]
 
@@ -78,13 +80,13 @@ class _Resolver:
         except _Drop:
             self.lab._log(Query(qname, str(qtype), protocol, client, False, None))
             if protocol == "tcp":  # hold the connection open, as a hung server would, until stop()
-                self.lab._stopping.wait()
+                self.lab.stopping.wait()
             raise
         self.lab._log(Query(qname, str(qtype), protocol, client, True, str(RCODE.get(reply.header.rcode))))
         return reply
 
 
-class LabDNS:
+class LabDNS(LabServer):
     """A DNS server for the lab. Configure records before or after :meth:`start`; both are safe."""
 
     def __init__(
@@ -94,6 +96,7 @@ class LabDNS:
         ttl: int = 60,
         truncate_udp: bool = False,
     ) -> None:
+        super().__init__()
         if not ipaddress.ip_address(address).is_loopback:
             raise ValueError(f"the lab DNS server listens on loopback only, not {address}")
         self.zones = [_norm(z) for z in zones]
@@ -110,8 +113,6 @@ class LabDNS:
         self._rcode: dict[str, str] = {}
         self._queries: list[Query] = []
         self._lock = threading.Lock()
-        self._servers: list[DNSServer] = []
-        self._stopping = threading.Event()
         self._port: int | None = None
 
     # -- zone configuration -------------------------------------------------------------------
@@ -255,10 +256,9 @@ class LabDNS:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def start(self) -> LabDNS:
-        if self._servers:
-            return self
-        self._stopping.clear()
+    thread_name = "lab-dns"
+
+    def _bind(self) -> list[socketserver.TCPServer]:
         last: OSError | None = None
         for _ in range(20):
             udp = DNSServer(_Resolver(self), address=self.host, port=0, logger=_Quiet())
@@ -269,34 +269,9 @@ class LabDNS:
                 udp.server.server_close()
                 last = exc
                 continue
-            self._servers = [udp, tcp]
             self._port = port
-            for s in self._servers:
-                # A short poll interval keeps stop() quick: shutdown() waits for the next poll.
-                t = threading.Thread(
-                    target=s.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True, name="lab-dns"
-                )
-                t.start()
-            return self
+            return [udp.server, tcp.server]
         raise OSError(f"lab DNS: no port free for both UDP and TCP: {last}")
-
-    def stop(self) -> None:
-        servers, self._servers = self._servers, []
-        self._stopping.set()
-        for s in servers:
-            s.server.shutdown()
-            s.server.server_close()
-
-    def __enter__(self) -> LabDNS:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _selftest() -> None:  # pragma: no cover - a manual smoke test: python -m preflight_lab.dns_server

@@ -1,6 +1,7 @@
 """A fleet of lab clusters plus the kubeconfig and fleet file that describe it.
 
-Each cluster is a :class:`~preflight_lab.apiserver.FakeKubeAPI` on its own loopback address, set up
+Each cluster is a :class:`~preflight_lab.apiserver.FakeKubeAPI` on its own loopback address (from
+:mod:`preflight_lab.addresses`, so concurrent labs never collide), set up
 to reproduce one named failure (or none). The kubeconfig is what an operator would have, warts and
 all, so the tool under test reads it through its ordinary code path. The lab knows which scenario
 each cluster plays but never what the checks should conclude: that is the tests' business.
@@ -10,33 +11,22 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import ipaddress
 import json
 import os
 import secrets as _secrets
 import socket
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey as EcKey
 
-from preflight_lab.apiserver import (
-    CLUSTER_ADMIN,
-    DEFAULT_VERSION,
-    RBAC,
-    FakeKubeAPI,
-    Identity,
-    RequestRecord,
-    ResourceType,
-    Rule,
-    require_loopback,
-)
+from preflight_lab.addresses import LoopbackAllocator, default_allocator, require_loopback
+from preflight_lab.apiserver import DEFAULT_VERSION, FakeKubeAPI, RequestRecord
 from preflight_lab.broker import LabBroker, make_broker, start_brokers, stop_brokers
 from preflight_lab.certs import (
     CertificateAuthority,
@@ -48,6 +38,9 @@ from preflight_lab.certs import (
     utcnow,
 )
 from preflight_lab.meshery import MesherySetup, dns_records, install_meshery
+from preflight_lab.rbac import CLUSTER_ADMIN, RBAC, Identity, Rule
+from preflight_lab.serving import Startable
+from preflight_lab.store import ResourceType
 
 __all__ = [
     "AUTH_MODES",
@@ -229,19 +222,6 @@ class LabCluster:
         return self.meshery.auth_token if self.meshery is not None and self.broker is not None else None
 
 
-def _addresses(base: str) -> Iterator[str]:
-    """Distinct loopback addresses after ``base``, skipping .0 and .255 to keep them unremarkable."""
-    loopback = ipaddress.IPv4Network("127.0.0.0/8")
-    n = int(ipaddress.IPv4Address(base))
-    while True:
-        n += 1
-        addr = ipaddress.IPv4Address(n)
-        if addr not in loopback:
-            raise ValueError(f"ran out of loopback addresses after {base}")
-        if addr.packed[-1] not in (0, 255):
-            yield str(addr)
-
-
 _EXEC_OK = '''\
 """Lab exec credential plugin for context {name!r}: prints a {api} ExecCredential."""
 import datetime
@@ -267,7 +247,7 @@ time.sleep(3600)
 '''
 
 
-def _seed_objects(cluster: LabCluster) -> list[dict[str, Any]]:
+def _seed_objects(cluster: LabCluster, node_address: Callable[[], str]) -> list[dict[str, Any]]:
     """What an empty cluster already holds, so list calls return realistic, non-empty answers."""
     now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
     objs: list[dict[str, Any]] = [
@@ -303,7 +283,7 @@ def _seed_objects(cluster: LabCluster) -> list[dict[str, Any]]:
                 },
                 "status": {
                     # Loopback, never 10.x: a checker probes node addresses, and lab traffic must stay here.
-                    "addresses": [{"type": "InternalIP", "address": f"127.60.{cluster.index % 250}.{k}"}],
+                    "addresses": [{"type": "InternalIP", "address": node_address()}],
                     "conditions": [
                         {
                             "type": "Ready",
@@ -332,7 +312,7 @@ def _seed_objects(cluster: LabCluster) -> list[dict[str, Any]]:
     return objs
 
 
-class LabFleet:
+class LabFleet(Startable):
     """Start every cluster in ``specs`` and write ``kubeconfig.yaml`` and ``fleet.yaml`` into ``directory``.
 
     One CA, one server key and one client key are shared by all clusters (per-cluster certificates
@@ -344,7 +324,7 @@ class LabFleet:
         specs: Iterable[ClusterSpec],
         directory: str | os.PathLike[str],
         *,
-        base_address: str = "127.10.0.0",
+        allocator: LoopbackAllocator | None = None,
     ) -> None:
         self.specs = list(specs)
         names = [s.name for s in self.specs]
@@ -353,7 +333,7 @@ class LabFleet:
         self.directory = Path(directory).resolve()
         self.kubeconfig_path = self.directory / "kubeconfig.yaml"
         self.fleet_path = self.directory / "fleet.yaml"
-        self.base_address = require_loopback(base_address)
+        self.allocator = allocator
         self.clusters: dict[str, LabCluster] = {}
         self.ca: CertificateAuthority | None = None
         self.wrong_ca: CertificateAuthority | None = None
@@ -374,15 +354,14 @@ class LabFleet:
         self.wrong_ca = create_ca("kubernetes")
         server_key, client_key = generate_key(), generate_key()
         self._server_key_pem = key_to_pem(server_key)
-        addresses = _addresses(self.base_address)
         self._started = True
         try:
             for index, (spec, res, setup) in enumerate(zip(self.specs, resolved, meshery, strict=True)):
-                address = require_loopback(spec.address) if spec.address else next(addresses)
+                address = require_loopback(spec.address) if spec.address else self._allocate()
                 cluster = LabCluster(spec, res, index, address, meshery=setup)
                 self._build(cluster, server_key, client_key)
                 self.clusters[spec.name] = cluster
-            self._start_brokers(addresses)
+            self._start_brokers()
             self._install_meshery()
             self._write_files()
         except BaseException:
@@ -454,23 +433,26 @@ class LabFleet:
             selfsubjectreview=res.selfsubjectreview,
             resources=spec.resources,
         )
-        for obj in [*_seed_objects(cluster), *spec.objects]:
+        for obj in [*_seed_objects(cluster, self._allocate), *spec.objects]:
             server.store.put(obj)
         cluster.server = server
         server.start()
         cluster.port = server.port
 
-    def _start_brokers(self, addresses: Iterator[str]) -> None:
+    def _allocate(self, port: int | None = None) -> str:
+        return (self.allocator or default_allocator()).allocate(port)
+
+    def _start_brokers(self) -> None:
         """One broker (or imposter) per cluster whose Meshery is deployed, all started in parallel.
 
-        Brokers without an address get the loopback addresses after the clusters', so every one of
-        them can listen on 4222.
+        Brokers without an address get one from the allocator, proved free on their port (4222 unless
+        the setup says otherwise), so every one of them can listen on 4222.
         """
         for cluster in self.clusters.values():
             setup = cluster.meshery
             if setup is None or setup.generation is None:
                 continue
-            address = setup.broker_address or next(addresses)
+            address = setup.broker_address or self._allocate(setup.broker_port or None)
             broker = make_broker(
                 setup.broker,
                 address,
@@ -514,14 +496,6 @@ class LabFleet:
                 cluster._placeholder.close()
                 cluster._placeholder = None
         self._started = False
-
-    def __enter__(self) -> LabFleet:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- files -------------------------------------------------------------------------------------
 

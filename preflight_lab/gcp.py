@@ -19,15 +19,14 @@ import hashlib
 import json
 import secrets as _secrets
 import socket
+import socketserver
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,8 +34,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from preflight_lab.apiserver import require_loopback
-from preflight_lab.certs import CertKeyPair
+from preflight_lab.addresses import require_loopback
+from preflight_lab.certs import CertKeyPair, server_ssl_context
+from preflight_lab.serving import LabServer, quiet_bind
 
 __all__ = [
     "COMPUTE",
@@ -220,7 +220,7 @@ def _b64url(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
-class LabGCP:
+class LabGCP(LabServer):
     """The lab's GCP APIs on one loopback address (``url``), plain HTTP or HTTPS (``tls``)."""
 
     def __init__(
@@ -232,9 +232,11 @@ class LabGCP:
         firewall_page_size: int = 500,
         require_auth: bool = True,
     ) -> None:
+        super().__init__()
         self.host = require_loopback(host)
         self.port = port
         self.tls = tls
+        self.thread_name = f"lab-gcp-{host}"
         self.firewall_page_size = firewall_page_size
         self.require_auth = require_auth
         self.clusters: dict[str, dict[str, Any]] = {}
@@ -246,8 +248,6 @@ class LabGCP:
         self._refresh: dict[str, str] = {}  # refresh token -> identity
         self._log: list[GcpRequest] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -420,45 +420,12 @@ class LabGCP:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if self.tls is None:
             return None
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        with tempfile.TemporaryDirectory(prefix="lab-gcp-tls-") as tmp:
-            cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
-            cert.write_bytes(self.tls.cert_pem)
-            key.touch(mode=0o600)
-            key.write_bytes(self.tls.key_pem)
-            ctx.load_cert_chain(cert, key)
-        return ctx
+        return server_ssl_context(self.tls)
 
-    def start(self) -> LabGCP:
-        if self._httpd is not None:
-            return self
+    def _bind(self) -> list[socketserver.TCPServer]:
         httpd = _Server((self.host, self.port), self, self._ssl_context())
         self.port = httpd.server_address[1]
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"lab-gcp-{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> LabGCP:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return [httpd]
 
     def __repr__(self) -> str:
         return f"LabGCP({self.url}, {len(self.clusters)} clusters)"
@@ -474,11 +441,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse lookup (getfqdn) that can take seconds.
-        import socketserver
-
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+        quiet_bind(self)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """TLS handshakes happen in the worker thread, so a stuck client never stalls the accept loop."""

@@ -26,8 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from preflight_lab.apiserver import FakeKubeAPI, ResourceType, require_loopback
+from preflight_lab.addresses import allocate, require_loopback
+from preflight_lab.apiserver import FakeKubeAPI
 from preflight_lab.broker import BROKER_KINDS, NATS_PORT
+from preflight_lab.store import ResourceType
 
 __all__ = [
     "AUTH_SECRET",
@@ -484,7 +486,7 @@ def _minimal_node(name: str) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
         "status": {
-            "addresses": [{"type": "InternalIP", "address": "127.60.255.1"}, {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": allocate()}, {"type": "Hostname", "address": name}],
             "conditions": [_condition("Ready", True, "KubeletReady", "kubelet is posting ready status")],
         },
     }

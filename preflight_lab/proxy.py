@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import select
 import socket
+import socketserver
 import threading
 from socketserver import StreamRequestHandler, ThreadingTCPServer
 
-from preflight_lab.apiserver import require_loopback
+from preflight_lab.addresses import require_loopback
+from preflight_lab.serving import LabServer
 
 
 class _Tunnel(StreamRequestHandler):
@@ -63,28 +65,29 @@ class _ProxyServer(ThreadingTCPServer):
             self.connects.append(target)
 
 
-class LabProxy:
+class LabProxy(LabServer):
     """Tunnels only to loopback addresses; records every CONNECT target."""
 
+    thread_name = "lab-proxy"
+
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self._server = _ProxyServer((require_loopback(host), 0))
-        self._thread: threading.Thread | None = None
+        super().__init__()
+        self.host = require_loopback(host)
+        self.port = 0
+        self._server: _ProxyServer | None = None
+
+    def _bind(self) -> list[socketserver.TCPServer]:
+        self._server = _ProxyServer((self.host, self.port))
+        self.port = self._server.server_address[1]
+        return [self._server]
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def connects(self) -> list[str]:
+        if self._server is None:
+            return []
         with self._server._lock:
             return list(self._server.connects)
-
-    def __enter__(self) -> LabProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="lab-proxy")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

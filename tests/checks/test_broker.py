@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from preflight_lab.apiserver import Rule
+from preflight_lab.addresses import allocate
+from preflight_lab.broker import NATS_PORT
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup, behind_load_balancer
+from preflight_lab.rbac import Rule
 from tests.runlab import result, run
 
 ORIGIN = "127.0.0.0/8"
+# Every Broker on its own loopback address, free on 4222 (preflight_lab.addresses).
+A = {n: allocate(NATS_PORT) for n in range(1, 20)}
 
 
 def lb(address: str, **kw: object) -> MesherySetup:
@@ -40,33 +44,31 @@ READ_ONLY_MESHERY = (
 )
 
 SPECS = [
-    ClusterSpec(name="op-healthy", meshery=lb("127.50.0.1")),
-    ClusterSpec(name="op-clusterip", meshery=MesherySetup(broker_address="127.50.0.2")),
-    ClusterSpec(name="op-hostname", meshery=lb("127.50.0.3", lb_ip=None, lb_hostname="a1b2-broker.elb.lab.test")),
-    ClusterSpec(name="op-nxdomain", meshery=lb("127.50.0.4", lb_ip=None, lb_hostname="gone.elb.lab.test")),
-    ClusterSpec(name="op-wrong-token", meshery=lb("127.50.0.5", secret_token="stale-token-0123456789abcdef")),
-    ClusterSpec(name="op-world", meshery=lb("127.50.0.6", source_ranges=("0.0.0.0/0",))),
-    ClusterSpec(name="op-narrow", meshery=lb("127.50.0.7", source_ranges=("198.51.100.0/24",))),
-    ClusterSpec(name="op-not-nats", meshery=lb("127.50.0.8", broker="not-nats")),
-    ClusterSpec(name="op-silent", meshery=lb("127.50.0.9", broker="silent")),
-    ClusterSpec(name="op-refused", meshery=lb("127.50.0.10", broker="absent")),
+    ClusterSpec(name="op-healthy", meshery=lb(A[1])),
+    ClusterSpec(name="op-clusterip", meshery=MesherySetup(broker_address=A[2])),
+    ClusterSpec(name="op-hostname", meshery=lb(A[3], lb_ip=None, lb_hostname="a1b2-broker.elb.lab.test")),
+    ClusterSpec(name="op-nxdomain", meshery=lb(A[4], lb_ip=None, lb_hostname="gone.elb.lab.test")),
+    ClusterSpec(name="op-wrong-token", meshery=lb(A[5], secret_token="stale-token-0123456789abcdef")),
+    ClusterSpec(name="op-world", meshery=lb(A[6], source_ranges=("0.0.0.0/0",))),
+    ClusterSpec(name="op-narrow", meshery=lb(A[7], source_ranges=("198.51.100.0/24",))),
+    ClusterSpec(name="op-not-nats", meshery=lb(A[8], broker="not-nats")),
+    ClusterSpec(name="op-silent", meshery=lb(A[9], broker="silent")),
+    ClusterSpec(name="op-refused", meshery=lb(A[10], broker="absent")),
     ClusterSpec(
         name="classic",
-        meshery=MesherySetup(
-            generation="classic", lb_ip="127.50.0.11", broker_address="127.50.0.11", source_ranges=(ORIGIN,)
-        ),
+        meshery=MesherySetup(generation="classic", lb_ip=A[11], broker_address=A[11], source_ranges=(ORIGIN,)),
     ),
-    ClusterSpec(name="op-no-secret-rights", rules=READ_ONLY_MESHERY, meshery=lb("127.50.0.12")),
-    ClusterSpec(name="op-pending", meshery=lb("127.50.0.13", published_external="")),
-    ClusterSpec(name="op-not-ready", meshery=lb("127.50.0.14", broker_ready=False, operator_ready=False)),
+    ClusterSpec(name="op-no-secret-rights", rules=READ_ONLY_MESHERY, meshery=lb(A[12])),
+    ClusterSpec(name="op-pending", meshery=lb(A[13], published_external="")),
+    ClusterSpec(name="op-not-ready", meshery=lb(A[14], broker_ready=False, operator_ready=False)),
     ClusterSpec(
         name="op-both-lists",
-        meshery=lb("127.50.0.15", meshsync_whitelist=["pods.v1."], meshsync_blacklist=["events.v1."]),
+        meshery=lb(A[15], meshsync_whitelist=["pods.v1."], meshsync_blacklist=["events.v1."]),
     ),
-    ClusterSpec(name="op-large", meshery=lb("127.50.0.16", extra_objects=120)),
-    ClusterSpec(name="op-collide-a", meshery=lb("127.50.0.17", published_external="127.50.0.17:4222")),
-    ClusterSpec(name="op-collide-b", meshery=lb("127.50.0.18", published_external="127.50.0.17:4222")),
-    ClusterSpec(name="op-stale", meshery=lb("127.50.0.19", published_external="10.96.0.10:4222")),
+    ClusterSpec(name="op-large", meshery=lb(A[16], extra_objects=120)),
+    ClusterSpec(name="op-collide-a", meshery=lb(A[17], published_external=f"{A[17]}:4222")),
+    ClusterSpec(name="op-collide-b", meshery=lb(A[18], published_external=f"{A[17]}:4222")),
+    ClusterSpec(name="op-stale", meshery=lb(A[19], published_external="10.96.0.10:4222")),
     ClusterSpec(
         name="eks-no-nodes",
         rules=READ_ONLY_MESHERY[:0]
@@ -81,7 +83,7 @@ SPECS = [
 def world(tmp_path_factory: pytest.TempPathFactory):
     with LabFleet(SPECS, tmp_path_factory.mktemp("broker-lab")) as lab, LabDNS(zones=("lab.test",)) as dns:
         dns.add_cname("a1b2-broker.elb.lab.test", "a1b2-broker-0123.elb.eu-west-1.lab.test")
-        dns.add_a("a1b2-broker-0123.elb.eu-west-1.lab.test", "127.50.0.3")
+        dns.add_a("a1b2-broker-0123.elb.eu-west-1.lab.test", A[3])
         yield lab, dns
 
 
@@ -208,7 +210,7 @@ def test_meshsync_watch_lists(report) -> None:
 def test_stale_endpoint_warns_and_names_the_candidate_that_answers(report) -> None:
     ep = result(report, "op-stale", "broker.endpoint")
     assert ep.status.value == "warn" and "matches none of the Service's current addresses" in ep.message
-    assert "externalEndpointOverride to 127.50.0.19:4222" in ep.remediation
+    assert f"externalEndpointOverride to {A[19]}:4222" in ep.remediation
     # Its private answer, seen from a loopback origin, is named as an internal endpoint; no SYN is sent to it.
     assert status(report, "op-stale", "broker.dns") == "fail"
     assert status(report, "op-stale", "broker.tcp") == "skip"
@@ -217,9 +219,7 @@ def test_stale_endpoint_warns_and_names_the_candidate_that_answers(report) -> No
 def test_fleet_sees_two_clusters_publishing_one_endpoint(report) -> None:
     col = result(report, "fleet", "fleet.broker-endpoint-collision")
     assert col.status.value == "fail"
-    assert col.evidence["collisions"] == [
-        {"endpoint": "127.50.0.17:4222", "clusters": ["op-collide-a", "op-collide-b"]}
-    ]
+    assert col.evidence["collisions"] == [{"endpoint": f"{A[17]}:4222", "clusters": ["op-collide-a", "op-collide-b"]}]
 
 
 def test_node_watch_on_a_cloud_cluster_and_watch_without_list(world) -> None:

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 import preflight.checks.aws  # noqa: F401  (registers the AWS checks whether or not checks/__init__ lists them)
+from preflight_lab.addresses import allocate
 from preflight_lab.aws import ACCOUNT, OFFICE, AclEntry, AwsLab, EksLabCluster, EksSetup, SgRule
+from preflight_lab.broker import NATS_PORT
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup
@@ -107,21 +109,15 @@ def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsLab]:
         yield lab
 
 
-def _broker(i: int) -> str:
-    return f"127.72.0.{i + 1}"
-
-
 @pytest.fixture(scope="module")
 def world(aws_env: AwsLab, tmp_path_factory: pytest.TempPathFactory):
     seeded = {s.name: aws_env.add(s) for s in SETUPS}
     specs = []
-    for i, (name, c) in enumerate(seeded.items()):
-        specs.append(ClusterSpec(name=name, meshery=c.meshery_setup(_broker(i), **_overrides(c))))
+    for name, c in seeded.items():
+        specs.append(ClusterSpec(name=name, meshery=c.meshery_setup(allocate(NATS_PORT), **_overrides(c))))
+    plain = allocate(NATS_PORT)
     specs.append(
-        ClusterSpec(
-            name="plain",
-            meshery=MesherySetup(service_type="LoadBalancer", lb_ip="127.72.1.1", broker_address="127.72.1.1"),
-        )
+        ClusterSpec(name="plain", meshery=MesherySetup(service_type="LoadBalancer", lb_ip=plain, broker_address=plain))
     )
     specs.append(ClusterSpec(name="eks-embedded"))
     directory = tmp_path_factory.mktemp("aws-lab")
@@ -425,7 +421,7 @@ def creds_world(aws_env: AwsLab, tmp_path_factory: pytest.TempPathFactory):
     b = aws_env.add(EksSetup("eks-cred-exec", lb=None))
     specs = [ClusterSpec(name=a.name), ClusterSpec(name=b.name, auth="exec")]
     directory = tmp_path_factory.mktemp("aws-creds")
-    with LabFleet(specs, directory, base_address="127.72.0.0") as fleet:
+    with LabFleet(specs, directory) as fleet:
         doc = fleet.fleet_document()
         doc["kubeconfig"] = [str(_undeclared(fleet, b, directory))]
         for entry in doc["clusters"]:

@@ -22,7 +22,9 @@ import preflight.checks.azure  # noqa: F401  (registers the azure.* checks until
 from preflight.cloud import azure as az
 from preflight.cloud.cache import run_cache
 from preflight.settings import Settings
+from preflight_lab.addresses import allocate
 from preflight_lab.azure import LabARM, nsg_rule
+from preflight_lab.broker import NATS_PORT
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup
@@ -59,16 +61,16 @@ def node_rg(name: str) -> str:
     return f"MC_{RG}_{name}_eastus"
 
 
-# context -> LB IP (also the NSG rules' destination, as AKS writes them)
+# context -> LB IP (also the NSG rules' destination, as AKS writes them), each free on 4222
 LB = {
-    "aks-open": "127.50.1.1",
-    "aks-open-2": "127.50.1.2",
-    "aks-ranges-ok": "127.50.1.3",
-    "aks-ranges-miss": "127.50.1.4",
-    "aks-internet": "127.50.1.5",
-    "aks-plural": "127.50.1.6",
-    "aks-layers": "127.50.1.7",
-    "aks-forbidden": "127.50.1.8",
+    "aks-open": allocate(NATS_PORT),
+    "aks-open-2": allocate(NATS_PORT),
+    "aks-ranges-ok": allocate(NATS_PORT),
+    "aks-ranges-miss": allocate(NATS_PORT),
+    "aks-internet": allocate(NATS_PORT),
+    "aks-plural": allocate(NATS_PORT),
+    "aks-layers": allocate(NATS_PORT),
+    "aks-forbidden": allocate(NATS_PORT),
 }
 SPECS = [
     *[ClusterSpec(name=n, meshery=lb(ip)) for n, ip in LB.items()],
@@ -143,7 +145,7 @@ def populate(arm: LabARM) -> None:
                 310,
                 source=["198.51.100.0/24", "203.0.113.0/28"],
                 ports=["80", "4000-4300"],
-                destination=[LB["aks-plural"], "127.50.9.9"],
+                destination=[LB["aks-plural"], allocate()],  # the second: an address nothing listens on
             )
         ],
     )

@@ -621,7 +621,7 @@ def _setup(name: str, service_type: str, provider_id: bool) -> MesherySetup:
 def fw_world(tmp_path_factory: pytest.TempPathFactory, adc: Path) -> Iterator[dict[str, Any]]:
     d = tmp_path_factory.mktemp("gcp-fw")
     specs = [ClusterSpec(name=n, meshery=_setup(n, st, pid)) for n, (_, st, pid, _) in FW_CLUSTERS.items()]
-    with LabFleet(specs, d, base_address="127.83.0.0") as fleet, LabGCP(firewall_page_size=PAGE) as lab:
+    with LabFleet(specs, d) as fleet, LabGCP(firewall_page_size=PAGE) as lab:
         lab.trust_service_account(adc)
         rules = _rules()
         # The deciding rules of fw-allow sit on the last page, after the filler.

@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from preflight_lab.addresses import allocate
+from preflight_lab.broker import NATS_PORT
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup, behind_load_balancer
 from tests.netlab import NetNS, require_netns
 
 ORIGIN = "203.0.113.0/24"  # a public origin: the Server egresses from the internet side
+A = {n: allocate(NATS_PORT) for n in range(1, 7)}
 
 
 def lb(address: str, **kw: object) -> MesherySetup:
@@ -26,19 +29,19 @@ def lb(address: str, **kw: object) -> MesherySetup:
 
 
 SPECS = [
-    ClusterSpec(name="b-open", meshery=lb("127.51.0.1")),
-    ClusterSpec(name="b-filtered", meshery=lb("127.51.0.2")),
-    ClusterSpec(name="b-unreachable", meshery=lb("127.51.0.3", lb_ip="198.51.100.20")),
+    ClusterSpec(name="b-open", meshery=lb(A[1])),
+    ClusterSpec(name="b-filtered", meshery=lb(A[2])),
+    ClusterSpec(name="b-unreachable", meshery=lb(A[3], lb_ip="198.51.100.20")),
     ClusterSpec(
         name="b-internal",
         meshery=lb(
-            "127.51.0.4",
+            A[4],
             lb_ip=None,
             lb_hostname="internal-b4.elb.lab.test",
             annotations={"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"},
         ),
     ),
-    ClusterSpec(name="b-remote-localhost", meshery=lb("127.51.0.5", published_external="localhost:31222")),
+    ClusterSpec(name="b-remote-localhost", meshery=lb(A[5], published_external="localhost:31222")),
     # Classic Operator, load balancer pending: it publishes localhost:<nodePort>, which for a remote cluster
     # sends the Server to its own machine.
     ClusterSpec(
@@ -46,7 +49,7 @@ SPECS = [
         meshery=MesherySetup(
             generation="classic",
             service_type="LoadBalancer",
-            broker_address="127.51.0.6",
+            broker_address=A[6],
             published_external="localhost:31222",
         ),
     ),
@@ -63,7 +66,7 @@ def report(tmp_path_factory: pytest.TempPathFactory):
         dns = ns.call(lambda: LabDNS(zones=("lab.test", "lab.local")).start())
         try:
             dns.add_a("internal-b4.elb.lab.test", "10.20.0.5")
-            ns.drop_tcp("127.51.0.2", 4222)
+            ns.drop_tcp(A[2], 4222)
             ns.ip("route", "add", "unreachable", "198.51.100.0/24")
             remotes = [lab.clusters[name] for name in REMOTE]
             # --dns-server answers the toolkit's own look-ups; the kubernetes client reads the namespace's hosts.
@@ -126,7 +129,7 @@ def test_filtered_4222_names_security_groups_and_source_ranges(report) -> None:
     assert tcp["status"] == "fail" and tcp["evidence"]["state"] == "filtered"
     assert "security group" in tcp["remediation"] and "loadBalancerSourceRanges" in tcp["remediation"]
     cands = report["b-filtered"]["broker.endpoint"]["evidence"]["candidates"]
-    assert {"kind": "lb-ip", "endpoint": "127.51.0.2:4222", "answers": "filtered"} in cands
+    assert {"kind": "lb-ip", "endpoint": f"{A[2]}:4222", "answers": "filtered"} in cands
 
 
 def test_missing_route_names_peering_and_vpn(report) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -46,13 +48,18 @@ BLOCKING_RULE = {
 
 
 def test_demo_runs_writes_reports_and_exits_0(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "preflight.cli", "demo", "--dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
-    )
+    # 127.70.0.1:4222 was the demo's fixed Broker address: busy now, as another lab would make it.
+    with socket.socket() as busy:
+        with contextlib.suppress(OSError):  # already taken by someone else: just as busy
+            busy.bind(("127.70.0.1", 4222))
+            busy.listen(1)
+        proc = subprocess.run(
+            [sys.executable, "-m", "preflight.cli", "demo", "--dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     doc = json.loads((tmp_path / "report.json").read_text())

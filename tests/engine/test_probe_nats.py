@@ -9,6 +9,7 @@ import time
 import pytest
 
 from preflight.probes import nats
+from preflight_lab.addresses import allocate
 from preflight_lab.broker import make_broker
 
 TOKEN = "broker-token-" + "x" * 24
@@ -18,10 +19,10 @@ TOKEN = "broker-token-" + "x" * 24
 def brokers(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("nats")
     made = {
-        "auth": make_broker("nats", "127.40.0.1", 0, token=TOKEN, directory=d / "a"),
-        "open": make_broker("nats", "127.40.0.2", 0, directory=d / "b"),
-        "not-nats": make_broker("not-nats", "127.40.0.3", 0),
-        "silent": make_broker("silent", "127.40.0.4", 0),
+        "auth": make_broker("nats", allocate(), 0, token=TOKEN, directory=d / "a"),
+        "open": make_broker("nats", allocate(), 0, directory=d / "b"),
+        "not-nats": make_broker("not-nats", allocate(), 0),
+        "silent": make_broker("silent", allocate(), 0),
     }
     for b in made.values():
         b.start()
@@ -66,8 +67,9 @@ def test_silent_port_costs_one_deadline(brokers) -> None:
 
 
 def test_endless_garbage_is_cut_at_the_size_bound() -> None:
+    host = allocate()
     srv = socket.socket()
-    srv.bind(("127.40.0.9", 0))
+    srv.bind((host, 0))
     srv.listen()
     stop = threading.Event()
 
@@ -83,7 +85,7 @@ def test_endless_garbage_is_cut_at_the_size_bound() -> None:
     threading.Thread(target=spew, daemon=True).start()
     try:
         with pytest.raises(nats.NotNats) as exc:
-            nats.read_info("127.40.0.9", srv.getsockname()[1], 5.0)
+            nats.read_info(host, srv.getsockname()[1], 5.0)
         assert exc.value.kind == "oversized"
     finally:
         stop.set()

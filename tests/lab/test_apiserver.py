@@ -20,22 +20,14 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from preflight_lab.apiserver import (
-    CLUSTER_ADMIN,
-    RBAC,
-    FakeKubeAPI,
-    Identity,
-    ResourceAttributes,
-    ResourceType,
-    Rule,
-    field_selector_matches,
-    is_review_request,
-    label_selector_matches,
-    version_info,
-)
+from preflight_lab.addresses import allocate
+from preflight_lab.apiserver import FakeKubeAPI, is_review_request, version_info
 from preflight_lab.certs import CertificateAuthority, CertKeyPair, create_ca, utcnow
+from preflight_lab.kube_selectors import field_selector_matches, label_selector_matches
+from preflight_lab.rbac import CLUSTER_ADMIN, RBAC, Identity, ResourceAttributes, Rule
+from preflight_lab.store import ResourceType
 
-HOST = "127.0.20.1"
+HOST = allocate()
 ADMIN = Identity("admin", ("ops",), uid="uid-admin")
 VIEWER = Identity("viewer", ("viewers",))
 NOBODY = Identity("nobody")

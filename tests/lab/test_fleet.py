@@ -292,7 +292,7 @@ def test_spec_validation(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         LabFleet([ClusterSpec("a"), ClusterSpec("a")], tmp_path)
     with pytest.raises(ValueError):
-        LabFleet([ClusterSpec("a")], tmp_path, base_address="10.0.0.0")
+        LabFleet([ClusterSpec("a", address="10.0.0.1")], tmp_path).start()
     resolved = ClusterSpec("x", "forbidden", version="v1.29.0", selfsubjectreview=False).resolve()
     assert resolved.rules == () and resolved.version == "v1.29.0" and not resolved.selfsubjectreview
 
@@ -310,7 +310,7 @@ def test_mix() -> None:
 def test_two_hundred_clusters_start_and_stop_quickly(tmp_path: Path) -> None:
     specs = specs_from_mix(200, {"healthy": 8, "refused": 1, "client-cert": 1})
     started = time.monotonic()
-    lab = LabFleet(specs, tmp_path, base_address="127.11.0.0").start()
+    lab = LabFleet(specs, tmp_path).start()
     try:
         assert time.monotonic() - started < 10
         ports = {(c.address, c.port) for c in lab.clusters.values()}
@@ -338,8 +338,6 @@ def test_serve_command(tmp_path: Path) -> None:
         "4",
         "--scenario-mix",
         "healthy=3,refused=1",
-        "--base-address",
-        "127.12.0.0",
     ]
     proc = subprocess.Popen(
         cmd,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import signal
@@ -21,7 +22,9 @@ from dnslib import DNSRecord
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from preflight_lab.addresses import POOL, allocate
 from preflight_lab.broker import (
+    NATS_PORT,
     AbsentBroker,
     NatsBroker,
     NotNatsBroker,
@@ -37,10 +40,11 @@ from preflight_lab.meshery import (
     meshery_objects,
     published_endpoint,
 )
+from tests.lab.natswire import nats_handshake, nats_info, port_closed
 
-LB_ADDRESS = "127.71.0.10"
+LB_ADDRESS = allocate(NATS_PORT)
 LB_HOSTNAME = "a1b2c3-meshery.elb.lab.test"
-HOSTNAME_ADDRESS = "127.71.0.11"
+HOSTNAME_ADDRESS = allocate(NATS_PORT)
 WHITELIST = ["pods.v1.", "services.v1."]
 
 
@@ -81,7 +85,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFleet]:
         ),
         ClusterSpec("plain"),
     ]
-    with LabFleet(specs, tmp_path_factory.mktemp("meshery"), base_address="127.70.0.0") as lab:
+    with LabFleet(specs, tmp_path_factory.mktemp("meshery")) as lab:
         yield lab
 
 
@@ -94,33 +98,6 @@ def broker_cr(fleet: LabFleet, context: str, version: str = "v1alpha2") -> dict[
         "meshery.io", version, "meshery", "brokers", "meshery-broker"
     )
     return obj
-
-
-def nats_info(address: str, port: int) -> tuple[socket.socket, dict[str, Any]]:
-    sock = socket.create_connection((address, port), timeout=5)
-    line = sock.makefile("rb").readline()
-    assert line.startswith(b"INFO "), line
-    info: dict[str, Any] = json.loads(line[5:])
-    return sock, info
-
-
-def nats_handshake(address: str, port: int, token: str | None) -> bytes:
-    """CONNECT (with ``token``) + PING; the server's first answer line (+OK is off: verbose false)."""
-    sock, _ = nats_info(address, port)
-    with sock:
-        connect: dict[str, Any] = {"verbose": False, "pedantic": False, "name": "lab-test", "lang": "python"}
-        if token is not None:
-            connect["auth_token"] = token
-        sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
-        return sock.makefile("rb").readline().strip()
-
-
-def port_closed(address: str, port: int) -> bool:
-    try:
-        socket.create_connection((address, port), timeout=2).close()
-    except ConnectionRefusedError:
-        return True
-    return False
 
 
 # -- objects through the real client -----------------------------------------------------------------
@@ -296,7 +273,7 @@ def test_lb_hostname_through_lab_dns(fleet: LabFleet) -> None:
 
 # -- the endpoint the Operator publishes -------------------------------------------------------------
 
-API = "127.99.0.1"
+API = allocate()  # only ever written into objects: nothing listens there
 ENDPOINT_CASES: list[tuple[str, dict[str, Any], str | None, str]] = [
     # (case, setup, api host, expected external: "{cluster_ip}" stands for the Service's clusterIP)
     ("current ClusterIP", {}, API, "{cluster_ip}:4222"),
@@ -381,7 +358,7 @@ def test_setup_validation() -> None:
 
 def test_brokers_stop_with_the_fleet(tmp_path: Path) -> None:
     specs = [ClusterSpec(f"c{i}", meshery=MesherySetup(broker=kind)) for i, kind in enumerate(["nats", "silent"])]
-    lab = LabFleet(specs, tmp_path, base_address="127.72.0.0").start()
+    lab = LabFleet(specs, tmp_path).start()
     brokers = [(c.broker_address, c.broker_port) for c in lab.clusters.values()]
     pid = lab.clusters["c0"].broker.pid  # type: ignore[union-attr]
     try:
@@ -397,16 +374,16 @@ def test_brokers_stop_with_the_fleet(tmp_path: Path) -> None:
 
 
 def test_failed_start_stops_every_broker(tmp_path: Path) -> None:
-    taken = "127.73.0.9"
+    taken, second = allocate(NATS_PORT), allocate(NATS_PORT)
     specs = [
         ClusterSpec("first", meshery=MesherySetup(broker_address=taken)),
-        ClusterSpec("second", meshery=MesherySetup(broker_address="127.73.0.10")),
+        ClusterSpec("second", meshery=MesherySetup(broker_address=second)),
         ClusterSpec("clash", meshery=MesherySetup(broker_address=taken)),  # same address and port
     ]
-    lab = LabFleet(specs, tmp_path, base_address="127.73.1.0")
+    lab = LabFleet(specs, tmp_path)
     with pytest.raises(RuntimeError, match="exited"):
         lab.start()
-    assert port_closed(taken, 4222) and port_closed("127.73.0.10", 4222)
+    assert port_closed(taken, 4222) and port_closed(second, 4222)
     for c in lab.clusters.values():
         assert c.broker is not None and not c.broker.running
 
@@ -414,7 +391,7 @@ def test_failed_start_stops_every_broker(tmp_path: Path) -> None:
 def test_twenty_brokers_start_and_stop_quickly(tmp_path: Path) -> None:
     specs = [ClusterSpec(f"b{i:02d}", meshery=MesherySetup()) for i in range(20)]
     started = time.monotonic()
-    lab = LabFleet(specs, tmp_path, base_address="127.74.0.0").start()
+    lab = LabFleet(specs, tmp_path).start()
     try:
         assert time.monotonic() - started < 10
         endpoints = {(c.broker_address, c.broker_port) for c in lab.clusters.values()}
@@ -430,13 +407,14 @@ def test_twenty_brokers_start_and_stop_quickly(tmp_path: Path) -> None:
 
 def test_standalone_brokers_on_port_zero(tmp_path: Path) -> None:
     assert Path(find_nats_server()).name == "nats-server"
-    with NatsBroker("127.75.0.1", 0, token="lab-nats-zero", directory=tmp_path) as nats:
-        assert nats.port > 0 and nats.address == f"127.75.0.1:{nats.port}"
+    host, other = allocate(), allocate()
+    with NatsBroker(host, 0, token="lab-nats-zero", directory=tmp_path) as nats:
+        assert nats.port > 0 and nats.address == f"{host}:{nats.port}"
         assert nats_handshake(nats.host, nats.port, "lab-nats-zero") == b"PONG"
         port = nats.port
-    assert port_closed("127.75.0.1", port)
+    assert port_closed(host, port)
     for kind, cls in (("not-nats", NotNatsBroker), ("silent", SilentBroker), ("absent", AbsentBroker)):
-        broker = make_broker(kind, "127.75.0.2", 0)
+        broker = make_broker(kind, other, 0)
         assert isinstance(broker, cls)
         with broker:
             assert broker.port > 0
@@ -446,7 +424,7 @@ def test_standalone_brokers_on_port_zero(tmp_path: Path) -> None:
                 socket.create_connection((broker.host, broker.port), timeout=2).close()
         assert port_closed(broker.host, broker.port)
     with pytest.raises(ValueError):
-        make_broker("kafka", "127.75.0.2")
+        make_broker("kafka", other)
     with pytest.raises(ValueError):
         make_broker("nats", "10.0.0.1")
 
@@ -463,8 +441,6 @@ def test_serve_with_brokers(tmp_path: Path) -> None:
         "3",
         "--scenario-mix",
         "healthy=2,refused=1",
-        "--base-address",
-        "127.76.0.0",
         "--with-brokers",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -490,7 +466,7 @@ def test_serve_with_brokers(tmp_path: Path) -> None:
         host, port = cr["status"]["endpoint"]["external"].rsplit(":", 1)
         secret = client.CoreV1Api(c).read_namespaced_secret("meshery-nats-auth", "meshery")
         token = base64.b64decode(secret.data["token"])
-        assert host.startswith("127.76.") and port == "4222"
+        assert ipaddress.ip_address(host) in POOL and port == "4222"
         assert nats_handshake(host, int(port), token.decode()) == b"PONG"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
