@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from preflight import baseline, runner
 from preflight import plan as planning
-from preflight import runner
 from preflight.errors import ConfigError
 from preflight.model import Check, RunReport, Scope
 from preflight.registry import Registry
@@ -62,8 +62,18 @@ def run(
     """Plan and run one check; :class:`ConfigError` for bad input, before any probe runs."""
     registry = registry or load_registry()
     chosen = select(registry, include, exclude)
+    before = load_baseline(request.baseline) if request.baseline else None
     plan = planning.build(request, settings, registry, os.environ if env is None else env)
-    return runner.run_fleet(plan.contexts, chosen.cluster, chosen.fleet, plan.settings, plan.mutes, progress=progress)
+    report = runner.run_fleet(plan.contexts, chosen.cluster, chosen.fleet, plan.settings, plan.mutes, progress=progress)
+    return baseline.compare(report, before) if before else report
+
+
+def load_baseline(path: str) -> baseline.Snapshot:
+    """A previous JSON report of this tool and schema version; :class:`ConfigError` otherwise."""
+    from preflight import TOOL_NAME
+    from preflight.reports.json_report import SCHEMA_VERSION
+
+    return baseline.load(path, tool_name=TOOL_NAME, schema_version=SCHEMA_VERSION)
 
 
 def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> None:

@@ -66,6 +66,8 @@ def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
 def exit_code(report: RunReport, fail_on: str) -> int:
     from preflight.model import worst_rank
 
+    if fail_on == "new":
+        return EXIT_FINDINGS if any(r.change == "new" for r in report.all_results) else EXIT_OK
     return EXIT_FINDINGS if worst_rank(report.all_results) >= FAIL_ON[fail_on] else EXIT_OK
 
 
@@ -226,10 +228,11 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--fail-on",
-            type=click.Choice(sorted(FAIL_ON)),
+            type=click.Choice([*sorted(FAIL_ON), "new"]),
             default="fail",
             show_default=True,
-            help="Exit 1 when any result is at or above this status (error counts as fail).",
+            help="Exit 1 when any result is at or above this status (error counts as fail); "
+            "`new`: only when a result got worse than in --baseline.",
         ),
         click.option("--checks", "include", multiple=True, metavar="GLOB", help="Run only these check ids."),
         click.option("--skip-checks", "exclude", multiple=True, metavar="GLOB", help="Do not run these check ids."),
@@ -268,6 +271,12 @@ def main() -> None:
     metavar="CIDR",
     help="Address range Meshery Server's traffic comes from (repeatable).",
 )
+@click.option(
+    "--baseline",
+    metavar="PREVIOUS.json",
+    default=None,
+    help="A previous JSON report: mark each result new, fixed, changed or unchanged since then.",
+)
 @run_options
 def check_cmd(
     kubeconfigs: tuple[str, ...],
@@ -275,6 +284,7 @@ def check_cmd(
     in_cluster: bool,
     fleet: str | None,
     origins: tuple[str, ...],
+    baseline: str | None,
     outputs: tuple[str, ...],
     fail_on: str,
     include: tuple[str, ...],
@@ -286,8 +296,10 @@ def check_cmd(
 
     if in_cluster and (kubeconfigs or contexts):
         die("--in-cluster cannot be combined with --kubeconfig or --context")
+    if fail_on == "new" and not baseline:
+        die("--fail-on new needs --baseline PREVIOUS.json")
     parsed = parse_outputs(outputs)
-    request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
+    request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins), baseline=baseline)
     progress = _progress if sys.stderr.isatty() else None
     report = execute(request, _settings(**kw), parsed, include, exclude, progress)
     sys.exit(exit_code(report, fail_on))

@@ -124,6 +124,8 @@ class Result:
     docs_url: str
     evidence: Mapping[str, Any]
     duration_s: float
+    # Set only when the run is compared with a baseline (--baseline): one of CHANGES.
+    change: str | None = None
 
 
 def summarize(results: list[Result]) -> dict[str, int]:
@@ -131,6 +133,22 @@ def summarize(results: list[Result]) -> dict[str, int]:
     for r in results:
         counts[r.status.value] += 1
     return counts
+
+
+# What a result did since the baseline run, worst first: `new` got worse (or appeared not passing),
+# `fixed` got better, `changed` kept its status with another cause.
+CHANGES: tuple[str, ...] = ("new", "changed", "fixed", "unchanged")
+
+
+@dataclass(frozen=True)
+class BaselineInfo:
+    """The run a report was compared with, and how many results moved."""
+
+    started_at: _dt.datetime
+    tool_version: str
+    counts: Mapping[str, int]
+    # Results of the baseline this run no longer has (a cluster or check left the selection).
+    gone: int = 0
 
 
 @dataclass
@@ -157,6 +175,8 @@ class RunReport:
     fleet_results: list[Result]
     # Set when the run stopped early (Ctrl-C, fatal error): reports are still written, marked so.
     aborted: str | None = None
+    # Set when the run is compared with a baseline (--baseline).
+    baseline: BaselineInfo | None = None
 
     @property
     def all_results(self) -> list[Result]:

@@ -28,6 +28,8 @@ class Request:
     origins: list[str] = field(default_factory=list)
     # Where --in-cluster reads the ServiceAccount (tests point it at a lab directory).
     service_account_dir: str | None = None
+    # A previous JSON report to compare with (--baseline).
+    baseline: str | None = None
 
 
 @dataclass

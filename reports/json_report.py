@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from preflight.model import STATUS_ORDER, Result, RunReport
+from preflight.model import CHANGES, STATUS_ORDER, BaselineInfo, Result, RunReport
 
 from ._common import as_utc, seconds
 
@@ -93,7 +93,7 @@ def provider_enum(provider: str) -> str:
 
 
 def result_document(result: Result) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "check_id": result.check_id,
         "title": result.title,
         "category": result.category,
@@ -105,6 +105,18 @@ def result_document(result: Result) -> dict[str, Any]:
         "evidence": jsonable(dict(result.evidence)),
         "duration_s": seconds(result.duration_s),
     }
+    if result.change is not None:
+        doc["change"] = result.change
+    return doc
+
+
+def _baseline(info: BaselineInfo) -> dict[str, Any]:
+    return {
+        "started_at": iso_utc(info.started_at),
+        "tool_version": info.tool_version,
+        "changes": {c: info.counts.get(c, 0) for c in CHANGES},
+        "gone": info.gone,
+    }
 
 
 def _summary(counts: Mapping[str, int]) -> dict[str, int]:
@@ -112,7 +124,7 @@ def _summary(counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def to_document(report: RunReport) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": report.tool_name, "version": report.tool_version},
         "started_at": iso_utc(report.started_at),
@@ -134,6 +146,9 @@ def to_document(report: RunReport) -> dict[str, Any]:
         ],
         "fleet": {"results": [result_document(r) for r in report.fleet_results]},
     }
+    if report.baseline is not None:
+        doc["baseline"] = _baseline(report.baseline)
+    return doc
 
 
 def render(report: RunReport) -> str:
