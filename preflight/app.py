@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from preflight import baseline, runner
 from preflight import plan as planning
+from preflight import shard as sharding
 from preflight.errors import ConfigError
 from preflight.model import Check, RunReport, Scope
 from preflight.registry import Registry
@@ -64,7 +65,13 @@ def run(
     chosen = select(registry, include, exclude)
     before = load_baseline(request.baseline) if request.baseline else None
     plan = planning.build(request, settings, registry, os.environ if env is None else env)
-    report = runner.run_fleet(plan.contexts, chosen.cluster, chosen.fleet, plan.settings, plan.mutes, progress=progress)
+    # A shard sees part of the fleet: fleet checks would judge that part as if it were the whole.
+    fleet_checks = [] if plan.shard else chosen.fleet
+    report = runner.run_fleet(plan.contexts, chosen.cluster, fleet_checks, plan.settings, plan.mutes, progress=progress)
+    if plan.shard:
+        report.shard = (plan.shard.index, plan.shard.count)
+        if not report.aborted:
+            report.fleet_results = [sharding.skipped(c, plan.shard) for c in chosen.fleet]
     return baseline.compare(report, before) if before else report
 
 

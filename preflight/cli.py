@@ -277,6 +277,13 @@ def main() -> None:
     default=None,
     help="A previous JSON report: mark each result new, fixed, changed or unchanged since then.",
 )
+@click.option(
+    "--shard",
+    metavar="K/N|auto",
+    default=None,
+    help="Check only shard K (from 0) of N of the selected contexts, split by a hash of the context name; "
+    "auto: K from $JOB_COMPLETION_INDEX, N from $PREFLIGHT_SHARDS. Fleet checks are skipped.",
+)
 @run_options
 def check_cmd(
     kubeconfigs: tuple[str, ...],
@@ -285,6 +292,7 @@ def check_cmd(
     fleet: str | None,
     origins: tuple[str, ...],
     baseline: str | None,
+    shard: str | None,
     outputs: tuple[str, ...],
     fail_on: str,
     include: tuple[str, ...],
@@ -299,7 +307,9 @@ def check_cmd(
     if fail_on == "new" and not baseline:
         die("--fail-on new needs --baseline PREVIOUS.json")
     parsed = parse_outputs(outputs)
-    request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins), baseline=baseline)
+    request = Request(
+        list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins), baseline=baseline, shard=shard
+    )
     progress = _progress if sys.stderr.isatty() else None
     report = execute(request, _settings(**kw), parsed, include, exclude, progress)
     sys.exit(exit_code(report, fail_on))

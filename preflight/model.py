@@ -177,6 +177,8 @@ class RunReport:
     aborted: str | None = None
     # Set when the run is compared with a baseline (--baseline).
     baseline: BaselineInfo | None = None
+    # (K, N) when this run checked shard K of N (--shard); fleet checks are then skipped.
+    shard: tuple[int, int] | None = None
 
     @property
     def all_results(self) -> list[Result]:

@@ -148,6 +148,8 @@ def to_document(report: RunReport) -> dict[str, Any]:
     }
     if report.baseline is not None:
         doc["baseline"] = _baseline(report.baseline)
+    if report.shard is not None:
+        doc["shard"] = {"index": report.shard[0], "count": report.shard[1]}
     return doc
 
 

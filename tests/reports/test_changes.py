@@ -69,3 +69,9 @@ def test_junit_lists_the_changed_suite_and_case_first(tmp_path: Path) -> None:
     assert first is not None and first.get("name", "").startswith("c2.mtu")
     failure = first.find("failure")
     assert failure is not None and failure.get("message") == "[new] got worse"
+
+
+def test_a_sharded_report_says_which_shard_and_validates() -> None:
+    doc = json.loads(json_report.render(dataclasses.replace(sample_report(), shard=(2, 5))))
+    jsonschema.Draft202012Validator(json_report.load_schema()).validate(doc)
+    assert doc["shard"] == {"index": 2, "count": 5}
