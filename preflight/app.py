@@ -93,4 +93,19 @@ def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> None:
             sys.stdout.write(writer.render(fmt, report, color=color))
             sys.stdout.flush()
         else:
-            writer.write_atomic(path, writer.render(fmt, report))
+            writer.write_atomic(path, writer.render(fmt, report, path=path))
+
+
+def push_metrics(report: RunReport, url: str, *, cluster_set: str, timeout: float) -> None:
+    """Push the run's metrics to a Prometheus Pushgateway; :class:`ConfigError` (one line) when it fails."""
+    from preflight.reports import prometheus
+
+    try:
+        prometheus.push(report, url, cluster_set=cluster_set, timeout=timeout)
+    except Exception as exc:  # urllib's errors (URLError, HTTPError, timeouts, bad status) are not one family
+        raise ConfigError(f"--pushgateway {prometheus.public_url(url)}: push failed: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(getattr(exc, "reason", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

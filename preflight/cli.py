@@ -284,6 +284,19 @@ def main() -> None:
     help="Check only shard K (from 0) of N of the selected contexts, split by a hash of the context name; "
     "auto: K from $JOB_COMPLETION_INDEX, N from $PREFLIGHT_SHARDS. Fleet checks are skipped.",
 )
+@click.option(
+    "--pushgateway",
+    metavar="URL",
+    default=None,
+    help="Also push the run's metrics (as -o prometheus) to this Prometheus Pushgateway, "
+    "job meshery-preflight, grouped by cluster set and shard.",
+)
+@click.option(
+    "--cluster-set",
+    metavar="NAME",
+    default=None,
+    help="Name of this set of clusters in the Pushgateway grouping key (default: the fleet file's name, else default).",
+)
 @run_options
 def check_cmd(
     kubeconfigs: tuple[str, ...],
@@ -293,6 +306,8 @@ def check_cmd(
     origins: tuple[str, ...],
     baseline: str | None,
     shard: str | None,
+    pushgateway: str | None,
+    cluster_set: str | None,
     outputs: tuple[str, ...],
     fail_on: str,
     include: tuple[str, ...],
@@ -306,12 +321,28 @@ def check_cmd(
         die("--in-cluster cannot be combined with --kubeconfig or --context")
     if fail_on == "new" and not baseline:
         die("--fail-on new needs --baseline PREVIOUS.json")
+    if pushgateway:
+        from preflight.reports.prometheus import check_url
+
+        if problem := check_url(pushgateway):
+            die(f"--pushgateway: {problem}")
     parsed = parse_outputs(outputs)
     request = Request(
         list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins), baseline=baseline, shard=shard
     )
     progress = _progress if sys.stderr.isatty() else None
-    report = execute(request, _settings(**kw), parsed, include, exclude, progress)
+    settings = _settings(**kw)
+    report = execute(request, settings, parsed, include, exclude, progress)
+    if pushgateway:
+        from pathlib import Path
+
+        from preflight import app
+
+        name = cluster_set or (Path(fleet).stem if fleet else "default")
+        try:
+            app.push_metrics(report, pushgateway, cluster_set=name, timeout=settings.connect_timeout * 2)
+        except ConfigError as exc:
+            die(str(exc))
     sys.exit(exit_code(report, fail_on))
 
 
