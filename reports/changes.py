@@ -17,7 +17,12 @@ T = TypeVar("T")
 
 
 def rank(result: Result) -> int:
-    return _ORDER.get(result.change or "unchanged", len(CHANGES))
+    return change_rank(result.change)
+
+
+def change_rank(change: str | None) -> int:
+    """0 for new, up to len(CHANGES) - 1 for unchanged (and results without a baseline)."""
+    return _ORDER.get(change or "unchanged", len(CHANGES))
 
 
 def ordered(results: Sequence[Result]) -> list[Result]:

@@ -15,7 +15,7 @@ from preflight.model import RunReport
 
 from . import console, json_report, junit
 
-FORMATS: tuple[str, ...] = ("console", "json", "junit", "prometheus")
+FORMATS: tuple[str, ...] = ("console", "json", "junit", "prometheus", "markdown")
 
 
 def _check_format(fmt: str) -> str:
@@ -45,6 +45,10 @@ def render(fmt: str, report: RunReport, *, color: bool = False, path: str | None
         from . import prometheus
 
         return prometheus.render(report, previous=_previous(path))
+    if name == "markdown":
+        from . import markdown
+
+        return markdown.render(report)
     if name == "json":
         return json_report.render(report)
     if name == "junit":
