@@ -109,3 +109,47 @@ def push_metrics(report: RunReport, url: str, *, cluster_set: str, timeout: floa
 def _reason(exc: Exception) -> str:
     text = str(getattr(exc, "reason", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def merge_files(paths: Sequence[str], *, baseline_path: str | None = None) -> RunReport:
+    """One report from the JSON reports of several runs (see :mod:`preflight.merge`)."""
+    import json
+    from pathlib import Path
+
+    from preflight import TOOL_NAME
+    from preflight import merge as merging
+    from preflight.reports import json_report
+
+    before = load_baseline(baseline_path) if baseline_path else None
+    docs = []
+    for path in paths:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"merge: {path}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ConfigError(f"merge: {path}: not a JSON report (write one with -o json=PATH)") from None
+        tool = doc.get("tool") if isinstance(doc, dict) else None
+        if not isinstance(tool, dict) or tool.get("name") != TOOL_NAME:
+            raise ConfigError(f"merge: {path}: not a {TOOL_NAME} JSON report")
+        docs.append((path, doc))
+    first_path, first = docs[0]
+    for path, doc in docs[1:]:
+        if doc.get("schema_version") != first.get("schema_version"):
+            raise ConfigError(
+                f"merge: {first_path} has schema_version {first.get('schema_version')!r} and {path} has "
+                f"{doc.get('schema_version')!r}: merge reports of one schema version"
+            )
+    if first.get("schema_version") != json_report.SCHEMA_VERSION:
+        raise ConfigError(
+            f"merge: {first_path}: schema_version {first.get('schema_version')!r}; "
+            f"this version reads {json_report.SCHEMA_VERSION}"
+        )
+    reports = []
+    for path, doc in docs:
+        try:
+            reports.append((path, json_report.from_document(doc)))
+        except ValueError as exc:
+            raise ConfigError(f"merge: {path}: {exc}") from None
+    merged = merging.merge(reports)
+    return baseline.compare(merged, before) if before else merged

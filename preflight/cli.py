@@ -346,6 +346,41 @@ def check_cmd(
     sys.exit(exit_code(report, fail_on))
 
 
+@main.command("merge")
+@click.argument("reports", nargs=-1, metavar="REPORT.json...")
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="FORMAT[=PATH]",
+    help="Report format (console, json, junit, prometheus, markdown), to stdout or PATH. Repeatable.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice([*sorted(FAIL_ON), "new"]),
+    default="fail",
+    show_default=True,
+    help="Exit 1 when any merged result is at or above this status; `new`: only when one got worse than in --baseline.",
+)
+@click.option("--baseline", metavar="PREVIOUS.json", default=None, help="A previous JSON report to compare with.")
+def merge_cmd(reports: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, baseline: str | None) -> None:
+    """One fleet report from the JSON reports of several runs (regions, shards)."""
+    from preflight import app
+
+    if not reports:
+        die("merge needs one or more JSON reports: merge A.json B.json ... -o FORMAT[=PATH]")
+    if fail_on == "new" and not baseline:
+        die("--fail-on new needs --baseline PREVIOUS.json")
+    parsed = parse_outputs(outputs)
+    try:
+        report = app.merge_files(list(reports), baseline_path=baseline)
+    except ConfigError as exc:
+        die(str(exc))
+    app.emit(report, parsed)
+    sys.exit(exit_code(report, fail_on))
+
+
 @main.command("list-checks")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
 def list_checks(as_json: bool) -> None:

@@ -151,6 +151,15 @@ class BaselineInfo:
     gone: int = 0
 
 
+@dataclass(frozen=True)
+class RunOrigin:
+    """Which run checked a cluster, for reports merged from several runs (`merge`)."""
+
+    report: str
+    started_at: _dt.datetime
+    shard: tuple[int, int] | None = None
+
+
 @dataclass
 class ClusterReport:
     name: str
@@ -158,6 +167,7 @@ class ClusterReport:
     provider: str
     mode: str
     results: list[Result] = field(default_factory=list)
+    origin: RunOrigin | None = None
 
     @property
     def summary(self) -> dict[str, int]:

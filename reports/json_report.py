@@ -14,7 +14,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from preflight.model import CHANGES, STATUS_ORDER, BaselineInfo, Result, RunReport
+from preflight.model import (
+    CHANGES,
+    STATUS_ORDER,
+    BaselineInfo,
+    ClusterReport,
+    Result,
+    RunOrigin,
+    RunReport,
+    Severity,
+    Status,
+)
 
 from ._common import as_utc, seconds
 
@@ -119,6 +129,11 @@ def _baseline(info: BaselineInfo) -> dict[str, Any]:
     }
 
 
+def _origin(origin: RunOrigin) -> dict[str, Any]:
+    shard = {"index": origin.shard[0], "count": origin.shard[1]} if origin.shard else None
+    return {"report": origin.report, "started_at": iso_utc(origin.started_at), "shard": shard}
+
+
 def _summary(counts: Mapping[str, int]) -> dict[str, int]:
     return {s.value: counts.get(s.value, 0) for s in STATUS_ORDER}
 
@@ -141,6 +156,7 @@ def to_document(report: RunReport) -> dict[str, Any]:
                 "mode": cluster.mode,
                 "summary": _summary(cluster.summary),
                 "results": [result_document(r) for r in cluster.results],
+                **({"origin": _origin(cluster.origin)} if cluster.origin else {}),
             }
             for cluster in report.clusters
         ],
@@ -155,3 +171,63 @@ def to_document(report: RunReport) -> dict[str, Any]:
 
 def render(report: RunReport) -> str:
     return json.dumps(to_document(report), indent=2, allow_nan=False) + "\n"
+
+
+def _time(text: Any) -> _dt.datetime:
+    return _dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def _result(doc: Mapping[str, Any]) -> Result:
+    return Result(
+        check_id=str(doc["check_id"]),
+        title=str(doc["title"]),
+        category=str(doc["category"]),
+        severity=Severity(doc["severity"]),
+        status=Status(doc["status"]),
+        message=str(doc["message"]),
+        remediation=str(doc["remediation"]),
+        docs_url=str(doc["docs_url"]),
+        evidence=dict(doc["evidence"]),
+        duration_s=float(doc["duration_s"]),
+        change=doc.get("change"),
+    )
+
+
+def from_document(doc: Mapping[str, Any]) -> RunReport:
+    """The report a document of this schema version describes; ``ValueError`` when it is not one.
+
+    Read back for `merge`: ``baseline`` is dropped (a merged report compares anew), ``shard`` is kept.
+    """
+    try:
+        clusters = [
+            ClusterReport(
+                name=str(c["name"]),
+                server=str(c["server"]),
+                provider=str(c["provider"]),
+                mode=str(c["mode"]),
+                results=[_result(r) for r in c["results"]],
+                origin=_read_origin(c.get("origin")),
+            )
+            for c in doc["clusters"]
+        ]
+        shard = doc.get("shard")
+        return RunReport(
+            tool_name=str(doc["tool"]["name"]),
+            tool_version=str(doc["tool"]["version"]),
+            started_at=_time(doc["started_at"]),
+            finished_at=_time(doc["finished_at"]),
+            origin_cidrs=[str(c) for c in doc["origin"]["cidrs"]],
+            clusters=clusters,
+            fleet_results=[_result(r) for r in doc["fleet"]["results"]],
+            aborted=doc.get("aborted"),
+            shard=(int(shard["index"]), int(shard["count"])) if shard else None,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a report of schema version {SCHEMA_VERSION}: {type(exc).__name__} {exc}") from None
+
+
+def _read_origin(doc: Any) -> RunOrigin | None:
+    if not doc:
+        return None
+    shard = doc.get("shard")
+    return RunOrigin(str(doc["report"]), _time(doc["started_at"]), (shard["index"], shard["count"]) if shard else None)

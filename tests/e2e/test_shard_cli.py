@@ -1,4 +1,5 @@
-"""`check --shard`: N shard runs against lab clusters check exactly the unsharded selection, once each."""
+"""`check --shard`: N shard runs against lab clusters check exactly the unsharded selection, once each;
+`merge` makes them one fleet report again."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import jsonschema
 import pytest
 
+from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
 
 CLI = [sys.executable, "-m", "preflight.cli"]
@@ -64,3 +68,56 @@ def test_bad_shard_is_one_line_and_exit_2(lab: LabFleet, value: str, env: dict[s
     proc = check(lab, "--shard", value, env=env)
     assert proc.returncode == 2
     assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def merge(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "merge", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_merging_the_shards_gives_the_fleet_with_origins(lab: LabFleet, tmp_path: Path) -> None:
+    files = []
+    for k in range(3):
+        path = tmp_path / f"shard-{k}.json"
+        path.write_text(check(lab, "--shard", f"{k}/3").stdout)
+        files.append(str(path))
+    proc = merge(*files, "-o", f"json={tmp_path / 'fleet.json'}", "-o", f"markdown={tmp_path / 'fleet.md'}")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "fleet.json").read_text())
+    jsonschema.Draft202012Validator(json_report.load_schema()).validate(doc)
+    assert sorted(c["name"] for c in doc["clusters"]) == NAMES
+    for c in doc["clusters"]:
+        shard = c["origin"]["shard"]
+        assert c["origin"]["report"] == files[shard["index"]] and shard["count"] == 3
+    assert "shard" not in doc
+    assert {r["status"] for r in doc["fleet"]["results"]} == {"skip"}
+    summary = (tmp_path / "fleet.md").read_text()  # the lab's static tokens warn on every cluster: one group
+    assert "6 of 6 clusters need attention" in summary and "On 6 clusters:" in summary
+
+    # Merged again against itself as the baseline: nothing new.
+    again = merge(*files, "--baseline", str(tmp_path / "fleet.json"), "--fail-on", "new", "-o", "json")
+    assert again.returncode == 0 and json.loads(again.stdout)["baseline"]["changes"]["new"] == 0
+
+
+def test_merge_conflicts_are_one_line_naming_both_files(lab: LabFleet, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(check(lab, "--context", "region-0").stdout)
+    doc = json.loads(a.read_text())
+    doc["clusters"][0]["server"] = "https://10.99.0.1:6443"
+    b.write_text(json.dumps(doc))
+    two_servers = merge(str(a), str(b))
+    doc["schema_version"] = 2
+    b.write_text(json.dumps(doc))
+    versions = merge(str(a), str(b))
+    (tmp_path / "c.json").write_text("<testsuites/>")
+    not_json = merge(str(a), str(tmp_path / "c.json"))
+    nothing = merge()
+    for proc, needle in [
+        (two_servers, "cluster 'region-0' has two API servers"),
+        (versions, "has schema_version 1 and"),
+        (not_json, "not a JSON report"),
+        (nothing, "merge needs one or more JSON reports"),
+    ]:
+        assert proc.returncode == 2, proc.stderr
+        assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert str(a) in two_servers.stderr and str(b) in two_servers.stderr
+    assert str(a) in versions.stderr and str(b) in versions.stderr
