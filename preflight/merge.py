@@ -56,8 +56,13 @@ def merge(inputs: Sequence[tuple[str, RunReport]]) -> RunReport:
                 if other_report.started_at >= report.started_at:
                     continue
             chosen[cluster.name] = (source, report, cluster)
+    # An input's own comparison with its baseline says nothing about the merged fleet: --baseline compares anew.
     clusters = [
-        dataclasses.replace(c, origin=c.origin or RunOrigin(source, report.started_at, report.shard))
+        dataclasses.replace(
+            c,
+            results=[dataclasses.replace(r, change=None) for r in c.results],
+            origin=c.origin or RunOrigin(source, report.started_at, report.shard),
+        )
         for source, report, c in chosen.values()
     ]
     templates: dict[str, Result] = {}

@@ -92,3 +92,15 @@ def test_the_same_cluster_name_with_two_servers_names_both_files() -> None:
 def test_one_report_merges_to_itself() -> None:
     report = sample_report()
     assert merge.merge([("only.json", report)]) is report
+
+
+def test_the_inputs_own_changes_are_dropped() -> None:
+    (pa, a), (pb, b) = _split()
+    marked = dataclasses.replace(
+        a,
+        clusters=[
+            dataclasses.replace(a.clusters[0], results=[dataclasses.replace(a.clusters[0].results[0], change="new")])
+        ],
+    )
+    merged = merge.merge([(pa, marked), (pb, b)])
+    assert merged.baseline is None and all(r.change is None for r in merged.all_results)
