@@ -319,6 +319,8 @@ def check_cmd(
 
     if in_cluster and (kubeconfigs or contexts):
         die("--in-cluster cannot be combined with --kubeconfig or --context")
+    if in_cluster and shard:
+        die("--shard splits the contexts of a kubeconfig or fleet file; --in-cluster checks one cluster")
     if fail_on == "new" and not baseline:
         die("--fail-on new needs --baseline PREVIOUS.json")
     if pushgateway:

@@ -121,3 +121,9 @@ def test_merge_conflicts_are_one_line_naming_both_files(lab: LabFleet, tmp_path:
         assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert str(a) in two_servers.stderr and str(b) in two_servers.stderr
     assert str(a) in versions.stderr and str(b) in versions.stderr
+
+
+def test_in_cluster_cannot_be_sharded() -> None:
+    proc = subprocess.run([*CLI, "check", "--in-cluster", "--shard", "0/2"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--shard splits the contexts" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
