@@ -11,8 +11,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from preflight import baseline, runner
 from preflight import plan as planning
-from preflight import runner
+from preflight import shard as sharding
 from preflight.errors import ConfigError
 from preflight.model import Check, RunReport, Scope
 from preflight.registry import Registry
@@ -62,8 +63,24 @@ def run(
     """Plan and run one check; :class:`ConfigError` for bad input, before any probe runs."""
     registry = registry or load_registry()
     chosen = select(registry, include, exclude)
+    before = load_baseline(request.baseline) if request.baseline else None
     plan = planning.build(request, settings, registry, os.environ if env is None else env)
-    return runner.run_fleet(plan.contexts, chosen.cluster, chosen.fleet, plan.settings, plan.mutes, progress=progress)
+    # A shard sees part of the fleet: fleet checks would judge that part as if it were the whole.
+    fleet_checks = [] if plan.shard else chosen.fleet
+    report = runner.run_fleet(plan.contexts, chosen.cluster, fleet_checks, plan.settings, plan.mutes, progress=progress)
+    if plan.shard:
+        report.shard = (plan.shard.index, plan.shard.count)
+        if not report.aborted:
+            report.fleet_results = [sharding.skipped(c, plan.shard) for c in chosen.fleet]
+    return baseline.compare(report, before) if before else report
+
+
+def load_baseline(path: str) -> baseline.Snapshot:
+    """A previous JSON report of this tool and schema version; :class:`ConfigError` otherwise."""
+    from preflight import TOOL_NAME
+    from preflight.reports.json_report import SCHEMA_VERSION
+
+    return baseline.load(path, tool_name=TOOL_NAME, schema_version=SCHEMA_VERSION)
 
 
 def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> None:
@@ -76,4 +93,63 @@ def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> None:
             sys.stdout.write(writer.render(fmt, report, color=color))
             sys.stdout.flush()
         else:
-            writer.write_atomic(path, writer.render(fmt, report))
+            writer.write_atomic(path, writer.render(fmt, report, path=path))
+
+
+def push_metrics(report: RunReport, url: str, *, cluster_set: str, timeout: float) -> None:
+    """Push the run's metrics to a Prometheus Pushgateway; :class:`ConfigError` (one line) when it fails."""
+    from preflight.reports import prometheus
+
+    try:
+        prometheus.push(report, url, cluster_set=cluster_set, timeout=timeout)
+    except Exception as exc:  # urllib's errors (URLError, HTTPError, timeouts, bad status) are not one family
+        raise ConfigError(f"--pushgateway {prometheus.public_url(url)}: push failed: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(getattr(exc, "reason", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def merge_files(paths: Sequence[str], *, baseline_path: str | None = None) -> RunReport:
+    """One report from the JSON reports of several runs (see :mod:`preflight.merge`)."""
+    import json
+    from pathlib import Path
+
+    from preflight import TOOL_NAME
+    from preflight import merge as merging
+    from preflight.reports import json_report
+
+    before = load_baseline(baseline_path) if baseline_path else None
+    docs = []
+    for path in paths:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"merge: {path}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ConfigError(f"merge: {path}: not a JSON report (write one with -o json=PATH)") from None
+        tool = doc.get("tool") if isinstance(doc, dict) else None
+        if not isinstance(tool, dict) or tool.get("name") != TOOL_NAME:
+            raise ConfigError(f"merge: {path}: not a {TOOL_NAME} JSON report")
+        docs.append((path, doc))
+    first_path, first = docs[0]
+    for path, doc in docs[1:]:
+        if doc.get("schema_version") != first.get("schema_version"):
+            raise ConfigError(
+                f"merge: {first_path} has schema_version {first.get('schema_version')!r} and {path} has "
+                f"{doc.get('schema_version')!r}: merge reports of one schema version"
+            )
+    if first.get("schema_version") != json_report.SCHEMA_VERSION:
+        raise ConfigError(
+            f"merge: {first_path}: schema_version {first.get('schema_version')!r}; "
+            f"this version reads {json_report.SCHEMA_VERSION}"
+        )
+    reports = []
+    for path, doc in docs:
+        try:
+            reports.append((path, json_report.from_document(doc)))
+        except ValueError as exc:
+            raise ConfigError(f"merge: {path}: {exc}") from None
+    merged = merging.merge(reports)
+    return baseline.compare(merged, before) if before else merged

@@ -66,6 +66,8 @@ def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
 def exit_code(report: RunReport, fail_on: str) -> int:
     from preflight.model import worst_rank
 
+    if fail_on == "new":
+        return EXIT_FINDINGS if any(r.change == "new" for r in report.all_results) else EXIT_OK
     return EXIT_FINDINGS if worst_rank(report.all_results) >= FAIL_ON[fail_on] else EXIT_OK
 
 
@@ -222,14 +224,15 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "outputs",
             multiple=True,
             metavar="FORMAT[=PATH]",
-            help="Report format (console, json, junit), to stdout or PATH. Repeatable.",
+            help="Report format (console, json, junit, prometheus, markdown), to stdout or PATH. Repeatable.",
         ),
         click.option(
             "--fail-on",
-            type=click.Choice(sorted(FAIL_ON)),
+            type=click.Choice([*sorted(FAIL_ON), "new"]),
             default="fail",
             show_default=True,
-            help="Exit 1 when any result is at or above this status (error counts as fail).",
+            help="Exit 1 when any result is at or above this status (error counts as fail); "
+            "`new`: only when a result got worse than in --baseline.",
         ),
         click.option("--checks", "include", multiple=True, metavar="GLOB", help="Run only these check ids."),
         click.option("--skip-checks", "exclude", multiple=True, metavar="GLOB", help="Do not run these check ids."),
@@ -268,6 +271,32 @@ def main() -> None:
     metavar="CIDR",
     help="Address range Meshery Server's traffic comes from (repeatable).",
 )
+@click.option(
+    "--baseline",
+    metavar="PREVIOUS.json",
+    default=None,
+    help="A previous JSON report: mark each result new, fixed, changed or unchanged since then.",
+)
+@click.option(
+    "--shard",
+    metavar="K/N|auto",
+    default=None,
+    help="Check only shard K (from 0) of N of the selected contexts, split by a hash of the context name; "
+    "auto: K from $JOB_COMPLETION_INDEX, N from $PREFLIGHT_SHARDS. Fleet checks are skipped.",
+)
+@click.option(
+    "--pushgateway",
+    metavar="URL",
+    default=None,
+    help="Also push the run's metrics (as -o prometheus) to this Prometheus Pushgateway, "
+    "job meshery-preflight, grouped by cluster set and shard.",
+)
+@click.option(
+    "--cluster-set",
+    metavar="NAME",
+    default=None,
+    help="Name of this set of clusters in the Pushgateway grouping key (default: the fleet file's name, else default).",
+)
 @run_options
 def check_cmd(
     kubeconfigs: tuple[str, ...],
@@ -275,6 +304,10 @@ def check_cmd(
     in_cluster: bool,
     fleet: str | None,
     origins: tuple[str, ...],
+    baseline: str | None,
+    shard: str | None,
+    pushgateway: str | None,
+    cluster_set: str | None,
     outputs: tuple[str, ...],
     fail_on: str,
     include: tuple[str, ...],
@@ -286,10 +319,67 @@ def check_cmd(
 
     if in_cluster and (kubeconfigs or contexts):
         die("--in-cluster cannot be combined with --kubeconfig or --context")
+    if in_cluster and shard:
+        die("--shard splits the contexts of a kubeconfig or fleet file; --in-cluster checks one cluster")
+    if fail_on == "new" and not baseline:
+        die("--fail-on new needs --baseline PREVIOUS.json")
+    if pushgateway:
+        from preflight.reports.prometheus import check_url
+
+        if problem := check_url(pushgateway):
+            die(f"--pushgateway: {problem}")
     parsed = parse_outputs(outputs)
-    request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
+    request = Request(
+        list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins), baseline=baseline, shard=shard
+    )
     progress = _progress if sys.stderr.isatty() else None
-    report = execute(request, _settings(**kw), parsed, include, exclude, progress)
+    settings = _settings(**kw)
+    report = execute(request, settings, parsed, include, exclude, progress)
+    if pushgateway:
+        from pathlib import Path
+
+        from preflight import app
+
+        name = cluster_set or (Path(fleet).stem if fleet else "default")
+        try:
+            app.push_metrics(report, pushgateway, cluster_set=name, timeout=settings.connect_timeout * 2)
+        except ConfigError as exc:
+            die(str(exc))
+    sys.exit(exit_code(report, fail_on))
+
+
+@main.command("merge")
+@click.argument("reports", nargs=-1, metavar="REPORT.json...")
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="FORMAT[=PATH]",
+    help="Report format (console, json, junit, prometheus, markdown), to stdout or PATH. Repeatable.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice([*sorted(FAIL_ON), "new"]),
+    default="fail",
+    show_default=True,
+    help="Exit 1 when any merged result is at or above this status; `new`: only when one got worse than in --baseline.",
+)
+@click.option("--baseline", metavar="PREVIOUS.json", default=None, help="A previous JSON report to compare with.")
+def merge_cmd(reports: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, baseline: str | None) -> None:
+    """One fleet report from the JSON reports of several runs (regions, shards)."""
+    from preflight import app
+
+    if not reports:
+        die("merge needs one or more JSON reports: merge A.json B.json ... -o FORMAT[=PATH]")
+    if fail_on == "new" and not baseline:
+        die("--fail-on new needs --baseline PREVIOUS.json")
+    parsed = parse_outputs(outputs)
+    try:
+        report = app.merge_files(list(reports), baseline_path=baseline)
+    except ConfigError as exc:
+        die(str(exc))
+    app.emit(report, parsed)
     sys.exit(exit_code(report, fail_on))
 
 

@@ -28,6 +28,7 @@ def running(directory: str) -> Iterator[tuple[Request, Settings, Outputs]]:
     out = Path(directory).resolve()
     with lab_demo.start(out) as lab:
         outputs: Outputs = [("console", None), ("json", str(out / "report.json")), ("junit", str(out / "junit.xml"))]
+        outputs += [("markdown", str(out / "summary.md")), ("prometheus", str(out / "meshery_preflight.prom"))]
         yield Request(fleet=str(lab.fleet_file)), Settings(**lab.settings), outputs
 
 

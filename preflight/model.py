@@ -132,6 +132,8 @@ class Result:
     docs_url: str
     evidence: Mapping[str, Any]
     duration_s: float
+    # Set only when the run is compared with a baseline (--baseline): one of CHANGES.
+    change: str | None = None
 
 
 def summarize(results: list[Result]) -> dict[str, int]:
@@ -141,6 +143,31 @@ def summarize(results: list[Result]) -> dict[str, int]:
     return counts
 
 
+# What a result did since the baseline run, worst first: `new` got worse (or appeared not passing),
+# `fixed` got better, `changed` kept its status with another cause.
+CHANGES: tuple[str, ...] = ("new", "changed", "fixed", "unchanged")
+
+
+@dataclass(frozen=True)
+class BaselineInfo:
+    """The run a report was compared with, and how many results moved."""
+
+    started_at: _dt.datetime
+    tool_version: str
+    counts: Mapping[str, int]
+    # Results of the baseline this run no longer has (a cluster or check left the selection).
+    gone: int = 0
+
+
+@dataclass(frozen=True)
+class RunOrigin:
+    """Which run checked a cluster, for reports merged from several runs (`merge`)."""
+
+    report: str
+    started_at: _dt.datetime
+    shard: tuple[int, int] | None = None
+
+
 @dataclass
 class ClusterReport:
     name: str
@@ -148,6 +175,7 @@ class ClusterReport:
     provider: str
     mode: str
     results: list[Result] = field(default_factory=list)
+    origin: RunOrigin | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -165,6 +193,10 @@ class RunReport:
     fleet_results: list[Result]
     # Set when the run stopped early (Ctrl-C, fatal error): reports are still written, marked so.
     aborted: str | None = None
+    # Set when the run is compared with a baseline (--baseline).
+    baseline: BaselineInfo | None = None
+    # (K, N) when this run checked shard K of N (--shard); fleet checks are then skipped.
+    shard: tuple[int, int] | None = None
 
     @property
     def all_results(self) -> list[Result]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from preflight import fleetfile, kubeconfig, provider, targets
+from preflight import shard as sharding
 from preflight.context import ClusterContext
 from preflight.errors import ConfigError
 from preflight.fleetfile import FleetFile
@@ -28,6 +29,10 @@ class Request:
     origins: list[str] = field(default_factory=list)
     # Where --in-cluster reads the ServiceAccount (tests point it at a lab directory).
     service_account_dir: str | None = None
+    # A previous JSON report to compare with (--baseline).
+    baseline: str | None = None
+    # K/N or auto (--shard): check only this share of the selected contexts.
+    shard: str | None = None
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Plan:
     settings: Settings
     mutes: list[MuteRule]
     fleet: FleetFile | None
+    shard: sharding.Shard | None = None
 
 
 def _origins(values: list[str]) -> list[str]:
@@ -49,6 +55,7 @@ def _origins(values: list[str]) -> list[str]:
 
 
 def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str, str]) -> Plan:
+    part = sharding.parse(req.shard, env) if req.shard else None
     fleet = fleetfile.load(Path(req.fleet)) if req.fleet else None
     settings.origin_cidrs = _origins(req.origins) or (fleet.origin_cidrs if fleet else [])
     if fleet:
@@ -70,7 +77,8 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
         patterns = req.contexts or ([c.context for c in fleet.clusters] if fleet else [])
         if not merged.contexts:
             raise ConfigError("the kubeconfig defines no contexts")
-        chosen = [targets.from_context(merged, n, env) for n in targets.select_contexts(merged, patterns)]
+        names = targets.select_contexts(merged, patterns)
+        chosen = [targets.from_context(merged, n, env) for n in (sharding.select(names, part, str) if part else names)]
     contexts = []
     for t in chosen:
         entry = fleet.cluster(t.name) if fleet else None
@@ -80,4 +88,4 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
             t.provider_ids = {k: v for k, v in (("aws", entry.aws), ("gcp", entry.gcp), ("azure", entry.azure)) if v}
             t.timeouts = entry.timeouts
         contexts.append(ClusterContext(t, settings.with_overrides(t.timeouts)))
-    return Plan(contexts, settings, mutes, fleet)
+    return Plan(contexts, settings, mutes, fleet, part)

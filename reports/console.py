@@ -12,6 +12,7 @@ from typing import Protocol
 
 from preflight.model import STATUS_ORDER, Result, RunReport, Status, summarize
 
+from . import changes
 from ._common import terminal_safe
 
 SYMBOLS: dict[Status, str] = {
@@ -83,13 +84,13 @@ def _result_lines(results: list[Result], paint: _Painter) -> list[str]:
     lines = []
     # Checks that do not apply here (embedded mode, another cloud) fold into one line: nothing to act on.
     idle = [r for r in results if r.status is Status.SKIP and not r.remediation]
-    for r in results:
+    for r in changes.ordered(results):
         if r in idle:
             continue
         head = paint(f"{SYMBOLS[r.status]} {r.status.value:<5}", COLORS[r.status])
         check_id = terminal_safe(r.check_id).ljust(width)
         message_indent = _INDENT + " " * (7 + 2 + width + 2)
-        lines.append(f"{_INDENT}{head}  {check_id}  {_hang(r.message, message_indent)}")
+        lines.append(f"{_INDENT}{head}  {check_id}  {_hang(changes.tag(r) + r.message, message_indent)}")
         if r.status is Status.PASS:
             continue
         if r.remediation:
@@ -119,8 +120,10 @@ def render(report: RunReport, *, color: bool) -> str:
     if report.aborted:
         abort_banner = paint(f"RUN ABORTED: {terminal_safe(report.aborted)} (results are incomplete)", _ABORT)
         lines.append(abort_banner)
+    if changes.headline(report):
+        lines.append(paint(str(changes.headline(report)), _BOLD))
 
-    for cluster in report.clusters:
+    for cluster, _ in changes.ordered_groups([(c, c.results) for c in report.clusters]):
         lines.append("")
         name = paint(f"cluster {terminal_safe(cluster.name)}", _BOLD)
         lines.append(

@@ -14,7 +14,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from preflight.model import STATUS_ORDER, Result, RunReport
+from preflight.model import (
+    CHANGES,
+    STATUS_ORDER,
+    BaselineInfo,
+    ClusterReport,
+    Result,
+    RunOrigin,
+    RunReport,
+    Severity,
+    Status,
+)
 
 from ._common import as_utc, seconds
 
@@ -93,7 +103,7 @@ def provider_enum(provider: str) -> str:
 
 
 def result_document(result: Result) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "check_id": result.check_id,
         "title": result.title,
         "category": result.category,
@@ -105,6 +115,23 @@ def result_document(result: Result) -> dict[str, Any]:
         "evidence": jsonable(dict(result.evidence)),
         "duration_s": seconds(result.duration_s),
     }
+    if result.change is not None:
+        doc["change"] = result.change
+    return doc
+
+
+def _baseline(info: BaselineInfo) -> dict[str, Any]:
+    return {
+        "started_at": iso_utc(info.started_at),
+        "tool_version": info.tool_version,
+        "changes": {c: info.counts.get(c, 0) for c in CHANGES},
+        "gone": info.gone,
+    }
+
+
+def _origin(origin: RunOrigin) -> dict[str, Any]:
+    shard = {"index": origin.shard[0], "count": origin.shard[1]} if origin.shard else None
+    return {"report": origin.report, "started_at": iso_utc(origin.started_at), "shard": shard}
 
 
 def _summary(counts: Mapping[str, int]) -> dict[str, int]:
@@ -112,7 +139,7 @@ def _summary(counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def to_document(report: RunReport) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": report.tool_name, "version": report.tool_version},
         "started_at": iso_utc(report.started_at),
@@ -129,12 +156,78 @@ def to_document(report: RunReport) -> dict[str, Any]:
                 "mode": cluster.mode,
                 "summary": _summary(cluster.summary),
                 "results": [result_document(r) for r in cluster.results],
+                **({"origin": _origin(cluster.origin)} if cluster.origin else {}),
             }
             for cluster in report.clusters
         ],
         "fleet": {"results": [result_document(r) for r in report.fleet_results]},
     }
+    if report.baseline is not None:
+        doc["baseline"] = _baseline(report.baseline)
+    if report.shard is not None:
+        doc["shard"] = {"index": report.shard[0], "count": report.shard[1]}
+    return doc
 
 
 def render(report: RunReport) -> str:
     return json.dumps(to_document(report), indent=2, allow_nan=False) + "\n"
+
+
+def _time(text: Any) -> _dt.datetime:
+    return _dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def _result(doc: Mapping[str, Any]) -> Result:
+    return Result(
+        check_id=str(doc["check_id"]),
+        title=str(doc["title"]),
+        category=str(doc["category"]),
+        severity=Severity(doc["severity"]),
+        status=Status(doc["status"]),
+        message=str(doc["message"]),
+        remediation=str(doc["remediation"]),
+        docs_url=str(doc["docs_url"]),
+        evidence=dict(doc["evidence"]),
+        duration_s=float(doc["duration_s"]),
+        change=doc.get("change"),
+    )
+
+
+def from_document(doc: Mapping[str, Any]) -> RunReport:
+    """The report a document of this schema version describes; ``ValueError`` when it is not one.
+
+    Read back for `merge`: ``baseline`` is dropped (a merged report compares anew), ``shard`` is kept.
+    """
+    try:
+        clusters = [
+            ClusterReport(
+                name=str(c["name"]),
+                server=str(c["server"]),
+                provider=str(c["provider"]),
+                mode=str(c["mode"]),
+                results=[_result(r) for r in c["results"]],
+                origin=_read_origin(c.get("origin")),
+            )
+            for c in doc["clusters"]
+        ]
+        shard = doc.get("shard")
+        return RunReport(
+            tool_name=str(doc["tool"]["name"]),
+            tool_version=str(doc["tool"]["version"]),
+            started_at=_time(doc["started_at"]),
+            finished_at=_time(doc["finished_at"]),
+            origin_cidrs=[str(c) for c in doc["origin"]["cidrs"]],
+            clusters=clusters,
+            fleet_results=[_result(r) for r in doc["fleet"]["results"]],
+            aborted=doc.get("aborted"),
+            shard=(int(shard["index"]), int(shard["count"])) if shard else None,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a report of schema version {SCHEMA_VERSION}: {type(exc).__name__} {exc}") from None
+
+
+def _read_origin(doc: Any) -> RunOrigin | None:
+    if not doc:
+        return None
+    shard = doc.get("shard")
+    return RunOrigin(str(doc["report"]), _time(doc["started_at"]), (shard["index"], shard["count"]) if shard else None)

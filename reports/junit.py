@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from preflight.model import Result, RunReport, Status
 
+from . import changes
 from ._common import as_utc, seconds, xml_safe
 from .json_report import jsonable
 
@@ -59,7 +60,7 @@ def _testcase(parent: ET.Element, suite: str, result: Result) -> None:
             "time": _time(result.duration_s),
         },
     )
-    message = xml_safe(result.message)
+    message = xml_safe(changes.tag(result) + result.message)
     if result.status in (Status.FAIL, Status.ERROR):
         tag = "failure" if result.status is Status.FAIL else "error"
         outcome = ET.SubElement(case, tag, {"type": xml_safe(result.check_id), "message": message})
@@ -90,7 +91,7 @@ def _suite(
             "id": str(index),
         },
     )
-    for result in results:
+    for result in changes.ordered(results):
         _testcase(suite, name, result)
     return suite
 
@@ -117,7 +118,7 @@ def render(report: RunReport) -> str:
             "time": _time(report.duration_s),
         },
     )
-    groups: list[tuple[str, Sequence[Result]]] = [(suite_name(c.name), c.results) for c in report.clusters]
+    groups = changes.ordered_groups([(suite_name(c.name), c.results) for c in report.clusters])
     if report.fleet_results:
         groups.append((FLEET_SUITE, report.fleet_results))
     if report.aborted and not groups:

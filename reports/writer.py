@@ -15,7 +15,7 @@ from preflight.model import RunReport
 
 from . import console, json_report, junit
 
-FORMATS: tuple[str, ...] = ("console", "json", "junit")
+FORMATS: tuple[str, ...] = ("console", "json", "junit", "prometheus", "markdown")
 
 
 def _check_format(fmt: str) -> str:
@@ -38,13 +38,31 @@ def parse_output_spec(spec: str) -> tuple[str, str | None]:
     return name, path
 
 
-def render(fmt: str, report: RunReport, *, color: bool = False) -> str:
+def render(fmt: str, report: RunReport, *, color: bool = False, path: str | None = None) -> str:
+    """``path`` is where the output goes, if a file: the metrics read their previous version there."""
     name = _check_format(fmt)
+    if name == "prometheus":
+        from . import prometheus
+
+        return prometheus.render(report, previous=_previous(path))
+    if name == "markdown":
+        from . import markdown
+
+        return markdown.render(report)
     if name == "json":
         return json_report.render(report)
     if name == "junit":
         return junit.render(report)
     return console.render(report, color=color)
+
+
+def _previous(path: str | None) -> str | None:
+    if path is None or path == "-":
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from preflight.reports import json_report
+from tests.promtools import promtool_check
 
 EXPECTED = {
     "prod-eu": ("kube-api.latency", "pass"),
@@ -65,6 +66,8 @@ def test_demo_runs_writes_reports_and_exits_0(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "report.json").read_text())
     jsonschema.validate(doc, json_report.load_schema())
     assert (tmp_path / "junit.xml").read_text().startswith("<?xml")
+    assert promtool_check((tmp_path / "meshery_preflight.prom").read_text()).returncode == 0
+    assert "### Problems and fixes" in (tmp_path / "summary.md").read_text()
     verdicts = {c["name"]: {r["check_id"]: r["status"] for r in c["results"]} for c in doc["clusters"]}
     assert set(verdicts) == set(EXPECTED)
     for cluster, (check_id, status) in EXPECTED.items():
@@ -104,6 +107,7 @@ def _assert_no_secret(out: Path, console: str) -> None:
             planted.append(base64.b64decode(body["client-key-data"]).decode().splitlines()[1])
     assert len(planted) > 10
     texts = {"console": console, "json": (out / "report.json").read_text(), "junit": (out / "junit.xml").read_text()}
+    texts |= {"markdown": (out / "summary.md").read_text(), "prometheus": (out / "meshery_preflight.prom").read_text()}
     for fmt, text in texts.items():
         for secret in planted:
             assert secret not in text, f"a planted secret reached the {fmt} output"

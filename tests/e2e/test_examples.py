@@ -1,0 +1,141 @@
+"""examples/ (GitHub Actions, GitLab CI) and the README's Scheduled-audits commands: valid YAML, real flags,
+and the GitLab job's script run twice against lab clusters, the second time against the first's baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from preflight.cli import main
+from preflight.reports import writer
+from preflight_lab.fleet import ClusterSpec, LabFleet
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def commands(script: str) -> list[list[str]]:
+    """Every meshery-preflight command line in a shell script, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", script)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line.startswith("meshery-preflight "):
+            out.append(shlex.split(line, comments=True))
+    return out
+
+
+def github_scripts() -> list[str]:
+    doc = yaml.safe_load((EXAMPLES / "github-actions.yml").read_text())
+    return [step["run"] for job in doc["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def gitlab_scripts() -> list[str]:
+    job = yaml.safe_load((EXAMPLES / "gitlab-ci.yml").read_text())["meshery-preflight"]
+    return [*job["before_script"], *job["script"], *job["after_script"]]
+
+
+def readme_scripts() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Scheduled audits", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+
+
+def assert_real(argv: list[str]) -> None:
+    """Parsed by the CLI itself: unknown flags, bad choices or stray arguments raise; outputs are real formats."""
+    assert argv[0] == "meshery-preflight"
+    command = main.commands[argv[1]]
+    ctx = command.make_context(argv[1], argv[2:])
+    for spec in ctx.params.get("outputs", ()):
+        writer.parse_output_spec(spec)
+
+
+@pytest.mark.parametrize("source", [github_scripts, gitlab_scripts, readme_scripts])
+def test_every_command_uses_real_flags(source: object) -> None:
+    found = [argv for script in source() for argv in commands(script)]  # type: ignore[operator]
+    assert found
+    for argv in found:
+        assert_real(argv)
+
+
+def test_the_ci_examples_run_the_readme_flow() -> None:
+    for source in (github_scripts, gitlab_scripts):
+        found = [argv for script in source() for argv in commands(script)]
+        flags = {a.split("=")[0] for argv in found for a in argv}
+        assert {"--baseline", "--fail-on", "new"} <= flags
+        outputs = {a for argv in found for a in argv if "=" in a and not a.startswith("-")}
+        assert {"json=out/report.json", "junit=out/junit.xml", "markdown=out/summary.md"} <= outputs
+
+
+def test_a_made_up_flag_is_caught() -> None:
+    with pytest.raises(click.UsageError):
+        assert_real(["meshery-preflight", "check", "--baselin", "x.json"])
+
+
+def test_github_workflow_shape() -> None:
+    doc = yaml.safe_load((EXAMPLES / "github-actions.yml").read_text())
+    steps = doc["jobs"]["audit"]["steps"]
+    uses = [s.get("uses", "") for s in steps]
+    assert any(u.startswith("actions/cache/restore@") for u in uses)
+    assert any(u.startswith("actions/cache/save@") for u in uses)
+    assert any("junit" in u for u in uses)
+    assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in steps)
+    # YAML 1.1 reads the bare key `on` as True.
+    assert "schedule" in (doc.get("on") or doc.get(True))
+
+
+def test_gitlab_job_shape() -> None:
+    job = yaml.safe_load((EXAMPLES / "gitlab-ci.yml").read_text())["meshery-preflight"]
+    assert job["artifacts"]["reports"]["junit"] == "out/junit.xml"
+    assert job["cache"]["paths"] == ["baseline/"] and job["cache"]["when"] == "always"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFleet]:
+    specs = [ClusterSpec(name="ok", scenario="healthy"), ClusterSpec(name="expired", scenario="expired-token")]
+    with LabFleet(specs, tmp_path_factory.mktemp("examples-lab")) as fleet:
+        yield fleet
+
+
+def test_the_gitlab_job_runs_and_keeps_its_baseline(lab: LabFleet, tmp_path: Path) -> None:
+    (tmp_path / "fleet.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "kubeconfig": [str(lab.kubeconfig_path)],
+                "clusters": [{"context": "ok"}, {"context": "expired"}],
+            }
+        )
+    )
+    job = yaml.safe_load((EXAMPLES / "gitlab-ci.yml").read_text())["meshery-preflight"]
+    bindir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and k != "KUBECONFIG"}
+    env["PATH"] = f"{bindir}:{env.get('PATH', '')}"
+
+    def sh(script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+        )
+
+    sh("mkdir -p out baseline")
+    first = sh(job["script"][0])
+    assert first.returncode == 1, first.stderr  # no baseline yet: the expired token fails the job
+    for step in job["after_script"]:
+        assert sh(step).returncode == 0
+    assert json.loads((tmp_path / "baseline" / "report.json").read_text())["clusters"]
+
+    second = sh(job["script"][0])
+    assert second.returncode == 0, second.stdout  # same findings as the baseline: nothing new
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert doc["baseline"]["changes"]["new"] == 0
+    assert "### Problems and fixes" in (tmp_path / "out" / "summary.md").read_text()
