@@ -373,7 +373,8 @@ def _token(ctx: ClusterContext) -> tuple[str | None, Finding | None]:
 
 _NUMERIC_FIX = (
     "Use a non-numeric token: put one with letters in Secret meshery-nats-auth (key token) and restart the "
-    'meshery-nats pods; a config that must interpolate it quotes it (token: "$TOKEN").'
+    'meshery-nats pods. Quoting the variable in the NATS config (token: "$TOKEN") does not help: a quoted '
+    "variable is not interpolated."
 )
 
 _TLS_FIX = {
@@ -483,8 +484,8 @@ def _numeric(token: str | None) -> bool:
     timeout_factor=4.0,
 )
 def broker_auth(ctx: ClusterContext) -> Finding:
-    """Connect with the token Meshery would use and expect PONG, over verified TLS when the Broker requires it;
-    the token itself never leaves this probe."""
+    """Connect with the token Meshery would use and expect PONG; a Broker that requires TLS gets a verified
+    upgrade first (the cluster's CA from the kubeconfig, then the system store). The token never leaves this probe."""
     info: nats.NatsInfo = ctx.facts["broker.info"]
     address, port = ctx.facts["broker.address"]
     plan = _tls_plan(ctx, address)

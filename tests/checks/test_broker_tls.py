@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 
+from preflight_lab.broker import find_nats_server
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import behind_load_balancer
@@ -115,3 +120,19 @@ def test_no_token_or_broker_key_reaches_the_report(world, report) -> None:
         for line in secret.strip().splitlines():
             if len(line) >= 16 and "-----" not in line:
                 assert line not in text
+
+
+@pytest.mark.parametrize("digits", [DIGITS, "123456789012"])  # beyond int64, and within it
+def test_the_crash_loop_is_real_an_unquoted_all_digit_token_breaks_nats_server_config(
+    tmp_path: Path, digits: str
+) -> None:
+    """What the warning says, checked against the real nats-server: the interpolated number is refused."""
+    conf = tmp_path / "nats.conf"
+    conf.write_text("port: -1\nauthorization {\n  token: $MESHERY_NATS_TOKEN\n}\n")
+    env = {**os.environ, "MESHERY_NATS_TOKEN": digits}
+    out = subprocess.run([find_nats_server(), "-c", str(conf), "-t"], env=env, capture_output=True, timeout=20)
+    said = (out.stdout + out.stderr).decode(errors="replace")
+    assert out.returncode != 0 and ("int64, not string" in said or "out of the range" in said), said
+    env["MESHERY_NATS_TOKEN"] = "lab-nats-" + digits
+    ok = subprocess.run([find_nats_server(), "-c", str(conf), "-t"], env=env, capture_output=True, timeout=20)
+    assert ok.returncode == 0, ok.stderr

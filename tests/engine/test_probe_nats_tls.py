@@ -6,12 +6,13 @@ import datetime as dt
 import json
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
 from preflight.probes import nats
-from preflight_lab.broker import make_broker
-from preflight_lab.certs import create_ca, utcnow
+from preflight_lab.broker import NatsBroker, make_broker
+from preflight_lab.certs import CertKeyPair, create_ca, utcnow
 
 TOKEN = "broker-token-" + "t" * 24
 NAME = "broker.tls.lab.test"
@@ -145,3 +146,32 @@ def test_a_server_that_never_handshakes_costs_one_deadline_and_never_sees_the_to
         assert TOKEN.encode() not in sent and b"CONNECT" not in sent
     finally:
         srv.close()
+
+
+class _VerifyingBroker(NatsBroker):
+    """A nats-server whose tls block verifies client certificates (``verify: true``)."""
+
+    def __init__(self, host: str, directory: Path, pair: CertKeyPair, client_ca_pem: bytes) -> None:
+        super().__init__(host, 0, token=TOKEN, directory=directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.files = {
+            "cert_file": directory / "s.crt",
+            "key_file": directory / "s.key",
+            "ca_file": directory / "ca.crt",
+        }
+        for key, data in (("cert_file", pair.cert_pem), ("key_file", pair.key_pem), ("ca_file", client_ca_pem)):
+            self.files[key].write_bytes(data)
+
+    def _config(self) -> str:
+        block = "".join(f"  {k}: {json.dumps(str(v))}\n" for k, v in self.files.items())
+        return super()._config() + "tls {\n" + block + "  verify: true\n}\n"
+
+
+def test_a_broker_that_verifies_client_certificates_says_so(tmp_path: Path, cas) -> None:
+    ca = cas[0]
+    pair = ca.issue_server_cert("meshery-nats", ip_addresses=["127.42.0.5"])
+    with _VerifyingBroker("127.42.0.5", tmp_path / "verify", pair, ca.cert_pem) as b:
+        assert nats.read_info(b.host, b.port, 2.0).tls_required is True
+        with pytest.raises(nats.TlsFailure) as exc:
+            nats.exchange(b.host, b.port, TOKEN, 2.0, plan(b.host, ca.cert_pem))
+    assert exc.value.cause == "client-cert-required", exc.value.detail
