@@ -237,10 +237,10 @@ def _ssl_cause(exc: ssl.SSLError) -> str:
 
 
 def _upgrade(
-    raw: socket.socket, lines: _Lines, plan: TlsPlan, source: TrustSource, deadline: float
+    raw: socket.socket, lines: _Lines, plan: TlsPlan, context: ssl.SSLContext, trusted_by: str, deadline: float
 ) -> tuple[ssl.SSLSocket, TlsSession]:
     """TLS on the connection that sent the plain INFO, as NATS clients do; bounded by the same deadline."""
-    tls = _context(source).wrap_socket(raw, server_hostname=_sni(plan.server_name), do_handshake_on_connect=False)
+    tls = context.wrap_socket(raw, server_hostname=_sni(plan.server_name), do_handshake_on_connect=False)
     try:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -252,7 +252,37 @@ def _upgrade(
         tls.close()
         raise
     lines.sock, lines.buf = tls, b""
-    return tls, TlsSession(tls.version(), plan.server_name, source.label, PeerCert.from_der(der) if der else None)
+    return tls, TlsSession(tls.version(), plan.server_name, trusted_by, PeerCert.from_der(der) if der else None)
+
+
+def _over_tls(
+    raw: socket.socket,
+    lines: _Lines,
+    plan: TlsPlan,
+    source: TrustSource,
+    token: str | None,
+    deadline: float,
+    timeout: float,
+    tried: list[str],
+) -> AuthOutcome:
+    """One attempt with one trust source, recorded in ``tried``; raises :class:`TlsFailure`."""
+    name = plan.server_name
+    try:
+        context = _context(source)
+    except (ssl.SSLError, ValueError) as exc:
+        tried.append(f"{source.label}, whose certificates do not load,")
+        raise TlsFailure("unknown-ca", f"{source.label}: {exc}", name, tuple(tried)) from None
+    tried.append(source.label)
+    try:
+        tls_sock, session = _upgrade(raw, lines, plan, context, source.label, deadline)
+        with tls_sock:
+            return AuthOutcome(_connect_ping(lines, token, deadline, timeout), session)
+    except ssl.SSLCertVerificationError as exc:
+        raise TlsFailure(_cause(exc), exc.verify_message or str(exc), name, tuple(tried)) from None
+    except ssl.SSLError as exc:
+        raise TlsFailure(_ssl_cause(exc), str(exc.reason or exc), name, tuple(tried)) from None
+    except TimeoutError:
+        raise TlsFailure("handshake", f"no TLS handshake within {timeout:g}s", name, tuple(tried)) from None
 
 
 def _peek_certificate(address: str, port: int, server_name: str, timeout: float) -> PeerCert | None:
@@ -294,18 +324,10 @@ def exchange(address: str, port: int, token: str | None, timeout: float, tls: Tl
                 return AuthOutcome(f"-ERR no INFO within {timeout:g}s")
             if not info.tls_required:
                 return AuthOutcome(_connect_ping(lines, token, deadline, timeout))
-            tried.append(source.label)
             try:
-                tls_sock, session = _upgrade(raw, lines, plan, source, deadline)
-                with tls_sock:
-                    return AuthOutcome(_connect_ping(lines, token, deadline, timeout), session)
-            except ssl.SSLCertVerificationError as exc:
-                failure = TlsFailure(_cause(exc), exc.verify_message or str(exc), plan.server_name, tuple(tried))
-            except ssl.SSLError as exc:
-                failure = TlsFailure(_ssl_cause(exc), str(exc.reason or exc), plan.server_name, tuple(tried))
-            except TimeoutError:
-                detail = f"no TLS handshake within {timeout:g}s"
-                failure = TlsFailure("handshake", detail, plan.server_name, tuple(tried))
+                return _over_tls(raw, lines, plan, source, token, deadline, timeout, tried)
+            except TlsFailure as exc:
+                failure = exc
         if failure.cause == "unknown-ca" and pending:
             continue
         if failure.cause not in ("handshake", "client-cert-required"):

@@ -98,6 +98,18 @@ def test_without_a_cluster_ca_only_the_system_store_is_tried(brokers) -> None:
     assert exc.value.cause == "unknown-ca" and exc.value.tried == (nats.SYSTEM_STORE.label,)
 
 
+def test_trust_source_whose_certificates_do_not_load_is_passed_over(brokers, cas) -> None:
+    b = brokers["good"]
+    broken = nats.TrustSource("a broken CA", b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    good = nats.TrustSource("the cluster's CA", cas[0].cert_pem)
+    out = nats.exchange(b.host, b.port, TOKEN, 2.0, nats.TlsPlan(b.host, (broken, good)))
+    assert out.answer.startswith("PONG") and out.tls is not None and out.tls.trusted_by == "the cluster's CA"
+    with pytest.raises(nats.TlsFailure) as exc:
+        nats.exchange(b.host, b.port, TOKEN, 2.0, nats.TlsPlan(b.host, (broken, nats.SYSTEM_STORE)))
+    assert exc.value.cause == "unknown-ca"
+    assert exc.value.tried == ("a broken CA, whose certificates do not load,", nats.SYSTEM_STORE.label)
+
+
 def test_cert_for_another_name_is_a_mismatch_naming_what_it_covers(brokers, cas) -> None:
     b = brokers["wrong-name"]
     with pytest.raises(nats.TlsFailure) as exc:
