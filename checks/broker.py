@@ -473,6 +473,54 @@ def _numeric(token: str | None) -> bool:
     return token is not None and token.isascii() and token.isdigit()
 
 
+_NUMERIC = (
+    f"the token in Secret {ms.TOKEN_SECRET} is all digits: a NATS config that interpolates it unquoted reads a "
+    "number, and the Broker then refuses its config and crash-loops"
+)
+
+
+def _over(session: nats.TlsSession | None) -> str:
+    if session is None:
+        return ""
+    return f" over {session.version} (certificate for {session.server_name} verified against {session.trusted_by})"
+
+
+def _judge(outcome: nats.AuthOutcome, token: str | None) -> Finding:
+    """PONG passes unless the token is all digits; a rejection fails, naming the digits too when they apply."""
+    evidence = {"auth_required": True, "token_numeric": _numeric(token), **_tls_evidence(outcome.tls)}
+    over = _over(outcome.tls)
+    if outcome.answer.startswith("PONG"):
+        if _numeric(token):
+            return warn(f"the Broker accepts the token{over}, but {_NUMERIC}", remediation=_NUMERIC_FIX, **evidence)
+        return passed(f"CONNECT with the meshery-nats-auth token{over} answered PONG", **evidence)
+    message = f"the Broker rejected the token from {ms.TOKEN_SECRET}{over}: {outcome.answer}"
+    if _numeric(token):
+        return fail(
+            f"{message}; and {_NUMERIC}",
+            remediation=f"The Broker and Secret {ms.TOKEN_SECRET} disagree, and the Secret's token is all digits. "
+            + _NUMERIC_FIX,
+            **evidence,
+        )
+    return fail(message, **evidence)
+
+
+def _unauthenticated(ctx: ClusterContext, address: str, port: int, info: nats.NatsInfo, plan: nats.TlsPlan) -> Finding:
+    """No auth is a warning; a Broker that still requires TLS has its certificate verified all the same."""
+    session = None
+    if info.tls_required:
+        try:
+            session = nats.exchange(address, port, None, ctx.settings.connect_timeout, plan).tls
+        except nats.TlsFailure as exc:
+            return _tls_failed(exc)
+    return warn(
+        "the Broker accepts clients without authentication: anyone who reaches 4222 can read cluster events",
+        remediation="Upgrade to a current Operator (token auth via meshery-nats-auth) and restrict 4222 to the "
+        "Server's origin.",
+        auth_required=False,
+        **_tls_evidence(session),
+    )
+
+
 @check(
     id="broker.auth",
     title="Broker accepts Meshery's credentials",
@@ -490,19 +538,7 @@ def broker_auth(ctx: ClusterContext) -> Finding:
     address, port = ctx.facts["broker.address"]
     plan = _tls_plan(ctx, address)
     if not info.auth_required:
-        session = None
-        if info.tls_required:
-            try:
-                session = nats.exchange(address, port, None, ctx.settings.connect_timeout, plan).tls
-            except nats.TlsFailure as exc:
-                return _tls_failed(exc)
-        return warn(
-            "the Broker accepts clients without authentication: anyone who reaches 4222 can read cluster events",
-            remediation="Upgrade to a current Operator (token auth via meshery-nats-auth) and restrict 4222 to the "
-            "Server's origin.",
-            auth_required=False,
-            **_tls_evidence(session),
-        )
+        return _unauthenticated(ctx, address, port, info, plan)
     token, problem = _token(ctx)
     if problem:
         return problem
@@ -510,30 +546,7 @@ def broker_auth(ctx: ClusterContext) -> Finding:
         outcome = nats.exchange(address, port, token, ctx.settings.connect_timeout, plan)
     except nats.TlsFailure as exc:
         return _tls_failed(exc)
-    evidence = {"auth_required": True, "token_numeric": _numeric(token), **_tls_evidence(outcome.tls)}
-    numeric = (
-        f"the token in Secret {ms.TOKEN_SECRET} is all digits: a NATS config that interpolates it unquoted reads "
-        "a number, and the Broker then refuses its config and crash-loops"
-    )
-    over = ""
-    if outcome.tls:
-        over = (
-            f" over {outcome.tls.version} (certificate for {outcome.tls.server_name} verified against "
-            f"{outcome.tls.trusted_by})"
-        )
-    if outcome.answer.startswith("PONG"):
-        if _numeric(token):
-            return warn(f"the Broker accepts the token{over}, but {numeric}", remediation=_NUMERIC_FIX, **evidence)
-        return passed(f"CONNECT with the meshery-nats-auth token{over} answered PONG", **evidence)
-    message = f"the Broker rejected the token from {ms.TOKEN_SECRET}{over}: {outcome.answer}"
-    if _numeric(token):
-        return fail(
-            f"{message}; and {numeric}",
-            remediation=f"The Broker and Secret {ms.TOKEN_SECRET} disagree, and the Secret's token is all digits. "
-            + _NUMERIC_FIX,
-            **evidence,
-        )
-    return fail(message, **evidence)
+    return _judge(outcome, token)
 
 
 def _covers(ranges: list[str], origin: list[str]) -> tuple[bool, list[str]]:
