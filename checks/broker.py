@@ -403,12 +403,12 @@ def _tls_plan(ctx: ClusterContext, address: str) -> nats.TlsPlan:
     host, _port = ms.split_endpoint(ctx.facts.get("broker.published") or "")
     sources: list[nats.TrustSource] = []
     if ctx.target.ca_pem:
-        cluster = ctx.target.cluster_name or ctx.name
-        sources.append(
-            nats.TrustSource(
-                f"the cluster's CA (certificate-authority of {cluster} in the kubeconfig)", ctx.target.ca_pem
-            )
+        where = (
+            "the ServiceAccount's ca.crt"
+            if ctx.target.in_cluster
+            else f"certificate-authority of {ctx.target.cluster_name or ctx.name} in the kubeconfig"
         )
+        sources.append(nats.TrustSource(f"the cluster's CA ({where})", ctx.target.ca_pem))
     return nats.TlsPlan(host or address, (*sources, nats.SYSTEM_STORE))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def test_cert_from_the_cluster_ca_verifies_and_the_token_gets_pong(brokers, cas)
     assert wrong.answer.startswith("-ERR") and "Authorization" in wrong.answer
 
 
-def test_the_published_host_name_is_verified_and_sent_as_sni(brokers, cas) -> None:
+def test_the_published_host_name_is_verified(brokers, cas) -> None:
     b = brokers["good"]
     assert nats.authenticate(b.host, b.port, TOKEN, 2.0, plan(NAME, cas[0].cert_pem)).startswith("PONG")
     with pytest.raises(nats.TlsFailure) as exc:
@@ -187,3 +188,38 @@ def test_a_broker_that_verifies_client_certificates_says_so(tmp_path: Path, cas)
         with pytest.raises(nats.TlsFailure) as exc:
             nats.exchange(b.host, b.port, TOKEN, 2.0, plan(b.host, ca.cert_pem))
     assert exc.value.cause == "client-cert-required", exc.value.detail
+
+
+@pytest.mark.parametrize(("name", "sni"), [(NAME, NAME), ("127.42.0.10", None)])
+def test_sni_is_the_published_name_and_absent_for_an_address(tmp_path: Path, cas, name: str, sni: str | None) -> None:
+    """A Python TLS server after a plain INFO records the SNI it gets (addresses are never sent as SNI)."""
+    ca = cas[0]
+    pair = ca.issue_server_cert("meshery-nats", ip_addresses=["127.42.0.10"], dns_names=[NAME])
+    (tmp_path / "c.pem").write_bytes(pair.cert_pem)
+    (tmp_path / "k.pem").write_bytes(pair.key_pem)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    seen: list[str | None] = []
+    server_ctx.sni_callback = lambda _sock, server_name, _ctx: seen.append(server_name)
+    srv = socket.socket()
+    srv.bind(("127.42.0.10", 0))
+    srv.listen()
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        conn.settimeout(3.0)
+        conn.sendall(b'INFO {"server_id":"x","version":"2.10.0","tls_required":true}\r\n')
+        try:
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+                tls.sendall(b"PONG\r\n")
+        except OSError:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        out = nats.exchange("127.42.0.10", srv.getsockname()[1], None, 2.0, plan(name, ca.cert_pem))
+    finally:
+        srv.close()
+    assert out.answer.startswith("PONG") and out.tls is not None and out.tls.server_name == name
+    assert seen == [sni]
