@@ -503,7 +503,7 @@ class LabFleet:
         now = utcnow()
         expired = setup.broker_tls == "expired"
         pair = ca.issue_server_cert(
-            f"{setup.service_name}",
+            str(setup.service_name),
             ip_addresses=ips,
             dns_names=names,
             not_before=now - _dt.timedelta(days=90) if expired else None,
