@@ -408,6 +408,156 @@ def _token(ctx: ClusterContext) -> tuple[str | None, Finding | None]:
     return token, None
 
 
+_NUMERIC_FIX = (
+    "Use a non-numeric token: put one with letters in Secret meshery-nats-auth (key token) and restart the "
+    'meshery-nats pods. Quoting the variable in the NATS config (token: "$TOKEN") does not help: a quoted '
+    "variable is not interpolated."
+)
+
+_TLS_FIX = {
+    "unknown-ca": "Issue the Broker's certificate (its nats tls block) from a CA the Server trusts: the cluster's "
+    "CA, or a CA in the trust store of the machine where Meshery Server runs (or add its issuer there). "
+    "Never turn verification off.",
+    "name-mismatch": "Reissue the Broker's certificate with {name} in its subjectAltName (a DNS name, or an IP "
+    "address for an address), or publish an endpoint the certificate covers (the Broker's "
+    "spec.service.externalEndpointOverride).",
+    "expired": "Renew the Broker's certificate (cert-manager: check the Certificate and its issuer) and restart the "
+    "meshery-nats pods so they load it.",
+    "not-yet-valid": "Check the clocks of this machine and of the CA that issued the Broker's certificate, or "
+    "wait until it is valid.",
+    "untrusted": "Reissue the Broker's certificate as a TLS server certificate (key usage digitalSignature, "
+    "extended key usage serverAuth) from a CA the Server trusts.",
+    "client-cert-required": "The Broker verifies client certificates (tls verify): give Meshery Server a client "
+    "certificate its CA trusts, or drop verify from the Broker's tls block.",
+    "handshake": "The Broker does not complete a TLS handshake: check its tls block (cert_file, key_file) and "
+    "the meshery-nats pods' logs.",
+}
+
+
+def _tls_plan(ctx: ClusterContext, address: str) -> nats.TlsPlan:
+    """Verify the published endpoint's host name (or the address when it is one) against the cluster's CA from
+    the kubeconfig, then this machine's store: Meshery Server dials that name, and may trust either."""
+    host, _port = ms.split_endpoint(ctx.facts.get("broker.published") or "")
+    sources: list[nats.TrustSource] = []
+    if ctx.target.ca_pem:
+        where = (
+            "the ServiceAccount's ca.crt"
+            if ctx.target.in_cluster
+            else f"certificate-authority of {ctx.target.cluster_name or ctx.name} in the kubeconfig"
+        )
+        sources.append(nats.TrustSource(f"the cluster's CA ({where})", ctx.target.ca_pem))
+    return nats.TlsPlan(host or address, (*sources, nats.SYSTEM_STORE))
+
+
+def _tls_evidence(session: nats.TlsSession | None) -> dict[str, Any]:
+    if session is None:
+        return {"tls": False}
+    cert = session.cert
+    return {
+        "tls": True,
+        "tls_version": session.version,
+        "tls_server_name": session.server_name,
+        "tls_trusted_by": session.trusted_by,
+        "certificate": _cert_evidence(cert) if cert else None,
+    }
+
+
+def _cert_evidence(cert: nats.PeerCert) -> dict[str, Any]:
+    return {
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "names": list(cert.names),
+        "not_after": cert.not_after.isoformat(),
+    }
+
+
+def _tls_failed(exc: nats.TlsFailure) -> Finding:
+    """One message per cause, naming what the certificate says and the fix for that cause."""
+    cert, name = exc.cert, exc.server_name
+    head = "the Broker's TLS certificate does not verify"
+    if exc.cause == "unknown-ca":
+        issuer = f"issued by {cert.issuer}, " if cert else ""
+        trusts = f"neither {' nor '.join(exc.tried)} trusts" if len(exc.tried) > 1 else f"{exc.tried[0]} does not trust"
+        message = f"{head}: unknown CA: {issuer}which {trusts} ({exc.detail})"
+    elif exc.cause == "name-mismatch":
+        covers = ", ".join(cert.names) if cert and cert.names else "no subjectAltName"
+        message = f"{head}: name mismatch: it covers {covers}, not {name} (the published endpoint's host)"
+    elif exc.cause == "expired":
+        until = f" on {cert.not_after:%Y-%m-%d %H:%M} UTC" if cert else ""
+        message = f"{head}: it expired{until}"
+    elif exc.cause == "not-yet-valid":
+        start = f" before {cert.not_before:%Y-%m-%d %H:%M} UTC" if cert else ""
+        message = f"{head}: it is not yet valid{start}"
+    elif exc.cause == "client-cert-required":
+        message = f"the Broker requires a client certificate for TLS ({exc.detail})"
+    elif exc.cause == "handshake":
+        message = f"the TLS handshake with the Broker failed: {exc.detail}"
+    else:
+        message = f"{head}: {exc.detail}"
+    return fail(
+        message,
+        remediation=_TLS_FIX[exc.cause].format(name=name),
+        auth_required=True,
+        tls=True,
+        tls_failure=exc.cause,
+        tls_server_name=name,
+        tls_tried=list(exc.tried),
+        certificate=_cert_evidence(cert) if cert else None,
+    )
+
+
+def _numeric(token: str | None) -> bool:
+    return token is not None and token.isascii() and token.isdigit()
+
+
+_NUMERIC = (
+    f"the token in Secret {ms.TOKEN_SECRET} is all digits: a NATS config that interpolates it unquoted reads a "
+    "number, and the Broker then refuses its config and crash-loops"
+)
+
+
+def _over(session: nats.TlsSession | None) -> str:
+    if session is None:
+        return ""
+    return f" over {session.version} (certificate for {session.server_name} verified against {session.trusted_by})"
+
+
+def _judge(outcome: nats.AuthOutcome, token: str | None) -> Finding:
+    """PONG passes unless the token is all digits; a rejection fails, naming the digits too when they apply."""
+    evidence = {"auth_required": True, "token_numeric": _numeric(token), **_tls_evidence(outcome.tls)}
+    over = _over(outcome.tls)
+    if outcome.answer.startswith("PONG"):
+        if _numeric(token):
+            return warn(f"the Broker accepts the token{over}, but {_NUMERIC}", remediation=_NUMERIC_FIX, **evidence)
+        return passed(f"CONNECT with the meshery-nats-auth token{over} answered PONG", **evidence)
+    message = f"the Broker rejected the token from {ms.TOKEN_SECRET}{over}: {outcome.answer}"
+    if _numeric(token):
+        return fail(
+            f"{message}; and {_NUMERIC}",
+            remediation=f"The Broker and Secret {ms.TOKEN_SECRET} disagree, and the Secret's token is all digits. "
+            + _NUMERIC_FIX,
+            **evidence,
+        )
+    return fail(message, **evidence)
+
+
+def _unauthenticated(ctx: ClusterContext, address: str, port: int, info: nats.NatsInfo, plan: nats.TlsPlan) -> Finding:
+    """No auth is a warning; a Broker that still requires TLS has its certificate verified all the same."""
+    session = None
+    if info.tls_required:
+        try:
+            session = nats.exchange(address, port, None, ctx.settings.connect_timeout, plan).tls
+        except nats.TlsFailure as exc:
+            return _tls_failed(exc)
+    return warn(
+        "the Broker accepts clients without authentication: anyone who reaches 4222 can read cluster events",
+        remediation="Upgrade to a current Operator (token auth via meshery-nats-auth) and restrict 4222 to the "
+        "Server's origin.",
+        auth_required=False,
+        **_tls_evidence(session),
+    )
+
+
 @check(
     id="broker.auth",
     title="Broker accepts Meshery's credentials",
@@ -416,25 +566,24 @@ def _token(ctx: ClusterContext) -> tuple[str | None, Finding | None]:
     depends_on=("broker.nats",),
     remediation="The token in Secret meshery-nats-auth and the Broker disagree: restart the meshery-nats pods so "
     "they load the current Secret, or let the Operator regenerate both.",
+    timeout_factor=4.0,
 )
 def broker_auth(ctx: ClusterContext) -> Finding:
-    """Connect with the token Meshery would use and expect PONG; the token itself never leaves this probe."""
+    """Connect with the token Meshery would use and expect PONG; a Broker that requires TLS gets a verified
+    upgrade first (the cluster's CA from the kubeconfig, then the system store). The token never leaves this probe."""
     info: nats.NatsInfo = ctx.facts["broker.info"]
     address, port = ctx.facts["broker.address"]
+    plan = _tls_plan(ctx, address)
     if not info.auth_required:
-        return warn(
-            "the Broker accepts clients without authentication: anyone who reaches 4222 can read cluster events",
-            remediation="Upgrade to a current Operator (token auth via meshery-nats-auth) and restrict 4222 to the "
-            "Server's origin.",
-            auth_required=False,
-        )
+        return _unauthenticated(ctx, address, port, info, plan)
     token, problem = _token(ctx)
     if problem:
         return problem
-    answer = nats.authenticate(address, port, token, ctx.settings.connect_timeout)
-    if answer.startswith("PONG"):
-        return passed("CONNECT with the meshery-nats-auth token answered PONG", auth_required=True)
-    return fail(f"the Broker rejected the token from {ms.TOKEN_SECRET}: {answer}", auth_required=True)
+    try:
+        outcome = nats.exchange(address, port, token, ctx.settings.connect_timeout, plan)
+    except nats.TlsFailure as exc:
+        return _tls_failed(exc)
+    return _judge(outcome, token)
 
 
 def _covers(ranges: list[str], origin: list[str]) -> tuple[bool, list[str]]:

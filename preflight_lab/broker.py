@@ -30,10 +30,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preflight_lab.addresses import require_loopback
 from preflight_lab.serving import ServerThread, Startable
+
+if TYPE_CHECKING:
+    from preflight_lab.certs import CertKeyPair
 
 __all__ = [
     "BROKER_KINDS",
@@ -162,7 +165,8 @@ class NatsBroker(LabBroker):
 
     ``directory`` gets ``<name>.conf`` and ``<name>.log``; without one a temporary directory is used
     and removed on stop. ``server_name`` is what INFO reports (default ``name``); ``monitor_port``
-    also opens the HTTP monitoring endpoint (Meshery's 8222).
+    also opens the HTTP monitoring endpoint (Meshery's 8222). ``tls`` (a serving certificate and key)
+    makes the server require TLS (``--tls``): INFO then says ``tls_required`` and clients upgrade.
     """
 
     kind = "nats"
@@ -178,9 +182,11 @@ class NatsBroker(LabBroker):
         server_name: str | None = None,
         monitor_port: int | None = None,
         executable: str | None = None,
+        tls: CertKeyPair | None = None,
     ) -> None:
         super().__init__(host, port, token=token)
         self.name = name
+        self.tls = tls
         self.server_name = server_name or name
         self.monitor_port = monitor_port
         self.executable = executable
@@ -235,12 +241,20 @@ class NatsBroker(LabBroker):
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(self._config())
+        args = [binary, "-c", str(self.config_path)]
+        if self.tls is not None:
+            cert, key = self.directory / f"{self.name}.crt", self.directory / f"{self.name}.key"
+            cert.write_bytes(self.tls.cert_pem)
+            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self.tls.key_pem)
+            args += ["--tls", "--tlscert", str(cert), "--tlskey", str(key)]
         env = dict(os.environ)
         env.setdefault("GOMAXPROCS", "1")  # hundreds of idle brokers: one P each starts twice as fast
         self._launched_at = time.time()
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [binary, "-c", str(self.config_path)],
+                args,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -503,6 +517,7 @@ def make_broker(
     name: str = "meshery-nats",
     server_name: str | None = None,
     monitor_port: int | None = None,
+    tls: CertKeyPair | None = None,
 ) -> LabBroker:
     """A broker of ``kind`` (see :data:`BROKER_KINDS`); the keywords only matter to a real one."""
     if kind == "nats":
@@ -514,6 +529,7 @@ def make_broker(
             name=name,
             server_name=server_name,
             monitor_port=monitor_port,
+            tls=tls,
         )
     if kind == "not-nats":
         return NotNatsBroker(host, port)

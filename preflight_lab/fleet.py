@@ -337,6 +337,7 @@ class LabFleet(Startable):
         self.clusters: dict[str, LabCluster] = {}
         self.ca: CertificateAuthority | None = None
         self.wrong_ca: CertificateAuthority | None = None
+        self.broker_other_ca: CertificateAuthority | None = None  # issues brokers' broker_tls="other-ca" certs
         self._server_key_pem = b""
         self._brokers: list[LabBroker] = []
         self._started = False
@@ -461,6 +462,7 @@ class LabFleet(Startable):
                 directory=self.directory / "brokers",
                 name=f"cluster-{cluster.index:04d}-nats",
                 server_name=f"{setup.service_name}-0",  # the StatefulSet's first pod, as in a cluster
+                tls=self._broker_cert(cluster, setup, address) if setup.broker_tls else None,
             )
             cluster.broker = broker
             self._brokers.append(broker)
@@ -468,6 +470,29 @@ class LabFleet(Startable):
                 if secret:
                     cluster.planted += [secret, base64.b64encode(secret.encode()).decode()]
         start_brokers(self._brokers)
+
+    def _broker_cert(self, cluster: LabCluster, setup: MesherySetup, address: str) -> CertKeyPair:
+        """The Broker's serving certificate for ``setup.broker_tls``; its key joins what the lab planted."""
+        assert self.ca is not None and self.wrong_ca is not None
+        ca = self.wrong_ca if cluster.resolved.tls == "wrong-ca" else self.ca  # what the kubeconfig trusts
+        if setup.broker_tls == "other-ca":
+            self.broker_other_ca = self.broker_other_ca or create_ca("meshery-broker-ca")
+            ca = self.broker_other_ca
+        names = sorted({*dns_records(setup, address), *([setup.lb_hostname] if setup.lb_hostname else [])})
+        ips = [address]
+        if setup.broker_tls == "wrong-name":
+            names, ips = [f"{setup.service_name}.elsewhere.lab.test"], []
+        now = utcnow()
+        expired = setup.broker_tls == "expired"
+        pair = ca.issue_server_cert(
+            str(setup.service_name),
+            ip_addresses=ips,
+            dns_names=names,
+            not_before=now - _dt.timedelta(days=90) if expired else None,
+            not_after=now - _dt.timedelta(days=1) if expired else None,
+        )
+        cluster.planted += [pair.key_pem.decode(), pem_body(pair.key_pem)]
+        return pair
 
     def _install_meshery(self) -> None:
         for cluster in self.clusters.values():

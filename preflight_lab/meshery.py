@@ -34,6 +34,7 @@ from preflight_lab.store import ResourceType
 __all__ = [
     "AUTH_SECRET",
     "BROKER_NAME",
+    "BROKER_TLS",
     "BROKER_V1ALPHA1",
     "BROKER_V1ALPHA2",
     "GENERATIONS",
@@ -55,6 +56,8 @@ __all__ = [
 
 GENERATIONS = ("current", "classic")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+# What the Broker's serving certificate is, when its nats-server requires TLS.
+BROKER_TLS = ("cluster-ca", "other-ca", "wrong-name", "expired")
 
 BROKER_NAME = "meshery-broker"
 AUTH_SECRET = "meshery-nats-auth"
@@ -100,6 +103,9 @@ class MesherySetup:
     :data:`~preflight_lab.broker.BROKER_KINDS`); ``broker_address=None`` lets the fleet pick one.
     ``token`` is what the broker requires (current only; ``None``: generate one, ``""``: no auth and no
     Secret); ``secret_token`` is what the ``meshery-nats-auth`` Secret holds (default: ``token``).
+    ``broker_tls`` makes a real broker require TLS with a certificate from the cluster's CA for its
+    names (``cluster-ca``), from another CA (``other-ca``), for another name (``wrong-name``), or
+    expired (``expired``); ``None``: plain NATS.
     ``meshsync_whitelist``/``meshsync_blacklist`` are lists of resources (a string ``"pods.v1."``
     becomes ``{"Resource": ..., "Events": [...]}``) or ``None`` for no such key. ``extra_objects``
     adds that many ConfigMaps and Pods. ``node_*`` decorate the cluster's nodes (node *i* gets the
@@ -125,6 +131,7 @@ class MesherySetup:
     broker_port: int = NATS_PORT
     token: str | None = None
     secret_token: str | None = None
+    broker_tls: str | None = None
     meshsync_present: bool = True
     meshsync_ready: bool = True
     meshsync_whitelist: Sequence[Any] | None = None
@@ -147,6 +154,8 @@ class MesherySetup:
             raise ValueError(f"unknown broker {self.broker!r}; choose from {', '.join(BROKER_KINDS)}")
         if not 0 <= self.broker_port <= 65535:
             raise ValueError(f"bad broker port {self.broker_port}")
+        if self.broker_tls is not None and (self.broker_tls not in BROKER_TLS or self.broker != "nats"):
+            raise ValueError(f"broker_tls is one of {', '.join(BROKER_TLS)}, for a real (nats) broker")
         if self.node_port is not None and not 1 <= self.node_port <= 65535:
             raise ValueError(f"bad node port {self.node_port}")
         if self.broker_address is not None:
