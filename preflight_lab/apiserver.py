@@ -81,16 +81,18 @@ _MAX_BODY = 3 * 1024 * 1024
 
 
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+_LOOPBACK6 = ipaddress.IPv6Address("::1")
 
 
 def require_loopback(address: str) -> str:
-    """The lab's traffic stays on this machine: only 127.0.0.0/8 addresses are accepted."""
+    """The lab's traffic stays on this machine: only 127.0.0.0/8 addresses (and ::1) are accepted."""
     try:
-        ok = ipaddress.ip_address(address) in _LOOPBACK
+        ip = ipaddress.ip_address(address)
+        ok = ip in _LOOPBACK if ip.version == 4 else ip == _LOOPBACK6
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"lab servers only use 127.0.0.0/8 addresses, not {address!r}")
+        raise ValueError(f"lab servers only use 127.0.0.0/8 addresses or ::1, not {address!r}")
     return address
 
 
@@ -665,6 +667,7 @@ class _LabHTTPServer(ThreadingHTTPServer):
     request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], api: FakeKubeAPI, context: ssl.SSLContext) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.api = api
         self.ssl_context = context
         self._conns: set[ssl.SSLSocket] = set()
@@ -868,7 +871,8 @@ class FakeKubeAPI:
 
     @property
     def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
     @property
     def running(self) -> bool:
