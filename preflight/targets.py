@@ -272,8 +272,7 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
     if not token_path.is_file():
         raise ConfigError(f"--in-cluster: {token_path} not found (is a ServiceAccount token mounted?)")
     name = env.get("PREFLIGHT_CLUSTER_NAME", "in-cluster")
-    host_part = f"[{host}]" if ":" in host else host
-    server = f"https://{host_part}:{port}"
+    server = f"https://{hostport(host, port)}"
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",
