@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from preflight.errors import ConfigError
 from preflight.kubeconfig import MergedKubeconfig, read_file_or_data
@@ -131,6 +131,15 @@ def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> tupl
     return https, names["https"]
 
 
+def _url_secrets(url: str | None) -> list[str]:
+    """A proxy URL's password (and the URL that carries it) must never be printed."""
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:
+        return []
+    return [url, unquote(password)] if url and password else []
+
+
 def _parse_server(target: ClusterTarget, server: str) -> None:
     target.server = server
     try:
@@ -231,6 +240,7 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
         ubase = user.source.parent
         ubody = _absolutize(user.body, ubase, ("client-certificate", "client-key", "tokenFile"))
         t.credential = _credential(ubody, ubase, t.problems)
+    t.credential.extra_secrets += _url_secrets(t.proxy_url)
     mine = {("contexts", name), ("clusters", t.cluster_name), ("users", t.user_name)}
     t.shadowed = [
         f"{section[:-1]} {n!r} in {lost}"
@@ -293,6 +303,7 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
     except OSError as exc:
         raise ConfigError(f"--in-cluster: cannot read {token_path}: {exc.strerror or exc}") from None
     t.proxy_url, t.proxy_source = _proxy_for(host, None, env)
+    t.credential.extra_secrets += _url_secrets(t.proxy_url)
     return t
 
 

@@ -6,8 +6,6 @@ Against the lab's HTTPS API servers, which enforce RBAC on the access reviews th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 

@@ -91,7 +91,8 @@ def test_gke_dns_endpoint_host(tmp_path: Path) -> None:
     host = "gke-0123456789abcdef0123456789abcdef-123456789012.us-central1.gke.goog"
     t = _target(tmp_path, "prod", {"server": f"https://{host}"}, {"token": "static-token-value-123"})
     found = provider.detect(t)
-    assert found.provider == "gke" and found.decided_by is not None and found.decided_by.ids == {"location": "us-central1"}
+    assert found.provider == "gke" and found.decided_by is not None
+    assert found.decided_by.ids == {"location": "us-central1"}
 
 
 @pytest.mark.parametrize(
