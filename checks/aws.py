@@ -68,7 +68,7 @@ def _account(ctx: ClusterContext, ids: CloudIds) -> aws.Account:
                 ids,
                 "the cluster's AWS region is unknown",
                 "set clusters[].aws.region in the fleet file (or use the kubeconfig from "
-                "aws eks update-kubeconfig, whose exec args carry --region)",
+                "aws eks update-kubeconfig, whose context ARN and exec args carry the region)",
             )
         )
     ctx.facts["aws:used"] = True
@@ -185,7 +185,7 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
                 ids,
                 "the EKS cluster name is unknown",
                 "set clusters[].aws.cluster_name in the fleet file (or use the kubeconfig from "
-                "aws eks update-kubeconfig, whose exec args carry --cluster-name)",
+                "aws eks update-kubeconfig, whose context ARN and exec args carry the cluster name)",
             )
         )
     acct = _account(ctx, ids)

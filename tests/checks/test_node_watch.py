@@ -33,7 +33,7 @@ SPECS = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory):
     directory = tmp_path_factory.mktemp("node-watch")
-    with LabFleet(SPECS, directory, base_address="127.74.0.0") as lab:
+    with LabFleet(SPECS, directory) as lab:
         kc = yaml.safe_load(lab.kubeconfig_path.read_text())
         # As `aws eks update-kubeconfig` writes it: context, cluster and user are all the cluster's ARN.
         for arn in (EKS_ARN, DECLARED_OTHER):
