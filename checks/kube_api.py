@@ -174,6 +174,11 @@ def api_tcp(ctx: ClusterContext) -> Finding:
     last = outcomes[-1]
     state = str(last["state"])
     fix = proxy_remediation(t, proxy, proxy_probe.UNREACHABLE) if proxy else _TCP_REMEDIATION.get(state)
+    if not proxy and t.proxy_source and fix:
+        fix += (
+            f" {t.proxy_source} sends {addresses.hostport(t.host or '', port)} around the HTTPS proxy: if the API "
+            f"is reachable only through the proxy, take {t.host} out of {t.proxy_source}."
+        )
     return fail(
         f"{addresses.hostport(str(last['address']), port)}{via} is {state}: {last['detail']}",
         remediation=fix,

@@ -77,7 +77,8 @@ class ClusterTarget:
     insecure: bool = False
     tls_server_name: str | None = None
     proxy_url: str | None = None
-    # Where proxy_url came from: "proxy-url" (the kubeconfig's cluster) or the environment variable's name.
+    # Where proxy_url came from: "proxy-url" (the kubeconfig's cluster) or the environment variable's name;
+    # the NO_PROXY variable's name (and no proxy_url) when it sends this host around HTTPS_PROXY.
     proxy_source: str | None = None
     credential: Credential = field(default_factory=lambda: Credential("none"))
     problems: list[str] = field(default_factory=list)
@@ -125,9 +126,9 @@ def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> tupl
         return None, None
     no_proxy = env.get(names["no"], "") if "no" in names else ""
     if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
-        return None, None
+        return None, names["no"]
     if no_proxy and _in_no_proxy_cidr(host, no_proxy):
-        return None, None
+        return None, names["no"]
     return https, names["https"]
 
 

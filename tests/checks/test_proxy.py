@@ -95,6 +95,11 @@ def test_proxy_that_cannot_reach_the_api_502(tmp_path: Path) -> None:
         down = lab.clusters["down"]
         api = f"{down.address}:{down.port}"
         assert api in proxy.connects
+        bypass = run(kubeconfig=[str(lab.kubeconfig_path)], env={**env, "no_proxy": down.address})
+    direct = result(bypass, "down", "kube-api.tcp")
+    assert direct.status.value == "fail" and direct.message.startswith(f"{api} is refused")
+    assert f"no_proxy sends {api} around the HTTPS proxy" in direct.remediation
+    assert f"take {down.address} out of no_proxy" in direct.remediation
     tls = result(rep, "down", "kube-api.tls")
     endpoint = proxy.url.removeprefix("http://")
     assert tls.status.value == "fail" and "HTTP/1.1 502 Bad Gateway" in tls.message
