@@ -470,7 +470,9 @@ def test_context_name_identifies_the_cluster(ep_world: dict[str, Any]) -> None:
         origins=[ORIGIN],
         gcp_api_endpoint=ep_world["lab"].url,
     )
-    assert ep(rep, NAMED).status.value == "pass"
+    r = ep(rep, NAMED)
+    assert r.status.value == "pass"
+    assert r.evidence["ids_from"] == dict.fromkeys(("project", "location", "cluster"), f"context name {NAMED!r}")
 
 
 def test_https_endpoint_with_a_custom_ca(ep_world: dict[str, Any], adc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
