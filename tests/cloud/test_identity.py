@@ -69,3 +69,19 @@ def test_aks_user_name_gives_the_resource_group(tmp_path: Path) -> None:
 
 def test_no_cloud(tmp_path: Path) -> None:
     assert identify(_target(tmp_path, "kind-dev", "https://127.0.0.1:6443")).provider == ""
+
+
+def test_renamed_context_keeps_the_arn_in_the_cluster_name(tmp_path: Path) -> None:
+    """`kubectl config rename-context` changes the context only; the cluster entry still carries the ARN."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": EKS_ARN, "cluster": {"server": "https://10.0.0.5"}}],
+        "users": [{"name": "me", "user": TOKEN}],
+        "contexts": [{"name": "prod", "context": {"cluster": EKS_ARN, "user": "me"}}],
+    }
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(doc))
+    ids = identify(from_context(merge([path]), "prod", {}))
+    assert ids.provider == "eks" and ids.get("cluster_name") == "east"
+    assert ids.sources["region"] == f"cluster name {EKS_ARN!r}"
