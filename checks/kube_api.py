@@ -76,13 +76,13 @@ def proxy_remediation(t: ClusterTarget, proxy: Proxy, kind: str, status: int | N
     if kind == proxy_probe.AUTH:
         if proxy.username is not None:
             return (
-                f"The proxy {proxy.endpoint} rejected the credentials in the proxy URL (407): correct the user and "
-                f"password in the {where}, or {bypass}."
+                f"The proxy {proxy.endpoint} rejected the credentials in the proxy URL (407) for the tunnel to "
+                f"{api}: correct the user and password in the {where}, or {bypass}."
             )
         return (
-            f"The proxy {proxy.endpoint} requires authentication (407): put its credentials in the proxy URL "
-            f"(http://USER:PASSWORD@{proxy.endpoint} in the {where}), which kubectl and Meshery Server send as "
-            f"Proxy-Authorization, or {bypass}."
+            f"The proxy {proxy.endpoint} requires authentication (407) before it tunnels to {api}: put its "
+            f"credentials in the proxy URL (http://USER:PASSWORD@{proxy.endpoint} in the {where}), which kubectl "
+            f"and Meshery Server send as Proxy-Authorization, or {bypass}."
         )
     if kind == proxy_probe.UPSTREAM:
         return (
@@ -92,8 +92,8 @@ def proxy_remediation(t: ClusterTarget, proxy: Proxy, kind: str, status: int | N
         )
     if kind == proxy_probe.NO_ANSWER:
         return (
-            f"{proxy.endpoint} does not answer as an HTTP CONNECT proxy: check the scheme and port of the proxy in "
-            f"the {where}."
+            f"{proxy.endpoint} does not answer as an HTTP CONNECT proxy, so nothing reaches {api} through it: check "
+            f"the scheme and port of the proxy in the {where}, or {bypass}."
         )
     return f"The proxy {proxy.endpoint} refused the tunnel to {api} ({status}): see its log for why, or {bypass}."
 

@@ -120,6 +120,7 @@ def test_proxy_authentication_407_and_credentials_in_the_url(lab: LabFleet) -> N
     endpoint = proxy.url.removeprefix("http://")
     assert tls.status.value == "fail" and "407 Proxy Authentication Required" in tls.message
     assert tls.evidence["proxy_failure"] == "auth"
+    assert f"before it tunnels to {_api(lab)}" in tls.remediation
     assert f"http://USER:PASSWORD@{endpoint} in the https_proxy in the Server's environment" in tls.remediation
     # With the credentials in the proxy URL, both the probe and the kubernetes client get through.
     assert result(authed, "proxied", "kube-api.tls").status.value == "pass"
@@ -137,3 +138,16 @@ def test_unreachable_proxy_fix_names_the_proxy_and_the_api(lab: LabFleet, tmp_pa
         "Nothing accepts connections at the proxy 127.0.0.1:9 (proxy-url of cluster 'proxied' in the kubeconfig)"
     )
     assert f"reaches the API {_api(lab)} without a proxy, remove proxy-url from cluster 'proxied'" in tcp.remediation
+
+
+def test_proxy_url_pointing_at_something_that_is_not_a_proxy(lab: LabFleet, tmp_path: Path) -> None:
+    """proxy-url names another API server (TLS, not HTTP CONNECT): it closes on the CONNECT line."""
+    other = lab.clusters["direct"]
+    path = _with_proxy_url(lab, f"http://{other.address}:{other.port}", tmp_path)
+    rep = run(kubeconfig=[str(path)], contexts=["proxied"], include=["kube-api.tls"])
+    tls = result(rep, "proxied", "kube-api.tls")
+    assert tls.status.value == "fail" and tls.evidence["proxy_failure"] == "no-answer", tls.message
+    # A reset or a close, depending on when the TLS server gives up on the CONNECT line.
+    assert "no answer to CONNECT" in tls.message or "instead of an HTTP CONNECT answer" in tls.message
+    assert tls.remediation.startswith(f"{other.address}:{other.port} does not answer as an HTTP CONNECT proxy")
+    assert f"nothing reaches {_api(lab)} through it" in tls.remediation
