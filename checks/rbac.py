@@ -145,7 +145,9 @@ def _declare_fix(ctx: ClusterContext) -> str:
     "a ClusterRole with list and watch on nodes. Grant it only where needed.",
 )
 def node_watch(ctx: ClusterContext) -> Finding:
-    """On EKS, GKE and AKS full discovery needs node watch; an informer needs list as well as watch."""
+    """On EKS, GKE and AKS full discovery needs node watch; an informer needs list as well as watch. The cloud
+    comes from the fleet file, the kubeconfig's conventions or the nodes; when none tells, this warns rather
+    than assume a self-managed cluster."""
     answers = _reviews(ctx, [("list", "", "nodes", None), ("watch", "", "nodes", None)])
     can_list, can_watch = answers[("list", "", "nodes", "None")], answers[("watch", "", "nodes", "None")]
     if can_list is None or can_watch is None:
