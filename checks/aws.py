@@ -68,13 +68,14 @@ def _account(ctx: ClusterContext, ids: CloudIds) -> aws.Account:
                 ids,
                 "the cluster's AWS region is unknown",
                 "set clusters[].aws.region in the fleet file (or use the kubeconfig from "
-                "aws eks update-kubeconfig, whose exec args carry --region)",
+                "aws eks update-kubeconfig, whose context ARN and exec args carry the region)",
             )
         )
     ctx.facts["aws:used"] = True
-    return aws.connect(
-        ctx.settings.shared, ids.get("profile"), region, ctx.settings.connect_timeout, ids.get("account")
-    )
+    # An account named by the context's ARN is the cluster's, not necessarily the credential's: only the
+    # fleet file's is taken as given.
+    account = ids.get("account") if ids.sources.get("account") == "fleet file" else None
+    return aws.connect(ctx.settings.shared, ids.get("profile"), region, ctx.settings.connect_timeout, account)
 
 
 def _where(acct: aws.Account) -> dict[str, Any]:
@@ -184,7 +185,7 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
                 ids,
                 "the EKS cluster name is unknown",
                 "set clusters[].aws.cluster_name in the fleet file (or use the kubeconfig from "
-                "aws eks update-kubeconfig, whose exec args carry --cluster-name)",
+                "aws eks update-kubeconfig, whose context ARN and exec args carry the cluster name)",
             )
         )
     acct = _account(ctx, ids)
@@ -192,8 +193,10 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
         cluster = aws.describe_cluster(acct, name)
     except aws.AwsUnavailable as exc:
         if exc.code == "ResourceNotFoundException":
+            named = ids.get("account")
+            other = f"; the cluster's ARN names account {named}" if named and named != acct.account else ""
             return fail(
-                f"no EKS cluster {name!r} in {acct.region} (account {acct.account})",
+                f"no EKS cluster {name!r} in {acct.region} (account {acct.account}{other})",
                 remediation="Correct clusters[].aws (cluster_name, region, profile) in the fleet file.",
                 cluster=name,
                 **_where(acct),
@@ -204,6 +207,7 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
     ev: dict[str, Any] = {
         "cluster": name,
         **_where(acct),
+        "ids_from": dict(ids.sources),
         "endpoint_public": cfg.public,
         "endpoint_private": cfg.private,
         "public_access_cidrs": cfg.public_cidrs,

@@ -123,6 +123,7 @@ def endpoint_access(ctx: ClusterContext) -> Finding:
         "private_dns_zone": c.private_dns_zone,
         "authorized_ip_ranges": ranges,
         "origin": origin,
+        "ids_from": dict(cloud_ids(ctx).sources),
         "kubeconfig_host": ctx.target.host,
         "azure_api_calls": _calls(ctx),
     }

@@ -120,7 +120,7 @@ def _candidates(ctx: ClusterContext, st: ms.BrokerState) -> list[dict[str, Any]]
 
     def add(kind: str, host: str | None, p: Any) -> None:
         if host and p:
-            endpoint = f"[{host}]:{p}" if ":" in host else f"{host}:{p}"
+            endpoint = addresses.hostport(host, p)
             if all(c["endpoint"] != endpoint for c in out):
                 out.append({"kind": kind, "endpoint": endpoint})
 
@@ -340,14 +340,14 @@ def broker_tcp(ctx: ClusterContext) -> Finding:
         attempts.append(out.as_evidence())
         if out.state == tcp.OPEN:
             ctx.facts["broker.address"] = (address, port)
-            return passed(f"{address}:{port} open in {out.elapsed_ms:g} ms", attempts=attempts)
+            return passed(f"{addresses.hostport(address, port)} open in {out.elapsed_ms:g} ms", attempts=attempts)
         if ctx.remaining() < ctx.settings.connect_timeout:
             break
     if not attempts:
         return error("no address to connect to")
     last = attempts[-1]
     return fail(
-        f"{last['address']}:{port} is {last['state']}: {last['detail']}",
+        f"{addresses.hostport(str(last['address']), port)} is {last['state']}: {last['detail']}",
         remediation=_TCP_FIX.get(str(last["state"])),
         attempts=attempts,
         state=last["state"],
@@ -369,9 +369,9 @@ def broker_nats(ctx: ClusterContext) -> Finding:
     try:
         info = nats.read_info(address, port, ctx.settings.connect_timeout)
     except nats.NotNats as exc:
-        return fail(f"{address}:{port} {exc}", kind=exc.kind)
+        return fail(f"{addresses.hostport(address, port)} {exc}", kind=exc.kind)
     except OSError as exc:
-        return error(f"could not read from {address}:{port}: {exc}")
+        return error(f"could not read from {addresses.hostport(address, port)}: {exc}")
     ctx.facts["broker.info"] = info
     evidence = {
         "version": info.version,

@@ -24,10 +24,11 @@ def not_this_cloud(ctx: ClusterContext, provider: str) -> Finding | None:
 
 
 def missing(ids: CloudIds, what: str, hint: str) -> Finding:
-    """No credential, or an identifier the check cannot do without."""
+    """No credential, or an identifier the check cannot do without: the message says what, the fix how."""
+    evidence = {"hint": hint, **({"ids_from": dict(ids.sources)} if ids.sources else {})}
     if ids.declared:
-        return error(f"{what}: {hint}", remediation=hint)
-    return Finding(Status.SKIP, f"{what}: {hint}", {"hint": hint}, remediation=hint)
+        return error(what, remediation=hint, **evidence)
+    return Finding(Status.SKIP, what, evidence, remediation=hint)
 
 
 def api_calls(ctx: ClusterContext, name: str) -> int:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from preflight.context import FleetContext
 from preflight.model import Finding, Scope, Severity, fail, passed, skip, warn
+from preflight.probes import addresses
 from preflight.registry import check
 
 
@@ -50,7 +51,7 @@ def _normalized(server: str) -> str:
     parts = urlsplit(server)
     host = (parts.hostname or "").lower()
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{host}:{port}"
+    return f"{parts.scheme}://{addresses.hostport(host, port)}"
 
 
 @check(

@@ -150,6 +150,7 @@ def endpoint_access(ctx: ClusterContext) -> Finding:
         "origin": origin,
         "origin_private": private_origin,
         "kubeconfig_endpoint": used,
+        "ids_from": dict(cloud_ids(ctx).sources),
     }
     an = _authorized_verdict(access, origin) if access.authorized_enabled and origin else None
     if an is not None:

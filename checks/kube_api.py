@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 import statistics
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from preflight.context import ClusterContext
 from preflight.execcred import ExecError
 from preflight.kube import KubeSetupError, Response, TransportError
 from preflight.model import Finding, Severity, error, fail, passed, warn
 from preflight.probes import addresses, dns, tcp, tls
+from preflight.probes import proxy as proxy_probe
+from preflight.probes.proxy import Proxy
 from preflight.registry import check
+from preflight.targets import ClusterTarget
 
 CERT_WARN_DAYS = 14
 # Kubernetes minors Meshery's client libraries are built and tested against.
@@ -32,9 +35,67 @@ _TCP_REMEDIATION = {
 }
 
 
-def _proxy_endpoint(proxy_url: str) -> tuple[str, int]:
-    parts = urlsplit(proxy_url)
-    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+def _proxy_of(t: ClusterTarget) -> Proxy | None:
+    return Proxy.from_url(t.proxy_url) if t.proxy_url else None
+
+
+def _proxy_evidence(t: ClusterTarget, proxy: Proxy) -> dict[str, Any]:
+    return {"proxy": proxy.label, "proxy_source": t.proxy_source}
+
+
+def _proxy_where(t: ClusterTarget) -> str:
+    if t.proxy_source == "proxy-url":
+        return f"proxy-url of cluster {t.cluster_name!r} in the kubeconfig"
+    return f"{t.proxy_source} in the Server's environment"
+
+
+def _bypass(t: ClusterTarget) -> str:
+    """How to reach this API without the proxy, for when the Server can reach it directly."""
+    if t.proxy_source == "proxy-url":
+        return f"remove proxy-url from cluster {t.cluster_name!r}"
+    host = (t.host or "").strip("[]")
+    return f'add its host to NO_PROXY (export NO_PROXY="$NO_PROXY,{host}")'
+
+
+def proxy_remediation(t: ClusterTarget, proxy: Proxy, kind: str, status: int | None = None) -> str:
+    """A fix for a tunnel the proxy would not open, naming the proxy, where it is set and the API address."""
+    api = addresses.hostport(t.host or "", t.port or 443)
+    where, bypass = _proxy_where(t), _bypass(t)
+    test = f"curl -sv -o /dev/null --proxy {shlex.quote(proxy.label)} {shlex.quote(f'https://{api}/version')}"
+    if kind == proxy_probe.UNREACHABLE:
+        return (
+            f"Nothing accepts connections at the proxy {proxy.endpoint} ({where}): start the proxy or correct its "
+            f"address there; if the Server reaches the API {api} without a proxy, {bypass}."
+        )
+    if kind == proxy_probe.ACL:
+        return (
+            f"The proxy {proxy.endpoint} forbids CONNECT to {api} (403, its access rules): allow that destination "
+            f"and port {t.port or 443} in the proxy's ACL (Squid tunnels only to SSL_ports, 443 by default: add "
+            f"acl SSL_ports port {t.port or 443}), or {bypass}. Test with: {test}"
+        )
+    if kind == proxy_probe.AUTH:
+        if proxy.username is not None:
+            return (
+                f"The proxy {proxy.endpoint} rejected the credentials in the proxy URL (407) for the tunnel to "
+                f"{api}: correct the user and password in the {where}, or {bypass}."
+            )
+        return (
+            f"The proxy {proxy.endpoint} requires authentication (407) before it tunnels to {api}: put its "
+            f"credentials in the proxy URL (http://USER:PASSWORD@{proxy.endpoint} in the {where}), which kubectl "
+            f"and Meshery Server send as Proxy-Authorization, or {bypass}."
+        )
+    if kind == proxy_probe.UPSTREAM:
+        return (
+            f"The proxy {proxy.endpoint} took the request but cannot reach the API {api} itself ({status}): from "
+            f"the proxy's host, check that {t.host} resolves and port {t.port or 443} answers (its DNS, routes and "
+            f"egress firewall); or, if the Server reaches {api} directly, {bypass}. Test with: {test}"
+        )
+    if kind == proxy_probe.NO_ANSWER:
+        return (
+            f"{proxy.endpoint} does not answer as an HTTP CONNECT proxy, so nothing reaches {api} through it: check "
+            f"the scheme and port of the proxy in the {where}, or {bypass}."
+        )
+    return f"The proxy {proxy.endpoint} refused the tunnel to {api} ({status}): see its log for why, or {bypass}."
 
 
 @check(
@@ -50,12 +111,21 @@ def api_dns(ctx: ClusterContext) -> Finding:
     """A host the Server cannot resolve is an API it cannot reach, whatever the firewall says."""
     t = ctx.target
     host = t.host or ""
-    if t.proxy_url:
+    proxy = _proxy_of(t)
+    if proxy:
         # The proxy resolves the API host; what must resolve from here is the proxy itself.
-        host = _proxy_endpoint(t.proxy_url)[0]
+        host = proxy.host
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
     except dns.DnsFailure as exc:
+        if proxy:
+            return fail(
+                f"the proxy {str(exc)}",
+                remediation=proxy_remediation(t, proxy, proxy_probe.UNREACHABLE),
+                host=host,
+                failure=exc.kind,
+                **_proxy_evidence(t, proxy),
+            )
         return fail(str(exc), host=host, failure=exc.kind)
     classes = {a: addresses.classify(a) for a in res.addresses}
     ctx.facts["api_addresses"] = res.addresses
@@ -67,11 +137,11 @@ def api_dns(ctx: ClusterContext) -> Finding:
     }
     if res.cnames:
         evidence["cnames"] = res.cnames
-    if t.proxy_url:
-        evidence["proxy"] = t.proxy_url
+    if proxy:
+        evidence.update(_proxy_evidence(t, proxy))
     listed = ", ".join(f"{a} ({c})" for a, c in classes.items())
     verb = "is an address" if res.resolver == "literal" else "resolves to"
-    via = f" (the proxy; it resolves {t.host})" if t.proxy_url else ""
+    via = f" (the proxy; it resolves {t.host})" if proxy else ""
     return passed(f"{host}{via} {verb} {listed}", **evidence)
 
 
@@ -87,9 +157,9 @@ def api_tcp(ctx: ClusterContext) -> Finding:
     """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route)."""
     t = ctx.target
     targets = ctx.facts.get("api_addresses") or [t.host or ""]
-    if t.proxy_url:
-        host, port = _proxy_endpoint(t.proxy_url)
-        via = f" (the proxy {host}:{port})"
+    proxy = _proxy_of(t)
+    if proxy:
+        port, via = proxy.port, f" (the proxy {proxy.endpoint})"
     else:
         port, via = t.port or 443, ""
     outcomes = []
@@ -98,16 +168,23 @@ def api_tcp(ctx: ClusterContext) -> Finding:
         outcomes.append(out.as_evidence())
         if out.state == tcp.OPEN:
             ctx.facts["api_address"] = address
-            return passed(f"{address}:{port}{via} open in {out.elapsed_ms:g} ms", attempts=outcomes)
+            return passed(f"{addresses.hostport(address, port)}{via} open in {out.elapsed_ms:g} ms", attempts=outcomes)
         if ctx.remaining() < ctx.settings.connect_timeout:
             break
     last = outcomes[-1]
     state = str(last["state"])
+    fix = proxy_remediation(t, proxy, proxy_probe.UNREACHABLE) if proxy else _TCP_REMEDIATION.get(state)
+    if not proxy and t.proxy_source and fix:
+        fix += (
+            f" {t.proxy_source} sends {addresses.hostport(t.host or '', port)} around the HTTPS proxy: if the API "
+            f"is reachable only through the proxy, take {t.host} out of {t.proxy_source}."
+        )
     return fail(
-        f"{last['address']}:{port}{via} is {state}: {last['detail']}",
-        remediation=_TCP_REMEDIATION.get(state),
+        f"{addresses.hostport(str(last['address']), port)}{via} is {state}: {last['detail']}",
+        remediation=fix,
         attempts=outcomes,
         state=state,
+        **(_proxy_evidence(t, proxy) if proxy else {}),
     )
 
 
@@ -124,7 +201,7 @@ def api_tcp(ctx: ClusterContext) -> Finding:
 def api_tls(ctx: ClusterContext) -> Finding:
     """A chain that does not verify means a wrong CA in the kubeconfig, or someone in the middle."""
     t = ctx.target
-    proxy = _proxy_endpoint(t.proxy_url) if t.proxy_url else None
+    proxy = _proxy_of(t)
     # Through a proxy the tunnel goes to the API host by name, as the client's would.
     address = t.host or "" if proxy else ctx.facts.get("api_address") or t.host or ""
     name = t.tls_server_name or t.host or ""
@@ -139,6 +216,14 @@ def api_tls(ctx: ClusterContext) -> Finding:
         "not_after": res.not_after.isoformat() if res.not_after else None,
         "ca": "kubeconfig CA" if t.ca_pem else "system trust store",
     }
+    if res.proxy_error and proxy:
+        pe = res.proxy_error
+        evidence.update(_proxy_evidence(t, proxy), proxy_status=pe.status, proxy_failure=pe.kind)
+        return fail(
+            f"TLS handshake failed: {pe}",
+            remediation=proxy_remediation(t, proxy, pe.kind, pe.status),
+            **evidence,
+        )
     if res.handshake_error:
         return fail(f"TLS handshake failed: {res.handshake_error}", **evidence)
     now = dt.datetime.now(dt.timezone.utc)

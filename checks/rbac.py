@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from preflight import provider
 from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, passed, skip, warn
@@ -43,7 +45,7 @@ OPERATOR_DEPLOY = (
     ("create", "meshery.io", "brokers", True),
     ("create", "meshery.io", "meshsyncs", True),
 )
-CLOUD = {"eks": "EKS", "gke": "GKE", "aks": "AKS"}
+CLOUD = provider.CLOUDS
 
 
 def _reviews(ctx: ClusterContext, asks: Sequence[tuple[str, str, str, str | None]]) -> dict[tuple[str, ...], Any]:
@@ -114,17 +116,23 @@ def operator_deploy(ctx: ClusterContext) -> Finding:
     return passed(f"allowed to create all {len(asks)} kinds of object the Operator's install needs")
 
 
-def _provider_from_nodes(items: list[dict[str, Any]]) -> str | None:
-    for node in items:
-        pid = str((node.get("spec") or {}).get("providerID") or "")
-        labels = (node.get("metadata") or {}).get("labels") or {}
-        if pid.startswith("aws://") or any(k.startswith("eks.amazonaws.com/") for k in labels):
-            return "eks"
-        if pid.startswith("gce://") or any(k.startswith("cloud.google.com/gke") for k in labels):
-            return "gke"
-        if pid.startswith("azure://") or any(k.startswith("kubernetes.azure.com/") for k in labels):
-            return "aks"
-    return None
+def _detection(ctx: ClusterContext, can_list: bool) -> provider.Detection:
+    """The kubeconfig and fleet file first; the nodes only when nothing there decides and they may be read."""
+    found = provider.detect(ctx.target)
+    if found.decided_by is None and can_list:
+        sig = provider.node_signal(ms.nodes(ctx) or [])
+        if sig:
+            found = provider.decide([sig])
+            ctx.target.provider = found.provider
+    return found
+
+
+def _declare_fix(ctx: ClusterContext) -> str:
+    return (
+        "Declare the cluster's provider in the fleet file (clusters: - context: "
+        f"{json.dumps(ctx.target.name)} provider: eks | gke | aks, or other for a self-managed cluster); on EKS, "
+        "GKE and AKS also set rbac.nodes: true in Meshery's Helm values (or bind list and watch on nodes)."
+    )
 
 
 @check(
@@ -137,26 +145,38 @@ def _provider_from_nodes(items: list[dict[str, Any]]) -> str | None:
     "a ClusterRole with list and watch on nodes. Grant it only where needed.",
 )
 def node_watch(ctx: ClusterContext) -> Finding:
-    """On EKS, GKE and AKS full discovery needs node watch; an informer needs list as well as watch."""
+    """On EKS, GKE and AKS full discovery needs node watch; an informer needs list as well as watch. The cloud
+    comes from the fleet file, the kubeconfig's conventions or the nodes; when none tells, this warns rather
+    than assume a self-managed cluster."""
     answers = _reviews(ctx, [("list", "", "nodes", None), ("watch", "", "nodes", None)])
     can_list, can_watch = answers[("list", "", "nodes", "None")], answers[("watch", "", "nodes", "None")]
     if can_list is None or can_watch is None:
         return error("the API did not answer SelfSubjectAccessReviews")
-    provider = ctx.target.provider
-    if provider in ("unknown", "other") and can_list:
-        found = _provider_from_nodes(ms.nodes(ctx) or [])
-        if found:
-            provider = ctx.target.provider = found
-    evidence = {"provider": provider, "list": can_list, "watch": can_watch}
+    found = _detection(ctx, bool(can_list))
+    name = found.provider
+    evidence = {**found.as_evidence(), "list": can_list, "watch": can_watch}
+    conflicts = "; ".join(f"{s.source} {s.value!r} says {s.provider.upper()}" for s in found.conflicts)
+    note = f" (conflicting signals: {conflicts})" if conflicts else ""
     if can_watch and not can_list:
-        return fail("watch on nodes is granted without list: an informer cannot start", **evidence)
-    if provider in CLOUD:
+        return fail("watch on nodes is granted without list: an informer cannot start" + note, **evidence)
+    if name in CLOUD:
+        why = f"{CLOUD[name]} cluster ({found.reason})"
         if not (can_list and can_watch):
-            return fail(f"{CLOUD[provider]} cluster without node list/watch: discovery will be incomplete", **evidence)
-        return passed(f"{CLOUD[provider]}: node list and watch granted", **evidence)
+            return fail(f"{why} without node list/watch: discovery will be incomplete{note}", **evidence)
+        return passed(f"{why}: node list and watch granted{note}", **evidence)
     if can_list and can_watch:
-        return passed("node list and watch granted", **evidence)
-    return passed("node watch not granted: fine on a self-managed cluster (grant only where needed)", **evidence)
+        return passed("node list and watch granted" + note, **evidence)
+    if name == "unknown":
+        return warn(
+            "cannot tell whether this is an EKS, GKE or AKS cluster (nothing in the kubeconfig says, and nodes "
+            "cannot be read): there, discovery needs node list/watch, which this credential lacks",
+            remediation=_declare_fix(ctx),
+            **evidence,
+        )
+    return passed(
+        f"node watch not granted: fine on a self-managed cluster ({found.reason}; grant only where needed){note}",
+        **evidence,
+    )
 
 
 @check(

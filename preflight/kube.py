@@ -23,6 +23,7 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.kube_config import KubeConfigLoader
 
 from preflight.execcred import ExecResult, run_plugin
+from preflight.probes.proxy import Proxy
 from preflight.targets import ClusterTarget
 
 # The client caches CA/cert temp files by content and registers a file's name before writing it, so
@@ -131,6 +132,10 @@ class KubeAPI:
         conf.connection_pool_maxsize = 8
         conf.proxy = self.target.proxy_url
         conf.no_proxy = None
+        proxy = Proxy.from_url(self.target.proxy_url) if self.target.proxy_url else None
+        if proxy and proxy.username is not None:
+            # urllib3 does not turn the proxy URL's credentials into Proxy-Authorization; Go's client does.
+            conf.proxy_headers = urllib3.make_headers(proxy_basic_auth=f"{proxy.username}:{proxy.password or ''}")
         return k8s_client.ApiClient(conf)
 
     def client(self) -> k8s_client.ApiClient:

@@ -83,7 +83,8 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
     for t in chosen:
         entry = fleet.cluster(t.name) if fleet else None
         t.mode = (entry.meshsync_mode if entry else None) or mode
-        t.provider = (entry.provider if entry and entry.provider else None) or provider.detect(t)
+        t.declared_provider = entry.provider if entry and entry.provider else None
+        t.provider = provider.detect(t).provider
         if entry:
             t.provider_ids = {k: v for k, v in (("aws", entry.aws), ("gcp", entry.gcp), ("azure", entry.azure)) if v}
             t.timeouts = entry.timeouts

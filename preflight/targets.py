@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from preflight.errors import ConfigError
 from preflight.kubeconfig import MergedKubeconfig, read_file_or_data
+from preflight.probes.addresses import hostport
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -76,6 +77,9 @@ class ClusterTarget:
     insecure: bool = False
     tls_server_name: str | None = None
     proxy_url: str | None = None
+    # Where proxy_url came from: "proxy-url" (the kubeconfig's cluster) or the environment variable's name;
+    # the NO_PROXY variable's name (and no proxy_url) when it sends this host around HTTPS_PROXY.
+    proxy_source: str | None = None
     credential: Credential = field(default_factory=lambda: Credential("none"))
     problems: list[str] = field(default_factory=list)
     # Entries of this context that another kubeconfig file defines differently (and loses).
@@ -87,12 +91,13 @@ class ClusterTarget:
     # Filled from the fleet file.
     mode: str | None = None
     provider: str = "unknown"
+    declared_provider: str | None = None  # the fleet file's provider:, which wins over every signal
     provider_ids: dict[str, Any] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
-        return f"{self.host}:{self.port}" if self.host else ""
+        return hostport(self.host, self.port) if self.host else ""
 
 
 def _in_no_proxy_cidr(host: str, no_proxy: str) -> bool:
@@ -111,19 +116,29 @@ def _in_no_proxy_cidr(host: str, no_proxy: str) -> bool:
     return False
 
 
-def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> str | None:
+def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The proxy the client would use for host, and where it was configured."""
     if proxy_url:
-        return proxy_url
-    proxies = {k.lower().removesuffix("_proxy"): v for k, v in env.items() if k.lower().endswith("_proxy")}
-    https = proxies.get("https")
+        return proxy_url, "proxy-url"
+    names = {k.lower().removesuffix("_proxy"): k for k in env if k.lower().endswith("_proxy")}
+    https = env.get(names["https"]) if "https" in names else None
     if not https:
-        return None
-    no_proxy = proxies.get("no", "")
+        return None, None
+    no_proxy = env.get(names["no"], "") if "no" in names else ""
     if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
-        return None
+        return None, names["no"]
     if no_proxy and _in_no_proxy_cidr(host, no_proxy):
-        return None
-    return https
+        return None, names["no"]
+    return https, names["https"]
+
+
+def _url_secrets(url: str | None) -> list[str]:
+    """A proxy URL's password (and the URL that carries it) must never be printed."""
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:
+        return []
+    return [url, unquote(password)] if url and password else []
 
 
 def _parse_server(target: ClusterTarget, server: str) -> None:
@@ -220,12 +235,13 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
         t.insecure = bool(cbody.get("insecure-skip-tls-verify"))
         t.tls_server_name = cbody.get("tls-server-name")
         if t.host:
-            t.proxy_url = _proxy_for(t.host, cbody.get("proxy-url"), env)
+            t.proxy_url, t.proxy_source = _proxy_for(t.host, cbody.get("proxy-url"), env)
     ubody: dict[str, Any] = {}
     if user is not None:
         ubase = user.source.parent
         ubody = _absolutize(user.body, ubase, ("client-certificate", "client-key", "tokenFile"))
         t.credential = _credential(ubody, ubase, t.problems)
+    t.credential.extra_secrets += _url_secrets(t.proxy_url)
     mine = {("contexts", name), ("clusters", t.cluster_name), ("users", t.user_name)}
     t.shadowed = [
         f"{section[:-1]} {n!r} in {lost}"
@@ -267,8 +283,7 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
     if not token_path.is_file():
         raise ConfigError(f"--in-cluster: {token_path} not found (is a ServiceAccount token mounted?)")
     name = env.get("PREFLIGHT_CLUSTER_NAME", "in-cluster")
-    host_part = f"[{host}]" if ":" in host else host
-    server = f"https://{host_part}:{port}"
+    server = f"https://{hostport(host, port)}"
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -288,7 +303,8 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
         t.credential = Credential("token-file", token=token_path.read_text().strip())
     except OSError as exc:
         raise ConfigError(f"--in-cluster: cannot read {token_path}: {exc.strerror or exc}") from None
-    t.proxy_url = _proxy_for(host, None, env)
+    t.proxy_url, t.proxy_source = _proxy_for(host, None, env)
+    t.credential.extra_secrets += _url_secrets(t.proxy_url)
     return t
 
 

@@ -33,13 +33,14 @@ _MAX_BUSY = 256  # consecutive occupied addresses before giving up: something ho
 
 
 def require_loopback(address: str) -> str:
-    """The lab's traffic stays on this machine: only 127.0.0.0/8 addresses are accepted."""
+    """The lab's traffic stays on this machine: only 127.0.0.0/8 addresses (and ::1) are accepted."""
     try:
-        ok = ipaddress.ip_address(address) in LOOPBACK
+        ip = ipaddress.ip_address(address)
+        ok = ip in LOOPBACK if ip.version == 4 else ip == ipaddress.IPv6Address("::1")
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"lab servers only use 127.0.0.0/8 addresses, not {address!r}")
+        raise ValueError(f"lab servers only use 127.0.0.0/8 addresses or ::1, not {address!r}")
     return address
 
 

@@ -213,6 +213,7 @@ class _LabHTTPServer(ThreadingHTTPServer):
     request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], api: FakeKubeAPI, context: ssl.SSLContext) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.api = api
         self.ssl_context = context
         self._conns: set[ssl.SSLSocket] = set()
@@ -411,7 +412,8 @@ class FakeKubeAPI(LabServer):
 
     @property
     def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
     # -- request log -------------------------------------------------------------------------------
 

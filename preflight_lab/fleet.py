@@ -196,7 +196,8 @@ class LabCluster:
 
     @property
     def url(self) -> str:
-        return f"https://{self.address}:{self.port}"
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"https://{host}:{self.port}"
 
     @property
     def dns_name(self) -> str:
@@ -409,7 +410,7 @@ class LabFleet(Startable):
             cluster.exec_script = self._write_exec_script(cluster)
         if not res.listening:
             # A bound socket that never listens reserves the port and answers SYNs with RST: "refused".
-            placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            placeholder = socket.socket(socket.AF_INET6 if ":" in cluster.address else socket.AF_INET)
             placeholder.bind((cluster.address, 0))
             cluster._placeholder = placeholder
             cluster.port = placeholder.getsockname()[1]

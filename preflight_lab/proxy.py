@@ -1,7 +1,12 @@
-"""A minimal HTTP CONNECT proxy on loopback, so tests can prove `proxy-url` and HTTPS_PROXY are used."""
+"""A minimal HTTP CONNECT proxy on loopback, so tests can prove `proxy-url` and HTTPS_PROXY are used.
+
+It can also fail as real proxies do: an ACL that forbids the destination (403), a proxy that wants
+credentials (407), and an upstream it cannot reach (502, or any status it is told to answer).
+"""
 
 from __future__ import annotations
 
+import base64
 import select
 import socket
 import socketserver
@@ -17,14 +22,25 @@ class _Tunnel(StreamRequestHandler):
 
     def handle(self) -> None:
         line = self.rfile.readline(4096).decode("latin-1").strip()
-        while self.rfile.readline(4096) not in (b"\r\n", b"\n", b""):
-            pass
+        headers: dict[str, str] = {}
+        while (raw := self.rfile.readline(4096)) not in (b"\r\n", b"\n", b""):
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
         method, _, rest = line.partition(" ")
         target = rest.split(" ")[0]
         host, _, port = target.rpartition(":")
         self.server.log_connect(target)
         if method != "CONNECT" or not host:
             self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+            return
+        expected = self.server.credentials
+        if expected is not None and headers.get("proxy-authorization") != _basic(*expected):
+            self.wfile.write(
+                b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="lab"\r\n\r\n'
+            )
+            return
+        if self.server.answer is not None:
+            self.wfile.write(f"HTTP/1.1 {self.server.answer}\r\n\r\n".encode())
             return
         try:
             require_loopback(host.strip("[]"))
@@ -51,12 +67,19 @@ class _Tunnel(StreamRequestHandler):
                 (b if s is a else a).sendall(data)
 
 
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 class _ProxyServer(ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int]) -> None:
+    def __init__(self, address: tuple[str, int], answer: str | None, credentials: tuple[str, str] | None) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Tunnel)
+        self.answer = answer
+        self.credentials = credentials
         self.connects: list[str] = []
         self._lock = threading.Lock()
 
@@ -66,24 +89,33 @@ class _ProxyServer(ThreadingTCPServer):
 
 
 class LabProxy(LabServer):
-    """Tunnels only to loopback addresses; records every CONNECT target."""
+    """Tunnels only to loopback addresses; records every CONNECT target.
+
+    ``answer`` (e.g. ``"403 Forbidden"``) is the status line every CONNECT gets instead of a tunnel, as
+    from a proxy whose ACL forbids it or that cannot reach upstream; ``credentials`` (user, password)
+    makes it answer 407 to any CONNECT without them. A tunnel it cannot open answers 502.
+    """
 
     thread_name = "lab-proxy"
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", *, answer: str | None = None, credentials: tuple[str, str] | None = None
+    ) -> None:
         super().__init__()
         self.host = require_loopback(host)
         self.port = 0
+        self.answer, self.credentials = answer, credentials
         self._server: _ProxyServer | None = None
 
     def _bind(self) -> list[socketserver.TCPServer]:
-        self._server = _ProxyServer((self.host, self.port))
+        self._server = _ProxyServer((self.host, self.port), self.answer, self.credentials)
         self.port = self._server.server_address[1]
         return [self._server]
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}"
 
     @property
     def connects(self) -> list[str]:

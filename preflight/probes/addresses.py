@@ -29,3 +29,10 @@ def is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def hostport(host: str, port: int | str | None) -> str:
+    """host:port as clients write it: an IPv6 address in brackets ([2001:db8::2]:6443), so the port reads as one."""
+    bare = host.strip("[]")
+    shown = f"[{bare}]" if ":" in bare else bare
+    return f"{shown}:{port}" if port not in (None, "") else shown

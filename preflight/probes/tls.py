@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from preflight.probes.proxy import Proxy, ProxyError, tunnel
+
 
 @dataclass
 class TlsInspection:
@@ -21,6 +23,8 @@ class TlsInspection:
     sans: list[str] = field(default_factory=list)
     tls_version: str | None = None
     handshake_error: str | None = None
+    # Set when the proxy, not the server, stopped the handshake.
+    proxy_error: ProxyError | None = None
 
 
 def _context(ca_pem: bytes | None, check_hostname: bool) -> ssl.SSLContext:
@@ -34,32 +38,15 @@ def _context(ca_pem: bytes | None, check_hostname: bool) -> ssl.SSLContext:
     return ctx
 
 
-class ProxyError(OSError):
-    pass
-
-
-def _open(address: str, port: int, timeout: float, proxy: tuple[str, int] | None) -> socket.socket:
+def _open(address: str, port: int, timeout: float, proxy: Proxy | None) -> socket.socket:
     """A TCP connection to the server, direct or through an HTTP CONNECT tunnel."""
     if proxy is None:
         return socket.create_connection((address, port), timeout=timeout)
-    raw = socket.create_connection(proxy, timeout=timeout)
-    host = f"[{address}]" if ":" in address else address
-    raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head and len(head) < 8192:
-        chunk = raw.recv(1024)
-        if not chunk:
-            break
-        head += chunk
-    status = head.split(b"\r\n", 1)[0].decode("latin-1")
-    if " 200" not in status:
-        raw.close()
-        raise ProxyError(f"proxy {proxy[0]}:{proxy[1]} refused the tunnel: {status or 'no answer'}")
-    return raw
+    return tunnel(proxy, address, port, timeout)
 
 
 def _handshake(
-    address: str, port: int, server_name: str, ctx: ssl.SSLContext, timeout: float, proxy: tuple[str, int] | None
+    address: str, port: int, server_name: str, ctx: ssl.SSLContext, timeout: float, proxy: Proxy | None
 ) -> tuple[bytes | None, str | None]:
     with _open(address, port, timeout, proxy) as raw, ctx.wrap_socket(raw, server_hostname=server_name) as tls:
         return tls.getpeercert(binary_form=True), tls.version()
@@ -85,7 +72,7 @@ def inspect(
     server_name: str,
     ca_pem: bytes | None,
     timeout: float,
-    proxy: tuple[str, int] | None = None,
+    proxy: Proxy | None = None,
 ) -> TlsInspection:
     """Handshake with verification; on failure, find out whether the chain or only the name is wrong."""
     try:
@@ -94,6 +81,8 @@ def inspect(
         if der:
             _describe(der, out)
         return out
+    except ProxyError as exc:
+        return TlsInspection(False, None, None, handshake_error=str(exc), proxy_error=exc)
     except ssl.SSLCertVerificationError as exc:
         first_error = exc.verify_message or str(exc)
         name_mismatch = exc.verify_code == 62 or "mismatch" in first_error

@@ -61,3 +61,93 @@ def test_dead_proxy_is_named(lab: LabFleet, tmp_path: Path) -> None:
     rep = run(kubeconfig=[str(path)], contexts=["proxied"])
     tcp = result(rep, "proxied", "kube-api.tcp")
     assert tcp.status.value == "fail" and "(the proxy 127.0.0.1:9)" in tcp.message
+
+
+# -- why a proxy did not open the tunnel: each cause its own fix -------------------------------------
+
+
+def _api(lab: LabFleet) -> str:
+    c = lab.clusters["proxied"]
+    return f"{c.address}:{c.port}"
+
+
+def test_proxy_acl_403_names_the_acl_not_the_ca(lab: LabFleet, tmp_path: Path) -> None:
+    with LabProxy(answer="403 Forbidden") as proxy:
+        path = _with_proxy_url(lab, proxy.url, tmp_path)
+        rep = run(kubeconfig=[str(path)], contexts=["proxied"], include=["kube-api.tls"])
+    tls = result(rep, "proxied", "kube-api.tls")
+    endpoint = proxy.url.removeprefix("http://")
+    assert tls.status.value == "fail"
+    assert f"proxy {endpoint} refused the tunnel to {_api(lab)}: HTTP/1.1 403 Forbidden" in tls.message
+    assert f"The proxy {endpoint} forbids CONNECT to {_api(lab)}" in tls.remediation
+    assert f"acl SSL_ports port {lab.clusters['proxied'].port}" in tls.remediation
+    assert "remove proxy-url from cluster 'proxied'" in tls.remediation
+    assert "certificate-authority-data" not in tls.remediation
+    assert tls.evidence["proxy_status"] == 403 and tls.evidence["proxy_failure"] == "acl"
+    assert tls.evidence["proxy"] == proxy.url and tls.evidence["proxy_source"] == "proxy-url"
+
+
+def test_proxy_that_cannot_reach_the_api_502(tmp_path: Path) -> None:
+    """The proxy is up; the API behind it is not (a real 502 from the lab proxy's failed upstream connect)."""
+    with LabFleet([ClusterSpec(name="down", scenario="refused")], tmp_path / "lab") as lab, LabProxy() as proxy:
+        env = {"HTTPS_PROXY": proxy.url}
+        rep = run(kubeconfig=[str(lab.kubeconfig_path)], env=env, include=["kube-api.tls"])
+        down = lab.clusters["down"]
+        api = f"{down.address}:{down.port}"
+        assert api in proxy.connects
+        bypass = run(kubeconfig=[str(lab.kubeconfig_path)], env={**env, "no_proxy": down.address})
+    direct = result(bypass, "down", "kube-api.tcp")
+    assert direct.status.value == "fail" and direct.message.startswith(f"{api} is refused")
+    assert f"no_proxy sends {api} around the HTTPS proxy" in direct.remediation
+    assert f"take {down.address} out of no_proxy" in direct.remediation
+    tls = result(rep, "down", "kube-api.tls")
+    endpoint = proxy.url.removeprefix("http://")
+    assert tls.status.value == "fail" and "HTTP/1.1 502 Bad Gateway" in tls.message
+    assert tls.evidence["proxy_failure"] == "upstream" and tls.evidence["proxy_source"] == "HTTPS_PROXY"
+    fix = tls.remediation
+    assert f"The proxy {endpoint} took the request but cannot reach the API {api} itself (502)" in fix
+    assert f'export NO_PROXY="$NO_PROXY,{down.address}"' in fix
+    assert f"curl -sv -o /dev/null --proxy {proxy.url} https://{api}/version" in fix
+
+
+def test_proxy_authentication_407_and_credentials_in_the_url(lab: LabFleet) -> None:
+    password = "proxy-pass-" + "9f3c7e1a2b"
+    with LabProxy(credentials=("meshery", password)) as proxy:
+        bare = run(kubeconfig=[str(lab.kubeconfig_path)], contexts=["proxied"], env={"https_proxy": proxy.url})
+        with_creds = proxy.url.replace("http://", f"http://meshery:{password}@")
+        authed = run(kubeconfig=[str(lab.kubeconfig_path)], contexts=["proxied"], env={"HTTPS_PROXY": with_creds})
+    tls = result(bare, "proxied", "kube-api.tls")
+    endpoint = proxy.url.removeprefix("http://")
+    assert tls.status.value == "fail" and "407 Proxy Authentication Required" in tls.message
+    assert tls.evidence["proxy_failure"] == "auth"
+    assert f"before it tunnels to {_api(lab)}" in tls.remediation
+    assert f"http://USER:PASSWORD@{endpoint} in the https_proxy in the Server's environment" in tls.remediation
+    # With the credentials in the proxy URL, both the probe and the kubernetes client get through.
+    assert result(authed, "proxied", "kube-api.tls").status.value == "pass"
+    assert result(authed, "proxied", "kube-api.auth").status.value == "pass"
+    for r in authed.all_results:
+        assert password not in repr(r), r.check_id
+
+
+def test_unreachable_proxy_fix_names_the_proxy_and_the_api(lab: LabFleet, tmp_path: Path) -> None:
+    path = _with_proxy_url(lab, "http://127.0.0.1:9", tmp_path)
+    rep = run(kubeconfig=[str(path)], contexts=["proxied"], include=["kube-api.tcp"])
+    tcp = result(rep, "proxied", "kube-api.tcp")
+    assert tcp.status.value == "fail"
+    assert tcp.remediation.startswith(
+        "Nothing accepts connections at the proxy 127.0.0.1:9 (proxy-url of cluster 'proxied' in the kubeconfig)"
+    )
+    assert f"reaches the API {_api(lab)} without a proxy, remove proxy-url from cluster 'proxied'" in tcp.remediation
+
+
+def test_proxy_url_pointing_at_something_that_is_not_a_proxy(lab: LabFleet, tmp_path: Path) -> None:
+    """proxy-url names another API server (TLS, not HTTP CONNECT): it closes on the CONNECT line."""
+    other = lab.clusters["direct"]
+    path = _with_proxy_url(lab, f"http://{other.address}:{other.port}", tmp_path)
+    rep = run(kubeconfig=[str(path)], contexts=["proxied"], include=["kube-api.tls"])
+    tls = result(rep, "proxied", "kube-api.tls")
+    assert tls.status.value == "fail" and tls.evidence["proxy_failure"] == "no-answer", tls.message
+    # A reset or a close, depending on when the TLS server gives up on the CONNECT line.
+    assert "no answer to CONNECT" in tls.message or "instead of an HTTP CONNECT answer" in tls.message
+    assert tls.remediation.startswith(f"{other.address}:{other.port} does not answer as an HTTP CONNECT proxy")
+    assert f"nothing reaches {_api(lab)} through it" in tls.remediation

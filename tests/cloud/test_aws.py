@@ -450,7 +450,9 @@ def test_no_credentials_skip_with_the_hint_or_error_when_declared(creds_world, m
     rep = run(fleet=str(path), origins=[ORIGIN], include=["kubeconfig.*", "aws.eks.*"])
     undeclared = res(rep, b.name, "aws.eks.endpoint-access")
     assert undeclared.status.value == "skip", undeclared.message
-    assert undeclared.evidence["hint"] == HINT and HINT in undeclared.message
+    assert undeclared.evidence["hint"] == HINT and undeclared.remediation == HINT
+    # Said once each: the message what is missing, the fix how to give it.
+    assert HINT not in undeclared.message
     declared = res(rep, a.name, "aws.eks.endpoint-access")
     assert declared.status.value == "error" and declared.remediation == HINT
 
@@ -472,6 +474,34 @@ def test_profile_from_the_fleet_file_names_itself_in_the_hint(creds_world, tmp_p
         Path(os.environ["AWS_CONFIG_FILE"]).unlink()
     r = res(rep, a.name, "aws.eks.endpoint-access")
     assert r.status.value == "error" and "aws sso login --profile meshery-prod" in r.remediation
+
+
+def test_context_named_by_aws_eks_update_kubeconfig_identifies_the_cluster(aws_env, tmp_path) -> None:
+    """Context, cluster and user named by the ARN, a static token, no ids in the fleet file: the ARN says it all."""
+    c = aws_env.add(EksSetup("eks-arn-named", lb=None))
+    arn = f"arn:aws:eks:{c.region}:{ACCOUNT}:cluster/{c.name}"
+    with LabFleet([ClusterSpec(name=arn)], tmp_path / "lab") as fleet:
+        kc = yaml.safe_load(fleet.kubeconfig_path.read_text())
+        kc["users"][0]["name"] = kc["contexts"][0]["context"]["user"] = arn
+        path = tmp_path / "kubeconfig.yaml"
+        path.write_text(yaml.safe_dump(kc))
+        path.chmod(0o600)
+        rep = run(kubeconfig=[str(path)], origins=[ORIGIN], include=["aws.eks.endpoint-access"])
+    r = res(rep, arn, "aws.eks.endpoint-access")
+    assert r.status.value == "pass", r.message
+    assert (r.evidence["cluster"], r.evidence["region"], r.evidence["account"]) == (c.name, c.region, ACCOUNT)
+    assert r.evidence["ids_from"] == dict.fromkeys(("region", "account", "cluster_name"), f"context name {arn!r}")
+
+
+def test_arn_named_context_without_credentials_says_once_what_is_missing(aws_env, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    arn = f"arn:aws:eks:eu-west-1:{ACCOUNT}:cluster/nowhere"
+    with LabFleet([ClusterSpec(name=arn)], tmp_path / "lab") as fleet:
+        rep = run(kubeconfig=[str(fleet.kubeconfig_path)], include=["aws.eks.endpoint-access"])
+    r = res(rep, arn, "aws.eks.endpoint-access")
+    assert r.status.value == "skip" and r.remediation == HINT and HINT not in r.message
+    assert "cluster name is unknown" not in r.message and "region is unknown" not in r.message
 
 
 # -- adapter details --------------------------------------------------------------------------------

@@ -245,6 +245,40 @@ def test_authorized_ranges_covering_the_origin_pass(public_run) -> None:
     assert r.evidence["azure_api_calls"] >= 1
 
 
+def test_az_aks_get_credentials_user_name_gives_the_resource_group(world, tmp_path, monkeypatch) -> None:
+    """No fleet file: the user `az aks get-credentials` writes (clusterUser_RG_NAME) names group and cluster."""
+    fleet, arm, _dns = world
+    kc = yaml.safe_load(fleet.kubeconfig_path.read_text())
+    ctx = next(c for c in kc["contexts"] if c["name"] == "aks-ranges-ok")
+    user = next(u for u in kc["users"] if u["name"] == ctx["context"]["user"])
+    user["name"] = ctx["context"]["user"] = f"clusterUser_{RG}_aks-ranges-ok"
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(kc))
+    path.chmod(0o600)
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", SUB)
+    arm.clear_requests()
+    cred = StaticCredential()
+    rep = run(
+        kubeconfig=[str(path)],
+        contexts=["aks-ranges-ok"],
+        origins=[ORIGIN_PUB],
+        include=["azure.aks.endpoint-access"],
+        azure_arm_endpoint=arm.url,
+        azure_credential=lambda authority: cred,
+    )
+    r = result(rep, "aks-ranges-ok", "azure.aks.endpoint-access")
+    assert r.status.value == "pass", r.message
+    source = f"user name 'clusterUser_{RG}_aks-ranges-ok'"
+    assert r.evidence["ids_from"] == {"resource_group": source, "cluster": source}
+    # Read directly by resource group and name, not found by listing the subscription.
+    paths = {req.path.lower() for req in arm.requests()}
+    assert (
+        f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/microsoft.containerservice/managedclusters/aks-ranges-ok"
+        in paths
+    )
+    assert f"/subscriptions/{SUB}/providers/microsoft.containerservice/managedclusters" not in paths
+
+
 def test_authorized_ranges_missing_the_origin_fail_with_the_az_command(public_run) -> None:
     r = result(public_run[0], "aks-ranges-miss", "azure.aks.endpoint-access")
     assert r.status.value == "fail" and ORIGIN_PUB in r.message and "198.51.100.0/24" in r.message
@@ -427,7 +461,7 @@ def test_no_credentials_skip_with_the_hint_and_error_when_declared(world, monkey
         azure_credential=lambda authority: EnvironmentCredential(),
     )
     declared = result(report, "aks-open", "azure.aks.endpoint-access")
-    assert declared.status.value == "error" and az.HINT in declared.message
+    assert declared.status.value == "error" and az.HINT not in declared.message
     assert declared.remediation == az.HINT
     undeclared = result(report, "aks-undeclared", "azure.aks.endpoint-access")
     assert undeclared.status.value == "skip" and undeclared.evidence["hint"] == az.HINT

@@ -465,7 +465,7 @@ def test_stop_is_fast_and_frees_the_port(server_cert: CertKeyPair, ca: Certifica
 
 
 def test_only_loopback_addresses(server_cert: CertKeyPair) -> None:
-    for host in ("10.0.0.1", "0.0.0.0", "::1", "localhost"):
+    for host in ("10.0.0.1", "0.0.0.0", "::2", "2001:db8::1", "localhost"):
         with pytest.raises(ValueError):
             FakeKubeAPI(server_cert, host=host)
 
