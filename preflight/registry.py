@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
+from typing import Any
 
+from preflight.facts import Fact
 from preflight.model import Check, Probe, Scope, Severity
 
 
@@ -46,8 +48,8 @@ class Registry:
             if (not inc or any(fnmatchcase(c.id, p) for p in inc)) and not any(fnmatchcase(c.id, p) for p in exc)
         ]
 
-    def with_dependencies(self, checks: Iterable[Check]) -> list[Check]:
-        """``checks`` plus every check they depend on, transitively, in registration order."""
+    def closure(self, checks: Iterable[Check]) -> set[str]:
+        """The ids of ``checks`` and of every check they depend on, transitively."""
         wanted: set[str] = set()
         stack = [c.id for c in checks]
         while stack:
@@ -55,6 +57,11 @@ class Registry:
             if cid not in wanted:
                 wanted.add(cid)
                 stack.extend(self.get(cid).depends_on)
+        return wanted
+
+    def with_dependencies(self, checks: Iterable[Check]) -> list[Check]:
+        """``checks`` plus every check they depend on, transitively, in registration order."""
+        wanted = self.closure(checks)
         return [c for c in self._checks.values() if c.id in wanted]
 
     def ordered(self, checks: Iterable[Check], scope: Scope) -> list[Check]:
@@ -84,6 +91,17 @@ class Registry:
             for dep in c.depends_on:
                 if dep not in self._checks:
                     raise RegistryError(f"check {c.id!r} depends on unknown check {dep!r}")
+        for c in self._checks.values():
+            for fact in c.reads:
+                if fact.producer not in self._checks:
+                    raise RegistryError(
+                        f"check {c.id!r} reads {fact.name}, produced by unknown check {fact.producer!r}"
+                    )
+                if fact.producer not in self.closure([c]):
+                    raise RegistryError(
+                        f"check {c.id!r} reads {fact.name}, but its producer {fact.producer!r} is neither the check "
+                        "nor among its dependencies"
+                    )
         for scope in Scope:
             self.ordered(self._checks.values(), scope)
 
@@ -100,6 +118,7 @@ def check(
     remediation: str,
     docs_anchor: str | None = None,
     depends_on: tuple[str, ...] = (),
+    reads: tuple[Fact[Any], ...] = (),
     scope: Scope = Scope.CLUSTER,
     timeout_factor: float = 2.0,
     registry: Registry | None = None,
@@ -118,6 +137,7 @@ def check(
                 remediation=remediation,
                 docs_anchor=docs_anchor or id.replace(".", "-"),
                 depends_on=depends_on,
+                reads=reads,
                 description=" ".join((probe.__doc__ or "").split()),
                 timeout_factor=timeout_factor,
             )

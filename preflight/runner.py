@@ -23,6 +23,7 @@ from preflight.model import (
     Result,
     RunReport,
     Status,
+    Stop,
     error,
 )
 from preflight.redact import Redactor
@@ -49,6 +50,8 @@ def _call_with_deadline(chk: Check, arg: Any, budget: float) -> Finding:
     def target() -> None:
         try:
             box["finding"] = chk.probe(arg)
+        except Stop as stopped:  # not applicable, or a helper's final answer
+            box["finding"] = stopped.finding
         except Exception as exc:  # a probe's bug must become that check's `error`, not a crash
             box["exc"] = exc
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 import preflight.checks.aws  # noqa: F401  (registers the AWS checks whether or not checks/__init__ lists them)
+from preflight.cloud.errors import Unavailable
 from preflight_lab.aws import ACCOUNT, OFFICE, AclEntry, AwsLab, EksLabCluster, EksSetup, SgRule
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
@@ -489,9 +490,9 @@ def test_per_service_endpoint_variable_wins_and_an_unreachable_api_is_an_error(a
     monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", aws_env.endpoint)
     acct = aws.connect({}, None, "eu-west-1", 1.0, account=ACCOUNT)  # no STS call: the account is given
     assert aws.describe_cluster(acct, "eks-endpoints")["name"] == "eks-endpoints"
-    with pytest.raises(aws.AwsUnavailable) as exc:
+    with pytest.raises(Unavailable) as exc:
         aws.security_groups(acct)
-    assert exc.value.kind == "unreachable" and "ec2:DescribeSecurityGroups" in str(exc.value)
+    assert exc.value.failure == "unreachable" and "ec2:DescribeSecurityGroups" in str(exc.value)
 
 
 def test_only_read_only_operations_are_callable(aws_env) -> None:
