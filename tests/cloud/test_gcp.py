@@ -462,7 +462,8 @@ def test_rejected_credentials_are_an_error_naming_the_login_fix(ep_world: dict[s
         )
     assert declared.status.value == "error" and "credentials were rejected" in declared.message
     assert HINT in declared.remediation and declared.evidence["failure"] == "unauthenticated"
-    assert named.status.value == "error" and HINT in named.remediation and named.evidence["failure"] == "unauthenticated"
+    assert named.status.value == "error" and HINT in named.remediation
+    assert named.evidence["failure"] == "unauthenticated"
 
 
 def test_context_name_identifies_the_cluster(ep_world: dict[str, Any]) -> None:
