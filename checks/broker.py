@@ -140,20 +140,11 @@ def _candidates(ctx: ClusterContext, st: ms.BrokerState) -> list[dict[str, Any]]
     return out
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _probe_candidate(ctx: ClusterContext, cand: dict[str, Any]) -> dict[str, Any]:
     host, port = ms.split_endpoint(cand["endpoint"])
     if cand["kind"] == "cluster-ip" and ms.remote_server(ctx):
         return {**cand, "answers": "not probed (cluster-internal address)"}
-    if _is_loopback(host) and not ms.local_cluster(ctx):
+    if ms.is_loopback(host) and not ms.local_cluster(ctx):
         return {**cand, "answers": "not probed (loopback: this machine, not the cluster)"}
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
@@ -169,7 +160,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
         return "no external endpoint is published (pending)"
     if port is None:
         return f"the published endpoint {published!r} has no port"
-    if _is_loopback(host) and not ms.local_cluster(ctx):
+    if ms.is_loopback(host) and not ms.local_cluster(ctx):
         return f"the published endpoint {published} is loopback: it means this machine, not the cluster"
     cluster_ip = _svc_spec(st).get("clusterIP")
     if ms.remote_server(ctx) and host == cluster_ip:
