@@ -9,16 +9,19 @@ an EKS cluster needs it, so other runs neither pay for nor need the SDK.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import cloud_ids, missing, not_this_cloud
+from preflight.checks.cloud_common import failure, only_on, preloader, require
 from preflight.cloud import aws
+from preflight.cloud.errors import CloudError, NotFound
 from preflight.cloud.identity import CloudIds
-from preflight.cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, describe, evaluate
+from preflight.cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, describe, evaluate, inside
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.model import Finding, Severity, Stop, error, fail, not_applicable, passed, warn
+from preflight.model import worst as worst_of
 from preflight.probes import addresses
 from preflight.registry import check
 
@@ -28,32 +31,19 @@ NLB_TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
 NO_ORIGIN_FIX = "Give the Server's egress CIDRs with --origin (or origin.cidrs in the fleet file) to check them."
 
 
-class _Stop(Exception):
-    """A probe's early answer (skip, missing ids or credentials), raised from a helper."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.message)
-        self.finding = finding
-
-
 def _run(ctx: ClusterContext, body: Callable[[ClusterContext, CloudIds], Finding], *, broker: bool) -> Finding:
-    """Gate on EKS (and operator mode for Broker checks), map AWS failures, add the API call count."""
-    gate = not_this_cloud(ctx, "eks")
-    if gate:
-        return gate
+    """Gate on EKS (and operator mode for Broker checks), apply the cloud failure policy, add the API call count."""
+    ids = only_on(ctx, "eks")
     if broker and ms.effective_mode(ctx) != "operator":
-        return skip("embedded mode: Meshery Server does not use a Broker for this cluster")
-    ids = cloud_ids(ctx)
+        not_applicable("embedded mode: Meshery Server does not use a Broker for this cluster")
+    used = ctx.memo("aws:used", threading.Event)  # set once a check of this cluster reached for an account
     try:
         finding = body(ctx, ids)
-    except _Stop as stop:
-        finding = stop.finding
-    except aws.AwsUnavailable as exc:
-        if exc.kind in ("credentials", "sdk", "permission"):
-            finding = missing(ids, str(exc), exc.hint)
-        else:
-            finding = error(str(exc), remediation=exc.hint or None)
-    if ctx.facts.get("aws:used"):
+    except Stop as stopped:  # a helper's early answer carries the call count too
+        finding = stopped.finding
+    except CloudError as exc:
+        finding = failure(ctx, exc)
+    if used.is_set():
         calls = aws.api_calls(ctx.settings.shared)
         evidence = {**finding.evidence, "aws_api_calls": sum(calls.values()), "aws_api_calls_by_operation": calls}
         finding = Finding(finding.status, finding.message, evidence, finding.remediation)
@@ -63,15 +53,13 @@ def _run(ctx: ClusterContext, body: Callable[[ClusterContext, CloudIds], Finding
 def _account(ctx: ClusterContext, ids: CloudIds) -> aws.Account:
     region = ids.get("region")
     if not region:
-        raise _Stop(
-            missing(
-                ids,
-                "the cluster's AWS region is unknown",
-                "set clusters[].aws.region in the fleet file (or use the kubeconfig from "
-                "aws eks update-kubeconfig, whose context ARN and exec args carry the region)",
-            )
+        require(
+            ids,
+            "the cluster's AWS region is unknown",
+            "set clusters[].aws.region in the fleet file (or use the kubeconfig from "
+            "aws eks update-kubeconfig, whose context ARN and exec args carry the region)",
         )
-    ctx.facts["aws:used"] = True
+    ctx.memo("aws:used", threading.Event).set()
     # An account named by the context's ARN is the cluster's, not necessarily the credential's: only the
     # fleet file's is taken as given.
     account = ids.get("account") if ids.sources.get("account") == "fleet file" else None
@@ -104,7 +92,7 @@ def _private_reach(acct: aws.Account, vpc_id: str, origin: list[str], what: str,
     usable = [p for p in paths if p.usable]
     ev.update(vpc=vpc_id, vpc_cidrs=cidrs, private_paths=[p.as_evidence() for p in paths])
     listed = ", ".join(p.label() for p in usable)
-    _inside, outside = aws.inside(origin, cidrs)
+    _inside, outside = inside(origin, cidrs)
     connect_fix = (
         f"Connect the Server's network to {vpc_id}: VPC peering (aws ec2 create-vpc-peering-connection "
         f"--vpc-id <server-vpc> --peer-vpc-id {vpc_id}), a transit gateway attachment or a site-to-site VPN, "
@@ -137,7 +125,7 @@ def _private_reach(acct: aws.Account, vpc_id: str, origin: list[str], what: str,
             "range as --origin, or run it inside a connected network.",
             **ev,
         )
-    peered = [p for p in usable if p.kind == "vpc-peering" and not aws.inside(outside, p.remote_cidrs)[1]]
+    peered = [p for p in usable if p.kind == "vpc-peering" and not inside(outside, p.remote_cidrs)[1]]
     if peered:
         return passed(f"{what}: the origin ({', '.join(outside)}) reaches {vpc_id} over {peered[0].label()}", **ev)
     others = [p for p in usable if p.kind != "vpc-peering"]
@@ -160,10 +148,15 @@ def _private_reach(acct: aws.Account, vpc_id: str, origin: list[str], what: str,
 # aws.eks.endpoint-access
 
 
+# Importing the SDK takes seconds: once per run, before any cluster's budget starts.
+_PREPARE = preloader("eks", ("boto3",))
+
+
 @check(
     id="aws.eks.endpoint-access",
+    prepare=_PREPARE,
     title="EKS API endpoint admits the Server's origin",
-    category="cloud",
+    category="aws",
     severity=Severity.CRITICAL,
     depends_on=("kubeconfig.context",),
     remediation="Allow the Server's origin in the cluster's publicAccessCidrs (aws eks update-cluster-config "
@@ -180,18 +173,16 @@ def eks_endpoint_access(ctx: ClusterContext) -> Finding:
 def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
     name = ids.get("cluster_name")
     if not name:
-        raise _Stop(
-            missing(
-                ids,
-                "the EKS cluster name is unknown",
-                "set clusters[].aws.cluster_name in the fleet file (or use the kubeconfig from "
-                "aws eks update-kubeconfig, whose context ARN and exec args carry the cluster name)",
-            )
+        require(
+            ids,
+            "the EKS cluster name is unknown",
+            "set clusters[].aws.cluster_name in the fleet file (or use the kubeconfig from "
+            "aws eks update-kubeconfig, whose context ARN and exec args carry the cluster name)",
         )
     acct = _account(ctx, ids)
     try:
         cluster = aws.describe_cluster(acct, name)
-    except aws.AwsUnavailable as exc:
+    except NotFound as exc:
         if exc.code == "ResourceNotFoundException":
             named = ids.get("account")
             other = f"; the cluster's ARN names account {named}" if named and named != acct.account else ""
@@ -233,7 +224,7 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
                 remediation=NO_ORIGIN_FIX,
                 **ev,
             )
-        _covered, uncovered = aws.inside(origin, cfg.public_cidrs)
+        _covered, uncovered = inside(origin, cfg.public_cidrs)
         if not uncovered:
             if world:
                 return warn(
@@ -295,17 +286,15 @@ def _lb(ctx: ClusterContext, acct: aws.Account) -> aws.LoadBalancer | None:
 
 
 def _lb_gate(ctx: ClusterContext) -> tuple[ms.BrokerState, str, str]:
-    """The Broker Service's LB hostname/ip, or a skip for Services without one."""
+    """The Broker Service's LB hostname/ip; not applicable to Services without one."""
     st, spec = _service(ctx)
     kind = str(spec.get("type") or "ClusterIP")
     host, ip = _ingress(st)
     if kind != "LoadBalancer" or not (host or ip):
-        raise _Stop(
-            skip(
-                f"the Broker Service {st.service_name} is {kind} without a load balancer address: "
-                "no load balancer to inspect",
-                service_type=kind,
-            )
+        not_applicable(
+            f"the Broker Service {st.service_name} is {kind} without a load balancer address: "
+            "no load balancer to inspect",
+            service_type=kind,
         )
     return st, kind, host or ip or ""
 
@@ -336,8 +325,9 @@ def _ports(st: ms.BrokerState, spec: dict[str, Any]) -> tuple[int, int | None, b
 
 @check(
     id="aws.lb.scheme",
+    prepare=_PREPARE,
     title="Broker load balancer's scheme suits the Server's origin",
-    category="cloud",
+    category="aws",
     severity=Severity.HIGH,
     depends_on=("broker.service",),
     remediation="Make the Broker's load balancer internet-facing (annotation service.beta.kubernetes.io/"
@@ -457,10 +447,8 @@ def _node_groups(ctx: ClusterContext, acct: aws.Account) -> tuple[dict[tuple[str
     """Nodes grouped by their instances' security groups, from spec.providerID (aws:///zone/i-...)."""
     nodes = ms.nodes(ctx)
     if nodes is None:
-        raise _Stop(
-            skip(
-                "cannot list the cluster's nodes to find their instances: needs list on nodes", permission="list nodes"
-            )
+        not_applicable(
+            "cannot list the cluster's nodes to find their instances: needs list on nodes", permission="list nodes"
         )
     known = aws.instances(acct)
     groups: dict[tuple[str, ...], list[str]] = {}
@@ -479,13 +467,11 @@ def _node_groups(ctx: ClusterContext, acct: aws.Account) -> tuple[dict[tuple[str
             subnets[inst.subnet_id] = inst.vpc_id
     info: dict[str, Any] = {"unresolved_nodes": unresolved, "node_subnets": subnets}
     if not groups:
-        raise _Stop(
-            skip(
-                "no node maps to an EC2 instance of this account and region (spec.providerID "
-                "aws:///<zone>/i-...): Fargate, or nodes in another account",
-                unresolved_nodes=unresolved,
-                **_where(acct),
-            )
+        not_applicable(
+            "no node maps to an EC2 instance of this account and region (spec.providerID "
+            "aws:///<zone>/i-...): Fargate, or nodes in another account",
+            unresolved_nodes=unresolved,
+            **_where(acct),
         )
     return groups, info
 
@@ -500,19 +486,17 @@ def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[s
             (members, _sg_finding(acct, ctx, list(sgs), port, f"nodes {', '.join(members)}", {}, prefix=prefix))
         )
     ev["node_groups"] = [{"nodes": m, **dict(f.evidence)} for m, f in results]
-    worst = max(results, key=lambda r: _RANK[r[1].status.value])[1]
+    worst = worst_of(f for _, f in results)
     if len(results) == 1:
         return Finding(worst.status, worst.message, {**ev, **dict(worst.evidence)}, worst.remediation)
     return Finding(worst.status, "; ".join(f.message for _, f in results), ev, worst.remediation)
 
 
-_RANK = {"pass": 0, "skip": 1, "warn": 2, "fail": 3, "error": 4}
-
-
 @check(
     id="aws.lb.security-groups",
+    prepare=_PREPARE,
     title="Broker load balancer's security groups admit only the Server's origin",
-    category="cloud",
+    category="aws",
     severity=Severity.CRITICAL,
     depends_on=("aws.lb.scheme",),
     remediation="Allow 4222/tcp from the Server's origin in the load balancer's security group "
@@ -531,7 +515,7 @@ def _lb_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
     acct = _account(ctx, ids)
     lb = _lb(ctx, acct)
     if lb is None:
-        return skip(
+        not_applicable(
             f"{address} is not a load balancer of account {acct.account} in {acct.region} (see aws.lb.scheme)",
             **_where(acct),
         )
@@ -559,8 +543,9 @@ def _lb_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
 
 @check(
     id="aws.nodes.security-groups",
+    prepare=_PREPARE,
     title="Node security groups admit the Broker's node port from the Server's origin",
-    category="cloud",
+    category="aws",
     severity=Severity.CRITICAL,
     depends_on=("broker.service",),
     remediation="Allow the Broker's node port from the Server's origin in the nodes' security group "
@@ -577,7 +562,7 @@ def _nodes_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
     st, spec = _service(ctx)
     kind = str(spec.get("type") or "ClusterIP")
     if kind not in ("NodePort", "LoadBalancer"):
-        return skip(f"the Broker Service is {kind}: not reached on the nodes", service_type=kind)
+        not_applicable(f"the Broker Service is {kind}: not reached on the nodes", service_type=kind)
     _listener, node_port, ip_targets = _ports(st, spec)
     acct = _account(ctx, ids)
     ev: dict[str, Any] = {"service_type": kind, **_where(acct)}
@@ -585,19 +570,19 @@ def _nodes_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
         host, ip = _ingress(st)
         lb = _lb(ctx, acct)
         if lb is None:
-            return skip(
+            not_applicable(
                 f"{host or ip} is not a load balancer of account {acct.account} in {acct.region} (see aws.lb.scheme)",
                 **ev,
             )
         ev["load_balancer"] = lb.as_evidence()
         if lb.security_group_ids:
-            return skip(
+            not_applicable(
                 f"{lb.label()} has security groups: they face the Server (aws.lb.security-groups); the nodes "
                 "only need to admit the load balancer",
                 **ev,
             )
     if node_port is None:
-        return skip("the Broker Service has no node port", **ev)
+        not_applicable("the Broker Service has no node port", **ev)
     what = "pod port" if ip_targets else "node port"
     return _nodes_finding(ctx, acct, node_port, ev, prefix=f"{what} {node_port}: ")
 
@@ -614,7 +599,7 @@ def _acl_targets(ctx: ClusterContext, acct: aws.Account) -> tuple[list[_Target],
     st, spec = _service(ctx)
     kind = str(spec.get("type") or "ClusterIP")
     if kind not in ("NodePort", "LoadBalancer"):
-        raise _Stop(skip(f"the Broker Service is {kind}: no subnet faces the Server", service_type=kind))
+        not_applicable(f"the Broker Service is {kind}: no subnet faces the Server", service_type=kind)
     listener, node_port, ip_targets = _ports(st, spec)
     ev: dict[str, Any] = {"service_type": kind}
     targets: list[_Target] = []
@@ -622,15 +607,13 @@ def _acl_targets(ctx: ClusterContext, acct: aws.Account) -> tuple[list[_Target],
     if kind == "LoadBalancer":
         host, ip = _ingress(st)
         if not (host or ip):
-            raise _Stop(skip("the Broker's load balancer has no address yet"))
+            not_applicable("the Broker's load balancer has no address yet")
         lb = _lb(ctx, acct)
         if lb is None:
-            raise _Stop(
-                skip(
-                    f"{host or ip} is not a load balancer of account {acct.account} in {acct.region} "
-                    "(see aws.lb.scheme): its subnets cannot be told",
-                    **_where(acct),
-                )
+            not_applicable(
+                f"{host or ip} is not a load balancer of account {acct.account} in {acct.region} "
+                "(see aws.lb.scheme): its subnets cannot be told",
+                **_where(acct),
             )
         ev["load_balancer"] = lb.as_evidence()
         targets += [(s, lb.vpc_id, listener, f"{lb.label()} subnet") for s in lb.subnet_ids]
@@ -658,8 +641,9 @@ def _numbers(labels: list[str], rules: list[Rule]) -> list[int]:
 
 @check(
     id="aws.network-acl",
+    prepare=_PREPARE,
     title="Subnet network ACLs let the Broker traffic in and the replies out",
-    category="cloud",
+    category="aws",
     severity=Severity.HIGH,
     depends_on=("broker.service",),
     remediation="Add NACL entries below the deny that matches: inbound tcp on the Broker's port from the origin, "
@@ -679,7 +663,7 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
     _st, spec = _service(ctx)
     kind = str(spec.get("type") or "ClusterIP")
     if kind not in ("NodePort", "LoadBalancer"):
-        return skip(f"the Broker Service is {kind}: no subnet faces the Server", service_type=kind)
+        not_applicable(f"the Broker Service is {kind}: no subnet faces the Server", service_type=kind)
     if not ctx.settings.origin_cidrs:
         # Decided before any describe: without an origin there is nothing to evaluate.
         return warn(
@@ -690,7 +674,7 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
     origin = list(ctx.settings.origin_cidrs)
     ev.update(_where(acct), origin=origin)
     if not targets:
-        return skip("no subnet found for the Broker's load balancer or nodes", **ev)
+        not_applicable("no subnet found for the Broker's load balancer or nodes", **ev)
     seen: dict[tuple[str, int], dict[str, Any]] = {}
     lines_bad: list[str] = []
     lines_ok: list[str] = []

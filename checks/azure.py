@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import api_calls, cloud_ids, missing, not_this_cloud
+from preflight.checks.cloud_common import api_calls, cloud_ids, guard, only_on, preloader, require
 from preflight.cloud import azure as az
-from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import UNION, Rule, Verdict, describe, evaluate
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
 from preflight.probes import addresses, dns
 from preflight.registry import check
 
 IDS_HINT = (
     "add azure: {subscription, resource_group, cluster} to this context's entry in the fleet file "
     "(or set AZURE_SUBSCRIPTION_ID to find the cluster by its API host)"
-)
-READER_FIX = (
-    "Give the credential Reader on the cluster's resource group, its node resource group (MC_...) and the node "
-    "subnet's VNet (Microsoft.ContainerService/managedClusters/read, Microsoft.Network/networkSecurityGroups/read, "
-    "Microsoft.Network/virtualNetworks/read)."
 )
 PRIVATE_FIX = (
     "A private API server has only a private address: run Meshery Server in the cluster's VNet or a peered VNet, "
@@ -38,52 +33,29 @@ PRIVATE_FIX = (
 )
 
 
-def _arm_finding(exc: az.AzureError, what: str) -> Finding:
-    """An ARM failure is the tool not knowing, never a verdict on the cluster: error, with the fix."""
-    fixes = {
-        "forbidden": READER_FIX,
-        "not-found": "Check azure.subscription, azure.resource_group and azure.cluster in the fleet file.",
-        "auth": f"Refresh the Azure login ({az.HINT}); for sovereign clouds set --azure-cloud.",
-        "unreachable": "Check --azure-arm-endpoint / --azure-cloud, the proxy (HTTPS_PROXY) and the CA "
-        "(REQUESTS_CA_BUNDLE) from here.",
-        "timeout": "ARM answered too slowly: retry, or raise --connect-timeout.",
-    }
-    return error(f"cannot read {what}: {exc.message}", remediation=fixes.get(exc.kind), failure=exc.kind)
+def _cluster(ctx: ClusterContext) -> az.AksCluster:
+    """The AKS cluster's ARM view (memoised per cluster); raises Stop or a CloudError explaining why there is none."""
 
-
-def _missing(ids: CloudIds, what: str, hint: str, **evidence: Any) -> Finding:
-    """cloud_common.missing, with the hint as the remediation of a skip too (not the check's default fix)."""
-    f = missing(ids, what, hint)
-    return Finding(f.status, f.message, {**f.evidence, **evidence}, f.remediation or hint)
-
-
-def _cluster(ctx: ClusterContext) -> az.AksCluster | Finding:
-    """The AKS cluster's ARM view, or the finding that explains why there is none (memoised per cluster)."""
-
-    def compute() -> az.AksCluster | Finding:
-        gate = not_this_cloud(ctx, "aks")
-        if gate:
-            return gate
-        ids = cloud_ids(ctx)
-        try:
-            az.credential(ctx.settings)
-        except az.AzureError as exc:
-            return _missing(ids, "no Azure credential", az.HINT, detail=exc.message)
+    def compute() -> az.AksCluster:
+        ids = only_on(ctx, "aks")
+        az.credential(ctx.settings)
         sub = ids.get("subscription") or os.environ.get("AZURE_SUBSCRIPTION_ID")
         rg, name = ids.get("resource_group"), ids.get("cluster")
         if not sub:
-            return _missing(ids, "the cluster's Azure subscription is unknown", IDS_HINT)
-        try:
-            if rg and name:
-                return az.managed_cluster(ctx.settings, sub, rg, name)
-            found = az.find_cluster(ctx.settings, sub, ctx.target.host or "")
-        except az.AzureError as exc:
-            return _arm_finding(exc, f"managed cluster {rg}/{name}" if rg and name else f"AKS clusters of {sub}")
+            require(ids, "the cluster's Azure subscription is unknown", IDS_HINT)
+        if rg and name:
+            return az.managed_cluster(ctx.settings, sub, rg, name)
+        found = az.find_cluster(ctx.settings, sub, ctx.target.host or "")
         if found is None:
-            return _missing(ids, f"no AKS cluster in subscription {sub} has API host {ctx.target.host}", IDS_HINT)
+            require(ids, f"no AKS cluster in subscription {sub} has API host {ctx.target.host}", IDS_HINT)
         return found
 
     return ctx.memo("azure:cluster", compute)
+
+
+def _run(ctx: ClusterContext, body: Callable[[ClusterContext, az.AksCluster], Finding]) -> Finding:
+    """AKS clusters only; a failed ARM read becomes the cloud policy's finding."""
+    return guard(ctx, "aks", lambda _ids: body(ctx, _cluster(ctx)), lambda: {"azure_api_calls": _calls(ctx)})
 
 
 def _is_private(cidr: str) -> bool:
@@ -95,8 +67,13 @@ def _calls(ctx: ClusterContext) -> int:
     return api_calls(ctx, az.CACHE)
 
 
+# Importing the SDK takes seconds: once per run, before any cluster's budget starts.
+_PREPARE = preloader("aks", ("azure.identity", "azure.mgmt.containerservice", "azure.mgmt.network"))
+
+
 @check(
     id="azure.aks.endpoint-access",
+    prepare=_PREPARE,
     title="AKS API server admits the Server's origin",
     category="azure",
     severity=Severity.CRITICAL,
@@ -108,10 +85,10 @@ def _calls(ctx: ClusterContext) -> int:
 def endpoint_access(ctx: ClusterContext) -> Finding:
     """AKS drops connections from outside authorizedIPRanges and a private cluster has no public address:
     either looks like a firewall timeout from the Server, so this names the setting."""
-    got = _cluster(ctx)
-    if isinstance(got, Finding):
-        return got
-    c = got
+    return _run(ctx, _endpoint_access)
+
+
+def _endpoint_access(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     origin = ctx.settings.origin_cidrs
     ranges = list(c.authorized_ranges)
     evidence: dict[str, Any] = {
@@ -127,7 +104,6 @@ def endpoint_access(ctx: ClusterContext) -> Finding:
         "kubeconfig_host": ctx.target.host,
         "azure_api_calls": _calls(ctx),
     }
-    ctx.facts["azure.aks"] = c
     if c.private:
         kind = (
             f"private API server with public FQDN {c.fqdn} (it resolves to the private address)"
@@ -208,6 +184,7 @@ def _dns_fix(zone: str | None, rg: str | None) -> str:
 
 @check(
     id="azure.aks.private-dns",
+    prepare=_PREPARE,
     title="AKS private API name resolves from the Server",
     category="azure",
     severity=Severity.HIGH,
@@ -220,12 +197,12 @@ def _dns_fix(zone: str | None, rg: str | None) -> str:
 def private_dns(ctx: ClusterContext) -> Finding:
     """A private cluster's name lives in a private DNS zone that only linked VNets see: a Server outside
     them gets NXDOMAIN even with a working network path. A kubeconfig on the public FQDN needs no zone."""
-    got = _cluster(ctx)
-    if isinstance(got, Finding):
-        return got
-    c = got
+    return _run(ctx, _private_dns)
+
+
+def _private_dns(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     if not c.private:
-        return skip("public API server: no private FQDN to resolve", cluster=c.id)
+        not_applicable("public API server: no private FQDN to resolve", cluster=c.id)
     host = (ctx.target.host or "").lower().rstrip(".")
     on_public = bool(c.public_fqdn and c.fqdn and host == c.fqdn.lower())
     # The name the Server will look up: the public FQDN (an Azure public DNS record holding the private
@@ -334,6 +311,7 @@ def _allow_fix(
 
 @check(
     id="azure.nsg.broker",
+    prepare=_PREPARE,
     title="AKS node NSGs let the Server's origin reach the Broker",
     category="azure",
     severity=Severity.HIGH,
@@ -346,10 +324,10 @@ def _allow_fix(
 def nsg_broker(ctx: ClusterContext) -> Finding:
     """Azure's load balancer keeps the client's address, so the NSGs on the node subnet and NICs decide who
     reaches 4222 (the node port for NodePort): lowest priority number first, and a packet must pass both."""
-    got = _cluster(ctx)
-    if isinstance(got, Finding):
-        return got
-    c = got
+    return _run(ctx, _nsg_broker)
+
+
+def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     st = ms.broker(ctx)
     spec = (st.service or {}).get("spec") or {}
     kind = str(spec.get("type") or "ClusterIP")
@@ -360,13 +338,10 @@ def nsg_broker(ctx: ClusterContext) -> Finding:
         if not port:
             return error("NodePort Service without a nodePort on the Broker's port")
     else:
-        return skip(f"{kind} Service: the Broker is not reached through the nodes' NSGs", type=kind)
+        not_applicable(f"{kind} Service: the Broker is not reached through the nodes' NSGs", type=kind)
     targets = _targets(ctx, st, kind)
     origin = ctx.settings.origin_cidrs
-    try:
-        paths = _paths(ctx, c)
-    except az.AzureError as exc:
-        return _arm_finding(exc, f"the NSGs of {c.name}")
+    paths = _paths(ctx, c)
     evidence: dict[str, Any] = {"cluster": c.id, "type": kind, "port": port, "targets": targets, "origin": origin}
     checked: list[dict[str, Any]] = []
     blocked: tuple[str, az.PathVerdict, str | None] | None = None

@@ -13,21 +13,29 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from preflight.checks import meshery_state as ms
+from preflight.checks import reach
+from preflight.cloud.rules import inside
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, Status, error, fail, passed, skip, warn
+from preflight.facts import Fact
+from preflight.model import Finding, Severity, Status, error, fail, not_applicable, passed, stop, warn
 from preflight.probes import addresses, dns, nats, tcp
 from preflight.registry import check
 
-_TCP_FIX = {
-    tcp.FILTERED: "Something drops the SYN to 4222: allow the Server's origin in the load balancer's or nodes' "
+_TCP_FIX = reach.fixes(
+    filtered="Something drops the SYN to 4222: allow the Server's origin in the load balancer's or nodes' "
     "security group / firewall rule, the Service's loadBalancerSourceRanges (Broker "
     "spec.service.loadBalancerSourceRanges) and the subnet's network ACL.",
-    tcp.REFUSED: "The address answers but nothing listens on the port: check the Broker pods "
+    refused="The address answers but nothing listens on the port: check the Broker pods "
     "(kubectl -n meshery get pods -l app=meshery-broker), the Service's port and the load balancer listener.",
-    tcp.UNREACHABLE: "No route from here: a private load balancer or node needs VPC/VNet peering, a transit "
+    unreachable="No route from here: a private load balancer or node needs VPC/VNet peering, a transit "
     "gateway or a VPN from the Server's network; or expose the Broker on a reachable load balancer.",
-    tcp.FAILED: "The connection failed locally: check this machine's network configuration.",
-}
+)
+PUBLISHED: Fact[str] = Fact("broker.published", producer="broker.endpoint")
+# The published endpoint as broker.dns resolved it: the hops after it (tcp, nats, auth) dial this one.
+DIALED: Fact[str] = Fact("broker.dialed", producer="broker.dns")
+ADDRESSES: Fact[list[str]] = Fact("broker.addresses", producer="broker.dns")
+ADDRESS: Fact[tuple[str, int]] = Fact("broker.address", producer="broker.tcp")
+INFO: Fact[nats.NatsInfo] = Fact("broker.info", producer="broker.nats")
 
 _DNS_FIX = (
     "The published name does not resolve from here: check the load balancer behind it (deleted, not yet "
@@ -43,15 +51,17 @@ INTERNAL_LB_ANNOTATIONS = {
 }
 
 
-def _connect(ctx: ClusterContext, address: str, port: int) -> tcp.TcpOutcome:
-    """One connect per address and port per cluster: a filtered Broker costs one deadline, not two."""
-    return ctx.memo(f"tcp:{address}:{port}", lambda: tcp.connect(address, port, ctx.settings.connect_timeout))
-
-
-def _operator_only(ctx: ClusterContext) -> Finding | None:
+def _operator_only(ctx: ClusterContext) -> None:
     if ms.effective_mode(ctx) != "operator":
-        return skip("embedded mode: Meshery Server does not use a Broker for this cluster")
-    return None
+        not_applicable("embedded mode: Meshery Server does not use a Broker for this cluster")
+
+
+def _broker_state(ctx: ClusterContext) -> ms.BrokerState:
+    """The Broker and its Service, read once per cluster; a refused read ends the probe as an error naming it."""
+    try:
+        return ms.broker(ctx)
+    except ms.ReadError as exc:
+        stop(error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}."))
 
 
 def _svc_spec(st: ms.BrokerState) -> dict[str, Any]:
@@ -73,13 +83,8 @@ def _ingress(st: ms.BrokerState) -> list[dict[str, Any]]:
 )
 def service(ctx: ClusterContext) -> Finding:
     """A ClusterIP-only Broker is invisible to a Server outside the cluster (and current Operators default to it)."""
-    gate = _operator_only(ctx)
-    if gate:
-        return gate
-    try:
-        st = ms.broker(ctx)
-    except ms.ReadError as exc:
-        return error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}.")
+    _operator_only(ctx)
+    st = _broker_state(ctx)
     if st.service is None:
         names = " or ".join(n for n, _, _ in ms.SERVICES)
         return fail(
@@ -147,26 +152,17 @@ def _candidates(ctx: ClusterContext, st: ms.BrokerState) -> list[dict[str, Any]]
     return out
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _probe_candidate(ctx: ClusterContext, cand: dict[str, Any]) -> dict[str, Any]:
     host, port = ms.split_endpoint(cand["endpoint"])
     if cand["kind"] == "cluster-ip" and ms.remote_server(ctx):
         return {**cand, "answers": "not probed (cluster-internal address)"}
-    if _is_loopback(host) and not ms.local_cluster(ctx):
+    if ms.is_loopback(host) and not ms.local_cluster(ctx):
         return {**cand, "answers": "not probed (loopback: this machine, not the cluster)"}
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
     except dns.DnsFailure as exc:
         return {**cand, "answers": f"dns {exc.kind}"}
-    out = _connect(ctx, res.addresses[0], port or ms.NATS_PORT)
+    out = reach.connect(ctx, res.addresses[0], port or ms.NATS_PORT)
     return {**cand, "answers": out.state}
 
 
@@ -176,7 +172,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
         return "no external endpoint is published (pending)"
     if port is None:
         return f"the published endpoint {published!r} has no port"
-    if _is_loopback(host) and not ms.local_cluster(ctx):
+    if ms.is_loopback(host) and not ms.local_cluster(ctx):
         return f"the published endpoint {published} is loopback: it means this machine, not the cluster"
     cluster_ip = _svc_spec(st).get("clusterIP")
     if ms.remote_server(ctx) and host == cluster_ip:
@@ -197,15 +193,10 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
 )
 def endpoint(ctx: ClusterContext) -> Finding:
     """Compares what the Operator published with every candidate, and tests which candidates answer from here."""
-    gate = _operator_only(ctx)
-    if gate:
-        return gate
-    try:
-        st = ms.broker(ctx)
-    except ms.ReadError as exc:
-        return error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}.")
+    _operator_only(ctx)
+    st = _broker_state(ctx)
     published = st.published_external
-    ctx.facts["broker.published"] = published
+    ctx.set_fact(PUBLISHED, published)
     with ThreadPoolExecutor(max_workers=6, thread_name_prefix="candidate") as pool:
         probed = list(pool.map(lambda c: _probe_candidate(ctx, c), _candidates(ctx, st)))
     evidence: dict[str, Any] = {"published": published, "generation": st.generation, "candidates": probed}
@@ -271,23 +262,20 @@ def broker_dns(ctx: ClusterContext) -> Finding:
     Runs whenever the published endpoint was read and is one the Server would dial: a published endpoint that
     answers nothing from here fails broker.endpoint, and this check (then broker.tcp) says at which hop.
     """
-    gate = _operator_only(ctx)
-    if gate:
-        return gate
-    try:
-        st = ms.broker(ctx)
-    except ms.ReadError as exc:
-        return error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}.")
+    _operator_only(ctx)
+    st = _broker_state(ctx)
     published = st.published_external
-    ctx.facts["broker.published"] = published
     problem = _published_problem(ctx, st, published)
     if problem:
-        return Finding(
-            Status.SKIP,
-            f"skipped: nothing to resolve: {problem}",
-            {"blocked_by": "broker.endpoint"},
-            remediation="Fix broker.endpoint first; this check runs once the published endpoint is usable.",
+        stop(
+            Finding(
+                Status.SKIP,
+                f"skipped: nothing to resolve: {problem}",
+                {"blocked_by": "broker.endpoint"},
+                remediation="Fix broker.endpoint first; this check runs once the published endpoint is usable.",
+            )
         )
+    ctx.set_fact(DIALED, published)
     host, _port = ms.split_endpoint(published)
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
@@ -300,7 +288,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
             )
         return fail(str(exc), remediation=fix, host=host, failure=exc.kind)
     classes = {a: addresses.classify(a) for a in res.addresses}
-    ctx.facts["broker.addresses"] = res.addresses
+    ctx.set_fact(ADDRESSES, res.addresses)
     evidence: dict[str, Any] = {
         "host": host,
         "addresses": [{"address": a, "class": c} for a, c in classes.items()],
@@ -328,30 +316,18 @@ def broker_dns(ctx: ClusterContext) -> Finding:
     category="broker",
     severity=Severity.CRITICAL,
     depends_on=("broker.dns",),
+    reads=(DIALED, ADDRESSES),
     remediation=_TCP_FIX[tcp.FILTERED],
 )
 def broker_tcp(ctx: ClusterContext) -> Finding:
     """Open, refused, filtered or unreachable: each names a different fix."""
-    _host, port = ms.split_endpoint(ctx.facts.get("broker.published", ""))
+    _host, port = ms.split_endpoint(ctx.fact(DIALED))
     port = port or ms.NATS_PORT
-    attempts = []
-    for address in (ctx.facts.get("broker.addresses") or [])[:4]:
-        out = _connect(ctx, address, port)
-        attempts.append(out.as_evidence())
-        if out.state == tcp.OPEN:
-            ctx.facts["broker.address"] = (address, port)
-            return passed(f"{addresses.hostport(address, port)} open in {out.elapsed_ms:g} ms", attempts=attempts)
-        if ctx.remaining() < ctx.settings.connect_timeout:
-            break
-    if not attempts:
-        return error("no address to connect to")
-    last = attempts[-1]
-    return fail(
-        f"{addresses.hostport(str(last['address']), port)} is {last['state']}: {last['detail']}",
-        remediation=_TCP_FIX.get(str(last["state"])),
-        attempts=attempts,
-        state=last["state"],
-    )
+    addresses = ctx.fact(ADDRESSES)
+    finding, address = reach.first_open(ctx, addresses, port, _TCP_FIX)
+    if address is not None:
+        ctx.set_fact(ADDRESS, (address, port))
+    return finding
 
 
 @check(
@@ -360,19 +336,20 @@ def broker_tcp(ctx: ClusterContext) -> Finding:
     category="broker",
     severity=Severity.HIGH,
     depends_on=("broker.tcp",),
+    reads=(ADDRESS,),
     remediation="The published endpoint leads to something that is not the Broker: check which Service or "
     "load balancer listener owns that address and port, and that it targets the meshery-nats / meshery-broker pods.",
 )
 def broker_nats(ctx: ClusterContext) -> Finding:
     """A port can be open and still not be the Broker (another service, a proxy that never answers)."""
-    address, port = ctx.facts["broker.address"]
+    address, port = ctx.fact(ADDRESS)
     try:
         info = nats.read_info(address, port, ctx.settings.connect_timeout)
     except nats.NotNats as exc:
         return fail(f"{addresses.hostport(address, port)} {exc}", kind=exc.kind)
     except OSError as exc:
         return error(f"could not read from {addresses.hostport(address, port)}: {exc}")
-    ctx.facts["broker.info"] = info
+    ctx.set_fact(INFO, info)
     evidence = {
         "version": info.version,
         "auth_required": info.auth_required,
@@ -382,30 +359,33 @@ def broker_nats(ctx: ClusterContext) -> Finding:
     return passed(f"NATS {info.version} (auth {'required' if info.auth_required else 'not required'})", **evidence)
 
 
-def _token(ctx: ClusterContext) -> tuple[str | None, Finding | None]:
+def _token(ctx: ClusterContext) -> str:
+    """The token Meshery would use, registered as a secret; the probe stops when it cannot be read."""
     resp = ctx.api().get(f"/api/v1/namespaces/{ms.ns(ctx)}/secrets/{ms.TOKEN_SECRET}")
     if resp.status in (401, 403):
-        return None, skip(
+        not_applicable(
             f"cannot read Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} to test the token: needs get on secrets "
             f"(resourceNames: [{ms.TOKEN_SECRET}]) in namespace {ms.ns(ctx)}",
             permission=f"get secrets/{ms.TOKEN_SECRET} in {ms.ns(ctx)}",
         )
     if resp.status == 404:
-        return None, fail(
-            f"the Broker requires auth but Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} does not exist",
-            remediation="The Operator creates the token Secret with the Broker: check the Operator's logs.",
+        stop(
+            fail(
+                f"the Broker requires auth but Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} does not exist",
+                remediation="The Operator creates the token Secret with the Broker: check the Operator's logs.",
+            )
         )
     data = ((resp.body or {}).get("data") or {}) if isinstance(resp.body, dict) else {}
     raw = data.get("token")
     if not raw:
-        return None, fail(f"Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} has no 'token' key")
+        stop(fail(f"Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} has no 'token' key"))
     try:
         token = base64.b64decode(raw).decode()
     except ValueError:
-        return None, fail(f"Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} key 'token' is not base64")
+        stop(fail(f"Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} key 'token' is not base64"))
     ctx.add_secret(token)
     ctx.add_secret(str(raw))
-    return token, None
+    return token
 
 
 _NUMERIC_FIX = (
@@ -437,7 +417,7 @@ _TLS_FIX = {
 def _tls_plan(ctx: ClusterContext, address: str) -> nats.TlsPlan:
     """Verify the published endpoint's host name (or the address when it is one) against the cluster's CA from
     the kubeconfig, then this machine's store: Meshery Server dials that name, and may trust either."""
-    host, _port = ms.split_endpoint(ctx.facts.get("broker.published") or "")
+    host, _port = ms.split_endpoint(ctx.fact(DIALED))
     sources: list[nats.TrustSource] = []
     if ctx.target.ca_pem:
         where = (
@@ -564,6 +544,7 @@ def _unauthenticated(ctx: ClusterContext, address: str, port: int, info: nats.Na
     category="broker",
     severity=Severity.HIGH,
     depends_on=("broker.nats",),
+    reads=(INFO, ADDRESS, DIALED),
     remediation="The token in Secret meshery-nats-auth and the Broker disagree: restart the meshery-nats pods so "
     "they load the current Secret, or let the Operator regenerate both.",
     timeout_factor=4.0,
@@ -571,34 +552,17 @@ def _unauthenticated(ctx: ClusterContext, address: str, port: int, info: nats.Na
 def broker_auth(ctx: ClusterContext) -> Finding:
     """Connect with the token Meshery would use and expect PONG; a Broker that requires TLS gets a verified
     upgrade first (the cluster's CA from the kubeconfig, then the system store). The token never leaves this probe."""
-    info: nats.NatsInfo = ctx.facts["broker.info"]
-    address, port = ctx.facts["broker.address"]
+    info = ctx.fact(INFO)
+    address, port = ctx.fact(ADDRESS)
     plan = _tls_plan(ctx, address)
     if not info.auth_required:
         return _unauthenticated(ctx, address, port, info, plan)
-    token, problem = _token(ctx)
-    if problem:
-        return problem
+    token = _token(ctx)
     try:
         outcome = nats.exchange(address, port, token, ctx.settings.connect_timeout, plan)
     except nats.TlsFailure as exc:
         return _tls_failed(exc)
     return _judge(outcome, token)
-
-
-def _covers(ranges: list[str], origin: list[str]) -> tuple[bool, list[str]]:
-    nets = []
-    for r in ranges:
-        try:
-            nets.append(ipaddress.ip_network(r, strict=False))
-        except ValueError:
-            continue
-    uncovered = []
-    for o in origin:
-        on = ipaddress.ip_network(o, strict=False)
-        if not any(on.version == n.version and on.subnet_of(n) for n in nets):  # type: ignore[arg-type]
-            uncovered.append(o)
-    return not uncovered, uncovered
 
 
 @check(
@@ -614,15 +578,10 @@ def _covers(ranges: list[str], origin: list[str]) -> tuple[bool, list[str]]:
 )
 def exposure(ctx: ClusterContext) -> Finding:
     """4222 open to the world exposes cluster events; ranges that miss the Server's origin block Meshery."""
-    gate = _operator_only(ctx)
-    if gate:
-        return gate
-    try:
-        st = ms.broker(ctx)
-    except ms.ReadError as exc:
-        return error(str(exc), remediation=f"Grant get on services and brokers.meshery.io in {ms.ns(ctx)}.")
+    _operator_only(ctx)
+    st = _broker_state(ctx)
     if st.service is None:
-        return skip("no Broker Service to expose (broker.service says why)")
+        not_applicable("no Broker Service to expose (broker.service says why)")
     spec = _svc_spec(st)
     kind = str(spec.get("type") or "ClusterIP")
     annotations = dict((((st.service or {}).get("metadata") or {}).get("annotations")) or {})
@@ -640,7 +599,7 @@ def exposure(ctx: ClusterContext) -> Finding:
     origin = ctx.settings.origin_cidrs
     evidence: dict[str, Any] = {"type": kind, "source_ranges": ranges, "internal_lb": internal, "origin": origin}
     if kind == "ClusterIP":
-        return skip("ClusterIP Service: not exposed outside the cluster", **evidence)
+        not_applicable("ClusterIP Service: not exposed outside the cluster", **evidence)
     if kind == "NodePort":
         return warn(
             "NodePort Service: source ranges do not apply; the nodes' firewall decides who reaches the port",
@@ -665,8 +624,8 @@ def exposure(ctx: ClusterContext) -> Finding:
             remediation="Give the Server's egress CIDRs with --origin so the ranges can be checked.",
             **evidence,
         )
-    ok, uncovered = _covers(ranges, origin)
-    if not ok:
+    _covered, uncovered = inside(origin, ranges)
+    if uncovered:
         return fail(
             f"source ranges {', '.join(ranges)} do not cover the Server's origin {', '.join(uncovered)}: "
             "the Server will be blocked",

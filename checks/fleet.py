@@ -6,8 +6,10 @@ from collections import defaultdict
 from typing import Any
 from urllib.parse import urlsplit
 
+from preflight.checks.broker import PUBLISHED
+from preflight.checks.meshery import DEPLOYED
 from preflight.context import FleetContext
-from preflight.model import Finding, Scope, Severity, fail, passed, skip, warn
+from preflight.model import Finding, Scope, Severity, fail, not_applicable, passed, warn
 from preflight.probes import addresses
 from preflight.registry import check
 
@@ -35,7 +37,7 @@ def shared_credential(fleet: FleetContext) -> Finding:
         servers[fp].add(c.target.server)
     shared = {fp: names for fp, names in groups.items() if len(servers[fp]) > 1}
     if not groups:
-        return skip("no cluster carries a credential to compare")
+        not_applicable("no cluster carries a credential to compare")
     if not shared:
         return passed(f"{len(groups)} distinct credentials across {len(fleet.clusters)} clusters")
     evidence: dict[str, Any] = {
@@ -85,18 +87,19 @@ def duplicate_cluster(fleet: FleetContext) -> Finding:
     category="fleet",
     severity=Severity.HIGH,
     scope=Scope.FLEET,
+    depends_on=("broker.endpoint",),
+    reads=(PUBLISHED,),
     remediation="Give each cluster's Broker a distinct external endpoint (a load balancer, or a distinct "
     "spec.service.externalEndpointOverride); local clusters that all publish localhost:4222 collide.",
 )
 def broker_endpoint_collision(fleet: FleetContext) -> Finding:
     """Meshery Server keys Broker connections by endpoint: two clusters on one endpoint means one is never heard."""
     by_endpoint: dict[str, list[str]] = defaultdict(list)
-    for c in fleet.clusters:
-        published = c.facts.get("broker.published")
+    for name, published in fleet.facts(PUBLISHED).items():
         if published:
-            by_endpoint[str(published)].append(c.name)
+            by_endpoint[published].append(name)
     if not by_endpoint:
-        return skip("no cluster published a Broker endpoint (embedded mode, or Broker checks did not run)")
+        not_applicable("no cluster published a Broker endpoint (embedded mode, or Broker checks did not run)")
     clashes = {e: n for e, n in by_endpoint.items() if len(n) > 1}
     if clashes:
         listed = "; ".join(f"{e}: {', '.join(n)}" for e, n in clashes.items())
@@ -113,6 +116,8 @@ def broker_endpoint_collision(fleet: FleetContext) -> Finding:
     category="fleet",
     severity=Severity.MEDIUM,
     scope=Scope.FLEET,
+    depends_on=("meshery.mode",),
+    reads=(DEPLOYED,),
     remediation="Codify the mode with MESHSYNC_DEFAULT_DEPLOYMENT_MODE and per-cluster meshsync_mode in the fleet "
     "file, then switch the deviating connections on Meshery's Connections page.",
 )
@@ -120,18 +125,19 @@ def mode_consistency(fleet: FleetContext) -> Finding:
     """A fleet drifts when some connections run another mode than the one codified for them."""
     policy = fleet.settings.default_mode
     drift, overrides = [], []
+    read = fleet.facts(DEPLOYED)
     for c in fleet.clusters:
-        deployed = c.facts.get("meshery:deployed")
+        deployed = read.get(c.name)
         effective = c.target.mode or policy
         if c.target.mode and c.target.mode != policy:
             overrides.append(f"{c.name} ({c.target.mode})")
-        if isinstance(deployed, dict):
+        if deployed is not None:
             running = "operator" if any(deployed.values()) else "embedded"
             if running != effective:
                 drift.append(f"{c.name}: runs {running}, declared {effective}")
     evidence: dict[str, Any] = {"policy": policy, "overrides": overrides, "drift": drift}
-    if not any(isinstance(c.facts.get("meshery:deployed"), dict) for c in fleet.clusters):
-        return skip("no cluster's deployment could be read (meshery checks did not run)", **evidence)
+    if not read:
+        not_applicable("no cluster's deployment could be read (meshery checks did not run)", **evidence)
     if drift:
         return warn(f"{len(drift)} cluster(s) drift from the declared mode: {'; '.join(drift)}", **evidence)
     extra = f"; per-cluster overrides: {', '.join(overrides)}" if overrides else ""

@@ -7,22 +7,20 @@ cloud/gcp.py, which imports the Google SDKs only when a GKE cluster is checked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import cloud_ids, missing, not_this_cloud
+from preflight.checks.cloud_common import cloud_ids, failure, guard, preloader, require
 from preflight.cloud import gcp
+from preflight.cloud.errors import CloudError
+from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import PRIORITY, UNION, Rule, Verdict, evaluate
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.model import Finding, Severity, fail, not_applicable, passed, stop, warn
 from preflight.registry import check
 
 IDS_HINT = "name the context gke_PROJECT_LOCATION_CLUSTER or set gcp: {project, location, cluster} in the fleet file"
-_ROLE = {
-    "clusters.get": "container.clusters.get (roles/container.clusterViewer)",
-    "firewalls.list": "compute.firewalls.list (roles/compute.networkViewer)",
-    "instances.get": "compute.instances.get (roles/compute.viewer)",
-}
 
 
 def _api(ctx: ClusterContext) -> gcp.GcpApi:
@@ -33,60 +31,17 @@ def _calls(api: gcp.GcpApi) -> dict[str, Any]:
     return {"gcp_api_calls": api.calls, "gcp_api_calls_by_operation": api.calls_by_operation()}
 
 
-def _ids(ctx: ClusterContext) -> tuple[str, str, str] | Finding:
-    gate = not_this_cloud(ctx, "gke")
-    if gate:
-        return gate
-    ids = cloud_ids(ctx)
+def _ids(ids: CloudIds) -> tuple[str, str, str]:
     project, location, name = ids.get("project"), ids.get("location"), ids.get("cluster")
     if not (project and location and name):
-        return missing(ids, "the GKE project, location or cluster name is unknown", IDS_HINT)
+        require(ids, "the GKE project, location or cluster name is unknown", IDS_HINT)
     return project, location, name
 
 
-def _user_fixable(ctx: ClusterContext, message: str, hint: str, evidence: dict[str, Any]) -> Finding:
-    """Like a missing credential: a skip with the fix, unless the fleet file declared this cluster's GCP ids."""
-    if cloud_ids(ctx).declared:
-        return error(message, remediation=hint, **evidence)
-    return skip(f"{message}; {hint}", hint=hint, **evidence)
-
-
-def _api_failure(ctx: ClusterContext, exc: gcp.ApiError, api: gcp.GcpApi, **evidence: Any) -> Finding:
-    """Wrong ids fail (there is no such cluster); a missing role or a rejected login is the user's to fix, like a
-    missing credential; anything else is an error."""
-    evidence = {**evidence, "call": exc.call, "failure": exc.kind, **_calls(api)}
-    op = exc.call.split(" ", 1)[0]
-    if exc.kind == "not-found":
-        return fail(
-            f"{exc.call}: not found ({exc.message})",
-            remediation="Check the project, location and cluster name (the context name, or gcp: in the fleet file).",
-            **evidence,
-        )
-    if exc.kind == "forbidden":
-        hint = f"grant the credential {_ROLE.get(op, 'read access for ' + op)} on the project"
-        return _user_fixable(ctx, f"{exc.call}: permission denied ({exc.message})", hint, evidence)
-    if exc.kind == "unauthenticated":
-        return _user_fixable(
-            ctx, f"{exc.call}: the Google credentials were rejected ({exc.message})", gcp.ADC_HINT, evidence
-        )
-    return error(
-        f"{exc.call} failed: {exc.message}",
-        remediation=f"Check that this machine reaches the GCP APIs ({api.endpoint}), or set --gcp-api-endpoint.",
-        **evidence,
-    )
-
-
-def _cluster(ctx: ClusterContext) -> tuple[gcp.GcpApi, Any, tuple[str, str, str]] | Finding:
-    ids = _ids(ctx)
-    if isinstance(ids, Finding):
-        return ids
+def _run(ctx: ClusterContext, body: Callable[[ClusterContext, gcp.GcpApi, tuple[str, str, str]], Finding]) -> Finding:
+    """GKE clusters only; a failed read becomes the cloud policy's finding, with the run's GCP call count."""
     api = _api(ctx)
-    try:
-        return api, api.cluster(*ids), ids
-    except gcp.NoCredentials as exc:
-        return missing(cloud_ids(ctx), str(exc), exc.hint)
-    except gcp.ApiError as exc:
-        return _api_failure(ctx, exc, api)
+    return guard(ctx, "gke", lambda ids: body(ctx, api, _ids(ids)), lambda: _calls(api))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,10 +76,15 @@ def _used_endpoint(ctx: ClusterContext, access: gcp.EndpointAccess) -> str | Non
     return None
 
 
+# Importing the SDK takes seconds: once per run, before any cluster's budget starts.
+_PREPARE = preloader("gke", ("google.auth", "google.cloud.compute_v1", "google.cloud.container_v1"))
+
+
 @check(
     id="gcp.gke.endpoint-access",
+    prepare=_PREPARE,
     title="GKE control plane accepts the Server's origin",
-    category="cloud",
+    category="gcp",
     severity=Severity.CRITICAL,
     depends_on=("kubeconfig.context",),
     remediation="Allow the Server's origin in the cluster's authorized networks, or reach the control plane "
@@ -136,11 +96,12 @@ def _used_endpoint(ctx: ClusterContext, access: gcp.EndpointAccess) -> str | Non
 def endpoint_access(ctx: ClusterContext) -> Finding:
     """Authorized networks, a private-only endpoint or a missing DNS endpoint turn the Server away before TLS;
     the cluster's configuration says which, and what to change."""
-    got = _cluster(ctx)
-    if isinstance(got, Finding):
-        return got
-    api, cluster, ids = got
+    return _run(ctx, _endpoint_access)
+
+
+def _endpoint_access(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, str]) -> Finding:
     project, location, name = ids
+    cluster = api.cluster(*ids)
     access = gcp.endpoint_access(cluster)
     origin = list(ctx.settings.origin_cidrs)
     private_origin = gcp.is_private_origin(origin)
@@ -336,8 +297,9 @@ def _create_fix(
 
 @check(
     id="gcp.firewall.broker",
+    prepare=_PREPARE,
     title="VPC firewall admits the Server's origin to the Broker's nodes",
-    category="cloud",
+    category="gcp",
     severity=Severity.HIGH,
     depends_on=("broker.service",),
     remediation="Allow tcp:4222 (or the node port) from the Server's origin to the nodes' network tag with a "
@@ -349,9 +311,10 @@ def _create_fix(
 def firewall_broker(ctx: ClusterContext) -> Finding:
     """GKE's passthrough load balancer keeps the client's address, so the VPC firewall on the nodes decides who
     reaches the Broker: the rules are evaluated as GCP does (lowest priority number wins, deny beats allow)."""
-    ids = _ids(ctx)
-    if isinstance(ids, Finding):
-        return ids
+    return _run(ctx, _firewall_broker)
+
+
+def _firewall_broker(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, str]) -> Finding:
     st = ms.broker(ctx)
     spec = (st.service or {}).get("spec") or {}
     kind = str(spec.get("type") or "ClusterIP")
@@ -360,19 +323,14 @@ def firewall_broker(ctx: ClusterContext) -> Finding:
     elif kind == "NodePort" and st.port.get("nodePort"):
         port, path = int(st.port["nodePort"]), "node port"
     else:
-        return skip(f"the Broker Service is {kind}: no node firewall is on the Server's path", type=kind)
-    got = _cluster(ctx)
-    if isinstance(got, Finding):
-        return got
-    api, cluster, _ = got
+        not_applicable(f"the Broker Service is {kind}: no node firewall is on the Server's path", type=kind)
+    cluster = api.cluster(*ids)
     project = ids[0]
     net_project, network = gcp.network_of(cluster, project)
     try:
         firewalls = api.firewalls(net_project)
-    except gcp.NoCredentials as exc:  # pragma: no cover - _cluster already looked them up
-        return missing(cloud_ids(ctx), str(exc), exc.hint)
-    except gcp.ApiError as exc:
-        return _api_failure(ctx, exc, api, network=f"projects/{net_project}/global/networks/{network}")
+    except CloudError as exc:
+        stop(failure(ctx, exc, network=f"projects/{net_project}/global/networks/{network}", **_calls(api)))
     rules = gcp.firewall_rules(firewalls, net_project, network)
     identities = gcp.node_identities(api, cluster, ms.nodes(ctx))
     origin = list(ctx.settings.origin_cidrs)

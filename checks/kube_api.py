@@ -9,10 +9,12 @@ import statistics
 import time
 from typing import Any
 
+from preflight.checks import reach
 from preflight.context import ClusterContext
 from preflight.execcred import ExecError
+from preflight.facts import Fact
 from preflight.kube import KubeSetupError, Response, TransportError
-from preflight.model import Finding, Severity, error, fail, passed, warn
+from preflight.model import Finding, Severity, error, fail, passed, stop, warn
 from preflight.probes import addresses, dns, tcp, tls
 from preflight.probes import proxy as proxy_probe
 from preflight.probes.proxy import Proxy
@@ -23,16 +25,19 @@ CERT_WARN_DAYS = 14
 # Kubernetes minors Meshery's client libraries are built and tested against.
 SUPPORTED_MINORS = (24, 34)
 
-_TCP_REMEDIATION = {
-    tcp.FILTERED: "Something drops the SYN between this machine and the API: check the security group / "
+API_ADDRESSES: Fact[list[str]] = Fact("kube-api.addresses", producer="kube-api.dns")
+API_ADDRESS: Fact[str] = Fact("kube-api.address", producer="kube-api.tcp")
+IDENTITY: Fact[str | None] = Fact("kube-api.identity", producer="kube-api.auth")
+
+_TCP_REMEDIATION = reach.fixes(
+    filtered="Something drops the SYN between this machine and the API: check the security group / "
     "firewall rules, the control plane's authorized networks (EKS publicAccessCidrs, GKE master authorized "
     "networks, AKS authorized IP ranges) and NACLs for the Server's origin.",
-    tcp.REFUSED: "The address answers but nothing listens on that port: check the port in the server URL "
+    refused="The address answers but nothing listens on that port: check the port in the server URL "
     "and that the API server (or its load balancer listener) is up.",
-    tcp.UNREACHABLE: "There is no route from here to that address: for a private API endpoint connect the "
+    unreachable="There is no route from here to that address: for a private API endpoint connect the "
     "Server's network by VPC/VNet peering, a transit gateway or a VPN, or use the public endpoint.",
-    tcp.FAILED: "The connection failed locally: check this machine's network configuration.",
-}
+)
 
 
 def _proxy_of(t: ClusterTarget) -> Proxy | None:
@@ -128,7 +133,7 @@ def api_dns(ctx: ClusterContext) -> Finding:
             )
         return fail(str(exc), host=host, failure=exc.kind)
     classes = {a: addresses.classify(a) for a in res.addresses}
-    ctx.facts["api_addresses"] = res.addresses
+    ctx.set_fact(API_ADDRESSES, res.addresses)
     evidence: dict[str, Any] = {
         "host": host,
         "addresses": [{"address": a, "class": c} for a, c in classes.items()],
@@ -151,41 +156,30 @@ def api_dns(ctx: ClusterContext) -> Finding:
     category="kube-api",
     severity=Severity.CRITICAL,
     depends_on=("kube-api.dns",),
+    reads=(API_ADDRESSES,),
     remediation=_TCP_REMEDIATION[tcp.FILTERED],
 )
 def api_tcp(ctx: ClusterContext) -> Finding:
     """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route)."""
     t = ctx.target
-    targets = ctx.facts.get("api_addresses") or [t.host or ""]
+    targets = ctx.get_fact(API_ADDRESSES) or [t.host or ""]
     proxy = _proxy_of(t)
     if proxy:
         port, via = proxy.port, f" (the proxy {proxy.endpoint})"
     else:
         port, via = t.port or 443, ""
-    outcomes = []
-    for address in targets[:4]:
-        out = tcp.connect(address, port, ctx.settings.connect_timeout)
-        outcomes.append(out.as_evidence())
-        if out.state == tcp.OPEN:
-            ctx.facts["api_address"] = address
-            return passed(f"{addresses.hostport(address, port)}{via} open in {out.elapsed_ms:g} ms", attempts=outcomes)
-        if ctx.remaining() < ctx.settings.connect_timeout:
-            break
-    last = outcomes[-1]
-    state = str(last["state"])
-    fix = proxy_remediation(t, proxy, proxy_probe.UNREACHABLE) if proxy else _TCP_REMEDIATION.get(state)
+    finding, address = reach.first_open(ctx, targets, port, _TCP_REMEDIATION, via)
+    if address is not None:
+        ctx.set_fact(API_ADDRESS, address)
+        return finding
+    fix = proxy_remediation(t, proxy, proxy_probe.UNREACHABLE) if proxy else finding.remediation
     if not proxy and t.proxy_source and fix:
         fix += (
             f" {t.proxy_source} sends {addresses.hostport(t.host or '', port)} around the HTTPS proxy: if the API "
             f"is reachable only through the proxy, take {t.host} out of {t.proxy_source}."
         )
-    return fail(
-        f"{addresses.hostport(str(last['address']), port)}{via} is {state}: {last['detail']}",
-        remediation=fix,
-        attempts=outcomes,
-        state=state,
-        **(_proxy_evidence(t, proxy) if proxy else {}),
-    )
+    evidence = {**finding.evidence, **(_proxy_evidence(t, proxy) if proxy else {})}
+    return Finding(finding.status, finding.message, evidence, fix)
 
 
 @check(
@@ -194,6 +188,7 @@ def api_tcp(ctx: ClusterContext) -> Finding:
     category="kube-api",
     severity=Severity.CRITICAL,
     depends_on=("kube-api.tcp",),
+    reads=(API_ADDRESS,),
     remediation="Put the cluster's current CA in certificate-authority-data (for managed clusters, "
     "re-fetch the kubeconfig: aws eks update-kubeconfig, gcloud container clusters get-credentials, "
     "az aks get-credentials) and make sure the server URL uses a name the certificate covers.",
@@ -203,7 +198,7 @@ def api_tls(ctx: ClusterContext) -> Finding:
     t = ctx.target
     proxy = _proxy_of(t)
     # Through a proxy the tunnel goes to the API host by name, as the client's would.
-    address = t.host or "" if proxy else ctx.facts.get("api_address") or t.host or ""
+    address = t.host or "" if proxy else ctx.get_fact(API_ADDRESS) or t.host or ""
     name = t.tls_server_name or t.host or ""
     res = tls.inspect(address, t.port or 443, name, t.ca_pem, ctx.settings.connect_timeout, proxy)
     evidence: dict[str, Any] = {
@@ -302,7 +297,7 @@ def api_auth(ctx: ClusterContext) -> Finding:
     if resp.ok and isinstance(resp.body, dict):
         info = (resp.body.get("status") or {}).get("userInfo") or {}
         evidence.update(identity=info.get("username"), groups=info.get("groups") or [])
-        ctx.facts["identity"] = info.get("username")
+        ctx.set_fact(IDENTITY, info.get("username"))
         return passed(f"authenticated as {info.get('username')!r}", **evidence)
     # Older clusters (< 1.28) do not serve SelfSubjectReview: prove authentication with discovery instead.
     try:
@@ -339,13 +334,14 @@ def parse_version(body: dict[str, Any]) -> tuple[int, int] | None:
         return None
 
 
-def _get(ctx: ClusterContext, path: str) -> Response | Finding:
+def _get(ctx: ClusterContext, path: str) -> Response:
+    """A GET, or the probe stops: a broken credential fails, a broken transport is undecided."""
     try:
         return ctx.api().get(path)
     except (ExecError, KubeSetupError) as exc:
-        return fail(str(exc))
+        stop(fail(str(exc)))
     except TransportError as exc:
-        return error(f"request failed: {exc}")
+        stop(error(f"request failed: {exc}"))
 
 
 @check(
@@ -360,8 +356,6 @@ def _get(ctx: ClusterContext, path: str) -> Response | Finding:
 def api_version(ctx: ClusterContext) -> Finding:
     """Meshery's discovery relies on API versions that very old clusters do not serve."""
     resp = _get(ctx, "/version")
-    if isinstance(resp, Finding):
-        return resp
     if not resp.ok or not isinstance(resp.body, dict):
         return error(f"/version answered {resp.status}: {resp.reason}")
     body = resp.body
@@ -402,8 +396,6 @@ def api_latency(ctx: ClusterContext) -> Finding:
             break
         t0 = time.monotonic()
         resp = _get(ctx, "/version")
-        if isinstance(resp, Finding):
-            return resp
         if not resp.ok:
             return error(f"/version answered {resp.status}: {resp.reason}")
         samples.append((time.monotonic() - t0) * 1000)

@@ -7,7 +7,8 @@ from typing import Any
 
 from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.facts import Fact
+from preflight.model import Finding, Severity, error, fail, not_applicable, passed, stop, warn
 from preflight.registry import check
 
 SWITCH_HINT = (
@@ -16,12 +17,15 @@ SWITCH_HINT = (
 )
 
 
-def _read_or_error(ctx: ClusterContext) -> Finding | None:
+DEPLOYED: Fact[dict[str, bool]] = Fact("meshery.deployed", producer="meshery.mode")
+
+
+def _deployed(ctx: ClusterContext) -> dict[str, bool]:
+    """Which components are deployed; the probe stops with an error when they cannot be read."""
     try:
-        ms.deployed(ctx)
+        return ms.deployed(ctx)
     except ms.ReadError as exc:
-        return error(str(exc), remediation=f"Grant get on deployments, services and brokers in {ms.ns(ctx)}.")
-    return None
+        stop(error(str(exc), remediation=f"Grant get on deployments, services and brokers in {ms.ns(ctx)}."))
 
 
 @check(
@@ -34,11 +38,9 @@ def _read_or_error(ctx: ClusterContext) -> Finding | None:
 )
 def mode(ctx: ClusterContext) -> Finding:
     """Operator mode needs the Operator, Broker and MeshSync in the cluster; embedded mode needs none."""
-    problem = _read_or_error(ctx)
-    if problem:
-        return problem
+    have = _deployed(ctx)
+    ctx.set_fact(DEPLOYED, have)
     want = ms.effective_mode(ctx)
-    have = ms.deployed(ctx)
     present = sorted(k for k, v in have.items() if v)
     source = "fleet file" if ctx.target.mode else "MESHSYNC_DEFAULT_DEPLOYMENT_MODE / --meshsync-default-mode"
     evidence: dict[str, Any] = {"effective_mode": want, "mode_source": source, "deployed": present}
@@ -75,13 +77,11 @@ def mode(ctx: ClusterContext) -> Finding:
 )
 def operator(ctx: ClusterContext) -> Finding:
     """The Operator heals the Broker and MeshSync; without it, operator mode silently stops discovering."""
-    problem = _read_or_error(ctx)
-    if problem:
-        return problem
+    _deployed(ctx)
     dep = ms.deployment(ctx, ms.OPERATOR_DEPLOYMENT)
     want = ms.effective_mode(ctx)
     if want != "operator" or ctx.settings.disable_operator:
-        leftovers = sorted(k for k, v in ms.deployed(ctx).items() if v)
+        leftovers = sorted(k for k, v in _deployed(ctx).items() if v)
         why = "DISABLE_OPERATOR=true" if ctx.settings.disable_operator else "embedded mode"
         if leftovers:
             return warn(
@@ -119,7 +119,7 @@ def _condition(resource: dict[str, Any], kind: str = "Ready") -> dict[str, Any] 
 def broker_resource(ctx: ClusterContext) -> Finding:
     """Meshery Server connects to whatever the Broker resource publishes in status.endpoint.external."""
     if ms.effective_mode(ctx) != "operator":
-        return skip("embedded mode: MeshSync runs inside Meshery Server, no Broker is used")
+        not_applicable("embedded mode: MeshSync runs inside Meshery Server, no Broker is used")
     st = ms.broker(ctx)
     if st.resource is None:
         if st.problems:
@@ -203,7 +203,7 @@ def meshsync(ctx: ClusterContext) -> Finding:
     """MeshSync informs on every watched type: both lists at once is unsupported; no blacklist on a big cluster
     costs the cluster and the Server."""
     if ms.effective_mode(ctx) != "operator":
-        return skip("embedded mode: MeshSync runs as a library inside Meshery Server")
+        not_applicable("embedded mode: MeshSync runs as a library inside Meshery Server")
     try:
         resource = ms.meshsync(ctx)
         dep = ms.deployment(ctx, ms.MESHSYNC_DEPLOYMENT)

@@ -53,15 +53,19 @@ def remote_server(ctx: ClusterContext) -> bool:
     return not ctx.target.in_cluster
 
 
-def local_cluster(ctx: ClusterContext) -> bool:
-    """The API is on this machine's loopback (kind, minikube, k3d): loopback endpoints are reachable."""
-    host = ctx.target.host or ""
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (bracketed or not)."""
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def local_cluster(ctx: ClusterContext) -> bool:
+    """The API is on this machine's loopback (kind, minikube, k3d): loopback endpoints are reachable."""
+    return is_loopback(ctx.target.host or "")
 
 
 def deployment(ctx: ClusterContext, name: str) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from typing import Any
 from preflight import provider
 from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, passed, skip, warn
+from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
 from preflight.registry import check
 
 # (group, resource) MeshSync informs on, cluster-wide (nodes are rbac.node-watch's).
@@ -102,7 +102,7 @@ def discovery(ctx: ClusterContext) -> Finding:
 def operator_deploy(ctx: ClusterContext) -> Finding:
     """Meshery deploys the Operator itself on connection; without these rights the deploy fails half-way."""
     if ms.effective_mode(ctx) != "operator" or ctx.settings.disable_operator:
-        return skip("embedded mode (or DISABLE_OPERATOR): Meshery deploys nothing into the cluster")
+        not_applicable("embedded mode (or DISABLE_OPERATOR): Meshery deploys nothing into the cluster")
     namespace = ms.ns(ctx)
     asks = [(v, g, r, namespace if namespaced else None) for v, g, r, namespaced in OPERATOR_DEPLOY]
     answers = _reviews(ctx, asks)

@@ -13,14 +13,14 @@ CA bundle from AWS_CA_BUNDLE or REQUESTS_CA_BUNDLE, all of which botocore honour
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.cloud import errors
 from preflight.cloud.cache import run_cache
 from preflight.cloud.rules import Rule
 
@@ -43,6 +43,16 @@ _CREDENTIAL_CODES = {
     "InvalidAccessKeyId",
 }
 _PERMISSION_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+_THROTTLING_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "SlowDown",
+}
+_UNREACHABLE_FIX = "check this machine's route and proxy to the AWS endpoints (AWS_ENDPOINT_URL, HTTPS_PROXY)"
 _IAM_PREFIX = {"elb": "elasticloadbalancing", "elbv2": "elasticloadbalancing"}
 _LOCK = threading.Lock()
 _PROVIDER_ID = re.compile(r"^aws://[^/]*/(?:[^/]*/)?(?P<id>i-[0-9a-f]+)$")
@@ -54,18 +64,6 @@ def credential_hint(profile: str | None) -> str:
         f"configure AWS credentials: aws sso login --profile {profile or '<profile>'}, "
         "or AWS_PROFILE / AWS_ACCESS_KEY_ID"
     )
-
-
-class AwsUnavailable(Exception):
-    """The AWS API cannot answer for this cluster; `kind` tells the checks how to report it.
-
-    credentials / sdk / permission: the user can fix it and may not have asked for cloud checks (skip, or
-    error when the fleet file declared the ids); unreachable / api: something broke (error).
-    """
-
-    def __init__(self, kind: str, message: str, hint: str, code: str = "") -> None:
-        super().__init__(message)
-        self.kind, self.hint, self.code = kind, hint, code
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,7 +98,7 @@ class Account:
             return self._clients[service]
 
     def call(self, service: str, op: str, **params: Any) -> dict[str, Any]:
-        """One read-only request; botocore's exceptions become AwsUnavailable with a fix."""
+        """One read-only request; botocore's exceptions become cloud.errors with a fix."""
         if not READ_ONLY.match(op):
             raise ValueError(f"{service}.{op} is not a read-only call")
         client = self.client(service)
@@ -138,10 +136,10 @@ def _op_name(client: Any, op: str) -> str:
 
 @contextlib.contextmanager
 def _translated(account: Account, service: str, client: Any, op: str) -> Iterator[None]:
-    """Turn botocore's exceptions into AwsUnavailable, naming the IAM action or the credential fix."""
+    """Turn botocore's exceptions into cloud.errors, naming the IAM action or the credential fix."""
     try:
         yield
-    except AwsUnavailable:
+    except errors.CloudError:
         raise
     except Exception as exc:
         _translate(exc, account, service, client, op)
@@ -157,27 +155,36 @@ def _translate(exc: Exception, account: Account, service: str, client: Any, op: 
         err = exc.response.get("Error") or {}
         code, msg = str(err.get("Code") or ""), str(err.get("Message") or "")
         if code in _CREDENTIAL_CODES:
-            raise AwsUnavailable(
-                "credentials", f"AWS rejected the credentials ({code})", credential_hint(profile), code
+            raise errors.Unauthenticated(
+                f"AWS rejected the credentials ({code})", credential_hint(profile), call=action, code=code
             ) from exc
         if code in _PERMISSION_CODES:
-            raise AwsUnavailable(
-                "permission",
+            raise errors.Forbidden(
                 f"not allowed to call {action}",
                 f"grant the read-only action {action} to the identity the tool uses",
-                code,
+                permission=action,
+                call=action,
+                code=code,
             ) from exc
-        raise AwsUnavailable("api", f"{action} failed: {code}: {msg}", "", code) from exc
+        if code in _THROTTLING_CODES:
+            raise errors.Throttled(f"AWS throttled {action} ({code}): {msg}", call=action, code=code) from exc
+        kind = errors.NotFound if code.endswith(("NotFound", "NotFoundException")) else errors.CloudError
+        raise kind(f"{action} failed: {code}: {msg}", call=action, code=code) from exc
     if _is_credential_error(exc):
-        raise AwsUnavailable("credentials", f"no usable AWS credentials ({exc})", credential_hint(profile)) from exc
-    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError)):
-        raise AwsUnavailable(
-            "unreachable",
-            f"the AWS API did not answer {action}: {exc}",
-            "check this machine's route and proxy to the AWS endpoints (AWS_ENDPOINT_URL, HTTPS_PROXY)",
-        ) from exc
+        raise _no_credentials(exc, profile) from exc
+    if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
+        raise errors.Timeout(f"the AWS API did not answer {action}: {exc}", _UNREACHABLE_FIX, call=action) from exc
+    if isinstance(exc, bx.EndpointConnectionError):
+        raise errors.Unavailable(f"the AWS API did not answer {action}: {exc}", _UNREACHABLE_FIX, call=action) from exc
     if isinstance(exc, bx.BotoCoreError):
-        raise AwsUnavailable("api", f"{action} failed: {exc}", "") from exc
+        raise errors.CloudError(f"{action} failed: {exc}", call=action) from exc
+
+
+def _no_credentials(exc: BaseException, profile: str | None) -> errors.CloudError:
+    """An SSO login that expired is a rejected credential; anything else here is no usable credential."""
+    rejected = type(exc).__name__ in ("UnauthorizedSSOTokenError", "SSOTokenLoadError", "TokenRetrievalError")
+    kind = errors.Unauthenticated if rejected else errors.NoCredentials
+    return kind(f"no usable AWS credentials ({exc})", credential_hint(profile))
 
 
 def _is_credential_error(exc: BaseException) -> bool:
@@ -201,7 +208,7 @@ def _is_credential_error(exc: BaseException) -> bool:
 def connect(
     shared: dict[str, Any], profile: str | None, region: str, timeout: float, account: str | None = None
 ) -> Account:
-    """The run's Account for this profile and region, credentials resolved (raises AwsUnavailable).
+    """The run's Account for this profile and region, credentials resolved (raises cloud.errors).
 
     Resolved once per run and profile+region, failures included, so 200 clusters without a credential do
     not walk the credential chain 200 times. A missing credential is found without a request; the account
@@ -210,19 +217,19 @@ def connect(
     try:
         import boto3  # noqa: F401  (only to tell a missing SDK apart)
     except ImportError as exc:
-        raise AwsUnavailable("sdk", "boto3 is not installed", INSTALL_HINT) from exc
+        raise errors.NoCredentials("boto3 is not installed", INSTALL_HINT) from exc
     got = run_cache(shared, "aws-accounts").get(
         (profile or "", region, account or ""), lambda: _connect(shared, profile, region, timeout, account)
     )
-    if isinstance(got, AwsUnavailable):
-        raise AwsUnavailable(got.kind, str(got), got.hint, got.code)
+    if isinstance(got, errors.CloudError):
+        raise got.fresh()
     assert isinstance(got, Account)
     return got
 
 
 def _connect(
     shared: dict[str, Any], profile: str | None, region: str, timeout: float, account: str | None
-) -> Account | AwsUnavailable:
+) -> Account | errors.CloudError:
     import boto3
 
     try:
@@ -232,10 +239,10 @@ def _connect(
         frozen = creds.get_frozen_credentials() if creds is not None else None
     except Exception as exc:
         if _is_credential_error(exc):
-            return AwsUnavailable("credentials", f"no usable AWS credentials ({exc})", credential_hint(profile))
+            return _no_credentials(exc, profile)
         raise
     if frozen is None or not frozen.access_key:
-        return AwsUnavailable("credentials", "no AWS credentials", credential_hint(profile))
+        return errors.NoCredentials("no AWS credentials", credential_hint(profile))
     acct = Account(shared, session, profile, region, timeout)
     try:
         acct.account = (
@@ -243,7 +250,7 @@ def _connect(
             or str(getattr(frozen, "account_id", "") or "")
             or str(acct.call("sts", "get_caller_identity").get("Account") or "")
         )
-    except AwsUnavailable as exc:
+    except errors.CloudError as exc:
         return exc
     return acct
 
@@ -291,7 +298,7 @@ def endpoint_config(cluster: dict[str, Any]) -> EndpointConfig:
 
 
 def describe_cluster(acct: Account, name: str) -> dict[str, Any]:
-    """The cluster, or AwsUnavailable(kind "api", code ResourceNotFoundException) when the name is wrong."""
+    """The cluster; errors.NotFound (code ResourceNotFoundException) when the name is wrong."""
     cluster: dict[str, Any] = acct.cached(
         ("eks.describe_cluster", name), lambda: acct.call("eks", "describe_cluster", name=name)["cluster"]
     )
@@ -789,24 +796,3 @@ def nacl_rules(acl: NetworkAcl, egress: bool) -> list[Rule]:
 
 def _by(items: Iterable[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
     return {str(i.get(key)): i for i in items}
-
-
-def inside(origin: Sequence[str], cidrs: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split origin CIDRs into those inside one of `cidrs` and those not."""
-    nets = []
-    for c in cidrs:
-        try:
-            nets.append(ipaddress.ip_network(c, strict=False))
-        except ValueError:
-            continue
-    ins: list[str] = []
-    outs: list[str] = []
-    for o in origin:
-        try:
-            on = ipaddress.ip_network(o, strict=False)
-        except ValueError:
-            outs.append(o)
-            continue
-        hit = any(on.version == n.version and on.subnet_of(n) for n in nets)  # type: ignore[arg-type]
-        (ins if hit else outs).append(o)
-    return ins, outs

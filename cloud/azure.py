@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 
+from preflight.cloud import errors
 from preflight.cloud.cache import run_cache
-from preflight.cloud.rules import FIRST_MATCH, Rule, Verdict, evaluate
+from preflight.cloud.rules import FIRST_MATCH, Rule, Verdict, evaluate, port_ranges
 from preflight.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,13 +44,19 @@ _PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "f
 _WORLD_TOKENS = ("*", "any", "0.0.0.0/0", "::/0", "internet")
 
 
-class AzureError(Exception):
-    """An ARM call or the credential failed; `kind` picks the finding (skip, error, fail)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # no-credential | auth | forbidden | not-found | unreachable | timeout | error
-        self.message = message
+READER_FIX = (
+    "Give the credential Reader on the cluster's resource group, its node resource group (MC_...) and the node "
+    "subnet's VNet (Microsoft.ContainerService/managedClusters/read, Microsoft.Network/networkSecurityGroups/read, "
+    "Microsoft.Network/virtualNetworks/read)."
+)
+_FIXES: dict[type[errors.CloudError], str] = {
+    errors.NotFound: "Check azure.subscription, azure.resource_group and azure.cluster in the fleet file.",
+    errors.Unauthenticated: f"Refresh the Azure login ({HINT}); for sovereign clouds set --azure-cloud.",
+    errors.Unavailable: "Check --azure-arm-endpoint / --azure-cloud, the proxy (HTTPS_PROXY) and the CA "
+    "(REQUESTS_CA_BUNDLE) from here.",
+    errors.Timeout: "ARM answered too slowly: retry, or raise --connect-timeout.",
+}
+_ACTION = re.compile(r"perform action '([^'/]+/[^']+)'")  # a provider action, as real ARM names it
 
 
 # -- endpoints and credentials ----------------------------------------------------------------------
@@ -90,7 +98,7 @@ class _CachedCredential:
 @dataclass
 class _Credential:
     credential: _CachedCredential | None = None
-    problem: AzureError | None = None
+    problem: errors.CloudError | None = None
 
 
 def _build_credential(settings: Settings, authority: str) -> TokenCredential:
@@ -103,7 +111,7 @@ def _build_credential(settings: Settings, authority: str) -> TokenCredential:
 
 
 def credential(settings: Settings) -> _CachedCredential:
-    """The run's credential, proven by getting a token once; raises AzureError(no-credential) otherwise."""
+    """The run's credential, proven by getting a token once; raises errors.NoCredentials otherwise."""
 
     def fetch() -> _Credential:
         from azure.core.exceptions import ClientAuthenticationError
@@ -117,23 +125,27 @@ def credential(settings: Settings) -> _CachedCredential:
                 cred.get_token(scope)
                 box["cred"] = cred
             except ClientAuthenticationError as exc:  # CredentialUnavailableError is one
-                box["problem"] = AzureError("no-credential", _first_line(exc))
+                box["problem"] = _no_credential(_first_line(exc))
             except Exception as exc:  # a broken credential chain must not crash the run
-                box["problem"] = AzureError("no-credential", f"{type(exc).__name__}: {_first_line(exc)}")
+                box["problem"] = _no_credential(f"{type(exc).__name__}: {_first_line(exc)}")
 
         budget = settings.exec_timeout + settings.connect_timeout
         t = threading.Thread(target=work, daemon=True, name="azure-credential")
         t.start()
         t.join(budget)
         if t.is_alive():
-            return _Credential(problem=AzureError("no-credential", f"no Azure token within {budget:g}s"))
+            return _Credential(problem=_no_credential(f"no Azure token within {budget:g}s"))
         return _Credential(box.get("cred"), box.get("problem"))
 
     outcome = run_cache(settings.shared, "azure-credential").get(("credential", settings.azure_cloud), fetch)
     if outcome.credential is None:
-        problem = outcome.problem or AzureError("no-credential", "no Azure credential")
-        raise AzureError(problem.kind, problem.message)
+        raise (outcome.problem or _no_credential("")).fresh()
     return outcome.credential
+
+
+def _no_credential(detail: str) -> errors.NoCredentials:
+    """DefaultAzureCredential reports "none configured" and "none works" alike: both are no usable credential."""
+    return errors.NoCredentials("no Azure credential", HINT, detail=detail)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -185,7 +197,7 @@ def _clients(settings: Settings, subscription: str) -> tuple[Any, Any]:
     return run_cache(settings.shared, "azure-clients").get(subscription.lower(), build)
 
 
-def _mapped(exc: BaseException, base: str) -> AzureError:
+def _mapped(exc: BaseException, base: str, what: str, action: str) -> errors.CloudError:
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -194,44 +206,53 @@ def _mapped(exc: BaseException, base: str) -> AzureError:
         ServiceResponseError,
     )
 
-    if isinstance(exc, AzureError):
+    if isinstance(exc, errors.CloudError):
         return exc
+    prefix, line = f"cannot read {what}: ", _first_line(exc)
+    err: errors.CloudError
     if isinstance(exc, ClientAuthenticationError):
         status = getattr(exc, "status_code", None)
-        return AzureError("auth", f"ARM rejected the credential ({status or 'no token'}): {_first_line(exc)}")
-    if isinstance(exc, ResourceNotFoundError):
-        return AzureError("not-found", _first_line(exc))
-    if isinstance(exc, HttpResponseError):
+        err = errors.Unauthenticated(f"{prefix}ARM rejected the credential ({status or 'no token'}): {line}")
+    elif isinstance(exc, ResourceNotFoundError):
+        err = errors.NotFound(prefix + line)
+    elif isinstance(exc, HttpResponseError) and exc.status_code == 403:
+        found = _ACTION.search(str(exc))
+        err = errors.Forbidden(f"{prefix}403 {line}", READER_FIX, permission=found.group(1) if found else action)
+    elif isinstance(exc, HttpResponseError) and exc.status_code == 429:
+        err = errors.Throttled(f"{prefix}ARM throttled the read (429): {line}")
+    elif isinstance(exc, HttpResponseError):
         code = getattr(getattr(exc, "error", None), "code", None) or ""
-        if exc.status_code == 403:
-            return AzureError("forbidden", f"403 {_first_line(exc)}")
-        return AzureError("error", f"ARM answered {exc.status_code}: {_first_line(exc) or code}")
-    if isinstance(exc, ServiceResponseError):
-        return AzureError("timeout", f"ARM at {base} did not answer in time: {_first_line(exc)}")
-    if isinstance(exc, ServiceRequestError):
-        return AzureError("unreachable", f"cannot reach ARM at {base}: {_first_line(exc)}")
-    return AzureError("error", f"{type(exc).__name__}: {_first_line(exc)}")
+        err = errors.CloudError(f"{prefix}ARM answered {exc.status_code}: {line or code}")
+    elif isinstance(exc, ServiceResponseError):
+        err = errors.Timeout(f"{prefix}ARM at {base} did not answer in time: {line}")
+    elif isinstance(exc, ServiceRequestError):
+        err = errors.Unavailable(f"{prefix}cannot reach ARM at {base}: {line}")
+    else:
+        err = errors.CloudError(f"{prefix}{type(exc).__name__}: {line}")
+    err.hint = err.hint or _FIXES.get(type(err), "")
+    err.call = action
+    return err
 
 
-def _describe(settings: Settings, key: tuple[str, ...], fetch: Callable[[], Any]) -> Any:
+def _describe(settings: Settings, key: tuple[str, ...], what: str, action: str, fetch: Callable[[], Any]) -> Any:
     """Fetch once per run (failures too: 200 clusters must not retry a 403 or a dead endpoint 200 times)."""
     base = endpoints(settings)[0]
     down = settings.shared.get("azure:unreachable")
     if down:
-        raise AzureError("unreachable", down)
+        raise errors.Unavailable(f"cannot read {what}: {down}", _FIXES[errors.Unavailable], call=action)
 
     def guarded() -> tuple[bool, Any]:
         try:
             return True, fetch()
         except Exception as exc:
-            err = _mapped(exc, base)
-            if err.kind in ("unreachable", "timeout"):
-                settings.shared["azure:unreachable"] = err.message
+            err = _mapped(exc, base, what, action)
+            if isinstance(err, errors.Unavailable):
+                settings.shared["azure:unreachable"] = err.message.removeprefix(f"cannot read {what}: ")
             return False, err
 
     ok, value = run_cache(settings.shared, CACHE).get(tuple(k.lower() for k in key), guarded)
     if not ok:
-        raise AzureError(value.kind, value.message)
+        raise value.fresh()
     return value
 
 
@@ -404,7 +425,13 @@ def managed_cluster(settings: Settings, subscription: str, resource_group: str, 
         aks, _net = _clients(settings, subscription)
         return _cluster_from(aks.managed_clusters.get(resource_group, name), subscription)
 
-    return _describe(settings, ("managed-cluster", subscription, resource_group, name), fetch)
+    return _describe(
+        settings,
+        ("managed-cluster", subscription, resource_group, name),
+        f"managed cluster {resource_group}/{name}",
+        "Microsoft.ContainerService/managedClusters/read",
+        fetch,
+    )
 
 
 def subscription_clusters(settings: Settings, subscription: str) -> list[AksCluster]:
@@ -414,7 +441,13 @@ def subscription_clusters(settings: Settings, subscription: str) -> list[AksClus
         aks, _net = _clients(settings, subscription)
         return [_cluster_from(mc, subscription) for mc in aks.managed_clusters.list()]
 
-    return _describe(settings, ("managed-clusters", subscription), fetch)
+    return _describe(
+        settings,
+        ("managed-clusters", subscription),
+        f"AKS clusters of {subscription}",
+        "Microsoft.ContainerService/managedClusters/read",
+        fetch,
+    )
 
 
 def find_cluster(settings: Settings, subscription: str, host: str) -> AksCluster | None:
@@ -431,7 +464,13 @@ def group_nsgs(settings: Settings, subscription: str, resource_group: str) -> li
         _aks, net = _clients(settings, subscription)
         return [_nsg_from(n) for n in net.network_security_groups.list(resource_group)]
 
-    return _describe(settings, ("nsgs", subscription, resource_group), fetch)
+    return _describe(
+        settings,
+        ("nsgs", subscription, resource_group),
+        f"the NSGs of {resource_group}",
+        "Microsoft.Network/networkSecurityGroups/read",
+        fetch,
+    )
 
 
 def nsg(settings: Settings, nsg_id: str) -> Nsg:
@@ -442,7 +481,9 @@ def nsg(settings: Settings, nsg_id: str) -> Nsg:
         _aks, net = _clients(settings, sub)
         return _nsg_from(net.network_security_groups.get(rg, name))
 
-    return _describe(settings, ("nsg", sub, rg, name), fetch)
+    return _describe(
+        settings, ("nsg", sub, rg, name), f"nsg {rg}/{name}", "Microsoft.Network/networkSecurityGroups/read", fetch
+    )
 
 
 def subnet(settings: Settings, subnet_id: str) -> Subnet:
@@ -455,7 +496,13 @@ def subnet(settings: Settings, subnet_id: str) -> Subnet:
         s = net.subnets.get(rg, vnet_name, name)
         return Subnet(str(_get(s, "id") or subnet_id), name, _get(_get(s, "network_security_group"), "id") or None)
 
-    return _describe(settings, ("subnet", sub, rg, vnet_name, name), fetch)
+    return _describe(
+        settings,
+        ("subnet", sub, rg, vnet_name, name),
+        f"subnet {vnet_name}/{name}",
+        "Microsoft.Network/virtualNetworks/subnets/read",
+        fetch,
+    )
 
 
 def vnet_of_subnet(settings: Settings, subnet_id: str) -> Vnet:
@@ -466,7 +513,9 @@ def vnet_of_subnet(settings: Settings, subnet_id: str) -> Vnet:
         _aks, net = _clients(settings, sub)
         return _vnet_from(net.virtual_networks.get(rg, name))
 
-    return _describe(settings, ("vnet", sub, rg, name), fetch)
+    return _describe(
+        settings, ("vnet", sub, rg, name), f"VNet {rg}/{name}", "Microsoft.Network/virtualNetworks/read", fetch
+    )
 
 
 def group_vnets(settings: Settings, subscription: str, resource_group: str) -> list[Vnet]:
@@ -476,7 +525,13 @@ def group_vnets(settings: Settings, subscription: str, resource_group: str) -> l
         _aks, net = _clients(settings, subscription)
         return [_vnet_from(v) for v in net.virtual_networks.list(resource_group)]
 
-    return _describe(settings, ("vnets", subscription, resource_group), fetch)
+    return _describe(
+        settings,
+        ("vnets", subscription, resource_group),
+        f"the VNets of {resource_group}",
+        "Microsoft.Network/virtualNetworks/read",
+        fetch,
+    )
 
 
 # -- NSG rules in the shared rule model ---------------------------------------------------------------
@@ -549,17 +604,9 @@ def expand(prefix: str, vnet_space: Sequence[str]) -> list[str] | None:
 
 def _ports(specs: Sequence[str]) -> tuple[tuple[int, int], ...] | None:
     """() is every port (the model's convention); None when nothing parses."""
-    out: list[tuple[int, int]] = []
-    for s in specs:
-        s = s.strip()
-        if s in ("*", "0-65535"):
-            return ()
-        lo, _, hi = s.partition("-")
-        try:
-            out.append((int(lo), int(hi or lo)))
-        except ValueError:
-            continue
-    return tuple(out) if out else None
+    if any(s.strip() in ("*", "0-65535") for s in specs):
+        return ()
+    return tuple(port_ranges(specs)) or None
 
 
 def _covers(cidrs: Sequence[str], address: str) -> bool:

@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.cloud import errors
 from preflight.cloud.cache import run_cache
-from preflight.cloud.rules import Rule
+from preflight.cloud.rules import Rule, port_ranges
 from preflight.settings import Settings
 
 CACHE = "gcp"  # API results; its `.calls` is the run's GCP API call count
@@ -43,45 +44,55 @@ _LOCK = threading.Lock()
 _REQUEST_PREFIX = re.compile(r"^[A-Z]+ https?://\S+: ")
 
 
-class NoCredentials(Exception):
-    """No Application Default Credentials, or the GCP SDK is not installed; the message says which."""
-
-    def __init__(self, message: str, hint: str = ADC_HINT) -> None:
-        super().__init__(message)
-        self.hint = hint
-
-
-class ApiError(Exception):
-    """A GCP API call failed. kind: not-found | forbidden | unauthenticated | unreachable | error."""
-
-    def __init__(self, kind: str, message: str, call: str = "", code: int | None = None) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.call, self.code = kind, message, call, code
-
-    def copy(self) -> ApiError:
-        return ApiError(self.kind, self.message, self.call, self.code)
+# The permission (and the predefined role that grants it) each read needs.
+ROLES = {
+    "clusters.get": "container.clusters.get (roles/container.clusterViewer)",
+    "firewalls.list": "compute.firewalls.list (roles/compute.networkViewer)",
+    "instances.get": "compute.instances.get (roles/compute.viewer)",
+}
+IDS_FIX = "Check the project, location and cluster name (the context name, or gcp: in the fleet file)."
 
 
-def _classify(exc: BaseException, call: str) -> ApiError:
-    """Map the SDKs' exceptions onto what the checks tell apart: wrong id, missing role, bad login, no path."""
+def _classify(exc: BaseException, call: str, endpoint: str) -> errors.CloudError:
+    """Map the SDKs' exceptions onto cloud.errors: wrong id, missing role, bad login, throttled, no path."""
     import requests
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as aexc
 
     message = _REQUEST_PREFIX.sub("", str(getattr(exc, "message", "") or exc))
+    unreachable_fix = f"Check that this machine reaches the GCP APIs ({endpoint}), or set --gcp-api-endpoint."
     if isinstance(exc, gexc.NotFound):
-        return ApiError("not-found", message, call, 404)
+        return errors.NotFound(f"{call}: not found ({message})", IDS_FIX, call=call, code="404")
     if isinstance(exc, gexc.Forbidden):
-        return ApiError("forbidden", message, call, 403)
+        op = call.split(" ", 1)[0]
+        role = ROLES.get(op, "read access for " + op)
+        return errors.Forbidden(
+            f"{call}: permission denied ({message})",
+            f"grant the credential {role} on the project",
+            permission=role,
+            call=call,
+            code="403",
+        )
     if isinstance(exc, gexc.Unauthorized):
-        return ApiError("unauthenticated", message, call, 401)
+        return errors.Unauthenticated(
+            f"{call}: the Google credentials were rejected ({message})", ADC_HINT, call=call, code="401"
+        )
     if isinstance(exc, aexc.RefreshError):
-        return ApiError("unauthenticated", f"could not refresh the credentials: {exc}", call)
+        return errors.Unauthenticated(
+            f"{call}: the Google credentials were rejected (could not refresh the credentials: {exc})",
+            ADC_HINT,
+            call=call,
+        )
+    if isinstance(exc, gexc.TooManyRequests):
+        return errors.Throttled(f"{call}: throttled ({message})", call=call, code="429")
     if isinstance(exc, (aexc.TransportError, requests.RequestException, OSError)):
-        return ApiError("unreachable", f"{type(exc).__name__}: {exc}", call)
+        kind = errors.Timeout if isinstance(exc, requests.Timeout) else errors.Unavailable
+        return kind(f"{call} failed: {type(exc).__name__}: {exc}", unreachable_fix, call=call)
     if isinstance(exc, gexc.GoogleAPICallError):
-        return ApiError("error", f"{exc.code}: {message}", call, int(exc.code or 0) or None)
-    return ApiError("error", f"{type(exc).__name__}: {exc}", call)
+        return errors.CloudError(
+            f"{call} failed: {exc.code}: {message}", unreachable_fix, call=call, code=str(exc.code)
+        )
+    return errors.CloudError(f"{call} failed: {type(exc).__name__}: {exc}", unreachable_fix, call=call)
 
 
 def _ca_file() -> str | None:
@@ -120,28 +131,28 @@ class GcpApi:
     # -- credentials ------------------------------------------------------------------------------
 
     def credentials(self) -> Any:
-        """Google ADC, looked up once per run; raises NoCredentials with the hint to fix it."""
+        """Google ADC, looked up once per run; raises errors.NoCredentials with the hint to fix it."""
 
         def lookup() -> Any:
             try:
                 import google.auth
                 from google.auth import exceptions as aexc
             except ImportError as exc:  # pragma: no cover - the test extra installs it
-                return NoCredentials(f"the GCP SDK is not installed ({exc})", SDK_HINT)
+                return errors.NoCredentials(f"the GCP SDK is not installed ({exc})", SDK_HINT)
             try:
                 import google.cloud.compute_v1  # noqa: F401
                 import google.cloud.container_v1  # noqa: F401
             except ImportError as exc:  # pragma: no cover - the test extra installs it
-                return NoCredentials(f"the GCP SDK is not installed ({exc})", SDK_HINT)
+                return errors.NoCredentials(f"the GCP SDK is not installed ({exc})", SDK_HINT)
             try:
                 creds, _project = google.auth.default(scopes=list(SCOPES))
             except aexc.DefaultCredentialsError as exc:
-                return NoCredentials(f"no Google Application Default Credentials: {exc}")
+                return errors.NoCredentials(f"no Google Application Default Credentials: {exc}", ADC_HINT)
             return creds
 
         found = self.auth_cache.get("adc", lookup)
-        if isinstance(found, NoCredentials):
-            raise NoCredentials(str(found), found.hint)
+        if isinstance(found, errors.CloudError):
+            raise found.fresh()
         return found
 
     def _client_kwargs(self) -> dict[str, Any]:
@@ -164,14 +175,14 @@ class GcpApi:
             self._count(key[0])
             try:
                 return fetch()
-            except NoCredentials:
+            except errors.CloudError:
                 raise
-            except Exception as exc:  # every failure becomes a cached ApiError, so it is not asked twice
-                return _classify(exc, call)
+            except Exception as exc:  # every failure becomes a cached CloudError, so it is not asked twice
+                return _classify(exc, call, self.endpoint)
 
         value = self.cache.get(key, run)
-        if isinstance(value, ApiError):
-            raise value.copy()
+        if isinstance(value, errors.CloudError):
+            raise value.fresh()
         return value
 
     # -- reads ------------------------------------------------------------------------------------
@@ -179,7 +190,7 @@ class GcpApi:
     def cluster(self, project: str, location: str, name: str) -> Any:
         """container.projects.locations.clusters.get."""
         path = f"projects/{project}/locations/{location}/clusters/{name}"
-        self.credentials()  # a missing credential is NoCredentials, not an API error
+        self.credentials()  # a missing credential is errors.NoCredentials, not an API error
 
         def fetch() -> Any:
             from google.cloud import container_v1
@@ -200,7 +211,7 @@ class GcpApi:
             token = page.next_page_token
             if not token:
                 return out
-        raise ApiError("error", "firewalls.list kept returning nextPageToken", f"firewalls.list {project}")
+        raise errors.CloudError("firewalls.list kept returning nextPageToken", call=f"firewalls.list {project}")
 
     def _firewall_page(self, project: str, token: str) -> Any:
         def fetch() -> Any:
@@ -344,17 +355,6 @@ def network_key(url: str) -> str | None:
     return f"projects/{m.group('project')}/global/networks/{m.group('name')}" if m else None
 
 
-def _ports(specs: Iterable[str]) -> tuple[tuple[int, int], ...]:
-    out = []
-    for spec in specs:
-        lo, _, hi = str(spec).partition("-")
-        try:
-            out.append((int(lo), int(hi or lo)))
-        except ValueError:
-            continue
-    return tuple(out)
-
-
 def firewall_rules(firewalls: Iterable[Any], project: str, network: str) -> list[Rule]:
     """Ingress, enabled rules of one VPC as cloud.rules Rules (targets: `tag:X` / `sa:EMAIL`).
 
@@ -380,7 +380,7 @@ def firewall_rules(firewalls: Iterable[Any], project: str, network: str) -> list
                         name=fw.name,
                         action=action,
                         sources=sources,
-                        ports=_ports(entry.ports),
+                        ports=tuple(port_ranges(entry.ports)),
                         protocol=_PROTOCOLS.get(proto, proto),
                         priority=int(priority),
                         targets=targets or None,
@@ -462,8 +462,8 @@ def node_identities(api: GcpApi, cluster: Any, nodes: Sequence[dict[str, Any]] |
             continue
         try:
             inst = api.instance(*where)
-        except ApiError as exc:
-            out.append(_from_config(cluster, pool, f"instances.get {where[2]} failed ({exc.kind}: {exc.message})"))
+        except errors.CloudError as exc:
+            out.append(_from_config(cluster, pool, f"instances.get {where[2]} failed ({exc.failure}: {exc.message})"))
             continue
         tags = tuple(inst.tags.items)
         sas = tuple(s.email for s in inst.service_accounts if s.email)

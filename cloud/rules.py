@@ -75,11 +75,39 @@ class Verdict:
         }
 
 
-def _nets(cidrs: Iterable[str]) -> list[Net]:
+def networks(cidrs: Iterable[str]) -> list[Net]:
+    """The CIDRs that parse (host bits allowed); anything else is not an address range and is left out."""
     out: list[Net] = []
     for c in cidrs:
         try:
             out.append(ipaddress.ip_network(c, strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def inside(origin: Sequence[str], cidrs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split origin CIDRs into those inside one of `cidrs` and those not (an unparsable origin is outside)."""
+    nets = networks(cidrs)
+    ins: list[str] = []
+    outs: list[str] = []
+    for o in origin:
+        parsed = networks([o])
+        hit = bool(parsed) and any(
+            parsed[0].version == n.version and parsed[0].subnet_of(n)  # type: ignore[arg-type]
+            for n in nets
+        )
+        (ins if hit else outs).append(o)
+    return ins, outs
+
+
+def port_ranges(specs: Iterable[str]) -> list[tuple[int, int]]:
+    """ "4222" / "30000-32767" specs as inclusive ranges; specs that do not parse are left out."""
+    out: list[tuple[int, int]] = []
+    for spec in specs:
+        lo, _, hi = str(spec).strip().partition("-")
+        try:
+            out.append((int(lo), int(hi or lo)))
         except ValueError:
             continue
     return out
@@ -103,7 +131,7 @@ def _pieces(origin: Net, boundaries: Sequence[Net]) -> list[tuple[int, int]]:
 
 def _matches(rule: Rule, lo: int, version: int) -> bool:
     """A piece never straddles a rule boundary, so testing its first address decides for all of it."""
-    for n in _nets(rule.sources):
+    for n in networks(rule.sources):
         if n.version == version and int(n.network_address) <= lo <= int(n.broadcast_address):
             return True
     return False
@@ -175,10 +203,10 @@ def evaluate(
     relevant = [r for r in candidates if any(r.covers_port(p, protocol) for p in probes)]
     verdict = Verdict(state="blocked")
     verdict.world_open = sorted({r.label() for r in relevant if r.world_open})
-    boundaries = [n for r in relevant for n in _nets(r.sources)]
+    boundaries = [n for r in relevant for n in networks(r.sources)]
     allowed: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     blocked: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
-    for net in _nets(origin):
+    for net in networks(origin):
         for lo, hi in _pieces(net, boundaries):
             decisions = [_decide(rs, semantics, lo, net.version) for rs in per_port]
             failed = next(((ok, rule) for ok, rule in decisions if not ok), None)

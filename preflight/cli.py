@@ -14,6 +14,7 @@ import click
 
 from preflight import TOOL_NAME, __version__
 from preflight.errors import ConfigError
+from preflight.model import STATUS_RANK, Status
 from preflight.settings import (
     DEFAULT_CLUSTER_TIMEOUT_S,
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from preflight.model import RunReport
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-FAIL_ON = {"warn": 1, "fail": 2, "error": 2}
+# --fail-on's thresholds are model.STATUS_RANK's: one ranking for the whole tool.
+FAIL_ON = {s.value: STATUS_RANK[s] for s in (Status.WARN, Status.FAIL, Status.ERROR)}
 
 
 def die(message: str) -> NoReturn:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from preflight.facts import Fact, MissingFact
 from preflight.kube import KubeAPI
 from preflight.model import Result
 from preflight.redact import Redactor
@@ -21,8 +22,10 @@ T = TypeVar("T")
 class ClusterContext:
     target: ClusterTarget
     settings: Settings
-    # Shared between checks of one cluster, e.g. the addresses kube-api.dns resolved.
-    facts: dict[str, Any] = field(default_factory=dict)
+    # Typed facts checks establish for later ones (set_fact / fact), and cached cluster reads (memo).
+    _facts: dict[str, Any] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict)
+    _memo_locks: dict[str, threading.Lock] = field(default_factory=dict)
     results: dict[str, Result] = field(default_factory=dict)
     deadline: float = float("inf")
     redactor: Redactor | None = None
@@ -47,11 +50,44 @@ class ClusterContext:
         if self.redactor is not None:
             self.redactor.add([secret])
 
+    def set_fact(self, fact: Fact[T], value: T) -> None:
+        with self._lock:
+            self._facts[fact.name] = value
+
+    def fact(self, fact: Fact[T]) -> T:
+        """The value ``fact.producer`` set; :class:`MissingFact` when it did not."""
+        with self._lock:
+            if fact.name not in self._facts:
+                raise MissingFact(fact)
+            value: T = self._facts[fact.name]
+            return value
+
+    def get_fact(self, fact: Fact[T]) -> T | None:
+        """The value, or None when the producer did not set it (did not run, or did not pass)."""
+        with self._lock:
+            value: T | None = self._facts.get(fact.name)
+            return value
+
     def memo(self, key: str, compute: Callable[[], T]) -> T:
-        """Compute a cluster fact once, for every check that reads it (Broker, Services, nodes...)."""
-        if key not in self.facts:
-            self.facts[key] = compute()
-        return self.facts[key]
+        """Compute a cluster read once, for every check and thread that asks (Broker, Services, nodes, connects).
+
+        Concurrent callers of one key wait for the first one's computation (one lock per key), so e.g.
+        two candidates on one address cost one connect. A computation that raises is not remembered.
+        """
+        with self._lock:
+            if key in self._memo:
+                done: T = self._memo[key]
+                return done
+            key_lock = self._memo_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._memo:
+                    cached: T = self._memo[key]
+                    return cached
+            value = compute()
+            with self._lock:
+                self._memo[key] = value
+            return value
 
     def close(self) -> None:
         if self._api is not None:
@@ -62,3 +98,12 @@ class ClusterContext:
 class FleetContext:
     clusters: list[ClusterContext]
     settings: Settings
+
+    def facts(self, fact: Fact[T]) -> dict[str, T]:
+        """Each cluster's value of a per-cluster fact, by cluster name, for the clusters that set it."""
+        out: dict[str, T] = {}
+        for c in self.clusters:
+            value = c.get_fact(fact)
+            if value is not None:
+                out[c.name] = value
+        return out

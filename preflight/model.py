@@ -7,11 +7,12 @@ only a :class:`RunReport`. Nothing here performs I/O, so the model stays importa
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 
+from preflight.facts import Fact
 from preflight.permissions import Permission
 
 DOCS_BASE_URL = "https://github.com/meshery/meshery-preflight/blob/main/docs/checks.md"
@@ -44,6 +45,11 @@ STATUS_RANK: dict[Status, int] = {
     Status.FAIL: 2,
     Status.ERROR: 2,
 }
+
+
+def status_key(status: Status) -> tuple[int, int]:
+    """Worse sorts higher: STATUS_RANK first, then STATUS_ORDER (a skip above a pass, an error above a fail)."""
+    return STATUS_RANK[status], STATUS_ORDER.index(status)
 
 
 class Severity(str, Enum):
@@ -89,6 +95,32 @@ def error(message: str, *, remediation: str | None = None, **evidence: Any) -> F
     return Finding(Status.ERROR, message, evidence, remediation)
 
 
+def worst(findings: Iterable[Finding]) -> Finding:
+    """The finding with the worst status (the first of equals)."""
+    return max(findings, key=lambda f: status_key(f.status))
+
+
+class Stop(Exception):
+    """A probe's final answer, raised from any helper it calls: the runner reports ``finding`` as the result.
+
+    The one way to say "this check does not apply" (:func:`not_applicable`) or "stop here with this
+    finding" (:func:`stop`) from below the probe itself.
+    """
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
+def stop(finding: Finding) -> NoReturn:
+    raise Stop(finding)
+
+
+def not_applicable(reason: str, **evidence: Any) -> NoReturn:
+    """End the probe with a skip: the check does not apply to this cluster, and its dependants inherit why."""
+    raise Stop(skip(reason, **evidence))
+
+
 Probe = Callable[[Any], Finding]
 
 
@@ -109,9 +141,14 @@ class Check:
     # they found, and says so when both fail, so a failing neighbour never hides it.
     depends_on: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+    # Facts the probe reads; each must be produced by this check or one in its depends_on closure.
+    reads: tuple[Fact[Any], ...] = ()
     description: str = ""
     # The API requests the probe makes (and rights it verifies): `meshery-preflight rbac` grants exactly these.
     permissions: tuple[Permission, ...] = ()
+    # Run once per run, before any cluster's budget starts, with every cluster target: slow one-time set-up
+    # (importing a cloud SDK takes seconds) must not count against the first cluster's deadline.
+    prepare: Callable[[Sequence[Any]], None] | None = None
     # Budget for the probe as a multiple of --connect-timeout; probes that make several calls ask for more.
     timeout_factor: float = 2.0
 

@@ -5,9 +5,11 @@ The registry knows nothing of which checks exist: ``checks/`` imports it, never 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
+from typing import Any
 
+from preflight.facts import Fact
 from preflight.model import Check, Probe, Scope, Severity
 from preflight.permissions import Permission
 
@@ -47,8 +49,8 @@ class Registry:
             if (not inc or any(fnmatchcase(c.id, p) for p in inc)) and not any(fnmatchcase(c.id, p) for p in exc)
         ]
 
-    def with_dependencies(self, checks: Iterable[Check]) -> list[Check]:
-        """``checks`` plus every check they depend on, transitively, in registration order."""
+    def closure(self, checks: Iterable[Check]) -> set[str]:
+        """The ids of ``checks`` and of every check they depend on, transitively."""
         wanted: set[str] = set()
         stack = [c.id for c in checks]
         while stack:
@@ -56,6 +58,11 @@ class Registry:
             if cid not in wanted:
                 wanted.add(cid)
                 stack.extend(self.get(cid).depends_on)
+        return wanted
+
+    def with_dependencies(self, checks: Iterable[Check]) -> list[Check]:
+        """``checks`` plus every check they depend on, transitively, in registration order."""
+        wanted = self.closure(checks)
         return [c for c in self._checks.values() if c.id in wanted]
 
     def ordered(self, checks: Iterable[Check], scope: Scope) -> list[Check]:
@@ -85,10 +92,19 @@ class Registry:
             for dep in (*c.depends_on, *c.after):
                 if dep not in self._checks:
                     raise RegistryError(f"check {c.id!r} depends on unknown check {dep!r}")
-                if self._checks[dep].scope is not c.scope:
-                    raise RegistryError(f"check {c.id!r} ({c.scope.value}) depends on {dep!r} of another scope")
             if set(c.depends_on) & set(c.after):
                 raise RegistryError(f"check {c.id!r} lists {sorted(set(c.depends_on) & set(c.after))} twice")
+        for c in self._checks.values():
+            for fact in c.reads:
+                if fact.producer not in self._checks:
+                    raise RegistryError(
+                        f"check {c.id!r} reads {fact.name}, produced by unknown check {fact.producer!r}"
+                    )
+                if fact.producer not in self.closure([c]):
+                    raise RegistryError(
+                        f"check {c.id!r} reads {fact.name}, but its producer {fact.producer!r} is neither the check "
+                        "nor among its dependencies"
+                    )
         for scope in Scope:
             self.ordered(self._checks.values(), scope)
 
@@ -107,6 +123,8 @@ def check(
     depends_on: tuple[str, ...] = (),
     after: tuple[str, ...] = (),
     permissions: tuple[Permission, ...] = (),
+    reads: tuple[Fact[Any], ...] = (),
+    prepare: Callable[[Sequence[Any]], None] | None = None,
     scope: Scope = Scope.CLUSTER,
     timeout_factor: float = 2.0,
     registry: Registry | None = None,
@@ -131,6 +149,8 @@ def check(
                 depends_on=depends_on,
                 after=after,
                 permissions=permissions,
+                reads=reads,
+                prepare=prepare,
                 description=" ".join((probe.__doc__ or "").split()),
                 timeout_factor=timeout_factor,
             )

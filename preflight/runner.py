@@ -6,6 +6,7 @@ plugin costs its cluster at most its own budget and never holds up another clust
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -23,6 +24,7 @@ from preflight.model import (
     Result,
     RunReport,
     Status,
+    Stop,
     error,
 )
 from preflight.redact import Redactor
@@ -49,6 +51,8 @@ def _call_with_deadline(chk: Check, arg: Any, budget: float) -> Finding:
     def target() -> None:
         try:
             box["finding"] = chk.probe(arg)
+        except Stop as stopped:  # not applicable, or a helper's final answer
+            box["finding"] = stopped.finding
         except Exception as exc:  # a probe's bug must become that check's `error`, not a crash
             box["exc"] = exc
 
@@ -181,6 +185,18 @@ def run_cluster(
     return out
 
 
+def _prepare(checks: Sequence[Check], targets: Sequence[Any]) -> None:
+    """Each distinct set-up hook once, before any budget runs; a failing one is left for its checks to report."""
+    seen: set[int] = set()
+    for chk in checks:
+        hook = chk.prepare
+        if hook is not None and id(hook) not in seen:
+            seen.add(id(hook))
+            # A failing hook is left for its checks to meet and report with its cause.
+            with contextlib.suppress(Exception):
+                hook(targets)
+
+
 def run_fleet(
     contexts: Sequence[ClusterContext],
     cluster_checks: Sequence[Check],
@@ -195,6 +211,7 @@ def run_fleet(
     for ctx in contexts:
         redactor.add(ctx.target.credential.secrets())
     started = dt.datetime.now(dt.timezone.utc)
+    _prepare(cluster_checks, [c.target for c in contexts])
     by_name: dict[str, list[Result]] = {}
     aborted: str | None = None
     # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.

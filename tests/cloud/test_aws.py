@@ -6,9 +6,11 @@ metadata service is disabled and the user's ~/.aws is hidden, so no credential c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 import yaml
 
 import preflight.checks.aws  # noqa: F401  (registers the AWS checks whether or not checks/__init__ lists them)
+from preflight.cloud.errors import Unavailable
 from preflight_lab.addresses import allocate
 from preflight_lab.aws import ACCOUNT, OFFICE, AclEntry, AwsLab, EksLabCluster, EksSetup, SgRule
 from preflight_lab.broker import NATS_PORT
@@ -515,9 +518,9 @@ def test_per_service_endpoint_variable_wins_and_an_unreachable_api_is_an_error(a
     monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", aws_env.endpoint)
     acct = aws.connect({}, None, "eu-west-1", 1.0, account=ACCOUNT)  # no STS call: the account is given
     assert aws.describe_cluster(acct, "eks-endpoints")["name"] == "eks-endpoints"
-    with pytest.raises(aws.AwsUnavailable) as exc:
+    with pytest.raises(Unavailable) as exc:
         aws.security_groups(acct)
-    assert exc.value.kind == "unreachable" and "ec2:DescribeSecurityGroups" in str(exc.value)
+    assert exc.value.failure == "unreachable" and "ec2:DescribeSecurityGroups" in str(exc.value)
 
 
 def test_only_read_only_operations_are_callable(aws_env) -> None:
@@ -541,3 +544,58 @@ def test_cli_import_and_help_do_not_load_boto3() -> None:
         timeout=60,
     )
     assert helped.returncode == 0 and "boto3" not in helped.stderr
+
+
+# -- a forbidden read ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def auditor_without_ec2(aws_env: AwsLab, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An IAM user that may read load balancers but no EC2 security group, and moto enforcing IAM."""
+    iam = aws_env.client("iam")
+    user = f"auditor-{os.getpid()}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="load-balancers-only",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "elasticloadbalancing:Describe*", "Resource": "*"}],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    _reset_auth(aws_env, "0")  # from now on moto evaluates every request against IAM
+    try:
+        yield user
+    finally:
+        _reset_auth(aws_env, "inf")
+
+
+def _reset_auth(lab: AwsLab, count: str) -> None:
+    request = urllib.request.Request(
+        f"{lab.endpoint}/moto-api/reset-auth",
+        data=count.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},  # a form body would be parsed away before moto reads it
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def test_forbidden_read_is_an_error_naming_the_permission(world, auditor_without_ec2) -> None:
+    _lab, _fleet, dns, path, _seeded = world
+    rep = run(
+        fleet=str(path),
+        dns_server=dns.address,
+        origins=[ORIGIN],
+        contexts=["eks-sg-miss"],
+        include=["aws.lb.security-groups"],  # and what it depends on
+    )
+    assert st(rep, "eks-sg-miss", "aws.lb.scheme") == "pass"  # the load balancer reads were allowed
+    r = res(rep, "eks-sg-miss", "aws.lb.security-groups")
+    assert r.status.value == "error" and r.evidence["failure"] == "forbidden", r.message
+    assert r.evidence["permission"] == "ec2:DescribeSecurityGroups" and "ec2:DescribeSecurityGroups" in r.message
+    assert r.remediation == "grant the read-only action ec2:DescribeSecurityGroups to the identity the tool uses"

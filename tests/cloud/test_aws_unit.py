@@ -12,6 +12,7 @@ from hypothesis import strategies as hs
 
 from preflight.checks.aws import _private_reach
 from preflight.cloud import aws
+from preflight.cloud.errors import CloudError, Forbidden
 from preflight.cloud.rules import FIRST_MATCH, UNION, evaluate
 
 # describe_cluster["cluster"] as real EKS answers it (trimmed), with the fields moto does not return.
@@ -370,11 +371,13 @@ def test_private_reach_over_peering_transit_gateway_or_nothing() -> None:
 @pytest.mark.parametrize(
     ("code", "kind"),
     [
-        ("ExpiredToken", "credentials"),
-        ("UnrecognizedClientException", "credentials"),
-        ("UnauthorizedOperation", "permission"),
-        ("AccessDeniedException", "permission"),
-        ("Throttling", "api"),
+        ("ExpiredToken", "unauthenticated"),
+        ("UnrecognizedClientException", "unauthenticated"),
+        ("UnauthorizedOperation", "forbidden"),
+        ("AccessDeniedException", "forbidden"),
+        ("Throttling", "throttled"),
+        ("InvalidGroup.NotFound", "not-found"),
+        ("InternalError", "error"),
     ],
 )
 def test_client_errors_become_actionable(code: str, kind: str, monkeypatch, tmp_path) -> None:
@@ -391,10 +394,12 @@ def test_client_errors_become_actionable(code: str, kind: str, monkeypatch, tmp_
     client = acct.client("ec2")
     with Stubber(client) as stub:
         stub.add_client_error("describe_security_groups", service_error_code=code, service_message="nope")
-        with pytest.raises(aws.AwsUnavailable) as exc:
+        with pytest.raises(CloudError) as exc:
             aws.security_groups(acct)
-    assert exc.value.kind == kind and exc.value.code == code
-    if kind == "permission":
+    assert exc.value.failure == kind and exc.value.code == code
+    assert exc.value.call == "ec2:DescribeSecurityGroups"
+    if kind == "forbidden":
+        assert isinstance(exc.value, Forbidden) and exc.value.permission == "ec2:DescribeSecurityGroups"
         assert exc.value.hint == "grant the read-only action ec2:DescribeSecurityGroups to the identity the tool uses"
-    if kind == "credentials":
+    if kind == "unauthenticated":
         assert exc.value.hint == aws.credential_hint(None)

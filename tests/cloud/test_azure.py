@@ -20,6 +20,7 @@ from azure.identity import EnvironmentCredential
 
 import preflight.checks.azure  # noqa: F401  (registers the azure.* checks until checks/__init__ lists them)
 from preflight.cloud import azure as az
+from preflight.cloud import errors
 from preflight.cloud.cache import run_cache
 from preflight.settings import Settings
 from preflight_lab.addresses import allocate
@@ -409,10 +410,12 @@ def test_node_port_service_is_checked_on_the_node_port(public_run) -> None:
     assert r.evidence["port"] == 31222 and "allow-nodeports" in r.message
 
 
-def test_forbidden_read_is_an_error_naming_the_reader_role(public_run) -> None:
+def test_forbidden_read_is_an_error_naming_the_permission_and_the_reader_role(public_run) -> None:
     r = result(public_run[0], "aks-forbidden", "azure.aks.endpoint-access")
     assert r.status.value == "error" and "AuthorizationFailed" in r.message
-    assert "Reader" in r.remediation
+    assert r.evidence["failure"] == "forbidden"
+    assert r.evidence["permission"] == "Microsoft.ContainerService/managedClusters/read"
+    assert "Microsoft.ContainerService/managedClusters/read" in r.message and "Reader" in r.remediation
 
 
 def test_non_aks_and_undeclared_contexts(public_run) -> None:
@@ -523,11 +526,11 @@ def test_a_rejected_token_and_a_dead_endpoint_are_errors_not_verdicts(world) -> 
 
     _fleet, arm, _dns = world
     rejected_token = StaticCredential("not-the-lab-token")
-    with pytest.raises(az.AzureError) as rejected:
+    with pytest.raises(errors.Unauthenticated) as rejected:
         az.managed_cluster(
             Settings(azure_arm_endpoint=arm.url, azure_credential=lambda a: rejected_token), SUB, RG, "aks-open"
         )
-    assert rejected.value.kind == "auth" and "401" in rejected.value.message
+    assert "401" in rejected.value.message and az.HINT in rejected.value.hint
     # A bound, never-listening socket answers RST: ARM unreachable; the next read fails fast, without a call.
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))
@@ -536,10 +539,10 @@ def test_a_rejected_token_and_a_dead_endpoint_are_errors_not_verdicts(world) -> 
             connect_timeout=1.0,
             azure_credential=lambda a: rejected_token,
         )
-        with pytest.raises(az.AzureError) as dead:
+        with pytest.raises(errors.Unavailable) as dead:
             az.managed_cluster(s, SUB, RG, "aks-open")
-        assert dead.value.kind == "unreachable"
+        assert dead.value.failure == "unreachable"
         t0 = time.monotonic()
-        with pytest.raises(az.AzureError):
+        with pytest.raises(errors.Unavailable):
             az.group_nsgs(s, SUB, node_rg("aks-open"))
         assert time.monotonic() - t0 < 0.1 and run_cache(s.shared, az.CACHE).calls == 1

@@ -403,6 +403,8 @@ def test_unknown_cluster_fails_and_denied_permission_errors_naming_the_role(publ
     denied = ep(public_run, "ep-forbidden")
     assert denied.status.value == "error" and "roles/container.clusterViewer" in denied.remediation
     assert denied.evidence["failure"] == "forbidden" and "permission denied" in denied.message
+    assert denied.evidence["permission"] == "container.clusters.get (roles/container.clusterViewer)"
+    assert "container.clusters.get" in denied.message
 
 
 def test_each_cluster_is_read_once_with_real_credentials(ep_world: dict[str, Any]) -> None:
@@ -443,7 +445,8 @@ def test_declared_cluster_without_credentials_is_an_error(
     assert r.status.value == "error" and HINT not in r.message and HINT in r.remediation
 
 
-def test_rejected_credentials_name_the_login_fix(ep_world: dict[str, Any]) -> None:
+def test_rejected_credentials_are_an_error_naming_the_login_fix(ep_world: dict[str, Any]) -> None:
+    """Credentials are present but the cloud rejects them: the audit was asked for and could not decide."""
     with LabGCP() as stranger:  # does not trust the key
         stranger.add_cluster(ENDPOINT_CLUSTERS["ep-covered"][1])
         declared = ep(ep_run(ep_world, [ORIGIN], contexts=["ep-covered"], gcp_api_endpoint=stranger.url), "ep-covered")
@@ -459,7 +462,8 @@ def test_rejected_credentials_name_the_login_fix(ep_world: dict[str, Any]) -> No
         )
     assert declared.status.value == "error" and "credentials were rejected" in declared.message
     assert HINT in declared.remediation and declared.evidence["failure"] == "unauthenticated"
-    assert named.status.value == "skip" and HINT in named.message
+    assert named.status.value == "error" and HINT in named.remediation
+    assert named.evidence["failure"] == "unauthenticated"
 
 
 def test_context_name_identifies_the_cluster(ep_world: dict[str, Any]) -> None:

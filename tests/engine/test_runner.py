@@ -10,7 +10,25 @@ from typing import Any
 import pytest
 
 from preflight.context import ClusterContext, FleetContext
-from preflight.model import Check, Finding, Result, Scope, Severity, Status, error, fail, passed, skip, warn
+from preflight.facts import Fact, MissingFact
+from preflight.model import (
+    STATUS_ORDER,
+    Check,
+    Finding,
+    Result,
+    Scope,
+    Severity,
+    Status,
+    error,
+    fail,
+    not_applicable,
+    passed,
+    skip,
+    status_key,
+    stop,
+    warn,
+    worst,
+)
 from preflight.redact import REDACTED, Redactor
 from preflight.registry import Registry, RegistryError, check
 from preflight.runner import MuteRule, run_cluster, run_fleet
@@ -34,6 +52,7 @@ def add(
     probe: Callable[[Any], Finding],
     depends_on: tuple[str, ...] = (),
     scope: Scope = Scope.CLUSTER,
+    reads: tuple[Fact[Any], ...] = (),
 ) -> Check:
     check(
         id=cid,
@@ -43,6 +62,7 @@ def add(
         remediation=f"fix {cid}",
         depends_on=depends_on,
         scope=scope,
+        reads=reads,
         registry=reg,
     )(probe)
     return reg.get(cid)
@@ -401,3 +421,197 @@ def test_dependants_of_a_check_that_does_not_apply_do_not_apply_either() -> None
         assert r.remediation == "" and r.evidence["blocked_by"] == "a.first"
     # A probe's own skip carries no fix either: the check's remediation is for when it fails.
     assert results["a.first"].remediation == ""
+
+
+# --- one "stop here" idiom ---------------------------------------------------------------------------
+
+
+def _helper_that_does_not_apply(ctx: ClusterContext) -> str:
+    not_applicable("embedded mode: no Broker", mode="embedded")
+
+
+def test_not_applicable_and_stop_from_a_helper_become_the_checks_finding() -> None:
+    reg, calls = Registry(), list[str]()
+
+    def deep(ctx: ClusterContext) -> Finding:
+        _helper_that_does_not_apply(ctx)
+        return passed("never reached")
+
+    def stopping(_: ClusterContext) -> Finding:
+        stop(fail("the Secret is missing", remediation="recreate it", secret="meshery-nats-auth"))
+
+    add(reg, "a.first", deep)
+    add(reg, "a.second", returning(passed("ok"), calls, "a.second"), depends_on=("a.first",))
+    add(reg, "b.stop", stopping)
+    results = run(reg, cluster())
+    first = results["a.first"]
+    assert first.status is Status.SKIP and first.message == "embedded mode: no Broker"
+    assert first.evidence == {"mode": "embedded"} and first.remediation == ""
+    # Dependants inherit the reason, exactly as for a returned skip.
+    assert results["a.second"].message == "not applicable: embedded mode: no Broker" and calls == []
+    stopped = results["b.stop"]
+    assert stopped.status is Status.FAIL and stopped.message == "the Secret is missing"
+    assert stopped.remediation == "recreate it" and stopped.evidence == {"secret": "meshery-nats-auth"}
+
+
+def test_worst_ranks_with_status_rank_and_breaks_ties_by_status_order() -> None:
+    order = sorted(STATUS_ORDER, key=status_key)
+    assert order.index(Status.SKIP) > order.index(Status.PASS)
+    assert order.index(Status.ERROR) > order.index(Status.FAIL) > order.index(Status.WARN) > order.index(Status.SKIP)
+    assert worst([passed("a"), skip("b"), warn("c")]).message == "c"
+    assert worst([fail("f"), error("e"), fail("g")]).message == "e"
+    assert worst([passed("a"), skip("b")]).message == "b"
+
+
+# --- typed facts -------------------------------------------------------------------------------------
+
+ADDRESS: Fact[str] = Fact("toy.address", producer="toy.tcp")
+
+
+def test_registry_rejects_a_fact_read_outside_the_dependency_closure() -> None:
+    reg = Registry()
+    add(reg, "toy.dns", returning(passed("ok")))
+    add(reg, "toy.tcp", returning(passed("ok")), depends_on=("toy.dns",))
+    add(reg, "toy.nats", returning(passed("ok")), depends_on=("toy.tcp",), reads=(ADDRESS,))
+    add(reg, "toy.auth", returning(passed("ok")), depends_on=("toy.nats",), reads=(ADDRESS,))  # transitively
+    add(reg, "toy.self", returning(passed("ok")), reads=(Fact("toy.own", producer="toy.self"),))
+    reg.validate()
+    add(reg, "toy.stray", returning(passed("ok")), depends_on=("toy.dns",), reads=(ADDRESS,))
+    with pytest.raises(RegistryError, match=r"'toy.stray' reads toy.address, but its producer 'toy.tcp'"):
+        reg.validate()
+    ghost = Registry()
+    add(ghost, "toy.nats", returning(passed("ok")), reads=(ADDRESS,))
+    with pytest.raises(RegistryError, match="unknown check 'toy.tcp'"):
+        ghost.validate()
+
+
+def test_shipped_checks_declare_every_fact_they_read() -> None:
+    from preflight.app import load_registry
+
+    reg = load_registry()  # validates
+    assert {f.name for f in reg.get("broker.auth").reads} == {"broker.info", "broker.address", "broker.dialed"}
+    assert reg.get("fleet.broker-endpoint-collision").reads[0].producer == "broker.endpoint"
+
+
+def test_facts_are_typed_set_and_read_and_a_missing_one_names_its_producer() -> None:
+    reg = Registry()
+
+    def producer(ctx: ClusterContext) -> Finding:
+        ctx.set_fact(ADDRESS, "127.0.0.1")
+        return passed("open")
+
+    def consumer(ctx: ClusterContext) -> Finding:
+        return passed(f"read {ctx.fact(ADDRESS)}")
+
+    add(reg, "toy.tcp", producer)
+    add(reg, "toy.nats", consumer, depends_on=("toy.tcp",), reads=(ADDRESS,))
+    results = run(reg, cluster())
+    assert results["toy.nats"].message == "read 127.0.0.1"
+    empty = cluster("c2")
+    assert empty.get_fact(ADDRESS) is None
+    with pytest.raises(MissingFact, match="toy.address was not set: toy.tcp"):
+        empty.fact(ADDRESS)
+    fleet = FleetContext([cluster("a"), empty], Settings())
+    fleet.clusters[0].set_fact(ADDRESS, "10.0.0.1")
+    assert fleet.facts(ADDRESS) == {"a": "10.0.0.1"}
+
+
+def test_memo_computes_once_per_key_under_concurrent_callers() -> None:
+    ctx = cluster()
+    computed: list[str] = []
+    gate = threading.Barrier(8)
+    entered = threading.Event()
+
+    def slow_connect() -> str:
+        computed.append("connect")
+        entered.set()
+        time.sleep(0.2)  # every other caller arrives while this one is still connecting
+        return "open"
+
+    def caller() -> str:
+        gate.wait(5)
+        return ctx.memo("tcp:127.0.0.1:4222", slow_connect)
+
+    threads_out: list[str] = []
+    threads = [threading.Thread(target=lambda: threads_out.append(caller())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert entered.is_set() and computed == ["connect"] and threads_out == ["open"] * 8
+    # Another key is not held up by this one, and a failed computation is not remembered.
+    assert ctx.memo("tcp:127.0.0.2:4222", lambda: "refused") == "refused"
+    with pytest.raises(OSError):
+        ctx.memo("tcp:127.0.0.3:4222", lambda: (_ for _ in ()).throw(OSError("boom")))
+    assert ctx.memo("tcp:127.0.0.3:4222", lambda: "open") == "open"
+
+
+# --- two dependency kinds, and set-up outside the budgets ---------------------------------------------
+
+
+def test_reported_after_runs_anyway_and_says_the_problems_are_separate() -> None:
+    reg = Registry()
+    add(reg, "b.service", returning(fail("load balancer pending")))
+    check(
+        id="b.endpoint",
+        title="t",
+        category="b",
+        severity=Severity.HIGH,
+        remediation="r",
+        after=("b.service",),
+        registry=reg,
+    )(returning(warn("publishes localhost:31222")))
+    check(
+        id="b.dns",
+        title="t",
+        category="b",
+        severity=Severity.HIGH,
+        remediation="r",
+        depends_on=("b.service",),
+        registry=reg,
+    )(returning(passed("never")))
+    results = run(reg, cluster())
+    ep = results["b.endpoint"]
+    assert ep.status is Status.WARN and ep.evidence["independent_of"] == ["b.service"]
+    assert ep.message == "publishes localhost:31222 [a separate problem from b.service (fail), reported above]"
+    assert results["b.dns"].status is Status.SKIP and "b.service did not pass" in results["b.dns"].message
+
+
+def test_reported_after_a_check_that_could_not_judge_cannot_judge_either() -> None:
+    reg = Registry()
+    add(reg, "b.service", returning(skip("embedded mode")))
+    check(
+        id="b.endpoint",
+        title="t",
+        category="b",
+        severity=Severity.HIGH,
+        remediation="r",
+        after=("b.service",),
+        registry=reg,
+    )(returning(passed("never")))
+    r = run(reg, cluster())["b.endpoint"]
+    assert r.status is Status.SKIP and r.message == "not applicable: embedded mode"
+
+
+def test_prepare_runs_once_before_the_budgets_and_not_against_them() -> None:
+    reg, calls = Registry(), list[int]()
+
+    def slow_setup(targets: Sequence[Any]) -> None:
+        calls.append(len(targets))
+        time.sleep(0.4)  # longer than the check's whole budget below
+
+    for cid in ("cloud.a", "cloud.b"):
+        check(
+            id=cid,
+            title="t",
+            category="cloud",
+            severity=Severity.HIGH,
+            remediation="r",
+            prepare=slow_setup,
+            registry=reg,
+        )(returning(passed("ok")))
+    settings = Settings(check_timeout=0.2)
+    ctxs = [cluster("c1", settings), cluster("c2", settings)]
+    report = run_fleet(ctxs, reg.ordered(reg.all(), Scope.CLUSTER), [], settings)
+    assert calls == [2]
+    assert all(r.status is Status.PASS for c in report.clusters for r in c.results)
