@@ -69,8 +69,8 @@ def api_dns(ctx: ClusterContext) -> Finding:
         evidence["cnames"] = res.cnames
     if t.proxy_url:
         evidence["proxy"] = t.proxy_url
-    listed = ", ".join(f"{a} ({c})" for a, c in classes.items())
-    verb = "is an address" if res.resolver == "literal" else "resolves to"
+    listed = ", ".join(f"a {c} address" if res.resolver == "literal" else f"{a} ({c})" for a, c in classes.items())
+    verb = "is" if res.resolver == "literal" else "resolves to"
     via = f" (the proxy; it resolves {t.host})" if t.proxy_url else ""
     return passed(f"{host}{via} {verb} {listed}", **evidence)
 
@@ -333,4 +333,4 @@ def api_latency(ctx: ClusterContext) -> Finding:
         return fail(f"median round trip {median:g} ms (limit {s.latency_fail_ms:g} ms)", **evidence)
     if median >= s.latency_warn_ms:
         return warn(f"median round trip {median:g} ms (warning at {s.latency_warn_ms:g} ms)", **evidence)
-    return passed(f"median round trip {median:g} ms over {len(samples)} requests", **evidence)
+    return passed(f"median round trip {median:g} ms over {len(samples)} request{'s' * (len(samples) != 1)}", **evidence)

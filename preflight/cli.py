@@ -76,6 +76,7 @@ def execute(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int, str], None] | None = None,
+    options: Any = None,
 ) -> RunReport:
     """The `check` command around :func:`preflight.app.run`: bad input exits 2, an interrupted run
     still writes every output and exits 130."""
@@ -85,7 +86,7 @@ def execute(
         report = app.run(request, settings, include=include, exclude=exclude, progress=progress)
     except ConfigError as exc:
         die(str(exc))
-    app.emit(report, outputs)
+    app.emit(report, outputs, options)
     if report.aborted:
         from preflight.execcred import kill_running
 
@@ -268,6 +269,7 @@ def main() -> None:
     metavar="CIDR",
     help="Address range Meshery Server's traffic comes from (repeatable).",
 )
+@click.option("-v", "--verbose", is_flag=True, help="Console: list every result, passes and skips included.")
 @run_options
 def check_cmd(
     kubeconfigs: tuple[str, ...],
@@ -279,17 +281,20 @@ def check_cmd(
     fail_on: str,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
+    verbose: bool,
     **kw: Any,
 ) -> None:
     """Check every selected cluster and report."""
     from preflight.plan import Request
+    from preflight.reports.options import RenderOptions
 
     if in_cluster and (kubeconfigs or contexts):
         die("--in-cluster cannot be combined with --kubeconfig or --context")
     parsed = parse_outputs(outputs)
     request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
     progress = _progress if sys.stderr.isatty() else None
-    report = execute(request, _settings(**kw), parsed, include, exclude, progress)
+    options = RenderOptions(verbose=verbose, fail_on=fail_on)
+    report = execute(request, _settings(**kw), parsed, include, exclude, progress, options)
     sys.exit(exit_code(report, fail_on))
 
 

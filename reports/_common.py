@@ -54,3 +54,8 @@ def seconds(value: float) -> float:
     if not math.isfinite(value) or value < 0:
         return 0.0
     return round(value, 3)
+
+
+def plural(n: int, singular: str, many: str | None = None) -> str:
+    """``1 check``, ``2 checks``: counts in reports read as sentences."""
+    return f"{n} {singular if n == 1 else (many or singular + 's')}"

@@ -7,6 +7,7 @@ sees either the previous file or the complete new one, never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from preflight.model import RunReport
 
 from . import console, json_report, junit
+from .options import RenderOptions
 
 FORMATS: tuple[str, ...] = ("console", "json", "junit")
 
@@ -38,13 +40,17 @@ def parse_output_spec(spec: str) -> tuple[str, str | None]:
     return name, path
 
 
-def render(fmt: str, report: RunReport, *, color: bool = False) -> str:
+def render(fmt: str, report: RunReport, *, color: bool = False, options: RenderOptions | None = None) -> str:
+    """``options`` carry what the run is judged by (``--fail-on``) and the console's view (``-v``, width)."""
     name = _check_format(fmt)
+    opts = options or RenderOptions()
+    if color != opts.color:
+        opts = dataclasses.replace(opts, color=color)
     if name == "json":
         return json_report.render(report)
     if name == "junit":
-        return junit.render(report)
-    return console.render(report, color=color)
+        return junit.render(report, fail_on=opts.fail_on)
+    return console.render(report, options=opts)
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
