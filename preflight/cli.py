@@ -223,7 +223,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "outputs",
             multiple=True,
             metavar="FORMAT[=PATH]",
-            help="Report format (console, json, junit), to stdout or PATH. Repeatable.",
+            help="Report format (console, json, junit, html), to stdout or PATH. Repeatable.",
         ),
         click.option(
             "--fail-on",

@@ -35,6 +35,7 @@ def running(directory: str) -> Iterator[tuple[Request, Settings, Outputs]]:
     with lab_demo.start(out) as lab:
         outputs: Outputs = [
             ("console", None),
+            ("html", str(out / "report.html")),
             ("console", str(out / "report.txt")),
             ("json", str(out / "report.json")),
             ("junit", str(out / "junit.xml")),

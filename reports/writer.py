@@ -14,10 +14,10 @@ from pathlib import Path
 
 from preflight.model import RunReport
 
-from . import console, json_report, junit
+from . import console, html, json_report, junit
 from .options import RenderOptions
 
-FORMATS: tuple[str, ...] = ("console", "json", "junit")
+FORMATS: tuple[str, ...] = ("console", "json", "junit", "html")
 
 
 def _check_format(fmt: str) -> str:
@@ -50,6 +50,8 @@ def render(fmt: str, report: RunReport, *, color: bool = False, options: RenderO
         return json_report.render(report)
     if name == "junit":
         return junit.render(report, fail_on=opts.fail_on)
+    if name == "html":
+        return html.render(report, fail_on=opts.fail_on)
     return console.render(report, options=opts)
 
 
