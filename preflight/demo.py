@@ -52,4 +52,4 @@ def print_summary(report: RunReport, outputs: Sequence[tuple[str, str | None]], 
     )
     for fmt, path in outputs:
         if path:
-            click.echo(f"  {_LABELS.get(fmt, fmt):<34} {path}", err=True)
+            click.echo(f"  {_LABELS.get(fmt, fmt):<38} {path}", err=True)

@@ -78,6 +78,7 @@ def test_demo_runs_writes_reports_and_exits_0(tmp_path: Path) -> None:
     _assert_console_fits(tmp_path, proc.stdout, proc.stderr)
     messages = [r["message"] for r in results.values()] + [r["message"] for r in doc["fleet"]["results"]]
     assert bad_plurals(messages) == []
+    _assert_html_in_a_browser(tmp_path, {c["name"]: c for c in doc["clusters"]})
     _assert_no_secret(tmp_path, proc.stdout + proc.stderr)
 
 
@@ -91,6 +92,32 @@ def _assert_console_fits(out: Path, stdout: str, stderr: str) -> None:
     assert lines[-1] == "exit 1: 17 failures at or above --fail-on fail"
     assert "checks wait on kube-api.tcp" in transcript and "Fix kube-api.tcp first" not in transcript
     assert str(out / "report.txt") in stderr and str(out / "report.json") in stderr
+
+
+def _assert_html_in_a_browser(out: Path, clusters: dict[str, dict]) -> None:
+    """The demo's HTML report in headless Chromium: a row per cluster, passing ones filtered away, a fix
+    one click away, no script error and no request beyond the file itself."""
+    from tests.reports.browser import chromium, console_errors, file_url, requested_urls
+
+    page = out / "report.html"
+    with chromium() as driver:
+        driver.get("about:blank")
+        requested_urls(driver)
+        driver.get(file_url(page))
+        rows = driver.find_elements("css selector", "#matrix tbody tr")
+        assert sorted(r.get_attribute("data-name") for r in rows) == sorted(clusters)
+        driver.find_element("css selector", "input[name=status][value=pass]").click()
+        driver.find_element("css selector", "input[name=status][value=warn]").click()
+        shown = {r.get_attribute("data-name") for r in rows if r.is_displayed()}
+        assert shown == {name for name, (_, status) in EXPECTED.items() if status == "fail"}
+        row = driver.find_element("css selector", "tr[data-name='gke-broker-firewall-deny']")
+        row.find_element("css selector", "button.open[data-category=cloud]").click()
+        (item,) = driver.find_elements("css selector", "#detail-results li[data-check-id='gcp.firewall.broker']")
+        command = item.find_element("css selector", ".command-text").text
+        assert command.startswith("gcloud compute firewall-rules create")
+        driver.save_screenshot(str(out / "report.png"))
+        assert console_errors(driver) == []
+        assert requested_urls(driver) == [file_url(page)]
 
 
 _PLURAL_AFTER_ONE = re.compile(r"(?<![\d.:/])\b1 (?:(?:distinct|discovered|ingress|security-group|more) )?([a-z]+s)\b")
