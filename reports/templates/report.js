@@ -96,7 +96,7 @@
     li.querySelector(".check-id").textContent = r.id;
     li.querySelector(".check-title").textContent = r.title;
     li.querySelector(".message").textContent = r.message;
-    if (r.fix) {
+    if (r.fix && r.status !== "pass") {
       const fix = li.querySelector(".fix");
       fix.hidden = false;
       fix.querySelector(".fix-text").textContent = r.fix;

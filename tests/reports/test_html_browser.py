@@ -135,8 +135,10 @@ def test_muted_results_show_their_reason_and_fleet_checks_have_their_panel(page:
     (muted,) = page.find_elements("css selector", "#detail-results li[data-status=muted]")
     assert "known MTU issue, ticket OPS-12" in muted.find_element("css selector", ".message").text
     fleet = page.find_element("id", "fleet-checks")
-    ids = [li.get_attribute("data-check-id") for li in fleet.find_elements("css selector", "li")]
-    assert ids == ["fleet.duplicate-cluster", "fleet.shared-credential"]
+    items = fleet.find_elements("css selector", "li")
+    assert [li.get_attribute("data-check-id") for li in items] == ["fleet.duplicate-cluster", "fleet.shared-credential"]
+    assert items[0].find_element("css selector", ".fix").is_displayed()
+    assert not items[1].find_element("css selector", ".fix").is_displayed(), "a pass has nothing to fix"
 
 
 def test_dark_mode_follows_the_system(page: Any) -> None:
