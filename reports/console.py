@@ -17,7 +17,7 @@ from typing import Protocol
 
 from preflight.model import STATUS_ORDER, ClusterReport, Result, RunReport, Status, summarize
 
-from ._common import plural, strip_ansi, terminal_safe
+from ._common import SEVERITY, plural, strip_ansi, terminal_safe
 from .options import RenderOptions, verdict
 
 SYMBOLS: dict[Status, str] = {
@@ -35,15 +35,6 @@ COLORS: dict[Status, str] = {
     Status.SKIP: "36",
     Status.ERROR: "35",
     Status.MUTED: "90",
-}
-# Worst first, for cluster headers and the fleet table: a definite failure outranks an undecided probe.
-SEVERITY: dict[Status, int] = {
-    Status.FAIL: 5,
-    Status.ERROR: 4,
-    Status.WARN: 3,
-    Status.MUTED: 2,
-    Status.SKIP: 1,
-    Status.PASS: 0,
 }
 _BOLD = "1"
 _ABORT = "1;31"

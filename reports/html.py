@@ -20,19 +20,10 @@ from typing import Any
 
 from preflight.model import STATUS_ORDER, Result, RunReport, Status
 
-from ._common import plural
+from ._common import SEVERITY, plural
 from .json_report import iso_utc, jsonable
 from .options import verdict
 
-# Worst first; a cell's or a cluster's status is the highest of these among its results.
-SEVERITY: dict[Status, int] = {
-    Status.FAIL: 5,
-    Status.ERROR: 4,
-    Status.WARN: 3,
-    Status.MUTED: 2,
-    Status.SKIP: 1,
-    Status.PASS: 0,
-}
 SYMBOLS: dict[Status, str] = {
     Status.PASS: "✔",
     Status.WARN: "!",
