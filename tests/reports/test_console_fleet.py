@@ -190,3 +190,14 @@ def test_default_view_of_a_large_fleet_stays_proportionate() -> None:
     lines = text.splitlines()
     assert len(lines) < 600 * 6
     assert max(len(line) for line in lines) <= 2 * console.LIST_WIDTH
+
+
+def test_the_synthetic_fleet_runs_the_shipped_checks() -> None:
+    """The fleets these tests and bench/report_size.py build stay shaped like real runs."""
+    from preflight.app import load_registry
+    from preflight.model import Scope
+
+    registry = load_registry()
+    shipped = [c.id for c in registry.ordered(registry.all(), Scope.CLUSTER)]
+    assert sorted(cid for cid, _ in CLUSTER_CHECKS) == sorted(shipped)
+    assert all(registry.get(cid).category == category for cid, category in CLUSTER_CHECKS)
