@@ -26,8 +26,8 @@ def not_this_cloud(ctx: ClusterContext, provider: str) -> Finding | None:
 def missing(ids: CloudIds, what: str, hint: str) -> Finding:
     """No credential, or an identifier the check cannot do without."""
     if ids.declared:
-        return error(f"{what}: {hint}", remediation=hint)
-    return Finding(Status.SKIP, f"{what}: {hint}", {"hint": hint}, remediation=hint)
+        return error(what, remediation=hint)
+    return Finding(Status.SKIP, what, {"hint": hint}, remediation=hint)
 
 
 def api_calls(ctx: ClusterContext, name: str) -> int:

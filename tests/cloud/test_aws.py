@@ -454,7 +454,7 @@ def test_no_credentials_skip_with_the_hint_or_error_when_declared(creds_world, m
     rep = run(fleet=str(path), origins=[ORIGIN], include=["kubeconfig.*", "aws.eks.*"])
     undeclared = res(rep, b.name, "aws.eks.endpoint-access")
     assert undeclared.status.value == "skip", undeclared.message
-    assert undeclared.evidence["hint"] == HINT and HINT in undeclared.message
+    assert undeclared.evidence["hint"] == HINT == undeclared.remediation and HINT not in undeclared.message
     declared = res(rep, a.name, "aws.eks.endpoint-access")
     assert declared.status.value == "error" and declared.remediation == HINT
 

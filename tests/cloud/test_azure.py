@@ -414,7 +414,7 @@ def test_no_credentials_skip_with_the_hint_and_error_when_declared(world, monkey
         azure_credential=lambda authority: EnvironmentCredential(),
     )
     declared = result(report, "aks-open", "azure.aks.endpoint-access")
-    assert declared.status.value == "error" and az.HINT in declared.message
+    assert declared.status.value == "error" and az.HINT in declared.remediation
     assert declared.remediation == az.HINT
     undeclared = result(report, "aks-undeclared", "azure.aks.endpoint-access")
     assert undeclared.status.value == "skip" and undeclared.evidence["hint"] == az.HINT
