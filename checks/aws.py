@@ -420,7 +420,12 @@ def _sg_finding(
         return passed(prefix + line, **ev)
     for_port = [r.label() for r in rules if r.covers_port(port, "tcp")]
     near = f"; rules for {port}/tcp: {', '.join(for_port)}" if for_port else f"; no rule admits {port}/tcp from a CIDR"
-    refs = f"; {len(notes)} security-group reference(s) never match an external origin" if notes else ""
+    refs = (
+        f"; {len(notes)} security-group reference{' never matches' if len(notes) == 1 else 's never match'} "
+        "an external origin"
+        if notes
+        else ""
+    )
     fix = "; ".join(
         f"aws ec2 authorize-security-group-ingress --group-id {first} --protocol tcp --port {port} --cidr {cidr}"
         for cidr in verdict.blocked

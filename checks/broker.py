@@ -296,8 +296,8 @@ def broker_dns(ctx: ClusterContext) -> Finding:
         "resolver": res.resolver,
         "origin_cidrs": ctx.settings.origin_cidrs,
     }
-    listed = ", ".join(f"{a} ({c})" for a, c in classes.items())
-    shown = f"{host} is an address" if res.resolver == "literal" else f"{host} →"
+    listed = ", ".join(f"a {c} address" if res.resolver == "literal" else f"{a} ({c})" for a, c in classes.items())
+    shown = f"{host} is" if res.resolver == "literal" else f"{host} →"
     private = [a for a, c in classes.items() if c == "private"]
     if private and _origin_is_private(ctx) is False:
         return fail(
@@ -632,4 +632,4 @@ def exposure(ctx: ClusterContext) -> Finding:
             remediation=f"Add {', '.join(uncovered)} to the Broker's spec.service.loadBalancerSourceRanges.",
             **evidence,
         )
-    return passed(f"limited to {', '.join(ranges)}, which cover the origin", **evidence)
+    return passed(f"limited to {', '.join(ranges)}, which admit{'s' * (len(ranges) == 1)} the origin", **evidence)

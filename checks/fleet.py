@@ -39,7 +39,10 @@ def shared_credential(fleet: FleetContext) -> Finding:
     if not groups:
         not_applicable("no cluster carries a credential to compare")
     if not shared:
-        return passed(f"{len(groups)} distinct credentials across {len(fleet.clusters)} clusters")
+        return passed(
+            f"{len(groups)} distinct credential{'' if len(groups) == 1 else 's'} across {len(fleet.clusters)} "
+            f"cluster{'' if len(fleet.clusters) == 1 else 's'}"
+        )
     evidence: dict[str, Any] = {
         "shared": [{"credential_id": fp, "kind": kinds[fp], "clusters": sorted(names)} for fp, names in shared.items()]
     }
@@ -73,7 +76,7 @@ def duplicate_cluster(fleet: FleetContext) -> Finding:
             by_server[_normalized(c.target.server)].append(c.name)
     dups = {s: names for s, names in by_server.items() if len(names) > 1}
     if not dups:
-        return passed(f"{len(by_server)} distinct API servers")
+        return passed(f"{len(by_server)} distinct API server{'' if len(by_server) == 1 else 's'}")
     listed = "; ".join(f"{s}: {', '.join(n)}" for s, n in dups.items())
     return fail(
         f"several contexts point at one API server: {listed}",
@@ -107,7 +110,7 @@ def broker_endpoint_collision(fleet: FleetContext) -> Finding:
             f"several clusters publish one Broker endpoint: {listed}",
             collisions=[{"endpoint": e, "clusters": n} for e, n in clashes.items()],
         )
-    return passed(f"{len(by_endpoint)} distinct Broker endpoints")
+    return passed(f"{len(by_endpoint)} distinct Broker endpoint{'' if len(by_endpoint) == 1 else 's'}")
 
 
 @check(
@@ -139,6 +142,10 @@ def mode_consistency(fleet: FleetContext) -> Finding:
     if not read:
         not_applicable("no cluster's deployment could be read (meshery checks did not run)", **evidence)
     if drift:
-        return warn(f"{len(drift)} cluster(s) drift from the declared mode: {'; '.join(drift)}", **evidence)
+        return warn(
+            f"{len(drift)} cluster{' drifts' if len(drift) == 1 else 's drift'} from the declared mode: "
+            f"{'; '.join(drift)}",
+            **evidence,
+        )
     extra = f"; per-cluster overrides: {', '.join(overrides)}" if overrides else ""
     return passed(f"every cluster runs its declared mode (policy {policy}){extra}", **evidence)

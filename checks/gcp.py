@@ -365,7 +365,8 @@ def _firewall_broker(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, 
         )
     if not origin:
         return warn(
-            f"pass --origin (or origin.cidrs) to evaluate the {len(rules)} ingress rules of {network} for {what}",
+            f"pass --origin (or origin.cidrs) to evaluate the {len(rules)} ingress "
+            f"rule{'' if len(rules) == 1 else 's'} of {network} for {what}",
             remediation="Give the Server's egress CIDRs with --origin.",
             **evidence,
         )

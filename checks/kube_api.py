@@ -144,8 +144,8 @@ def api_dns(ctx: ClusterContext) -> Finding:
         evidence["cnames"] = res.cnames
     if proxy:
         evidence.update(_proxy_evidence(t, proxy))
-    listed = ", ".join(f"{a} ({c})" for a, c in classes.items())
-    verb = "is an address" if res.resolver == "literal" else "resolves to"
+    listed = ", ".join(f"a {c} address" if res.resolver == "literal" else f"{a} ({c})" for a, c in classes.items())
+    verb = "is" if res.resolver == "literal" else "resolves to"
     via = f" (the proxy; it resolves {t.host})" if proxy else ""
     return passed(f"{host}{via} {verb} {listed}", **evidence)
 
@@ -410,4 +410,4 @@ def api_latency(ctx: ClusterContext) -> Finding:
         return fail(f"median round trip {median:g} ms (limit {s.latency_fail_ms:g} ms)", **evidence)
     if median >= s.latency_warn_ms:
         return warn(f"median round trip {median:g} ms (warning at {s.latency_warn_ms:g} ms)", **evidence)
-    return passed(f"median round trip {median:g} ms over {len(samples)} requests", **evidence)
+    return passed(f"median round trip {median:g} ms over {len(samples)} request{'s' * (len(samples) != 1)}", **evidence)

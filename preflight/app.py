@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from preflight import baseline, runner
 from preflight import plan as planning
@@ -18,6 +19,9 @@ from preflight.errors import ConfigError
 from preflight.model import Check, RunReport, Scope
 from preflight.registry import Registry
 from preflight.settings import Settings
+
+if TYPE_CHECKING:
+    from preflight.reports.options import RenderOptions
 
 Progress = Callable[[int, int, str], None]
 
@@ -83,17 +87,22 @@ def load_baseline(path: str) -> baseline.Snapshot:
     return baseline.load(path, tool_name=TOOL_NAME, schema_version=SCHEMA_VERSION)
 
 
-def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> None:
-    """Render every requested output; ``None`` or ``-`` is stdout."""
-    from preflight.reports import console, writer
+def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]], options: RenderOptions | None = None) -> None:
+    """Render every requested output; ``None`` or ``-`` is stdout (coloured and fitted when a terminal)."""
+    import dataclasses
 
+    from preflight.reports import console, writer
+    from preflight.reports.options import RenderOptions as Options
+
+    opts = options or Options()
     for fmt, path in outputs:
         if path is None or path == "-":
+            tty = dataclasses.replace(opts, width=console.terminal_width(sys.stdout))
             color = fmt == "console" and console.want_color(sys.stdout)
-            sys.stdout.write(writer.render(fmt, report, color=color))
+            sys.stdout.write(writer.render(fmt, report, color=color, options=tty))
             sys.stdout.flush()
         else:
-            writer.write_atomic(path, writer.render(fmt, report, path=path))
+            writer.write_atomic(path, writer.render(fmt, report, options=opts, path=path))
 
 
 def push_metrics(report: RunReport, url: str, *, cluster_set: str, timeout: float) -> None:

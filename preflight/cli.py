@@ -80,6 +80,7 @@ def execute(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int, str], None] | None = None,
+    options: Any = None,
 ) -> RunReport:
     """The `check` command around :func:`preflight.app.run`: bad input exits 2, an interrupted run
     still writes every output and exits 130."""
@@ -89,7 +90,7 @@ def execute(
         report = app.run(request, settings, include=include, exclude=exclude, progress=progress)
     except ConfigError as exc:
         die(str(exc))
-    app.emit(report, outputs)
+    app.emit(report, outputs, options)
     if report.aborted:
         from preflight.execcred import kill_running
 
@@ -226,7 +227,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "outputs",
             multiple=True,
             metavar="FORMAT[=PATH]",
-            help="Report format (console, json, junit, prometheus, markdown), to stdout or PATH. Repeatable.",
+            help="Report format (console, json, junit, html, prometheus, markdown), to stdout or PATH. Repeatable.",
         ),
         click.option(
             "--fail-on",
@@ -299,6 +300,7 @@ def main() -> None:
     default=None,
     help="Name of this set of clusters in the Pushgateway grouping key (default: the fleet file's name, else default).",
 )
+@click.option("-v", "--verbose", is_flag=True, help="Console: list every result, passes and skips included.")
 @run_options
 def check_cmd(
     kubeconfigs: tuple[str, ...],
@@ -314,10 +316,12 @@ def check_cmd(
     fail_on: str,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
+    verbose: bool,
     **kw: Any,
 ) -> None:
     """Check every selected cluster and report."""
     from preflight.plan import Request
+    from preflight.reports.options import RenderOptions
 
     if in_cluster and (kubeconfigs or contexts):
         die("--in-cluster cannot be combined with --kubeconfig or --context")
@@ -336,7 +340,8 @@ def check_cmd(
     )
     progress = _progress if sys.stderr.isatty() else None
     settings = _settings(**kw)
-    report = execute(request, settings, parsed, include, exclude, progress)
+    options = RenderOptions(verbose=verbose, fail_on=fail_on)
+    report = execute(request, settings, parsed, include, exclude, progress, options)
     if pushgateway:
         from pathlib import Path
 
@@ -371,6 +376,7 @@ def check_cmd(
 def merge_cmd(reports: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, baseline: str | None) -> None:
     """One fleet report from the JSON reports of several runs (regions, shards)."""
     from preflight import app
+    from preflight.reports.options import RenderOptions
 
     if not reports:
         die("merge needs one or more JSON reports: merge A.json B.json ... -o FORMAT[=PATH]")
@@ -381,7 +387,7 @@ def merge_cmd(reports: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, 
         report = app.merge_files(list(reports), baseline_path=baseline)
     except ConfigError as exc:
         die(str(exc))
-    app.emit(report, parsed)
+    app.emit(report, parsed, RenderOptions(fail_on=fail_on))
     sys.exit(exit_code(report, fail_on))
 
 

@@ -16,6 +16,12 @@ from preflight.settings import Settings
 
 EXTRA_HINT = "the demo needs the lab: pip install 'meshery-preflight[demo]'"
 Outputs = list[tuple[str, str | None]]
+_LABELS = {
+    "html": "HTML fleet report (open in a browser)",
+    "console": "console transcript",
+    "json": "JSON report",
+    "junit": "JUnit XML",
+}
 
 
 @contextlib.contextmanager
@@ -27,16 +33,25 @@ def running(directory: str) -> Iterator[tuple[Request, Settings, Outputs]]:
         raise ConfigError(f"{EXTRA_HINT} ({exc})") from None
     out = Path(directory).resolve()
     with lab_demo.start(out) as lab:
-        outputs: Outputs = [("console", None), ("json", str(out / "report.json")), ("junit", str(out / "junit.xml"))]
-        outputs += [("markdown", str(out / "summary.md")), ("prometheus", str(out / "meshery_preflight.prom"))]
+        outputs: Outputs = [
+            ("console", None),
+            ("html", str(out / "report.html")),
+            ("console", str(out / "report.txt")),
+            ("json", str(out / "report.json")),
+            ("junit", str(out / "junit.xml")),
+            ("markdown", str(out / "summary.md")),
+            ("prometheus", str(out / "meshery_preflight.prom")),
+        ]
         yield Request(fleet=str(lab.fleet_file)), Settings(**lab.settings), outputs
 
 
 def print_summary(report: RunReport, outputs: Sequence[tuple[str, str | None]], seconds: float) -> None:
     s = report.summary
-    files = ", ".join(path for _, path in outputs if path)
     click.echo(
         f"\nDemo done in {seconds:.1f}s: {len(report.clusters)} clusters, "
-        f"{s['pass']} pass, {s['warn']} warn, {s['fail']} fail, {s['error']} error. Reports: {files}",
+        f"{s['pass']} pass, {s['warn']} warn, {s['fail']} fail, {s['error']} error. Reports:",
         err=True,
     )
+    for fmt, path in outputs:
+        if path:
+            click.echo(f"  {_LABELS.get(fmt, fmt):<38} {path}", err=True)

@@ -11,6 +11,19 @@ import datetime as _dt
 import math
 import re
 
+from preflight.model import Status
+
+# Worst first, for cluster headers, matrix cells and the fleet table: a definite failure outranks an
+# undecided probe, and a muted finding still outranks a pass.
+SEVERITY: dict[Status, int] = {
+    Status.FAIL: 5,
+    Status.ERROR: 4,
+    Status.WARN: 3,
+    Status.MUTED: 2,
+    Status.SKIP: 1,
+    Status.PASS: 0,
+}
+
 _ANSI_RE = re.compile(
     r"""
       \x1b\[[0-?]*[ -/]*[@-~]             # CSI: colours, cursor movement
@@ -54,3 +67,8 @@ def seconds(value: float) -> float:
     if not math.isfinite(value) or value < 0:
         return 0.0
     return round(value, 3)
+
+
+def plural(n: int, singular: str, many: str | None = None) -> str:
+    """``1 check``, ``2 checks``: counts in reports read as sentences."""
+    return f"{n} {singular if n == 1 else (many or singular + 's')}"

@@ -1,19 +1,25 @@
 """Human-readable report for a terminal or a CI log.
 
-Every non-passing line carries its fix right underneath, so a reader never has to cross-reference
-another document to act on a finding.
+The default view scales to fleets: per cluster one header with its worst status, then only what needs a
+person (warnings, failures, errors, muted results, skips that say what to do), each with its fix right
+underneath; passes and not-applicable skips are counts, and checks held back by a failure fold into one
+line under it. A worst-first fleet table and the exit code with its reason close the report. ``verbose``
+lists every result. On a terminal no line is wider than the terminal.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import shutil
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from preflight.model import STATUS_ORDER, Result, RunReport, Status, summarize
+from preflight.model import STATUS_ORDER, ClusterReport, Result, RunReport, Status, summarize
 
 from . import changes
-from ._common import terminal_safe
+from ._common import SEVERITY, plural, strip_ansi, terminal_safe
+from .options import RenderOptions, verdict
 
 SYMBOLS: dict[Status, str] = {
     Status.PASS: "✔",
@@ -36,6 +42,10 @@ _ABORT = "1;31"
 _DOCS_STATUSES = frozenset({Status.WARN, Status.FAIL, Status.ERROR})
 _INDENT = "  "
 _DETAIL_INDENT = "      "
+# Without a terminal (CI logs, files) lists of check ids and cluster names still stop here, with a count.
+LIST_WIDTH = 160
+# Longest message or fix the default view prints in full; -v and the JSON report keep everything.
+TEXT_LIMIT = 1000
 
 
 class _Stream(Protocol):
@@ -55,6 +65,35 @@ def want_color(stream: _Stream) -> bool:
         return False
 
 
+def terminal_width(stream: _Stream) -> int | None:
+    """Columns of the terminal ``stream`` writes to; None for pipes and files, which are never wrapped."""
+    try:
+        if not stream.isatty():
+            return None
+    except (AttributeError, ValueError, OSError):
+        return None
+    return max(shutil.get_terminal_size().columns, 40)
+
+
+def worst(results: Iterable[Result]) -> Status:
+    """A cluster's worst status; checks that do not apply there do not make it look worse than a pass."""
+    statuses = [r.status for r in results if not is_idle(r)]
+    return max(statuses, key=SEVERITY.__getitem__, default=Status.PASS)
+
+
+def is_idle(result: Result) -> bool:
+    """A skip with nothing to fix: the check does not apply here (embedded mode, another cloud)."""
+    return result.status is Status.SKIP and not result.remediation
+
+
+def blocked_by(result: Result) -> str | None:
+    """The failing check a skipped check waits on, when that is why it was skipped."""
+    if result.status is not Status.SKIP or not result.remediation:
+        return None
+    root = result.evidence.get("blocked_by")
+    return root if isinstance(root, str) and root else None
+
+
 class _Painter:
     def __init__(self, color: bool) -> None:
         self.color = color
@@ -63,9 +102,40 @@ class _Painter:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color and text else text
 
 
-def _hang(text: str, indent: str) -> str:
-    """Keep continuation lines of multi-line text under the first one."""
-    return terminal_safe(text).replace("\n", "\n" + indent)
+def _visible_len(text: str) -> int:
+    return len(strip_ansi(text))
+
+
+def _truncate(line: str, width: int) -> str:
+    """Cut ``line`` to ``width`` visible characters (colour codes are free), ending in an ellipsis."""
+    if _visible_len(line) <= width:
+        return line
+    out, seen, i = [], 0, 0
+    while i < len(line) and seen < width - 1:
+        if line[i] == "\x1b":
+            end = line.find("m", i)
+            out.append(line[i : end + 1])
+            i = end + 1
+            continue
+        out.append(line[i])
+        seen += 1
+        i += 1
+    tail = "\x1b[0m" if "\x1b[" in line else ""
+    return "".join(out) + "…" + tail
+
+
+def join_limited(items: Sequence[str], room: int) -> str:
+    """``a, b, c, … +N more`` in at most ``room`` characters (always at least one item)."""
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        rest = len(items) - i - 1
+        tail = f", … +{rest} more" if rest else ""
+        candidate = ", ".join([*shown, item]) + tail
+        if shown and len(candidate) > room:
+            break
+        shown.append(item)
+    left = len(items) - len(shown)
+    return ", ".join(shown) + (f", … +{left} more" if left else "")
 
 
 def _summary_line(counts: Mapping[str, int], paint: _Painter) -> str:
@@ -77,33 +147,6 @@ def _summary_line(counts: Mapping[str, int], paint: _Painter) -> str:
     return ", ".join(parts)
 
 
-def _result_lines(results: list[Result], paint: _Painter) -> list[str]:
-    if not results:
-        return [f"{_INDENT}(no results)"]
-    width = max(len(terminal_safe(r.check_id)) for r in results)
-    lines = []
-    # Checks that do not apply here (embedded mode, another cloud) fold into one line: nothing to act on.
-    idle = [r for r in results if r.status is Status.SKIP and not r.remediation]
-    for r in changes.ordered(results):
-        if r in idle:
-            continue
-        head = paint(f"{SYMBOLS[r.status]} {r.status.value:<5}", COLORS[r.status])
-        check_id = terminal_safe(r.check_id).ljust(width)
-        message_indent = _INDENT + " " * (7 + 2 + width + 2)
-        lines.append(f"{_INDENT}{head}  {check_id}  {_hang(changes.tag(r) + r.message, message_indent)}")
-        if r.status is Status.PASS:
-            continue
-        if r.remediation:
-            lines.append(f"{_DETAIL_INDENT}fix: {_hang(r.remediation, _DETAIL_INDENT + '     ')}")
-        if r.status in _DOCS_STATUSES and r.docs_url:
-            lines.append(f"{_DETAIL_INDENT}docs: {terminal_safe(r.docs_url)}")
-    if idle:
-        head = paint(f"{SYMBOLS[Status.SKIP]} {Status.SKIP.value:<5}", COLORS[Status.SKIP])
-        names = ", ".join(terminal_safe(r.check_id) for r in idle)
-        lines.append(f"{_INDENT}{head}  {len(idle)} not applicable here: {_hang(names, _DETAIL_INDENT)}")
-    return lines
-
-
 def _duration(total: float) -> str:
     if total < 60:
         return f"{max(total, 0.0):.2f}s"
@@ -111,40 +154,226 @@ def _duration(total: float) -> str:
     return f"{int(minutes)}m{secs:04.1f}s"
 
 
-def render(report: RunReport, *, color: bool) -> str:
-    paint = _Painter(color)
-    lines = [paint(f"{terminal_safe(report.tool_name)} {terminal_safe(report.tool_version)}", _BOLD)]
+class _Renderer:
+    def __init__(self, options: RenderOptions) -> None:
+        self.opts = options
+        self.paint = _Painter(options.color)
+        self.width = options.width
+        self.list_room = (options.width or LIST_WIDTH) - len(_DETAIL_INDENT)
+        self.fixes_shown: dict[tuple[str, str], str] = {}
+        self.lines: list[str] = []
+
+    # -- text shaping --------------------------------------------------------------------------------
+
+    def emit(self, line: str) -> None:
+        self.lines.append(_truncate(line, self.width) if self.width else line)
+
+    def _text(self, text: str) -> str:
+        text = terminal_safe(text)
+        if not self.opts.verbose and len(text) > TEXT_LIMIT:
+            text = text[:TEXT_LIMIT] + f"… ({len(text) - TEXT_LIMIT} more characters: -v or -o json show all)"
+        return text
+
+    def hanging(self, head: str, text: str, indent: str) -> None:
+        """``head`` then ``text``; continuation lines (the text's own, or wrapping on a terminal) under it."""
+        paragraphs = self._text(text).split("\n")
+        if not self.width:
+            self.emit(head + ("\n" + indent).join(paragraphs))
+            return
+        room = max(self.width - len(indent), 20)
+        first_room = max(self.width - _visible_len(head), 20)
+        out: list[str] = []
+        for n, para in enumerate(paragraphs):
+            if n == 0:
+                wrapped = textwrap.wrap(para, first_room, break_on_hyphens=False) or [""]
+                out.append(head + wrapped[0])
+                rest = " ".join(wrapped[1:])
+                wrapped = textwrap.wrap(rest, room, break_on_hyphens=False) if rest else []
+            else:
+                wrapped = textwrap.wrap(para, room, break_on_hyphens=False) or [""]
+            out.extend(indent + w for w in wrapped)
+        for line in out:
+            self.emit(line)
+
+    # -- pieces --------------------------------------------------------------------------------------
+
+    def status_tag(self, status: Status, *, pad: bool = True) -> str:
+        word = f"{status.value:<5}" if pad else status.value
+        return self.paint(f"{SYMBOLS[status]} {word}", COLORS[status])
+
+    def result_line(self, r: Result, width: int) -> None:
+        check_id = terminal_safe(r.check_id).ljust(width)
+        head = f"{_INDENT}{self.status_tag(r.status)}  {check_id}  "
+        self.hanging(head, changes.tag(r) + r.message, _INDENT + " " * (7 + 2 + width + 2))
+
+    def fix_lines(self, r: Result, where: str, *, dedupe: bool) -> None:
+        if r.remediation:
+            key = (r.check_id, r.remediation)
+            first = self.fixes_shown.get(key)
+            if dedupe and first is not None and first != where:
+                self.emit(f"{_DETAIL_INDENT}fix: same as for {terminal_safe(r.check_id)} on {first} above")
+                return
+            self.fixes_shown.setdefault(key, where)
+            self.hanging(f"{_DETAIL_INDENT}fix: ", r.remediation, _DETAIL_INDENT + "     ")
+        if r.status in _DOCS_STATUSES and r.docs_url and (self.opts.verbose or r.status is not Status.WARN):
+            self.emit(f"{_DETAIL_INDENT}docs: {terminal_safe(r.docs_url)}")
+
+    def waiting_line(self, root: str, ids: list[str], indent: str) -> None:
+        names = join_limited([terminal_safe(i) for i in ids], self.list_room - 40)
+        verb = "waits" if len(ids) == 1 else "wait"
+        self.emit(f"{indent}{plural(len(ids), 'check')} {verb} on {terminal_safe(root)}: {names}")
+
+    def idle_line(self, idle: list[Result]) -> None:
+        head = f"{_INDENT}{self.status_tag(Status.SKIP)}  {len(idle)} not applicable here: "
+        names = join_limited([terminal_safe(r.check_id) for r in idle], self.list_room - 30)
+        if self.opts.verbose:
+            self.hanging(head, ", ".join(terminal_safe(r.check_id) for r in idle), _DETAIL_INDENT)
+        else:
+            self.emit(head + names)
+
+    # -- views ---------------------------------------------------------------------------------------
+
+    def every_result(self, results: list[Result], where: str) -> None:
+        """The verbose view: every result, as the report has always listed them."""
+        if not results:
+            self.emit(f"{_INDENT}(no results)")
+            return
+        width = max(len(terminal_safe(r.check_id)) for r in results)
+        idle = [r for r in results if is_idle(r)]
+        for r in changes.ordered(results):
+            if is_idle(r):
+                continue
+            self.result_line(r, width)
+            if r.status is not Status.PASS:
+                self.fix_lines(r, where, dedupe=False)
+        if idle:
+            self.idle_line(idle)
+
+    def problems(self, results: list[Result], where: str) -> None:
+        """The default view: what needs a person, with skips that wait on a failure folded under it."""
+        waiting: dict[str, list[str]] = {}
+        for r in results:
+            root = blocked_by(r)
+            if root:
+                waiting.setdefault(root, []).append(r.check_id)
+        shown = changes.ordered(
+            [r for r in results if r.status is not Status.PASS and not is_idle(r) and not blocked_by(r)]
+        )
+        if not shown and not waiting:
+            return
+        width = max((len(terminal_safe(r.check_id)) for r in shown), default=0)
+        for r in shown:
+            self.result_line(r, width)
+            self.fix_lines(r, where, dedupe=True)
+            if r.check_id in waiting:
+                self.waiting_line(r.check_id, waiting.pop(r.check_id), _DETAIL_INDENT)
+        for root, ids in waiting.items():
+            self.waiting_line(root, ids, _INDENT + "- ")
+
+    def counts(self, results: list[Result]) -> str:
+        """``12 pass, 2 warn, 20 not applicable``: every non-zero count, skips split by why."""
+        n: dict[str, int] = {}
+        for r in results:
+            key = "not applicable" if is_idle(r) else ("waiting" if blocked_by(r) else r.status.value)
+            n[key] = n.get(key, 0) + 1
+        order = [s.value for s in STATUS_ORDER] + ["waiting", "not applicable"]
+        return ", ".join(f"{n[k]} {k}" for k in order if n.get(k))
+
+    def cluster_header(self, cluster: ClusterReport) -> None:
+        status = worst(cluster.results)
+        name = self.paint(f"cluster {terminal_safe(cluster.name)}", _BOLD)
+        self.emit(
+            f"{name}  {self.status_tag(status, pad=False)}  ({self.counts(cluster.results) or 'no results'})"
+            f"  provider={terminal_safe(cluster.provider)} mode={terminal_safe(cluster.mode)}"
+            f" server={terminal_safe(cluster.server)}"
+        )
+
+    def fleet_table(self, report: RunReport) -> None:
+        rows = sorted(report.clusters, key=lambda c: -SEVERITY[worst(c.results)])
+        cells = []
+        for c in rows:
+            status = worst(c.results)
+            # Failures and errors both fail a run: list both when the worst is either.
+            floor = min(SEVERITY[status], SEVERITY[Status.ERROR])
+            ids = [r.check_id for r in c.results if SEVERITY[r.status] >= max(floor, SEVERITY[Status.MUTED])]
+            cells.append((status, terminal_safe(c.name), terminal_safe(c.provider), terminal_safe(c.mode), ids))
+        w_name = min(max([len("CLUSTER")] + [len(c[1]) for c in cells]), 40)
+        w_prov = max([len("PROVIDER")] + [len(c[2]) for c in cells])
+        w_mode = max([len("MODE")] + [len(c[3]) for c in cells])
+        self.emit(self.paint(f"fleet: {plural(len(rows), 'cluster')}, worst first", _BOLD))
+        self.emit(f"{_INDENT}{'STATUS':<7}  {'CLUSTER':<{w_name}}  {'PROVIDER':<{w_prov}}  {'MODE':<{w_mode}}  CHECKS")
+        used = len(_INDENT) + 7 + 2 + w_name + 2 + w_prov + 2 + w_mode + 2
+        room = max((self.width or LIST_WIDTH) - used, 20)
+        for status, name, provider, mode, ids in cells:
+            shown_name = name if len(name) <= w_name else name[: w_name - 1] + "…"
+            self.emit(
+                f"{_INDENT}{self.status_tag(status)}  {shown_name:<{w_name}}  {provider:<{w_prov}}  {mode:<{w_mode}}"
+                f"  {join_limited([terminal_safe(i) for i in ids], room) if ids else '-'}"
+            )
+
+
+def render(
+    report: RunReport,
+    *,
+    color: bool = False,
+    verbose: bool = False,
+    fail_on: str = "fail",
+    width: int | None = None,
+    options: RenderOptions | None = None,
+) -> str:
+    opts = options or RenderOptions(color=color, verbose=verbose, fail_on=fail_on, width=width)
+    out = _Renderer(opts)
+    paint = out.paint
+    head = paint(f"{terminal_safe(report.tool_name)} {terminal_safe(report.tool_version)}", _BOLD)
     if report.origin_cidrs:
-        lines[0] += " from " + ", ".join(terminal_safe(c) for c in report.origin_cidrs)
+        head += " from " + ", ".join(terminal_safe(c) for c in report.origin_cidrs)
+    out.emit(head)
     abort_banner = None
     if report.aborted:
         abort_banner = paint(f"RUN ABORTED: {terminal_safe(report.aborted)} (results are incomplete)", _ABORT)
-        lines.append(abort_banner)
+        out.emit(abort_banner)
     if changes.headline(report):
-        lines.append(paint(str(changes.headline(report)), _BOLD))
+        out.emit(paint(str(changes.headline(report)), _BOLD))
 
     for cluster, _ in changes.ordered_groups([(c, c.results) for c in report.clusters]):
-        lines.append("")
-        name = paint(f"cluster {terminal_safe(cluster.name)}", _BOLD)
-        lines.append(
-            f"{name}  server={terminal_safe(cluster.server)} provider={terminal_safe(cluster.provider)}"
-            f" mode={terminal_safe(cluster.mode)}"
-        )
-        lines.extend(_result_lines(cluster.results, paint))
-        lines.append(f"{_INDENT}{_summary_line(cluster.summary, paint)}")
+        out.emit("")
+        if opts.verbose:
+            name = paint(f"cluster {terminal_safe(cluster.name)}", _BOLD)
+            out.emit(
+                f"{name}  server={terminal_safe(cluster.server)} provider={terminal_safe(cluster.provider)}"
+                f" mode={terminal_safe(cluster.mode)}"
+            )
+            out.every_result(cluster.results, cluster.name)
+            out.emit(f"{_INDENT}{_summary_line(cluster.summary, paint)}")
+        else:
+            out.cluster_header(cluster)
+            out.problems(cluster.results, terminal_safe(cluster.name))
 
     if report.fleet_results:
-        lines.append("")
-        lines.append(paint("fleet", _BOLD))
-        lines.extend(_result_lines(report.fleet_results, paint))
-        lines.append(f"{_INDENT}{_summary_line(summarize(report.fleet_results), paint)}")
+        out.emit("")
+        if opts.verbose:
+            out.emit(paint("fleet", _BOLD))
+            out.every_result(report.fleet_results, "fleet")
+            out.emit(f"{_INDENT}{_summary_line(summarize(report.fleet_results), paint)}")
+        else:
+            status = worst(report.fleet_results)
+            out.emit(
+                f"{paint('fleet checks', _BOLD)}  {out.status_tag(status, pad=False)}"
+                f"  ({out.counts(report.fleet_results)})"
+            )
+            out.problems(report.fleet_results, "fleet")
+
+    if report.clusters:
+        out.emit("")
+        out.fleet_table(report)
 
     n = len(report.clusters)
-    lines.append("")
-    lines.append(
+    out.emit("")
+    out.emit(
         f"{paint('total', _BOLD)}: {_summary_line(report.summary, paint)}"
-        f" | {n} cluster{'' if n == 1 else 's'} in {_duration(report.duration_s)}"
+        f" | {plural(n, 'cluster')} in {_duration(report.duration_s)}"
     )
+    out.emit(paint(str(verdict(report, opts.fail_on)), _BOLD))
     if abort_banner:
-        lines.append(abort_banner)
-    return "\n".join(lines) + "\n"
+        out.emit(abort_banner)
+    return "\n".join(out.lines) + "\n"

@@ -138,6 +138,14 @@ def _summary(counts: Mapping[str, int]) -> dict[str, int]:
     return {s.value: counts.get(s.value, 0) for s in STATUS_ORDER}
 
 
+def category_summary(results: list[Result]) -> dict[str, dict[str, int]]:
+    """Counts per status for each category, categories in the order they first appear."""
+    out: dict[str, dict[str, int]] = {}
+    for r in results:
+        out.setdefault(r.category, {s.value: 0 for s in STATUS_ORDER})[r.status.value] += 1
+    return out
+
+
 def to_document(report: RunReport) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -148,6 +156,7 @@ def to_document(report: RunReport) -> dict[str, Any]:
         "aborted": report.aborted,
         "origin": {"cidrs": list(report.origin_cidrs)},
         "summary": _summary(report.summary),
+        "summary_by_category": category_summary(report.all_results),
         "clusters": [
             {
                 "name": cluster.name,

@@ -1,7 +1,9 @@
 """JUnit XML in the Jenkins/Surefire dialect, so CI systems show each check as a test.
 
 CI tools split ``classname`` on dots into package/class, so cluster names (often DNS-like) lose their
-dots; categories stay the last component and group checks under each cluster.
+dots; categories stay the last component and group checks under each cluster. Warnings are passing tests
+(with ``WARNING:`` in system-out) unless the run fails on them (``--fail-on warn``): then they are failures,
+so a CI viewer agrees with the exit code.
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ def _body(result: Result) -> str:
     return xml_safe("\n".join(lines))
 
 
-def _testcase(parent: ET.Element, suite: str, result: Result) -> None:
+def _fails(result: Result, fail_on: str) -> bool:
+    return result.status is Status.FAIL or (result.status is Status.WARN and fail_on == "warn")
+
+
+def _testcase(parent: ET.Element, suite: str, result: Result, fail_on: str) -> None:
     case = ET.SubElement(
         parent,
         "testcase",
@@ -61,8 +67,8 @@ def _testcase(parent: ET.Element, suite: str, result: Result) -> None:
         },
     )
     message = xml_safe(changes.tag(result) + result.message)
-    if result.status in (Status.FAIL, Status.ERROR):
-        tag = "failure" if result.status is Status.FAIL else "error"
+    if result.status is Status.ERROR or _fails(result, fail_on):
+        tag = "error" if result.status is Status.ERROR else "failure"
         outcome = ET.SubElement(case, tag, {"type": xml_safe(result.check_id), "message": message})
         outcome.text = _body(result)
     elif result.status is Status.SKIP:
@@ -74,7 +80,14 @@ def _testcase(parent: ET.Element, suite: str, result: Result) -> None:
 
 
 def _suite(
-    root: ET.Element, name: str, results: Sequence[Result], *, index: int, timestamp: str, hostname: str
+    root: ET.Element,
+    name: str,
+    results: Sequence[Result],
+    *,
+    index: int,
+    timestamp: str,
+    hostname: str,
+    fail_on: str,
 ) -> ET.Element:
     suite = ET.SubElement(
         root,
@@ -82,7 +95,7 @@ def _suite(
         {
             "name": name,
             "tests": str(len(results)),
-            "failures": str(sum(r.status is Status.FAIL for r in results)),
+            "failures": str(sum(_fails(r, fail_on) for r in results)),
             "errors": str(sum(r.status is Status.ERROR for r in results)),
             "skipped": str(sum(r.status in (Status.SKIP, Status.MUTED) for r in results)),
             "time": _time(sum(seconds(r.duration_s) for r in results)),
@@ -92,7 +105,7 @@ def _suite(
         },
     )
     for result in changes.ordered(results):
-        _testcase(suite, name, result)
+        _testcase(suite, name, result, fail_on)
     return suite
 
 
@@ -103,7 +116,7 @@ def _mark_aborted(suite: ET.Element, reason: str) -> None:
     suite.insert(0, properties)
 
 
-def render(report: RunReport) -> str:
+def render(report: RunReport, *, fail_on: str = "fail") -> str:
     timestamp = as_utc(report.started_at).replace(tzinfo=None).isoformat(timespec="seconds")
     hostname = xml_safe(socket.gethostname())
     results = report.all_results
@@ -112,7 +125,7 @@ def render(report: RunReport) -> str:
         {
             "name": ROOT_NAME,
             "tests": str(len(results)),
-            "failures": str(sum(r.status is Status.FAIL for r in results)),
+            "failures": str(sum(_fails(r, fail_on) for r in results)),
             "errors": str(sum(r.status is Status.ERROR for r in results)),
             "skipped": str(sum(r.status in (Status.SKIP, Status.MUTED) for r in results)),
             "time": _time(report.duration_s),
@@ -125,7 +138,7 @@ def render(report: RunReport) -> str:
         # Nothing ran, but the abort still needs a suite to carry it: testsuites holds no properties.
         groups.append((ROOT_NAME, []))
     suites = [
-        _suite(root, name, group, index=i, timestamp=timestamp, hostname=hostname)
+        _suite(root, name, group, index=i, timestamp=timestamp, hostname=hostname, fail_on=fail_on)
         for i, (name, group) in enumerate(groups)
     ]
     if report.aborted:

@@ -7,15 +7,17 @@ sees either the previous file or the complete new one, never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 from pathlib import Path
 
 from preflight.model import RunReport
 
-from . import console, json_report, junit
+from . import console, html, json_report, junit
+from .options import RenderOptions
 
-FORMATS: tuple[str, ...] = ("console", "json", "junit", "prometheus", "markdown")
+FORMATS: tuple[str, ...] = ("console", "json", "junit", "html", "prometheus", "markdown")
 
 
 def _check_format(fmt: str) -> str:
@@ -38,9 +40,15 @@ def parse_output_spec(spec: str) -> tuple[str, str | None]:
     return name, path
 
 
-def render(fmt: str, report: RunReport, *, color: bool = False, path: str | None = None) -> str:
-    """``path`` is where the output goes, if a file: the metrics read their previous version there."""
+def render(
+    fmt: str, report: RunReport, *, color: bool = False, options: RenderOptions | None = None, path: str | None = None
+) -> str:
+    """``options`` carry what the run is judged by (``--fail-on``) and the console's view (``-v``, width);
+    ``path`` is where the output goes, if a file: the metrics read their previous version there."""
     name = _check_format(fmt)
+    opts = options or RenderOptions()
+    if color != opts.color:
+        opts = dataclasses.replace(opts, color=color)
     if name == "prometheus":
         from . import prometheus
 
@@ -52,8 +60,10 @@ def render(fmt: str, report: RunReport, *, color: bool = False, path: str | None
     if name == "json":
         return json_report.render(report)
     if name == "junit":
-        return junit.render(report)
-    return console.render(report, color=color)
+        return junit.render(report, fail_on=opts.fail_on)
+    if name == "html":
+        return html.render(report, fail_on=opts.fail_on)
+    return console.render(report, options=opts)
 
 
 def _previous(path: str | None) -> str | None:

@@ -277,7 +277,7 @@ def test_lb_security_group_missing_the_origin_fails_naming_the_rules(report, wor
     assert r.status.value == "fail", r.message
     assert f"4222/tcp from {ORIGIN}" in r.message and "blocked" in r.message
     assert f"{sg} (k8s-meshery-eks-sg-miss-lb): tcp 4222 from {OTHER} (old office)" in r.message
-    assert "never match an external origin" in r.message and r.evidence["references"]
+    assert "reference never matches an external origin" in r.message and r.evidence["references"]
     assert (
         f"aws ec2 authorize-security-group-ingress --group-id {sg} --protocol tcp --port 4222 --cidr {ORIGIN}"
         in r.remediation

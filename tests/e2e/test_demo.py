@@ -90,7 +90,72 @@ def test_demo_runs_writes_reports_and_exits_0(tmp_path: Path) -> None:
     assert pending["evidence"]["independent_of"] == ["broker.service"]
     # The lab servers are gone once the demo returns: it stops everything it started.
     assert "dr-wrong-ca" in proc.stdout
+    _assert_console_fits(tmp_path, proc.stdout, proc.stderr)
+    messages = [r["message"] for r in results.values()] + [r["message"] for r in doc["fleet"]["results"]]
+    assert bad_plurals(messages) == []
+    _assert_html_in_a_browser(tmp_path, {c["name"]: c for c in doc["clusters"]})
     _assert_no_secret(tmp_path, proc.stdout + proc.stderr)
+
+
+def _assert_console_fits(out: Path, stdout: str, stderr: str) -> None:
+    """The default console of the 18-cluster demo is a page a person reads: at most 200 lines."""
+    transcript = (out / "report.txt").read_text()
+    assert transcript == stdout
+    lines = transcript.splitlines()
+    assert len(lines) <= 200, len(lines)
+    assert sum(line.startswith("cluster ") for line in lines) == len(EXPECTED)
+    assert lines[-1] == "exit 1: 17 failures at or above --fail-on fail"
+    assert "checks wait on kube-api.tcp" in transcript and "Fix kube-api.tcp first" not in transcript
+    assert str(out / "report.txt") in stderr and str(out / "report.json") in stderr
+
+
+def _assert_html_in_a_browser(out: Path, clusters: dict[str, dict]) -> None:
+    """The demo's HTML report in headless Chromium: a row per cluster, passing ones filtered away, a fix
+    one click away, no script error and no request beyond the file itself."""
+    from tests.reports.browser import chromium, console_errors, file_url, requested_urls
+
+    page = out / "report.html"
+    with chromium() as driver:
+        driver.get("about:blank")
+        requested_urls(driver)
+        driver.get(file_url(page))
+        rows = driver.find_elements("css selector", "#matrix tbody tr")
+        assert sorted(r.get_attribute("data-name") for r in rows) == sorted(clusters)
+        driver.find_element("css selector", "input[name=status][value=pass]").click()
+        driver.find_element("css selector", "input[name=status][value=warn]").click()
+        shown = {r.get_attribute("data-name") for r in rows if r.is_displayed()}
+        assert shown == {name for name, (_, status) in EXPECTED.items() if status == "fail"}
+        row = driver.find_element("css selector", "tr[data-name='gke-broker-firewall-deny']")
+        row.find_element("css selector", "button.open[data-category=cloud]").click()
+        (item,) = driver.find_elements("css selector", "#detail-results li[data-check-id='gcp.firewall.broker']")
+        command = item.find_element("css selector", ".command-text").text
+        assert command.startswith("gcloud compute firewall-rules create")
+        driver.save_screenshot(str(out / "report.png"))
+        assert console_errors(driver) == []
+        assert requested_urls(driver) == [file_url(page)]
+
+
+_PLURAL_AFTER_ONE = re.compile(r"(?<![\d.:/])\b1 (?:(?:distinct|discovered|ingress|security-group|more) )?([a-z]+s)\b")
+_NOT_PLURAL = {"is", "was", "has", "does", "its", "this", "pass", "process", "access", "address", "class", "status"}
+
+
+def bad_plurals(messages: list[str]) -> list[str]:
+    """Messages that count one thing in the plural, or hedge with "(s)"."""
+    bad = []
+    for m in messages:
+        hits = [w for w in _PLURAL_AFTER_ONE.findall(m) if w not in _NOT_PLURAL]
+        if hits or "(s)" in m or re.search(r"\b(?:[02-9]|\d\d+) [a-z]+ is\b", m):
+            bad.append(m)
+    return bad
+
+
+def test_bad_plural_detector() -> None:
+    assert bad_plurals(["1 distinct credentials across 1 clusters", "2 cluster(s) drift", "3 rule is"]) == [
+        "1 distinct credentials across 1 clusters",
+        "2 cluster(s) drift",
+        "3 rule is",
+    ]
+    assert bad_plurals(["1 distinct credential across 2 clusters", "1 check waits", "median over 5 requests"]) == []
 
 
 def _assert_no_secret(out: Path, console: str) -> None:

@@ -34,6 +34,26 @@ def test_the_wheel_installs_only_the_preflight_namespace_and_the_lab(wheel: Path
     assert top == {"preflight", "preflight_lab"}
     assert "preflight/checks/broker.py" in names and "preflight/cloud/rules.py" in names
     assert "preflight/reports/schema/report-v1.schema.json" in names
+    for template in ("report.html.j2", "report.css", "report.js"):
+        assert f"preflight/reports/templates/{template}" in names
+
+
+def test_the_installed_package_renders_the_html_report(wheel: Path, tmp_path: Path) -> None:
+    """The HTML templates are package data: a wheel-installed renderer finds them, not the source tree."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import sys, datetime as dt\n"
+        f"sys.path.insert(0, {str(site)!r})\n"
+        "from preflight.model import RunReport\n"
+        "from preflight.reports import html\n"
+        "assert html.__file__.startswith(sys.path[0]), html.__file__\n"
+        "now = dt.datetime.now(dt.timezone.utc)\n"
+        "print(html.render(RunReport('t', '0', now, now, [], [], []))[:15])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "<!DOCTYPE html>"
 
 
 def test_demo_without_the_lab_dependencies_is_one_line_naming_the_extra(wheel: Path, tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _lines(color: bool = False, aborted: str | None = None) -> list[str]:
-    return console.render(sample_report(aborted=aborted), color=color).splitlines()
+    """The verbose view: every result listed."""
+    return console.render(sample_report(aborted=aborted), color=color, verbose=True).splitlines()
 
 
 def _result_line_index(lines: list[str], check_id: str) -> int:
@@ -36,12 +37,14 @@ def test_no_escape_sequences_without_color() -> None:
 
 
 def test_colours_per_status_with_color() -> None:
-    text = console.render(sample_report(), color=True)
+    text = console.render(sample_report(), color=True, verbose=True)
     for status in Status:
         assert f"\x1b[{console.COLORS[status]}m{console.SYMBOLS[status]} {status.value}" in text
     stripped = ANSI.sub("", text)
     assert "\x1b" not in stripped, "only SGR colour codes may be emitted"
-    assert stripped == console.render(sample_report(), color=False)
+    assert stripped == console.render(sample_report(), color=False, verbose=True)
+    default = console.render(sample_report(), color=True)
+    assert ANSI.sub("", default) == console.render(sample_report(), color=False)
 
 
 def test_remote_escape_sequences_are_neutralised() -> None:
@@ -104,14 +107,15 @@ def test_summaries_and_fleet_section() -> None:
     fleet = lines.index("fleet")
     assert fleet < _result_line_index(lines, "fleet.overlap") < _result_line_index(lines, "fleet.versions")
     assert "  1 pass, 0 warn, 1 fail, 0 skip, 0 error, 0 muted" in lines[fleet:]
-    assert lines[-1] == "total: 3 pass, 2 warn, 3 fail, 1 skip, 2 error, 2 muted | 2 clusters in 12.35s"
+    assert lines[-2] == "total: 3 pass, 2 warn, 3 fail, 1 skip, 2 error, 2 muted | 2 clusters in 12.35s"
+    assert lines[-1] == "exit 1: 3 failures, 2 errors at or above --fail-on fail"
 
 
 def test_multiline_message_stays_indented() -> None:
     report = sample_report()
     first = report.clusters[0].results[0]
     report.clusters[0].results[0] = dataclasses.replace(first, message="line one\nline two")
-    lines = console.render(report, color=False).splitlines()
+    lines = console.render(report, color=False, verbose=True).splitlines()
     i = _result_line_index(lines, "c1.dns")
     assert lines[i].endswith("line one")
     assert lines[i + 1].strip() == "line two"
@@ -189,7 +193,7 @@ def test_checks_that_do_not_apply_fold_into_one_line() -> None:
             res("d.idle", Status.SKIP, ""),
         ],
     )
-    text = console.render(RunReport("t", "0", now, now, [], [cluster], []), color=False)
+    text = console.render(RunReport("t", "0", now, now, [], [cluster], []), color=False, verbose=True)
     assert "2 not applicable here: c.idle, d.idle" in text
     assert "c.idle message" not in text
     assert "b.blocked message" in text and "Fix a.fail first" in text

@@ -168,3 +168,21 @@ def test_output_is_valid_standard_json_even_with_nan_evidence() -> None:
     text = json_report.render(sample_report())
     assert not re.search(r"\bNaN\b|\bInfinity\b", text)
     _strict_loads(text)
+
+
+def test_summary_by_category() -> None:
+    """Additive in schema version 1: counts per status for each category, adding up to the summary."""
+    doc = json_report.to_document(sample_report())
+    jsonschema.validate(doc, json_report.load_schema())
+    by_cat = doc["summary_by_category"]
+    assert list(by_cat) == ["dns", "tls", "network", "broker", "api", "addressing", "versions"]
+    assert by_cat["network"] == {"pass": 0, "warn": 0, "fail": 2, "skip": 0, "error": 0, "muted": 2}
+    assert by_cat["addressing"] == {"pass": 0, "warn": 0, "fail": 1, "skip": 0, "error": 0, "muted": 0}
+    for status, total in doc["summary"].items():
+        assert sum(counts[status] for counts in by_cat.values()) == total
+    assert doc["schema_version"] == 1
+    older = {k: v for k, v in doc.items() if k != "summary_by_category"}
+    jsonschema.validate(older, json_report.load_schema())
+    broken = {**doc, "summary_by_category": {"dns": {"pass": -1}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, json_report.load_schema())

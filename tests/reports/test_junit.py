@@ -164,3 +164,19 @@ def test_aborted_with_nothing_run_still_says_so() -> None:
 def test_statuses_all_covered() -> None:
     statuses = {r.status for r in sample_report().all_results}
     assert statuses == set(Status)
+
+
+def test_warnings_fail_with_fail_on_warn(xsd: etree.XMLSchema) -> None:
+    """With --fail-on warn the run exits 1 on a warning, so CI viewers must show it red too."""
+    root = etree.fromstring(junit.render(sample_report(), fail_on="warn").encode("utf-8"))
+    xsd.assertValid(root)
+    warn = _case(root, DOTTED_SUITE, "c1.tls")
+    (failure,) = warn.findall("failure")
+    assert failure.get("type") == "c1.tls" and failure.get("message") == "c1.tls is warn"
+    assert "Remediation: Remediate c1.tls" in failure.text
+    assert root.get("failures") == "5"  # 3 failures + 2 warnings
+    assert root.find(f"testsuite[@name='{DOTTED_SUITE}']").get("failures") == "2"
+    for fail_on in ("fail", "error"):
+        plain = etree.fromstring(junit.render(sample_report(), fail_on=fail_on).encode("utf-8"))
+        assert plain.get("failures") == "3"
+        assert [child.tag for child in _case(plain, DOTTED_SUITE, "c1.tls")] == ["system-out"]

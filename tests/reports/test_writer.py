@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.reports import console, json_report, junit, writer
+from preflight.reports import console, html, json_report, junit, writer
 from tests.report_samples import sample_report
 
 
@@ -45,8 +45,12 @@ def test_render_dispatches() -> None:
     assert writer.render("junit", report) == junit.render(report)
     assert writer.render("console", report) == console.render(report, color=False)
     assert writer.render("console", report, color=True) == console.render(report, color=True)
+    assert writer.render("html", report) == html.render(report)
+    verbose = writer.RenderOptions(verbose=True, fail_on="warn", width=80)
+    assert writer.render("console", report, options=verbose) == console.render(report, options=verbose)
+    assert writer.render("junit", report, options=verbose) == junit.render(report, fail_on="warn")
     with pytest.raises(ValueError):
-        writer.render("html", report)
+        writer.render("pdf", report)
 
 
 def test_write_atomic_creates_parents_and_replaces(tmp_path: Path) -> None:

@@ -1,0 +1,205 @@
+"""The HTML fleet report: one self-contained file a person opens from ``file://``, also on an air-gapped host.
+
+A matrix (clusters by check category, each cell the worst status with its symbol) that sorts and filters,
+and per cluster every result with its message, fix, docs link and evidence. Every string in it comes from
+kubeconfigs, clusters or clouds and is untrusted: Jinja2 autoescapes the markup, result data travels as JSON
+in a non-executed script element (``tojson`` escapes ``<``, ``>``, ``&`` and quotes), the page's script
+only ever sets text, and a Content-Security-Policy pinned to the hashes of the inline script and style
+forbids everything else, loads from anywhere included.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from preflight.model import STATUS_ORDER, Result, RunReport, Status
+
+from ._common import SEVERITY, plural
+from .json_report import iso_utc, jsonable
+from .options import verdict
+
+SYMBOLS: dict[Status, str] = {
+    Status.PASS: "✔",
+    Status.WARN: "!",
+    Status.FAIL: "✖",
+    Status.SKIP: "–",
+    Status.ERROR: "?",
+    Status.MUTED: "~",
+}
+NOT_APPLICABLE = "n/a"
+# A fix that names a command gets its own copy button: from the command's name to the end of its clause.
+_COMMAND_START = re.compile(r"(?<![\w-])(?:aws|gcloud|az|kubectl|helm) [a-z-]")
+_COMMAND_STOPS = (";", ")", "\n", ". ", ", ", " or ")
+
+
+def fix_command(remediation: str) -> str | None:
+    """The first CLI command in a fix (``aws ...``, ``gcloud ...``, ``az ...``, ``kubectl ...``), if any."""
+    match = _COMMAND_START.search(remediation)
+    if not match:
+        return None
+    rest = remediation[match.start() :]
+    end = min([i for i in (rest.find(stop) for stop in _COMMAND_STOPS) if i != -1], default=len(rest))
+    return rest[:end].rstrip(" .,") or None
+
+
+def _idle(r: Result) -> bool:
+    return r.status is Status.SKIP and not r.remediation
+
+
+def worst(results: Iterable[Result]) -> Status | None:
+    """The worst status, not counting checks that do not apply; None when nothing applied."""
+    statuses = [r.status for r in results if not _idle(r)]
+    return max(statuses, key=SEVERITY.__getitem__) if statuses else None
+
+
+@dataclass
+class _Strings:
+    """Messages and fixes repeat across a fleet: each distinct one is stored once and referred to by index."""
+
+    items: list[str]
+    index: dict[str, int]
+
+    def __call__(self, text: str) -> int:
+        if text not in self.index:
+            self.index[text] = len(self.items)
+            self.items.append(text)
+        return self.index[text]
+
+
+def _data(report: RunReport) -> dict[str, Any]:
+    strings = _Strings([], {})
+    checks: dict[str, list[str]] = {}
+
+    def row(r: Result) -> list[Any]:
+        checks.setdefault(r.check_id, [r.title, r.category, r.severity.value, r.docs_url])
+        evidence = jsonable(dict(r.evidence)) or None
+        command = fix_command(r.remediation) if r.status is not Status.PASS else None
+        fix = [strings(r.remediation), strings(command) if command else -1]
+        return [r.check_id, r.status.value, strings(r.message), *fix, evidence]
+
+    return {
+        "clusters": [[row(r) for r in c.results] for c in report.clusters],
+        "fleet": [row(r) for r in report.fleet_results],
+        "checks": checks,
+        "strings": strings.items,
+    }
+
+
+def _categories(report: RunReport) -> list[str]:
+    seen: dict[str, None] = {}
+    for c in report.clusters:
+        for r in c.results:
+            seen.setdefault(r.category, None)
+    return list(seen)
+
+
+def _cell(results: list[Result]) -> dict[str, str]:
+    status = worst(results)
+    if status is None:
+        return {"status": NOT_APPLICABLE, "symbol": "·", "label": "not applicable" if results else "not run"}
+    problems = [r.check_id for r in results if SEVERITY[r.status] >= SEVERITY[Status.MUTED]]
+    return {"status": status.value, "symbol": SYMBOLS[status], "label": ", ".join(problems) or status.value}
+
+
+def _rows(report: RunReport, categories: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for i, c in enumerate(report.clusters):
+        by_cat: dict[str, list[Result]] = {cat: [] for cat in categories}
+        for r in c.results:
+            by_cat[r.category].append(r)
+        status = worst(c.results) or Status.PASS
+        problems = [r.check_id for r in c.results if SEVERITY[r.status] >= SEVERITY[Status.WARN]]
+        rows.append(
+            {
+                "index": i,
+                "name": c.name,
+                "server": c.server,
+                "provider": c.provider,
+                "mode": c.mode,
+                "status": status.value,
+                "symbol": SYMBOLS[status],
+                "rank": SEVERITY[status],
+                "cells": [(cat, _cell(by_cat[cat])) for cat in categories],
+                "problems": problems,
+                "problem_categories": " ".join(sorted({r.category for r in c.results if r.check_id in problems})),
+            }
+        )
+    return sorted(rows, key=lambda row: (-row["rank"], row["index"]))
+
+
+def _counts(results: list[Result]) -> list[tuple[str, str, int]]:
+    out = []
+    for status in STATUS_ORDER:
+        n = sum(r.status is status for r in results)
+        if n:
+            out.append((status.value, SYMBOLS[status], n))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("preflight.reports", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _asset(name: str) -> str:
+    loader = _environment().loader
+    source, _, _ = loader.get_source(_environment(), name)
+    return str(source)
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+def render(report: RunReport, *, fail_on: str = "fail") -> str:
+    categories = _categories(report)
+    rows = _rows(report, categories)
+    script, style = _asset("report.js"), _asset("report.css")
+    csp = (
+        f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    results = report.all_results
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            report=report,
+            title=f"{report.tool_name} fleet report",
+            started=iso_utc(report.started_at),
+            finished=iso_utc(report.finished_at),
+            duration=f"{max(report.duration_s, 0.0):.2f}s",
+            verdict=verdict(report, fail_on),
+            fail_on=fail_on,
+            clusters_label=plural(len(report.clusters), "cluster"),
+            counts=_counts(results),
+            categories=categories,
+            rows=rows,
+            providers=sorted({r["provider"] for r in rows}),
+            modes=sorted({r["mode"] for r in rows}),
+            statuses=[
+                (s.value, SYMBOLS[s]) for s in sorted(SEVERITY, key=lambda s: -SEVERITY[s]) if s is not Status.SKIP
+            ],
+            fleet_status=worst(report.fleet_results),
+            fleet_counts=_counts(report.fleet_results),
+            symbols={s.value: sym for s, sym in SYMBOLS.items()},
+            data=_data(report),
+            script=script,
+            style=style,
+            csp=csp,
+        )
+    )

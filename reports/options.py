@@ -1,0 +1,71 @@
+"""What a renderer may be told besides the RunReport: how the run is judged and where the text goes.
+
+Renderers still see only results; the CLI decides these (``--fail-on``, ``-v``, the terminal) and passes
+them down, so every format states the same verdict as the exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from preflight.model import STATUS_RANK, RunReport, Status
+
+from ._common import plural
+
+FAIL_ON_RANK: dict[str, int] = {"warn": 1, "fail": 2, "error": 2}
+EXIT_OK, EXIT_FINDINGS, EXIT_INTERRUPTED = 0, 1, 130
+_NOUNS: dict[Status, str] = {Status.FAIL: "failure", Status.ERROR: "error", Status.WARN: "warning"}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    color: bool = False
+    verbose: bool = False
+    fail_on: str = "fail"
+    # Columns of the terminal the console goes to; None for files and pipes (no wrapping).
+    width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fail_on not in (*FAIL_ON_RANK, "new"):
+            raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON_RANK)}, new, not {self.fail_on!r}")
+
+    def counts_against(self, status: Status) -> bool:
+        """Whether a result of this status makes the run exit 1 (with ``new``, only a change does: see verdict)."""
+        return self.fail_on != "new" and STATUS_RANK[status] >= FAIL_ON_RANK[self.fail_on]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}: {self.reason}"
+
+
+def _tally(report: RunReport, statuses: tuple[Status, ...]) -> str:
+    counts = {s: 0 for s in statuses}
+    for r in report.all_results:
+        if r.status in counts:
+            counts[r.status] += 1
+    return ", ".join(plural(n, _NOUNS[s]) for s, n in counts.items() if n)
+
+
+def verdict(report: RunReport, fail_on: str = "fail") -> Verdict:
+    """The exit code a run implies, with the reason in words, for the console and HTML reports."""
+    if report.aborted:
+        return Verdict(EXIT_INTERRUPTED, f"the run was aborted ({report.aborted}); results are incomplete")
+    if fail_on == "new":
+        worse = sum(1 for r in report.all_results if r.change == "new")
+        if worse:
+            return Verdict(EXIT_FINDINGS, f"{plural(worse, 'result')} got worse since --baseline (--fail-on new)")
+        return Verdict(EXIT_OK, "nothing got worse since --baseline (--fail-on new)")
+    opts = RenderOptions(fail_on=fail_on)
+    against = tuple(s for s in (Status.FAIL, Status.ERROR, Status.WARN) if opts.counts_against(s))
+    below = tuple(s for s in (Status.FAIL, Status.ERROR, Status.WARN) if s not in against)
+    hits = _tally(report, against)
+    if hits:
+        return Verdict(EXIT_FINDINGS, f"{hits} at or above --fail-on {fail_on}")
+    rest = _tally(report, below)
+    tail = f" ({rest} below it)" if rest else ""
+    return Verdict(EXIT_OK, f"nothing at or above --fail-on {fail_on}{tail}")
