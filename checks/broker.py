@@ -252,15 +252,15 @@ def _origin_is_private(ctx: ClusterContext) -> bool | None:
     category="broker",
     severity=Severity.HIGH,
     depends_on=("kube-api.auth",),
-    after=("broker.endpoint",),
     remediation="Make the Broker's load balancer resolvable and reachable from the Server: a deleted or "
     "unprovisioned load balancer leaves NXDOMAIN; an internal one answers private addresses that need peering.",
 )
 def broker_dns(ctx: ClusterContext) -> Finding:
     """AWS publishes a hostname (follow its CNAMEs); GCP and Azure an IP. Private answers need a private path.
 
-    Runs whenever the published endpoint was read and is one the Server would dial: a published endpoint that
-    answers nothing from here fails broker.endpoint, and this check (then broker.tcp) says at which hop.
+    Runs whenever the published endpoint was read and is one the Server would dial, whatever broker.endpoint
+    concluded: when the published endpoint answers nothing from here, this check (then broker.tcp) says at
+    which hop and why.
     """
     _operator_only(ctx)
     st = _broker_state(ctx)

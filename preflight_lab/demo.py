@@ -82,23 +82,16 @@ def demo_fleet(broker_address: Callable[[], str]) -> list[ClusterSpec]:
             meshery=_lb(broker_address(), lb_ip=None, lb_hostname="deleted-broker.elb.lab.test"),
         ),
         ClusterSpec(name="ops-broker-4222-filtered", meshery=_lb(broker_address(), broker="backlogged")),
+        # While the classic Service's load balancer is pending, the classic Operator publishes localhost:<nodePort>:
+        # two problems at once, each reported on its own.
         ClusterSpec(
             name="kind-broker-localhost",
-            meshery=MesherySetup(
-                generation="classic",
-                service_type="NodePort",
-                broker_address=broker_address(),
-                published_external="localhost:31222",
-            ),
-        ),
-        # While the classic Service's load balancer is pending, the classic Operator publishes localhost:<nodePort>.
-        ClusterSpec(
-            name="kind-broker-lb-pending",
             meshery=MesherySetup(
                 generation="classic",
                 service_type="LoadBalancer",
                 broker_address=broker_address(),
                 published_external="localhost:31222",
+                source_ranges=(ORIGIN,),
             ),
         ),
         ClusterSpec(name="ops-broker-open-to-world", meshery=_lb(broker_address(), source_ranges=("0.0.0.0/0",))),

@@ -160,6 +160,7 @@ class _Renderer:
         self.paint = _Painter(options.color)
         self.width = options.width
         self.list_room = (options.width or LIST_WIDTH) - len(_DETAIL_INDENT)
+        self.docs_shown: set[str] = set()
         self.fixes_shown: dict[tuple[str, str], str] = {}
         self.lines: list[str] = []
 
@@ -216,7 +217,10 @@ class _Renderer:
             self.fixes_shown.setdefault(key, where)
             self.hanging(f"{_DETAIL_INDENT}fix: ", r.remediation, _DETAIL_INDENT + "     ")
         if r.status in _DOCS_STATUSES and r.docs_url and (self.opts.verbose or r.status is not Status.WARN):
-            self.emit(f"{_DETAIL_INDENT}docs: {terminal_safe(r.docs_url)}")
+            # The default view links a check's docs once, at its first problem; -v links every one.
+            if self.opts.verbose or r.check_id not in self.docs_shown:
+                self.docs_shown.add(r.check_id)
+                self.emit(f"{_DETAIL_INDENT}docs: {terminal_safe(r.docs_url)}")
 
     def waiting_line(self, root: str, ids: list[str], indent: str) -> None:
         names = join_limited([terminal_safe(i) for i in ids], self.list_room - 40)

@@ -108,7 +108,7 @@ def empty_aborted_report() -> RunReport:
 
 # The shipped cluster checks (id, category) in run order, for fleets that look like real runs.
 CLUSTER_CHECKS: tuple[tuple[str, str], ...] = tuple(
-    (cid, cid.split(".")[0] if not cid.startswith(("aws.", "gcp.")) else "cloud")
+    (cid, cid.split(".")[0])
     for cid in [
         "kubeconfig.context",
         "kubeconfig.credential",

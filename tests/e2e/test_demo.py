@@ -30,8 +30,7 @@ EXPECTED = {
     "ops-broker-healthy": ("broker.auth", "pass"),
     "ops-broker-lb-gone": ("broker.dns", "fail"),
     "ops-broker-4222-filtered": ("broker.tcp", "fail"),
-    "kind-broker-localhost": ("broker.tcp", "fail"),
-    "kind-broker-lb-pending": ("broker.service", "fail"),
+    "kind-broker-localhost": ("broker.service", "fail"),
     "ops-broker-open-to-world": ("broker.exposure", "fail"),
     "ops-broker-wrong-token": ("broker.auth", "fail"),
     "eks-no-node-watch": ("rbac.node-watch", "fail"),
@@ -85,7 +84,7 @@ def test_demo_runs_writes_reports_and_exits_0(tmp_path: Path) -> None:
     assert sg["evidence"]["security_groups"][0] in sg["message"]  # the id of the Broker LB's own group
     assert "--group-id " + sg["evidence"]["security_groups"][0].split()[0] in sg["remediation"]
     # The pending load balancer does not hide where the Server is being sent: localhost, reported on its own.
-    pending = results[("kind-broker-lb-pending", "broker.endpoint")]
+    pending = results[("kind-broker-localhost", "broker.endpoint")]
     assert pending["status"] == "warn" and "localhost:31222" in pending["message"], pending
     assert pending["evidence"]["independent_of"] == ["broker.service"]
     # The lab servers are gone once the demo returns: it stops everything it started.

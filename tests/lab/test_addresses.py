@@ -227,7 +227,7 @@ def test_the_demo_fleet_starts_around_busy_4222s(tmp_path: Path) -> None:
         specs = demo_fleet(lambda: alloc.allocate(NATS_PORT))
         with LabFleet(specs, tmp_path, allocator=alloc) as lab:
             brokers = {c.name: c.broker_address for c in lab.clusters.values() if c.broker is not None}
-            assert len(brokers) == 7 and busy not in brokers.values() and "127.70.0.1" not in brokers.values()
+            assert len(brokers) == 6 and busy not in brokers.values() and "127.70.0.1" not in brokers.values()
             healthy = lab.clusters["ops-broker-healthy"]
             assert healthy.broker_address
             assert nats_handshake(healthy.broker_address, NATS_PORT, healthy.broker_token) == b"PONG"
