@@ -66,14 +66,33 @@ def run(
     return runner.run_fleet(plan.contexts, chosen.cluster, chosen.fleet, plan.settings, plan.mutes, progress=progress)
 
 
-def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> None:
-    """Render every requested output; ``None`` or ``-`` is stdout."""
-    from preflight.reports import console, writer
+def check_outputs(outputs: Sequence[tuple[str, str | None]]) -> None:
+    """Every ``-o FORMAT=PATH`` can be written: :class:`ConfigError` naming the first that cannot,
+    before any probe runs (a run must not spend minutes to lose its report)."""
+    from preflight.reports import writer
 
     for fmt, path in outputs:
-        if path is None or path == "-":
-            color = fmt == "console" and console.want_color(sys.stdout)
-            sys.stdout.write(writer.render(fmt, report, color=color))
-            sys.stdout.flush()
-        else:
-            writer.write_atomic(path, writer.render(fmt, report))
+        if path is not None and path != "-":
+            try:
+                writer.check_target(path)
+            except writer.OutputError as exc:
+                raise ConfigError(f"-o {fmt}={exc}") from None
+
+
+def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Render every requested output; ``None`` or ``-`` is stdout. One that fails does not stop the
+    others: returns one line per output that could not be written."""
+    from preflight.reports import console, writer
+
+    failed: list[str] = []
+    for fmt, path in outputs:
+        try:
+            if path is None or path == "-":
+                color = fmt == "console" and console.want_color(sys.stdout)
+                sys.stdout.write(writer.render(fmt, report, color=color))
+                sys.stdout.flush()
+            else:
+                writer.write_report(path, writer.render(fmt, report))
+        except OSError as exc:
+            failed.append(f"-o {fmt}={path or '-'}: cannot write: {exc.strerror or exc}")
+    return failed

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -14,6 +13,7 @@ import click
 
 from preflight import TOOL_NAME, __version__
 from preflight.errors import ConfigError
+from preflight.interrupt import Guard, Interrupted, exit_now
 from preflight.settings import (
     DEFAULT_CLUSTER_TIMEOUT_S,
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -76,26 +76,70 @@ def execute(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int, str], None] | None = None,
+    guard: Guard | None = None,
 ) -> RunReport:
-    """The `check` command around :func:`preflight.app.run`: bad input exits 2, an interrupted run
-    still writes every output and exits 130."""
-    from preflight import app
-
+    """The `check` command around :func:`preflight.app.run`: bad input exits 2 before any probe runs;
+    an interrupted run (SIGINT, SIGTERM) still writes every output and exits 128+signal; an output that
+    could not be written exits 2 after the others were written."""
     try:
+        from preflight import app
+
+        app.check_outputs(outputs)
         report = app.run(request, settings, include=include, exclude=exclude, progress=progress)
     except ConfigError as exc:
         die(str(exc))
-    app.emit(report, outputs)
-    if report.aborted:
-        from preflight.execcred import kill_running
+    except KeyboardInterrupt:
+        if guard is not None:
+            guard.raising = False
+        report = _startup_report(guard)
+    if guard is not None:
+        guard.raising = False  # a signal now waits for the reports; a second one still exits at once
+    from preflight import app
+    from preflight.execcred import kill_running
 
+    if report.aborted:
+        kill_running()  # before writing: a report bound for a FIFO may wait for its reader
+    failed = app.emit(report, outputs)
+    for line in failed:
+        click.echo(f"{TOOL_NAME}: error: {line}", err=True)
+    if report.aborted or (guard is not None and guard.signum is not None):
         kill_running()
-        click.echo(f"{TOOL_NAME}: {report.aborted}; reports written", err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        what = "reports written" if not failed else f"{len(failed)} of {len(outputs)} outputs not written"
+        reason = report.aborted or f"interrupted by {guard.name if guard else 'a signal'} while writing reports"
         # Probe threads may still be inside their deadlines; do not wait for them on the way out.
-        os._exit(EXIT_INTERRUPTED)
+        exit_now(guard.exit_code if guard else EXIT_INTERRUPTED, f"{TOOL_NAME}: {reason}; {what}")
+    if failed:
+        sys.exit(EXIT_USAGE)
     return report
+
+
+def _startup_report(guard: Guard | None) -> RunReport:
+    """Interrupted before the runner started: the reports still say so, with no cluster in them."""
+    import datetime as dt
+
+    import preflight
+    from preflight.model import RunReport
+
+    now = dt.datetime.now(dt.timezone.utc)
+    took = f" after {guard.elapsed():.0f}s" if guard else ""
+    name = f" by {guard.name}" if guard else ""
+    return RunReport(
+        tool_name=preflight.TOOL_NAME,
+        tool_version=preflight.__version__,
+        started_at=now,
+        finished_at=now,
+        origin_cidrs=[],
+        clusters=[],
+        fleet_results=[],
+        aborted=f"interrupted{name} during start-up{took}, before any cluster was checked",
+    )
+
+
+def _second_signal(code: int) -> None:
+    from preflight.execcred import kill_running
+
+    kill_running()
+    exit_now(code, f"{TOOL_NAME}: interrupted again: exiting at once")
 
 
 def _settings(**kw: Any) -> Settings:
@@ -282,14 +326,19 @@ def check_cmd(
     **kw: Any,
 ) -> None:
     """Check every selected cluster and report."""
-    from preflight.plan import Request
+    guard = Guard(_second_signal).install()
+    try:
+        from preflight.plan import Request
 
-    if in_cluster and (kubeconfigs or contexts):
-        die("--in-cluster cannot be combined with --kubeconfig or --context")
-    parsed = parse_outputs(outputs)
-    request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
-    progress = _progress if sys.stderr.isatty() else None
-    report = execute(request, _settings(**kw), parsed, include, exclude, progress)
+        if in_cluster and (kubeconfigs or contexts):
+            die("--in-cluster cannot be combined with --kubeconfig or --context")
+        parsed = parse_outputs(outputs)
+        request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
+        progress = _progress if sys.stderr.isatty() else None
+        report = execute(request, _settings(**kw), parsed, include, exclude, progress, guard)
+    except Interrupted:
+        # Before the outputs were known: nothing to write yet.
+        exit_now(guard.exit_code, f"{TOOL_NAME}: interrupted by {guard.name} during start-up; no report written")
     sys.exit(exit_code(report, fail_on))
 
 

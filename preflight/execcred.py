@@ -29,11 +29,14 @@ _KNOWN_HINTS = {
 # Plugins still running, so an interrupted run can kill them instead of leaving orphans behind.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _RUNNING_LOCK = threading.Lock()
+# Set by kill_running: a cluster still in flight after an interrupt must not start another plugin.
+_CLOSED = threading.Event()
 
 
 def kill_running() -> int:
-    """Kill every plugin process group still running; returns how many there were."""
+    """Kill every plugin process group still running and refuse new ones; returns how many ran."""
     with _RUNNING_LOCK:
+        _CLOSED.set()
         procs = list(_RUNNING)
     for proc in procs:
         # Only signal: the thread that started the plugin is still inside communicate() with it.
@@ -90,6 +93,12 @@ def run_plugin(spec: Mapping[str, Any], timeout: float, cwd: str | None = None) 
         raise ExecError(f"exec plugin {command!r} could not start: {exc.strerror or exc}") from None
     with _RUNNING_LOCK:
         _RUNNING.add(proc)
+        closed = _CLOSED.is_set()
+    if closed:
+        _kill_group(proc)
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+        raise ExecError("the run was interrupted before the exec plugin finished")
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -118,7 +118,10 @@ def discover_paths(explicit: list[str], env: Mapping[str, str]) -> list[Path]:
     if explicit:
         paths = [Path(p).expanduser() for p in explicit]
         for p in paths:
-            if not p.is_file():
+            # Any readable non-directory: a FIFO or `<(vault read ...)` keeps the secrets off the disk.
+            if p.is_dir():
+                raise ConfigError(f"{p}: is a directory, not a kubeconfig file")
+            if not p.exists():
                 raise ConfigError(f"{p}: kubeconfig file not found")
         return paths
     if env.get("KUBECONFIG"):
