@@ -4,9 +4,11 @@ so that `--help` stays instant."""
 from __future__ import annotations
 
 import gc
+import ipaddress
 import json
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -165,34 +167,78 @@ def _settings(**kw: Any) -> Settings:
     return s
 
 
-_positive = click.FloatRange(min=0.05)
+class Number(click.ParamType):
+    """A finite number in a range: `nan`, `inf` and `1e309` are typos, not deadlines that never come."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high):
+            self.fail(f"{value!r} must be a number from {self.low:.10g} to {self.high:.10g}", param, ctx)
+        return number
+
+
+class DnsServer(click.ParamType):
+    """ADDR, ADDR:PORT, V6, [V6] or [V6]:PORT, checked once at start-up instead of once per look-up."""
+
+    name = "ADDR[:PORT]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        host, port = text, "53"
+        if text.startswith("["):
+            host, bracket, rest = text[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                self.fail(f"{value!r} is not [IPV6] or [IPV6]:PORT", param, ctx)
+            port = rest[1:] if rest else "53"
+        elif text.count(":") == 1:
+            host, port = text.split(":")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            self.fail(f"{value!r} is not an IP address with an optional :PORT", param, ctx)
+        if not (port.isdigit() and 1 <= int(port) <= 65535):
+            self.fail(f"{value!r}: the port must be a number from 1 to 65535", param, ctx)
+        return text
+
+
+MAX_SECONDS = 86400.0
+_seconds = Number(0.05, MAX_SECONDS)
+_millis = Number(0.05, MAX_SECONDS * 1000)
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
             "--connect-timeout",
-            type=_positive,
+            type=_seconds,
             default=DEFAULT_CONNECT_TIMEOUT_S,
             show_default=True,
             help="Deadline in seconds for each connect, handshake and request.",
         ),
         click.option(
             "--check-timeout",
-            type=_positive,
+            type=_seconds,
             default=None,
             help="Budget in seconds for one check (default: derived from --connect-timeout).",
         ),
         click.option(
             "--cluster-timeout",
-            type=_positive,
+            type=_seconds,
             default=DEFAULT_CLUSTER_TIMEOUT_S,
             show_default=True,
             help="Budget in seconds for all checks of one cluster.",
         ),
         click.option(
             "--exec-timeout",
-            type=_positive,
+            type=_seconds,
             default=DEFAULT_EXEC_TIMEOUT_S,
             show_default=True,
             help="Deadline in seconds for an exec credential plugin.",
@@ -204,10 +250,11 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Clusters checked at once.",
         ),
-        click.option("--latency-warn-ms", type=_positive, default=DEFAULT_LATENCY_WARN_MS, show_default=True),
-        click.option("--latency-fail-ms", type=_positive, default=DEFAULT_LATENCY_FAIL_MS, show_default=True),
+        click.option("--latency-warn-ms", type=_millis, default=DEFAULT_LATENCY_WARN_MS, show_default=True),
+        click.option("--latency-fail-ms", type=_millis, default=DEFAULT_LATENCY_FAIL_MS, show_default=True),
         click.option(
             "--dns-server",
+            type=DnsServer(),
             metavar="ADDR[:PORT]",
             default=None,
             help="Resolve every name of the run through this DNS server.",
@@ -236,7 +283,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--large-cluster-objects",
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=10**9),
             default=DEFAULT_LARGE_CLUSTER_OBJECTS,
             show_default=True,
             help="Object count above which MeshSync should run with a blacklist.",
@@ -283,7 +330,43 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# click >= 8.2 shows the help for a bare command as an error; that stays a help page.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class OneLineErrors(click.Group):
+    """Usage errors as one line and exit 2, like every other bad input, instead of click's usage block;
+    Ctrl-C outside `check` is 130 with one line, not `Aborted!` and exit 1."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except _NO_ARGS_IS_HELP as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(f"{TOOL_NAME}: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as exc:
+            click.echo(f"{TOOL_NAME}: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo(f"{TOOL_NAME}: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name=TOOL_NAME)
 def main() -> None:
     """Preflight and connectivity diagnostics for Meshery fleets.

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from preflight import yamlfile
 from preflight.errors import ConfigError
 
 _SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
@@ -49,12 +50,14 @@ def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
 
 def load_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:  # a binary file is unreadable too, not a traceback
+        text = yamlfile.read_text(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # a binary file is unreadable too, not a traceback
         reason = getattr(exc, "strerror", None) or exc
+        if isinstance(exc, UnicodeDecodeError):
+            reason = "not UTF-8 text"
         raise ConfigError(f"{path}: cannot read kubeconfig: {reason}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlfile.load(text)
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from None
     if data is None:
@@ -78,10 +81,10 @@ def _folder_kubeconfig(path: Path) -> bool:
     Malformed YAML is still reported (by load_file, from merge): it may be a broken kubeconfig.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.load(yamlfile.read_text(path))
     except (OSError, UnicodeDecodeError):
         return False
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # too large: still reported
         return True
     return isinstance(data, dict) and looks_like_kubeconfig(data)
 
