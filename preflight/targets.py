@@ -237,9 +237,7 @@ def _public_bytes(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     try:
-        return bytes(
-            key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
+        return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
     except (ValueError, TypeError, AttributeError):
         return b""
 
