@@ -143,9 +143,8 @@ def load(path: Path) -> FleetFile:
     try:
         root = yamlfile.compose(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: malformed fleet file: {getattr(exc, 'problem', None) or exc}") from None
+        line, problem = yamlfile.describe(exc, text)
+        raise ConfigError(f"{path}{f':{line}' if line else ''}: malformed fleet file: {problem}") from None
     fleet = FleetFile(path=path)
     if root is None:
         # An empty file is a mistake (a wrong path, a failed checkout), not "check everything".

@@ -41,11 +41,9 @@ class MergedKubeconfig:
     shadowed: list[tuple[str, str, Path, Path, bool]] = field(default_factory=list)
 
 
-def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return ConfigError(f"{where}: malformed kubeconfig: {problem}")
+def _yaml_error(path: Path, exc: yaml.YAMLError, text: str) -> ConfigError:
+    line, problem = yamlfile.describe(exc, text)
+    return ConfigError(f"{path}{f':{line}' if line else ''}: malformed kubeconfig: {problem}")
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -59,7 +57,7 @@ def load_file(path: Path) -> dict[str, Any]:
     try:
         data = yamlfile.load(text)
     except yaml.YAMLError as exc:
-        raise _yaml_error(path, exc) from None
+        raise _yaml_error(path, exc, text) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

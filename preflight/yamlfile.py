@@ -38,6 +38,24 @@ def read_text(path: Path) -> str:
     return data.decode("utf-8")
 
 
+def describe(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """The line (1-based, when known) and a one-line problem for a YAML error."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        line: int | None = mark.line + 1
+    elif isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+    else:
+        line = None
+    if isinstance(exc, yaml.reader.ReaderError):
+        problem = (
+            f"unacceptable character #x{ord(exc.character) if isinstance(exc.character, str) else exc.character:04x}"
+        )
+    else:
+        problem = str(getattr(exc, "problem", None) or exc)
+    return line, " ".join(problem.split())
+
+
 def load(text: str) -> Any:
     """yaml.safe_load with the nesting bound; raises yaml.YAMLError."""
     loader = _BoundedLoader(text)
