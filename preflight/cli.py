@@ -36,7 +36,8 @@ FAIL_ON = {"warn": 1, "fail": 2, "error": 2}
 
 
 def die(message: str) -> NoReturn:
-    click.echo(f"{TOOL_NAME}: error: {message}", err=True)
+    # One line whatever the input put in it (a key with a line break, a name with a tab).
+    click.echo(f"{TOOL_NAME}: error: {' '.join(message.split())}", err=True)
     sys.exit(EXIT_USAGE)
 
 

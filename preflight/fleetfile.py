@@ -76,7 +76,8 @@ class _Reader:
         out: dict[str, yaml.Node] = {}
         for k, v in node.value:
             key = str(k.value)
-            name = f"{where}.{key}" if where else key
+            shown = key if key.isprintable() and key.strip() == key and key else repr(key)
+            name = f"{where}.{shown}" if where else shown
             if key not in allowed:
                 raise self.err(k, name, f"unknown field (allowed: {', '.join(allowed)})")
             if key in out:  # YAML keeps the last one: an earlier `mutes:` would vanish without a word

@@ -102,7 +102,7 @@ def merge(paths: Iterable[Path]) -> MergedKubeconfig:
                 body = item.get(key) or {}
                 if not isinstance(body, dict):
                     raise ConfigError(
-                        f"{path}: malformed kubeconfig: {section}[{i}] ({item['name']}): "
+                        f"{path}: malformed kubeconfig: {section}[{i}] ({item['name']!r}): "
                         f"field '{key}' must be a mapping"
                     )
                 name = str(item["name"])
