@@ -6,6 +6,8 @@ tests exercise is exactly what users run. Nothing here exits the process: that i
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -88,6 +90,8 @@ def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> list[s
     for fmt, path in outputs:
         try:
             if path is None or path == "-":
+                if sys.stdout is None:
+                    raise OSError(errno.EBADF, "stdout is closed")
                 color = fmt == "console" and console.want_color(sys.stdout)
                 sys.stdout.write(writer.render(fmt, report, color=color))
                 sys.stdout.flush()
@@ -95,4 +99,15 @@ def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> list[s
                 writer.write_report(path, writer.render(fmt, report))
         except OSError as exc:
             failed.append(f"-o {fmt}={path or '-'}: cannot write: {exc.strerror or exc}")
+            if path is None or path == "-":
+                _drop_stdout()
     return failed
+
+
+def _drop_stdout() -> None:
+    """A closed pipe or a full disk on stdout: send what is still buffered nowhere, so the interpreter's
+    last flush does not print a second, Python-shaped complaint."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

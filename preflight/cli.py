@@ -373,7 +373,8 @@ def main() -> None:
     """Preflight and connectivity diagnostics for Meshery fleets.
 
     Run it where Meshery Server runs: every probe is made from this machine's network position.
-    Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or configuration error.
+    Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or configuration error (or a report
+    that could not be written), 130 interrupted (SIGINT), 143 terminated (SIGTERM).
     """
 
 

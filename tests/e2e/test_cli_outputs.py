@@ -167,3 +167,21 @@ def test_dash_is_stdout(lab: LabFleet) -> None:
     assert json.loads(proc.stdout)["clusters"][0]["name"] == "one"
     proc = run(lab, "json=-", "console")
     assert proc.returncode == 2 and "only one output format can go to stdout" in _one_line(proc.stderr)
+
+
+def test_stdout_nobody_reads_is_one_line_and_exit_2(lab: LabFleet, tmp_path: Path) -> None:
+    """`| head -0`: the reader is gone; the JSON file beside it is still written."""
+    args = [*CLI, "check", "--kubeconfig", str(lab.kubeconfig_path), "--checks", "kube-api.tcp"]
+    proc = subprocess.Popen(
+        [*args, "-o", "console", "-o", f"json={tmp_path / 'r.json'}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "console=-" in _one_line(err) and "Broken pipe" in err
+    assert json.loads((tmp_path / "r.json").read_text())["clusters"][0]["name"] == "one"
