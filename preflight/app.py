@@ -73,12 +73,10 @@ def check_outputs(outputs: Sequence[tuple[str, str | None]]) -> None:
     before any probe runs (a run must not spend minutes to lose its report)."""
     from preflight.reports import writer
 
-    for fmt, path in outputs:
-        if path is not None and path != "-":
-            try:
-                writer.check_target(path)
-            except writer.OutputError as exc:
-                raise ConfigError(f"-o {fmt}={exc}") from None
+    try:
+        writer.check_outputs(outputs)
+    except writer.OutputError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]]) -> list[str]:

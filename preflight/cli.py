@@ -63,6 +63,10 @@ def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
         die(str(exc))
     if sum(1 for _, p in parsed if p in (None, "-")) > 1:
         die("only one output format can go to stdout; give the others a path (FORMAT=PATH)")
+    try:
+        writer.check_outputs(parsed)  # here, before the checks and SDKs load: a typo costs no time
+    except writer.OutputError as exc:
+        die(str(exc))
     return parsed
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from preflight.model import RunReport
@@ -104,6 +105,16 @@ def check_target(path: str) -> None:
         raise OutputError(f"{path}: not a regular file, FIFO or character device")
     if not os.access(real, os.W_OK):
         raise OutputError(f"{path}: not writable: permission denied")
+
+
+def check_outputs(outputs: Sequence[tuple[str, str | None]]) -> None:
+    """:func:`check_target` for every ``FORMAT=PATH``; the OutputError names the output as it was given."""
+    for fmt, path in outputs:
+        if path is not None and path != "-":
+            try:
+                check_target(path)
+            except OutputError as exc:
+                raise OutputError(f"-o {fmt}={exc}") from None
 
 
 def _fd_flags(fd: int) -> int:
