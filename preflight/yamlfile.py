@@ -11,20 +11,48 @@ import yaml
 MAX_BYTES = 32 * 1024 * 1024
 # Real kubeconfigs nest about six levels deep; the composer recurses once per level.
 MAX_DEPTH = 64
+# Aliases are shared, not copied, but comparing or walking a "billion laughs" document is exponential:
+# bound the size of the document as if every alias were expanded.
+MAX_NODES = 2_000_000
 
 
 class _BoundedLoader(yaml.SafeLoader):
     _depth = 0
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._weights: dict[int, int] = {}  # id(node) -> its node count with aliases expanded
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
-            return super().compose_node(parent, index)
+                raise self._bound(f"nested deeper than {MAX_DEPTH} levels")
+            node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        if node is None:
+            return node
+        weight = self._weights.get(id(node))
+        if weight is None:
+            weight = 1
+            for child in _children(node):
+                weight += self._weights.get(id(child), 1)
+            self._weights[id(node)] = weight
+        if weight > MAX_NODES:
+            raise self._bound(f"expands to more than {MAX_NODES} values (aliases inside aliases)")
+        return node
+
+    def _bound(self, problem: str) -> yaml.YAMLError:
+        return yaml.composer.ComposerError(None, None, problem, self.peek_event().start_mark)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def read_text(path: Path) -> str:

@@ -191,3 +191,14 @@ def test_fleet_file_errors_through_the_cli(tmp_path: Path, text: str) -> None:
     path = _fleet(tmp_path, text)
     line = one_line_exit_2(cli("check", "--fleet", str(path)))
     assert line.startswith(f"meshery-preflight: error: {path}:")
+
+
+@pytest.mark.parametrize("what", ["--kubeconfig", "--fleet"])
+def test_alias_bomb_names_the_file(what: str, tmp_path: Path) -> None:
+    """A "billion laughs" document: ten levels of ten aliases each."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 11)]
+    bomb = tmp_path / "laughs.yaml"
+    bomb.write_text("\n".join([*lines, "clusters: *l10"]) + "\n")
+    line = one_line_exit_2(cli("check", what, str(bomb)))
+    assert str(bomb) in line and "aliases" in line
