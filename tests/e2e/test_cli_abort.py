@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
 import pytest
 from lxml import etree
 
+from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
+
+TESTS = Path(__file__).resolve().parent.parent
 
 CLI = [sys.executable, "-m", "preflight.cli"]
 CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -73,6 +77,7 @@ def test_interrupted_run_writes_every_report(lab: LabFleet, tmp_path: Path, sig:
     assert "interrupted" in err and "Traceback" not in err and "Aborted!" not in err
     assert len(err.strip().splitlines()) == 1, err
     doc = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(doc, json_report.load_schema())
     assert doc["aborted"].startswith("interrupted: 1 of 2")
     by_name = {c["name"]: c for c in doc["clusters"]}
     assert set(by_name) == {"quick", "stuck"}
@@ -83,6 +88,8 @@ def test_interrupted_run_writes_every_report(lab: LabFleet, tmp_path: Path, sig:
     assert unfinished and all(r["status"] == "error" for r in unfinished)
     assert doc["summary"]["error"] >= len(unfinished)
     xml = etree.parse(str(tmp_path / "j.xml"))
+    xsd = etree.XMLSchema(etree.parse(str(TESTS / "data" / "junit.xsd")))
+    assert xsd.validate(xml), xsd.error_log
     assert xml.xpath("//property[@name='aborted']/@value")[0].startswith("interrupted")
     assert int(xml.getroot().get("errors")) >= len(unfinished)
     stuck_suite = xml.xpath("//testsuite[contains(@name, 'stuck')]")[0]
@@ -122,6 +129,7 @@ def test_interrupt_during_startup(tmp_path: Path, sig: signal.Signals) -> None:
     assert "Aborted!" not in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "start-up" in err, err
     doc = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(doc, json_report.load_schema())
     assert "during start-up" in doc["aborted"] and doc["clusters"] == []
 
 
