@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography import x509
 
+from preflight import execcred
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, fail, passed, warn
 from preflight.registry import check
@@ -102,9 +103,20 @@ def credential_kind(ctx: ClusterContext) -> Finding:
     """Long-lived tokens and certificates in a Server's kubeconfig folder are a standing risk."""
     cred = ctx.target.credential
     evidence: dict[str, Any] = {"kind": cred.kind}
+    if cred.problem:
+        return fail(cred.problem, remediation=cred.fix, **evidence)
     if cred.kind == "exec":
         spec = cred.exec_spec or {}
-        evidence.update(command=os.path.basename(str(spec.get("command") or "")), api_version=spec.get("apiVersion"))
+        command = str(spec.get("command") or "")
+        evidence.update(command=os.path.basename(command), api_version=spec.get("apiVersion"))
+        if not execcred.locate(spec, cwd=str(ctx.target.base_dir)):
+            where = "the path" if os.path.sep in command else "PATH"
+            return fail(
+                execcred.not_found_message(spec),
+                remediation=f"Install {os.path.basename(command) or 'the plugin'} where Meshery Server runs, "
+                f"or fix users[].user.exec.command; it is looked up on {where} as kubectl does.",
+                **evidence,
+            )
         return passed(f"exec credential plugin {evidence['command']!r} issues short-lived credentials", **evidence)
     if cred.kind in ("oidc", "auth-provider"):
         evidence["provider"] = cred.provider
@@ -147,6 +159,13 @@ def credential_kind(ctx: ClusterContext) -> Finding:
 def tls_verify(ctx: ClusterContext) -> Finding:
     """Without verification anyone on the path can impersonate the API server and take the credential."""
     t = ctx.target
+    if t.ca_problem and not t.insecure:
+        return fail(
+            t.ca_problem,
+            remediation="Set certificate-authority-data to the base64 of the cluster's PEM CA certificate "
+            "(kubectl config set-cluster NAME --certificate-authority=ca.crt --embed-certs).",
+            ca="kubeconfig CA",
+        )
     if t.insecure:
         extra = " (and a CA is also set, which kubectl rejects)" if t.ca_pem else ""
         return fail(

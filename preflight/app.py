@@ -6,6 +6,8 @@ tests exercise is exactly what users run. Nothing here exits the process: that i
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -87,22 +89,54 @@ def load_baseline(path: str) -> baseline.Snapshot:
     return baseline.load(path, tool_name=TOOL_NAME, schema_version=SCHEMA_VERSION)
 
 
-def emit(report: RunReport, outputs: Sequence[tuple[str, str | None]], options: RenderOptions | None = None) -> None:
-    """Render every requested output; ``None`` or ``-`` is stdout (coloured and fitted when a terminal)."""
+def check_outputs(outputs: Sequence[tuple[str, str | None]]) -> None:
+    """Every ``-o FORMAT=PATH`` can be written: :class:`ConfigError` naming the first that cannot,
+    before any probe runs (a run must not spend minutes to lose its report)."""
+    from preflight.reports import writer
+
+    try:
+        writer.check_outputs(outputs)
+    except writer.OutputError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def emit(
+    report: RunReport, outputs: Sequence[tuple[str, str | None]], options: RenderOptions | None = None
+) -> list[str]:
+    """Render every requested output; ``None`` or ``-`` is stdout (coloured and fitted when a terminal). One
+    that fails does not stop the others: returns one line per output that could not be written."""
     import dataclasses
 
     from preflight.reports import console, writer
     from preflight.reports.options import RenderOptions as Options
 
     opts = options or Options()
+    failed: list[str] = []
     for fmt, path in outputs:
-        if path is None or path == "-":
-            tty = dataclasses.replace(opts, width=console.terminal_width(sys.stdout))
-            color = fmt == "console" and console.want_color(sys.stdout)
-            sys.stdout.write(writer.render(fmt, report, color=color, options=tty))
-            sys.stdout.flush()
-        else:
-            writer.write_atomic(path, writer.render(fmt, report, options=opts, path=path))
+        try:
+            if path is None or path == "-":
+                if sys.stdout is None:
+                    raise OSError(errno.EBADF, "stdout is closed")
+                tty = dataclasses.replace(opts, width=console.terminal_width(sys.stdout))
+                color = fmt == "console" and console.want_color(sys.stdout)
+                sys.stdout.write(writer.render(fmt, report, color=color, options=tty))
+                sys.stdout.flush()
+            else:
+                writer.write_report(path, writer.render(fmt, report, options=opts, path=path))
+        except OSError as exc:
+            failed.append(f"-o {fmt}={path or '-'}: cannot write: {exc.strerror or exc}")
+            if path is None or path == "-":
+                _drop_stdout()
+    return failed
+
+
+def _drop_stdout() -> None:
+    """A closed pipe or a full disk on stdout: send what is still buffered nowhere, so the interpreter's
+    last flush does not print a second, Python-shaped complaint."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def push_metrics(report: RunReport, url: str, *, cluster_set: str, timeout: float) -> None:

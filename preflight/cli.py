@@ -4,16 +4,18 @@ so that `--help` stays instant."""
 from __future__ import annotations
 
 import gc
+import ipaddress
 import json
-import os
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from preflight import TOOL_NAME, __version__
 from preflight.errors import ConfigError
+from preflight.interrupt import Guard, Interrupted, exit_now
 from preflight.model import STATUS_RANK, Status
 from preflight.settings import (
     DEFAULT_CLUSTER_TIMEOUT_S,
@@ -36,7 +38,8 @@ FAIL_ON = {s.value: STATUS_RANK[s] for s in (Status.WARN, Status.FAIL, Status.ER
 
 
 def die(message: str) -> NoReturn:
-    click.echo(f"{TOOL_NAME}: error: {message}", err=True)
+    # One line whatever the input put in it (a key with a line break, a name with a tab).
+    click.echo(f"{TOOL_NAME}: error: {' '.join(message.split())}", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -62,6 +65,10 @@ def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
         die(str(exc))
     if sum(1 for _, p in parsed if p in (None, "-")) > 1:
         die("only one output format can go to stdout; give the others a path (FORMAT=PATH)")
+    try:
+        writer.check_outputs(parsed)  # here, before the checks and SDKs load: a typo costs no time
+    except writer.OutputError as exc:
+        die(str(exc))
     return parsed
 
 
@@ -80,27 +87,71 @@ def execute(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int, str], None] | None = None,
+    guard: Guard | None = None,
     options: Any = None,
 ) -> RunReport:
-    """The `check` command around :func:`preflight.app.run`: bad input exits 2, an interrupted run
-    still writes every output and exits 130."""
-    from preflight import app
-
+    """The `check` command around :func:`preflight.app.run`: bad input exits 2 before any probe runs;
+    an interrupted run (SIGINT, SIGTERM) still writes every output and exits 128+signal; an output that
+    could not be written exits 2 after the others were written."""
     try:
+        from preflight import app
+
+        app.check_outputs(outputs)
         report = app.run(request, settings, include=include, exclude=exclude, progress=progress)
     except ConfigError as exc:
         die(str(exc))
-    app.emit(report, outputs, options)
-    if report.aborted:
-        from preflight.execcred import kill_running
+    except KeyboardInterrupt:
+        if guard is not None:
+            guard.raising = False
+        report = _startup_report(guard)
+    if guard is not None:
+        guard.raising = False  # a signal now waits for the reports; a second one still exits at once
+    from preflight import app
+    from preflight.execcred import kill_running
 
+    if report.aborted:
+        kill_running()  # before writing: a report bound for a FIFO may wait for its reader
+    failed = app.emit(report, outputs, options)
+    for line in failed:
+        click.echo(f"{TOOL_NAME}: error: {line}", err=True)
+    if report.aborted or (guard is not None and guard.signum is not None):
         kill_running()
-        click.echo(f"{TOOL_NAME}: {report.aborted}; reports written", err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        what = "reports written" if not failed else f"{len(failed)} of {len(outputs)} outputs not written"
+        reason = report.aborted or f"interrupted by {guard.name if guard else 'a signal'} while writing reports"
         # Probe threads may still be inside their deadlines; do not wait for them on the way out.
-        os._exit(EXIT_INTERRUPTED)
+        exit_now(guard.exit_code if guard else EXIT_INTERRUPTED, f"{TOOL_NAME}: {reason}; {what}")
+    if failed:
+        sys.exit(EXIT_USAGE)
     return report
+
+
+def _startup_report(guard: Guard | None) -> RunReport:
+    """Interrupted before the runner started: the reports still say so, with no cluster in them."""
+    import datetime as dt
+
+    import preflight
+    from preflight.model import RunReport
+
+    now = dt.datetime.now(dt.timezone.utc)
+    took = f" after {guard.elapsed():.0f}s" if guard else ""
+    name = f" by {guard.name}" if guard else ""
+    return RunReport(
+        tool_name=preflight.TOOL_NAME,
+        tool_version=preflight.__version__,
+        started_at=now,
+        finished_at=now,
+        origin_cidrs=[],
+        clusters=[],
+        fleet_results=[],
+        aborted=f"interrupted{name} during start-up{took}, before any cluster was checked",
+    )
+
+
+def _second_signal(code: int) -> None:
+    from preflight.execcred import kill_running
+
+    kill_running()
+    exit_now(code, f"{TOOL_NAME}: interrupted again: exiting at once")
 
 
 def _settings(**kw: Any) -> Settings:
@@ -126,34 +177,78 @@ def _settings(**kw: Any) -> Settings:
     return s
 
 
-_positive = click.FloatRange(min=0.05)
+class Number(click.ParamType):
+    """A finite number in a range: `nan`, `inf` and `1e309` are typos, not deadlines that never come."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high):
+            self.fail(f"{value!r} must be a number from {self.low:.10g} to {self.high:.10g}", param, ctx)
+        return number
+
+
+class DnsServer(click.ParamType):
+    """ADDR, ADDR:PORT, V6, [V6] or [V6]:PORT, checked once at start-up instead of once per look-up."""
+
+    name = "ADDR[:PORT]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        host, port = text, "53"
+        if text.startswith("["):
+            host, bracket, rest = text[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                self.fail(f"{value!r} is not [IPV6] or [IPV6]:PORT", param, ctx)
+            port = rest[1:] if rest else "53"
+        elif text.count(":") == 1:
+            host, port = text.split(":")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            self.fail(f"{value!r} is not an IP address with an optional :PORT", param, ctx)
+        if not (port.isdigit() and 1 <= int(port) <= 65535):
+            self.fail(f"{value!r}: the port must be a number from 1 to 65535", param, ctx)
+        return text
+
+
+MAX_SECONDS = 86400.0
+_seconds = Number(0.05, MAX_SECONDS)
+_millis = Number(0.05, MAX_SECONDS * 1000)
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
             "--connect-timeout",
-            type=_positive,
+            type=_seconds,
             default=DEFAULT_CONNECT_TIMEOUT_S,
             show_default=True,
             help="Deadline in seconds for each connect, handshake and request.",
         ),
         click.option(
             "--check-timeout",
-            type=_positive,
+            type=_seconds,
             default=None,
             help="Budget in seconds for one check (default: derived from --connect-timeout).",
         ),
         click.option(
             "--cluster-timeout",
-            type=_positive,
+            type=_seconds,
             default=DEFAULT_CLUSTER_TIMEOUT_S,
             show_default=True,
             help="Budget in seconds for all checks of one cluster.",
         ),
         click.option(
             "--exec-timeout",
-            type=_positive,
+            type=_seconds,
             default=DEFAULT_EXEC_TIMEOUT_S,
             show_default=True,
             help="Deadline in seconds for an exec credential plugin.",
@@ -165,10 +260,11 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Clusters checked at once.",
         ),
-        click.option("--latency-warn-ms", type=_positive, default=DEFAULT_LATENCY_WARN_MS, show_default=True),
-        click.option("--latency-fail-ms", type=_positive, default=DEFAULT_LATENCY_FAIL_MS, show_default=True),
+        click.option("--latency-warn-ms", type=_millis, default=DEFAULT_LATENCY_WARN_MS, show_default=True),
+        click.option("--latency-fail-ms", type=_millis, default=DEFAULT_LATENCY_FAIL_MS, show_default=True),
         click.option(
             "--dns-server",
+            type=DnsServer(),
             metavar="ADDR[:PORT]",
             default=None,
             help="Resolve every name of the run through this DNS server.",
@@ -197,7 +293,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--large-cluster-objects",
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=10**9),
             default=DEFAULT_LARGE_CLUSTER_OBJECTS,
             show_default=True,
             help="Object count above which MeshSync should run with a blacklist.",
@@ -245,13 +341,50 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# click >= 8.2 shows the help for a bare command as an error; that stays a help page.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class OneLineErrors(click.Group):
+    """Usage errors as one line and exit 2, like every other bad input, instead of click's usage block;
+    Ctrl-C outside `check` is 130 with one line, not `Aborted!` and exit 1."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except _NO_ARGS_IS_HELP as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(f"{TOOL_NAME}: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as exc:
+            click.echo(f"{TOOL_NAME}: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo(f"{TOOL_NAME}: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name=TOOL_NAME)
 def main() -> None:
     """Preflight and connectivity diagnostics for Meshery fleets.
 
     Run it where Meshery Server runs: every probe is made from this machine's network position.
-    Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or configuration error.
+    Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or configuration error (or a report
+    that could not be written), 130 interrupted (SIGINT), 143 terminated (SIGTERM).
     """
 
 
@@ -320,38 +453,43 @@ def check_cmd(
     **kw: Any,
 ) -> None:
     """Check every selected cluster and report."""
-    from preflight.plan import Request
-    from preflight.reports.options import RenderOptions
+    guard = Guard(_second_signal).install()
+    try:
+        from preflight.plan import Request
+        from preflight.reports.options import RenderOptions
 
-    if in_cluster and (kubeconfigs or contexts):
-        die("--in-cluster cannot be combined with --kubeconfig or --context")
-    if in_cluster and shard:
-        die("--shard splits the contexts of a kubeconfig or fleet file; --in-cluster checks one cluster")
-    if fail_on == "new" and not baseline:
-        die("--fail-on new needs --baseline PREVIOUS.json")
-    if pushgateway:
-        from preflight.reports.prometheus import check_url
+        if in_cluster and (kubeconfigs or contexts):
+            die("--in-cluster cannot be combined with --kubeconfig or --context")
+        if in_cluster and shard:
+            die("--shard splits the contexts of a kubeconfig or fleet file; --in-cluster checks one cluster")
+        if fail_on == "new" and not baseline:
+            die("--fail-on new needs --baseline PREVIOUS.json")
+        if pushgateway:
+            from preflight.reports.prometheus import check_url
 
-        if problem := check_url(pushgateway):
-            die(f"--pushgateway: {problem}")
-    parsed = parse_outputs(outputs)
-    request = Request(
-        list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins), baseline=baseline, shard=shard
-    )
-    progress = _progress if sys.stderr.isatty() else None
-    settings = _settings(**kw)
-    options = RenderOptions(verbose=verbose, fail_on=fail_on)
-    report = execute(request, settings, parsed, include, exclude, progress, options)
-    if pushgateway:
-        from pathlib import Path
+            if problem := check_url(pushgateway):
+                die(f"--pushgateway: {problem}")
+        parsed = parse_outputs(outputs)
+        request = Request(
+            list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins), baseline=baseline, shard=shard
+        )
+        progress = _progress if sys.stderr.isatty() else None
+        settings = _settings(**kw)
+        options = RenderOptions(verbose=verbose, fail_on=fail_on)
+        report = execute(request, settings, parsed, include, exclude, progress, guard, options)
+        if pushgateway:
+            from pathlib import Path
 
-        from preflight import app
+            from preflight import app
 
-        name = cluster_set or (Path(fleet).stem if fleet else "default")
-        try:
-            app.push_metrics(report, pushgateway, cluster_set=name, timeout=settings.connect_timeout * 2)
-        except ConfigError as exc:
-            die(str(exc))
+            name = cluster_set or (Path(fleet).stem if fleet else "default")
+            try:
+                app.push_metrics(report, pushgateway, cluster_set=name, timeout=settings.connect_timeout * 2)
+            except ConfigError as exc:
+                die(str(exc))
+    except Interrupted:
+        # Before the outputs were known: nothing to write yet.
+        exit_now(guard.exit_code, f"{TOOL_NAME}: interrupted by {guard.name} during start-up; no report written")
     sys.exit(exit_code(report, fail_on))
 
 
@@ -387,7 +525,11 @@ def merge_cmd(reports: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, 
         report = app.merge_files(list(reports), baseline_path=baseline)
     except ConfigError as exc:
         die(str(exc))
-    app.emit(report, parsed, RenderOptions(fail_on=fail_on))
+    failed = app.emit(report, parsed, RenderOptions(fail_on=fail_on))
+    for line in failed:
+        click.echo(f"{TOOL_NAME}: error: {line}", err=True)
+    if failed:
+        sys.exit(EXIT_USAGE)
     sys.exit(exit_code(report, fail_on))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from preflight import yamlfile
 from preflight.errors import ConfigError
 
 MODES = ("embedded", "operator")
@@ -27,6 +28,8 @@ class Mute:
     check: str
     cluster: str
     reason: str
+    # Where it is written, for errors found later (a check id that matches nothing).
+    line: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ClusterEntry:
     gcp: dict[str, str] = field(default_factory=dict)
     azure: dict[str, str] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
+    line: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -52,21 +56,28 @@ class FleetFile:
     def cluster(self, context: str) -> ClusterEntry | None:
         return next((c for c in self.clusters if c.context == context), None)
 
+    def where(self, line: int, field: str) -> str:
+        """``file:line: field`` for an error found after loading (plan time)."""
+        return f"{self.path}:{line}: {field}"
+
 
 class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def err(self, node: yaml.Node, where: str, msg: str) -> ConfigError:
-        return ConfigError(f"{self.path}:{node.start_mark.line + 1}: {where}: {msg}")
+        return ConfigError(f"{self.path}:{node.start_mark.line + 1}: {where or 'top level'}: {msg}")
 
     def mapping(self, node: yaml.Node, where: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
+            if not where:
+                raise self.err(node, where, f"must be a mapping of {', '.join(allowed)}, not a {_kind(node)}")
             raise self.err(node, where, "must be a mapping")
         out: dict[str, yaml.Node] = {}
         for k, v in node.value:
             key = str(k.value)
-            name = f"{where}.{key}" if where else key
+            shown = key if key.isprintable() and key.strip() == key and key else repr(key)
+            name = f"{where}.{shown}" if where else shown
             if key not in allowed:
                 raise self.err(k, name, f"unknown field (allowed: {', '.join(allowed)})")
             if key in out:  # YAML keeps the last one: an earlier `mutes:` would vanish without a word
@@ -82,7 +93,7 @@ class _Reader:
         return list(node.value)
 
     def string(self, node: yaml.Node, where: str, choices: tuple[str, ...] = ()) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null") or node.value == "":
+        if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null") or not str(node.value).strip():
             raise self.err(node, where, "must be a non-empty string")
         value = str(node.value)
         if choices and value not in choices:
@@ -114,24 +125,31 @@ class _Reader:
         return {k: self.number(v, f"{where}.{k}") for k, v in self.mapping(node, where, TIMEOUT_KEYS).items()}
 
 
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "list"
+    return "mapping" if isinstance(node, yaml.MappingNode) else "single value"
+
+
 def _each(r: _Reader, node: yaml.Node, where: str, fn: Callable[[yaml.Node, str], Any]) -> list[Any]:
     return [fn(item, f"{where}[{i}]") for i, item in enumerate(r.seq(node, where))]
 
 
 def load(path: Path) -> FleetFile:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read fleet file: {exc.strerror or exc}") from None
+        text = yamlfile.read_text(path)
+    except (OSError, ValueError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{path}: cannot read fleet file: {reason}") from None
     try:
-        root = yaml.compose(text)
+        root = yamlfile.compose(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: malformed fleet file: {getattr(exc, 'problem', None) or exc}") from None
+        line, problem = yamlfile.describe(exc, text)
+        raise ConfigError(f"{path}{f':{line}' if line else ''}: malformed fleet file: {problem}") from None
     fleet = FleetFile(path=path)
     if root is None:
-        return fleet
+        # An empty file is a mistake (a wrong path, a failed checkout), not "check everything".
+        raise ConfigError(f"{path}:1: the fleet file is empty (expected version, kubeconfig, clusters, ...)")
     r = _Reader(path)
     top = r.mapping(root, "", ("version", "kubeconfig", "origin", "defaults", "clusters", "mutes", "thresholds"))
     if "version" in top and str(top["version"].value) != "1":
@@ -154,12 +172,17 @@ def load(path: Path) -> FleetFile:
     if "thresholds" in top:
         th = r.mapping(top["thresholds"], "thresholds", ("latency_warn_ms", "latency_fail_ms"))
         fleet.thresholds = {k: r.number(v, f"thresholds.{k}") for k, v in th.items()}
+        warn_ms, fail_ms = fleet.thresholds.get("latency_warn_ms"), fleet.thresholds.get("latency_fail_ms")
+        if warn_ms is not None and fail_ms is not None and warn_ms > fail_ms:
+            raise r.err(
+                th["latency_warn_ms"], "thresholds.latency_warn_ms", f"{warn_ms:g} exceeds latency_fail_ms {fail_ms:g}"
+            )
 
     def cluster(node: yaml.Node, where: str) -> ClusterEntry:
         m = r.mapping(node, where, ("context", "meshsync_mode", "provider", "aws", "gcp", "azure", "timeouts"))
         if "context" not in m:
             raise r.err(node, f"{where}.context", "is required")
-        entry = ClusterEntry(context=r.string(m["context"], f"{where}.context"))
+        entry = ClusterEntry(context=r.string(m["context"], f"{where}.context"), line=m["context"].start_mark.line + 1)
         entry.meshsync_mode = defaults.get("meshsync_mode")
         entry.timeouts = dict(defaults.get("timeouts", {}))
         if "meshsync_mode" in m:
@@ -185,6 +208,7 @@ def load(path: Path) -> FleetFile:
             check=r.string(m["check"], f"{where}.check"),
             cluster=r.string(m["cluster"], f"{where}.cluster") if "cluster" in m else "*",
             reason=r.string(m["reason"], f"{where}.reason"),
+            line=m["check"].start_mark.line + 1,
         )
 
     if "clusters" in top:

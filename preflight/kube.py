@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.kube_config import KubeConfigLoader
 
-from preflight.execcred import ExecResult, run_plugin
+from preflight.execcred import ExecResult, ExecTimeout, run_plugin
 from preflight.probes.proxy import Proxy
 from preflight.targets import ClusterTarget
 
@@ -40,6 +40,10 @@ class KubeSetupError(Exception):
 
 class TransportError(Exception):
     """The request never got an HTTP answer: TLS failure, timeout, refused, proxy error."""
+
+
+class PluginTimeout(TransportError):
+    """The exec plugin never answered: like a request without an answer, nothing was decided (`error`)."""
 
 
 def transport_reason(text: str) -> str:
@@ -112,9 +116,15 @@ class KubeAPI:
 
     def _build(self) -> k8s_client.ApiClient:
         cred = None
+        if self.target.credential.problem:
+            # Never sent as written (a token with a newline would even crash the HTTP layer).
+            raise KubeSetupError(f"the credential cannot be used: {self.target.credential.problem}")
         spec = self.target.credential.exec_spec
         if spec is not None:
-            cred = run_plugin(spec, self.exec_timeout, cwd=str(self.target.base_dir))
+            try:
+                cred = run_plugin(spec, self.exec_timeout, cwd=str(self.target.base_dir))
+            except ExecTimeout as exc:
+                raise PluginTimeout(str(exc)) from None
             self.exec_result = cred
         config = _substitute_user(self.target.config_dict, cred)
         conf = k8s_client.Configuration()

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from preflight import yamlfile
 from preflight.errors import ConfigError
 
 _SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
@@ -40,23 +41,23 @@ class MergedKubeconfig:
     shadowed: list[tuple[str, str, Path, Path, bool]] = field(default_factory=list)
 
 
-def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return ConfigError(f"{where}: malformed kubeconfig: {problem}")
+def _yaml_error(path: Path, exc: yaml.YAMLError, text: str) -> ConfigError:
+    line, problem = yamlfile.describe(exc, text)
+    return ConfigError(f"{path}{f':{line}' if line else ''}: malformed kubeconfig: {problem}")
 
 
 def load_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:  # a binary file is unreadable too, not a traceback
+        text = yamlfile.read_text(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # a binary file is unreadable too, not a traceback
         reason = getattr(exc, "strerror", None) or exc
+        if isinstance(exc, UnicodeDecodeError):
+            reason = "not UTF-8 text"
         raise ConfigError(f"{path}: cannot read kubeconfig: {reason}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlfile.load(text)
     except yaml.YAMLError as exc:
-        raise _yaml_error(path, exc) from None
+        raise _yaml_error(path, exc, text) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -78,10 +79,10 @@ def _folder_kubeconfig(path: Path) -> bool:
     Malformed YAML is still reported (by load_file, from merge): it may be a broken kubeconfig.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.load(yamlfile.read_text(path))
     except (OSError, UnicodeDecodeError):
         return False
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # too large: still reported
         return True
     return isinstance(data, dict) and looks_like_kubeconfig(data)
 
@@ -101,7 +102,7 @@ def merge(paths: Iterable[Path]) -> MergedKubeconfig:
                 body = item.get(key) or {}
                 if not isinstance(body, dict):
                     raise ConfigError(
-                        f"{path}: malformed kubeconfig: {section}[{i}] ({item['name']}): "
+                        f"{path}: malformed kubeconfig: {section}[{i}] ({item['name']!r}): "
                         f"field '{key}' must be a mapping"
                     )
                 name = str(item["name"])
@@ -118,7 +119,10 @@ def discover_paths(explicit: list[str], env: Mapping[str, str]) -> list[Path]:
     if explicit:
         paths = [Path(p).expanduser() for p in explicit]
         for p in paths:
-            if not p.is_file():
+            # Any readable non-directory: a FIFO or `<(vault read ...)` keeps the secrets off the disk.
+            if p.is_dir():
+                raise ConfigError(f"{p}: is a directory, not a kubeconfig file")
+            if not p.exists():
                 raise ConfigError(f"{p}: kubeconfig file not found")
         return paths
     if env.get("KUBECONFIG"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from preflight import fleetfile, kubeconfig, provider, targets
@@ -54,6 +55,16 @@ def _origins(values: list[str]) -> list[str]:
     return out
 
 
+def _fleet_contexts_exist(fleet: FleetFile, merged: kubeconfig.MergedKubeconfig) -> None:
+    for i, entry in enumerate(fleet.clusters):
+        if not any(fnmatchcase(name, entry.context) for name in merged.contexts):
+            files = ", ".join(str(f) for f in merged.files)
+            raise ConfigError(
+                f"{fleet.where(entry.line, f'clusters[{i}].context')}: {entry.context!r} is in none of the "
+                f"kubeconfig files ({files})"
+            )
+
+
 def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str, str]) -> Plan:
     part = sharding.parse(req.shard, env) if req.shard else None
     fleet = fleetfile.load(Path(req.fleet)) if req.fleet else None
@@ -61,10 +72,18 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
     if fleet:
         settings.latency_warn_ms = fleet.thresholds.get("latency_warn_ms", settings.latency_warn_ms)
         settings.latency_fail_ms = fleet.thresholds.get("latency_fail_ms", settings.latency_fail_ms)
+        if settings.latency_warn_ms > settings.latency_fail_ms:
+            raise ConfigError(
+                f"{fleet.path}: thresholds: latency warn {settings.latency_warn_ms:g} ms exceeds latency fail "
+                f"{settings.latency_fail_ms:g} ms (one comes from the fleet file, the other from the flags)"
+            )
     mutes = []
-    for m in fleet.mutes if fleet else []:
-        if not registry.select([m.check]):
-            raise ConfigError(f"{fleet.path if fleet else ''}: mute for {m.check!r} matches no check id")
+    for i, m in enumerate(fleet.mutes if fleet else []):
+        if fleet and not registry.select([m.check]):
+            raise ConfigError(
+                f"{fleet.where(m.line, f'mutes[{i}].check')}: {m.check!r} matches no check id "
+                "(see `meshery-preflight list-checks`)"
+            )
         mutes.append(MuteRule(m.check, m.cluster, m.reason))
 
     mode = settings.default_mode
@@ -74,9 +93,12 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
     else:
         explicit = req.kubeconfigs or ([str(p) for p in fleet.kubeconfig] if fleet else [])
         merged = kubeconfig.merge(kubeconfig.discover_paths(explicit, env))
-        patterns = req.contexts or ([c.context for c in fleet.clusters] if fleet else [])
         if not merged.contexts:
-            raise ConfigError("the kubeconfig defines no contexts")
+            files = ", ".join(str(f) for f in merged.files)
+            raise ConfigError(f"{files}: the kubeconfig defines no contexts")
+        if fleet and not req.contexts:
+            _fleet_contexts_exist(fleet, merged)
+        patterns = req.contexts or ([c.context for c in fleet.clusters] if fleet else [])
         names = targets.select_contexts(merged, patterns)
         chosen = [targets.from_context(merged, n, env) for n in (sharding.select(names, part, str) if part else names)]
     contexts = []

@@ -13,7 +13,41 @@ from typing import Any
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|\Z)", re.S)
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+# scheme://user:password@host: the user name stays (it says who), the password goes.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+@")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# Only for text we did not write (a plugin's stderr): shapes too broad for our own messages.
+_KEY_VALUE = re.compile(
+    r"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|session[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
+    r"[^\s\"',;&]+"
+)
+_AWS_SECRET_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_ACCESS_KEY = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 REDACTED = "<redacted>"
+
+
+def url_password(url: str) -> str | None:
+    """The password in ``scheme://user:password@host``, to register as a secret; None without one."""
+    m = re.match(r"(?i)[a-z][a-z0-9+.-]*://[^:/?#@\s]*:([^@/?#\s]+)@", url.strip())
+    return m.group(1) if m else None
+
+
+def _shapes(value: str) -> str:
+    value = _PEM.sub(REDACTED, value)
+    value = _JWT.sub(REDACTED, value)
+    value = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", value)
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED, value)
+
+
+def scrub_credentials(text: str, secrets: Iterable[str] = ()) -> str:
+    """Text from outside (an exec plugin's stderr): the given secrets and anything shaped like a
+    credential removed, including key=value pairs and AWS key shapes our own messages never contain."""
+    for s in sorted((s.strip() for s in secrets if len(s.strip()) >= 4), key=len, reverse=True):
+        text = text.replace(s, REDACTED)
+    text = _shapes(text)
+    text = _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _AWS_ACCESS_KEY.sub(REDACTED, text)
+    return _AWS_SECRET_KEY.sub(REDACTED, text)
 
 
 class Redactor:
@@ -44,8 +78,7 @@ class Redactor:
         for s in known:
             if s in value:
                 value = value.replace(s, REDACTED)
-        value = _PEM.sub(REDACTED, value)
-        return _BEARER.sub(lambda m: m.group(1) + REDACTED, value)
+        return _shapes(value)
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):

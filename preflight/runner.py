@@ -197,6 +197,35 @@ def _prepare(checks: Sequence[Check], targets: Sequence[Any]) -> None:
                 hook(targets)
 
 
+def _fill_unfinished(
+    contexts: Sequence[ClusterContext],
+    cluster_checks: Sequence[Check],
+    fleet_checks: Sequence[Check],
+    by_name: dict[str, list[Result]],
+    fleet_results: list[Result],
+    redactor: Redactor,
+    t_start: float,
+) -> None:
+    """After an interrupt every selected cluster and check still appears: what finished as it
+    finished, the rest as `error`, so JUnit and the JSON summary count them and CI cannot read green."""
+    unfinished = error(
+        f"not finished: interrupted after {time.monotonic() - t_start:.0f}s",
+        remediation="Run the check again to completion; this result was never decided.",
+    )
+    for ctx in contexts:
+        if ctx.name in by_name:
+            continue
+        done = dict(ctx.results)  # the cluster's thread may still be adding to it
+        by_name[ctx.name] = [
+            done[chk.id] if chk.id in done else _to_result(chk, unfinished, 0.0, ctx.name, (), redactor)
+            for chk in cluster_checks
+        ]
+    ran = {r.check_id for r in fleet_results}
+    fleet_results.extend(
+        _to_result(chk, unfinished, 0.0, "fleet", (), redactor) for chk in fleet_checks if chk.id not in ran
+    )
+
+
 def run_fleet(
     contexts: Sequence[ClusterContext],
     cluster_checks: Sequence[Check],
@@ -212,6 +241,7 @@ def run_fleet(
         redactor.add(ctx.target.credential.secrets())
     started = dt.datetime.now(dt.timezone.utc)
     _prepare(cluster_checks, [c.target for c in contexts])
+    t_start = time.monotonic()
     by_name: dict[str, list[Result]] = {}
     aborted: str | None = None
     # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
@@ -234,11 +264,16 @@ def run_fleet(
     fleet_ctx = FleetContext(list(contexts), settings)
     fleet_results: list[Result] = []
     raw: dict[str, Status] = {}
-    for chk in fleet_checks if aborted is None else ():
-        t0 = time.monotonic()
-        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw, {}, {})
-        raw[chk.id] = finding.status
-        fleet_results.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
+    try:
+        for chk in fleet_checks if aborted is None else ():
+            t0 = time.monotonic()
+            finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw, {}, {})
+            raw[chk.id] = finding.status
+            fleet_results.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
+    except KeyboardInterrupt:
+        aborted = "interrupted: every cluster finished, the fleet checks did not"
+    if aborted is not None:
+        _fill_unfinished(contexts, cluster_checks, fleet_checks, by_name, fleet_results, redactor, t_start)
     clusters = []
     for ctx in contexts:
         info = describe(ctx) if describe else {}

@@ -9,17 +9,19 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from preflight.errors import ConfigError
 from preflight.kubeconfig import MergedKubeconfig, read_file_or_data
 from preflight.probes.addresses import hostport
+from preflight.redact import REDACTED, url_password
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -36,6 +38,10 @@ class Credential:
     provider: str | None = None
     # Other secret material that must never be printed (refresh tokens, client secrets, passwords).
     extra_secrets: list[str] = field(default_factory=list)
+    # Why the credential as written cannot work (a token that is a list, a key that is not PEM), and its fix:
+    # kubeconfig.credential fails with both, and it is never sent.
+    problem: str | None = None
+    fix: str | None = None
 
     def fingerprint(self) -> str | None:
         """A one-way digest of what identifies the credential, to spot reuse across clusters."""
@@ -82,6 +88,8 @@ class ClusterTarget:
     proxy_source: str | None = None
     credential: Credential = field(default_factory=lambda: Credential("none"))
     problems: list[str] = field(default_factory=list)
+    # certificate-authority(-data) that decodes but holds no certificate (kubeconfig.tls-verify fails on it).
+    ca_problem: str | None = None
     # Entries of this context that another kubeconfig file defines differently (and loses).
     shadowed: list[str] = field(default_factory=list)
     # A single-context kubeconfig, handed to the real kubernetes client's loader.
@@ -132,43 +140,142 @@ def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> tupl
     return https, names["https"]
 
 
-def _url_secrets(url: str | None) -> list[str]:
-    """A proxy URL's password (and the URL that carries it) must never be printed."""
+_HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
+
+
+def _url_problem(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str | None, SplitResult | None]:
+    """Why ``url`` is not usable (None when it is), checked as strictly as Go's URL parser does in kubectl."""
+    shown = redact_url(url)
+    if url != url.strip() or any(c.isspace() or ord(c) < 32 for c in url):
+        return f"{what} {shown!r} contains a space or a control character", None
     try:
-        password = urlsplit(url).password if url else None
-    except ValueError:
-        return []
-    return [url, unquote(password)] if url and password else []
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{what} {shown!r} is invalid: {exc}", None
+    if parts.scheme not in schemes or not parts.hostname:
+        kinds = "http(s)" if schemes == ("https", "http") else "/".join(schemes)
+        return f"{what} {shown!r} is not an {kinds} URL with a host", None
+    host = parts.hostname
+    if ":" not in host and not _HOST.match(host):
+        return f"{what} {shown!r}: {host!r} is not a host name or IP address", None
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            return f"{what} {shown!r}: {host!r} is not an IPv6 address", None
+    if port == 0:
+        return f"{what} {shown!r}: port 0 is not a port (leave it out for the scheme's default)", None
+    return None, parts
+
+
+def redact_url(url: str) -> str:
+    password = url_password(url)
+    return url.replace(f":{password}@", f":{REDACTED}@", 1) if password else url
 
 
 def _parse_server(target: ClusterTarget, server: str) -> None:
+    problem, parts = _url_problem(server, "server", ("https", "http"))
+    if problem or parts is None:
+        target.problems.append(f"cluster {target.cluster_name or target.name!r}: {problem}")
+        # Shown in report headers and compared across clusters: only a URL that parses.
+        target.server = ""
+        return
     target.server = server
-    try:
-        parts = urlsplit(server)
-        port = parts.port
-    except ValueError as exc:
-        target.problems.append(f"server URL {server!r} is invalid: {exc}")
-        return
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        target.problems.append(f"server URL {server!r} is not an http(s) URL with a host")
-        return
     target.host = parts.hostname
-    target.port = port or (443 if parts.scheme == "https" else 80)
+    target.port = parts.port or (443 if parts.scheme == "https" else 80)
     if parts.scheme == "http":
-        target.problems.append(f"server URL {server!r} uses plain http: credentials would cross in clear text")
+        target.problems.append(
+            f"server URL {redact_url(server)!r} uses plain http: credentials would cross in clear text"
+        )
+
+
+_TOKEN_FIX = (
+    "Write the token as one string on the token: line (quoted if it has special characters), with no line "
+    "break: a block scalar `token: |` keeps the final newline, `token: |-` does not."
+)
+_CERT_FIX = (
+    "Set {field} to the base64 of the PEM file (kubectl config set-credentials NAME "
+    "--client-certificate=CERT --client-key=KEY --embed-certs), or point {file_field} at the PEM file."
+)
+
+
+def _token_problem(raw: Any) -> str | None:
+    if isinstance(raw, (list, tuple, dict)):
+        return f"the token is a YAML {'mapping' if isinstance(raw, dict) else 'list'}, not a string"
+    token = str(raw)
+    if token.rstrip("\r\n") != token:
+        return "the token ends with a line break (it would be sent in the Authorization header)"
+    if any(c.isspace() or not c.isprintable() for c in token):
+        return "the token contains spaces, line breaks or control characters"
+    return None
+
+
+def _pem_problem(cert: bytes | None, key: bytes | None) -> tuple[str, str] | None:
+    """A client certificate or key that is not PEM (or not a pair): the cause, and its fix."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    loaded = None
+    if cert is not None:
+        try:
+            loaded = x509.load_pem_x509_certificate(cert)
+        except ValueError:
+            fix = _CERT_FIX.format(field="client-certificate-data", file_field="client-certificate")
+            return "the client certificate is not a PEM certificate (-----BEGIN CERTIFICATE-----)", fix
+    if key is not None:
+        fix = _CERT_FIX.format(field="client-key-data", file_field="client-key")
+        try:
+            private = serialization.load_pem_private_key(key, password=None)
+        except TypeError:
+            return "the client key is encrypted; kubectl and Meshery need it unencrypted", fix
+        except Exception:  # ValueError, or UnsupportedAlgorithm for exotic keys
+            return "the client key is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)", fix
+        if loaded is not None and _public_bytes(private.public_key()) != _public_bytes(loaded.public_key()):
+            return (
+                "the client key does not belong to the client certificate",
+                "Use the key the certificate was issued for (or re-issue the certificate for this key).",
+            )
+    return None
+
+
+def _public_bytes(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    except (ValueError, TypeError, AttributeError):
+        return b""
+
+
+def _leaves(value: Any) -> list[str]:
+    """Every string inside a token written as a list or mapping, so each is redacted on its own."""
+    if isinstance(value, Mapping):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [str(value)]
 
 
 def _credential(user: Mapping[str, Any], base: Path, problems: list[str]) -> Credential:
     if user.get("exec"):
-        return Credential("exec", exec_spec=dict(user["exec"]))
+        spec = user["exec"]
+        if not isinstance(spec, Mapping):
+            problems.append("user: field 'exec' must be a mapping with a command")
+            return Credential("exec", exec_spec={})
+        return Credential("exec", exec_spec=dict(spec))
     if user.get("auth-provider"):
-        ap = user["auth-provider"] or {}
+        ap = user["auth-provider"] if isinstance(user["auth-provider"], Mapping) else {}
         name = str(ap.get("name") or "")
-        cfg = ap.get("config") or {}
+        raw_cfg = ap.get("config")
+        cfg: Mapping[str, Any] = raw_cfg if isinstance(raw_cfg, Mapping) else {}
         token = cfg.get("id-token") or cfg.get("access-token")
         hidden = [str(v) for k, v in cfg.items() if k in ("refresh-token", "client-secret", "access-token") and v]
         return Credential(
-            "oidc" if name == "oidc" else "auth-provider", token=token, provider=name, extra_secrets=hidden
+            "oidc" if name == "oidc" else "auth-provider",
+            token=str(token) if token else None,
+            provider=name,
+            extra_secrets=hidden,
         )
     try:
         cert = read_file_or_data(user, "client-certificate", "client-certificate-data", base)
@@ -176,15 +283,36 @@ def _credential(user: Mapping[str, Any], base: Path, problems: list[str]) -> Cre
     except ValueError as exc:
         problems.append(f"user credential: {exc}")
         cert = key = None
-    if user.get("token"):
-        return Credential("token", token=str(user["token"]), client_cert_pem=cert, client_key_pem=key)
+    cred = _plain_credential(user, base, problems, cert, key)
+    pem = _pem_problem(cert, key) if (cert or key) else None
+    if pem and not cred.problem:
+        cred.problem, cred.fix = pem
+    return cred
+
+
+def _plain_credential(
+    user: Mapping[str, Any], base: Path, problems: list[str], cert: bytes | None, key: bytes | None
+) -> Credential:
+    raw = user.get("token")
+    if raw:
+        problem = _token_problem(raw)
+        token = raw if isinstance(raw, str) else str(raw)
+        return Credential(
+            "token",
+            token=token,
+            client_cert_pem=cert,
+            client_key_pem=key,
+            problem=problem,
+            fix=_TOKEN_FIX if problem else None,
+            extra_secrets=[] if isinstance(raw, str) else _leaves(raw),
+        )
     if user.get("tokenFile"):
         p = Path(str(user["tokenFile"])).expanduser()
         p = p if p.is_absolute() else base / p
         try:
             return Credential("token-file", token=p.read_text().strip())
-        except OSError as exc:
-            problems.append(f"tokenFile {p}: {exc.strerror or exc}")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"tokenFile {p}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}")
             return Credential("token-file")
     if cert or key:
         if not (cert and key):
@@ -202,6 +330,31 @@ def _absolutize(body: Mapping[str, Any], base: Path, keys: tuple[str, ...]) -> d
         if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
             out[k] = str(base / v)
     return out
+
+
+def _url_secrets(*urls: str | None) -> list[str]:
+    """A URL's password, as written and percent-decoded (as the client sends it), must never be printed."""
+    out: list[str] = []
+    for password in (url_password(u) for u in urls if u):
+        if password:
+            out += [password] if unquote(password) == password else [password, unquote(password)]
+    return out
+
+
+def _ca_problem(pem: bytes, cluster: Mapping[str, Any]) -> str | None:
+    """CA bytes that decode but hold no certificate: TLS would fail later with `no start line`."""
+    from cryptography import x509
+
+    field_name = "certificate-authority-data" if cluster.get("certificate-authority-data") else "certificate-authority"
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        try:
+            x509.load_der_x509_certificate(pem)
+        except ValueError:
+            return f"{field_name} holds no PEM certificate (it decodes to {len(pem)} bytes of something else)"
+        return f"{field_name} is a DER certificate; kubectl and Meshery need PEM"
+    return None
 
 
 def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) -> ClusterTarget:
@@ -232,16 +385,23 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
             t.ca_pem = read_file_or_data(cbody, "certificate-authority", "certificate-authority-data", cbase)
         except ValueError as exc:
             t.problems.append(f"cluster {t.cluster_name!r}: {exc}")
+        if t.ca_pem is not None:
+            t.ca_problem = _ca_problem(t.ca_pem, cbody)
         t.insecure = bool(cbody.get("insecure-skip-tls-verify"))
         t.tls_server_name = cbody.get("tls-server-name")
+        proxy = cbody.get("proxy-url")
+        if proxy:
+            problem, _ = _url_problem(str(proxy), "proxy-url", ("http", "https", "socks5"))
+            if problem:
+                t.problems.append(f"cluster {t.cluster_name!r}: {problem}")
         if t.host:
-            t.proxy_url, t.proxy_source = _proxy_for(t.host, cbody.get("proxy-url"), env)
+            t.proxy_url, t.proxy_source = _proxy_for(t.host, str(proxy) if proxy else None, env)
     ubody: dict[str, Any] = {}
     if user is not None:
         ubase = user.source.parent
         ubody = _absolutize(user.body, ubase, ("client-certificate", "client-key", "tokenFile"))
         t.credential = _credential(ubody, ubase, t.problems)
-    t.credential.extra_secrets += _url_secrets(t.proxy_url)
+    t.credential.extra_secrets.extend(_url_secrets(str(cbody.get("server") or ""), t.proxy_url))
     mine = {("contexts", name), ("clusters", t.cluster_name), ("users", t.user_name)}
     t.shadowed = [
         f"{section[:-1]} {n!r} in {lost}"
@@ -304,7 +464,7 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
     except OSError as exc:
         raise ConfigError(f"--in-cluster: cannot read {token_path}: {exc.strerror or exc}") from None
     t.proxy_url, t.proxy_source = _proxy_for(host, None, env)
-    t.credential.extra_secrets += _url_secrets(t.proxy_url)
+    t.credential.extra_secrets.extend(_url_secrets(t.proxy_url))
     return t
 
 

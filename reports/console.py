@@ -216,11 +216,11 @@ class _Renderer:
                 return
             self.fixes_shown.setdefault(key, where)
             self.hanging(f"{_DETAIL_INDENT}fix: ", r.remediation, _DETAIL_INDENT + "     ")
-        if r.status in _DOCS_STATUSES and r.docs_url and (self.opts.verbose or r.status is not Status.WARN):
-            # The default view links a check's docs once, at its first problem; -v links every one.
-            if self.opts.verbose or r.check_id not in self.docs_shown:
-                self.docs_shown.add(r.check_id)
-                self.emit(f"{_DETAIL_INDENT}docs: {terminal_safe(r.docs_url)}")
+        # The default view links a check's docs once, at its first failure or error; -v links every one.
+        wanted = self.opts.verbose or (r.status is not Status.WARN and r.check_id not in self.docs_shown)
+        if r.status in _DOCS_STATUSES and r.docs_url and wanted:
+            self.docs_shown.add(r.check_id)
+            self.emit(f"{_DETAIL_INDENT}docs: {terminal_safe(r.docs_url)}")
 
     def waiting_line(self, root: str, ids: list[str], indent: str) -> None:
         names = join_limited([terminal_safe(i) for i in ids], self.list_room - 40)

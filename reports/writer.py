@@ -1,15 +1,22 @@
 """Choosing a renderer from ``--output FORMAT[=PATH]`` and writing its output safely.
 
-Reports are replaced atomically so a CI job that reads a report while (or after) a run is interrupted
-sees either the previous file or the complete new one, never a truncated one.
+A regular file (or a new path) is replaced atomically, so a CI job that reads a report while (or after)
+a run is interrupted sees either the previous file or the complete new one, never a truncated one. Other
+targets are written in place: a symlink's target (the link stays), a FIFO, a character device
+(`/dev/null`, `/dev/full`), and `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` (the process's own open file).
+Directories are never created: a missing one is the caller's typo, found before any probe runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
+import re
 import secrets
+import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from preflight.model import RunReport
@@ -75,14 +82,120 @@ def _previous(path: str | None) -> str | None:
         return None
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write UTF-8 ``text`` via a sibling temp file and ``os.replace``, creating parent directories.
+class OutputError(Exception):
+    """An output that cannot be written; the message names it and says why, on one line."""
+
+
+# The process's own descriptors: written through the descriptor, sharing its offset, so
+# `-o json=/dev/stdout > file` appends after the console report instead of overwriting it.
+_FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$")
+_STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _own_fd(path: str) -> int | None:
+    if path in _STD_PATHS:
+        return _STD_PATHS[path]
+    m = _FD_PATH.match(path)
+    return int(m.group(1)) if m else None
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def check_target(path: str) -> None:
+    """Raise :class:`OutputError` unless ``path`` can take a report; never creates or opens anything
+    that could block (a FIFO is only looked at)."""
+    fd = _own_fd(path)
+    if fd is not None:
+        try:
+            flags = _fd_flags(fd)
+        except OSError:
+            raise OutputError(f"{path}: descriptor {fd} is not open") from None
+        if flags & os.O_ACCMODE == os.O_RDONLY:
+            raise OutputError(f"{path}: descriptor {fd} is not open for writing")
+        return
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        parent = os.path.dirname(real) or "."
+        if not os.path.isdir(parent):
+            raise OutputError(f"{path}: directory {parent} does not exist (it is not created for you)") from None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputError(f"{path}: cannot create a file in {parent}: permission denied") from None
+        return
+    except OSError as exc:
+        raise OutputError(f"{path}: {_why(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{path}: is a directory; give a file name")
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+        raise OutputError(f"{path}: not a regular file, FIFO or character device")
+    if not os.access(real, os.W_OK):
+        raise OutputError(f"{path}: not writable: permission denied")
+
+
+def check_outputs(outputs: Sequence[tuple[str, str | None]]) -> None:
+    """:func:`check_target` for every ``FORMAT=PATH``; the OutputError names the output as it was given."""
+    for fmt, path in outputs:
+        if path is not None and path != "-":
+            try:
+                check_target(path)
+            except OutputError as exc:
+                raise OutputError(f"-o {fmt}={exc}") from None
+
+
+def _fd_flags(fd: int) -> int:
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_GETFL)
+
+
+def write_report(path: str, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` as :func:`check_target` describes; OSError on failure."""
+    data = text.encode("utf-8")
+    fd = _own_fd(path)
+    if fd is not None:
+        _write_all(fd, data)
+        return
+    real = os.path.realpath(path)
+    try:
+        st: os.stat_result | None = os.stat(real)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory")
+    if st is None or stat.S_ISREG(st.st_mode):
+        if st is not None and not os.access(os.path.dirname(real) or ".", os.W_OK | os.X_OK):
+            _write_in_place(real, data, truncate=True)  # the file is writable, its directory is not
+        else:
+            write_atomic(real, text, keep=st)
+        return
+    _write_in_place(real, data, truncate=False)
+
+
+def _write_in_place(path: str, data: bytes, *, truncate: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | (os.O_TRUNC if truncate else 0))
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_atomic(path: str | os.PathLike[str], text: str, keep: os.stat_result | None = None) -> None:
+    """Write UTF-8 ``text`` via a sibling temp file and ``os.replace``.
 
     The temp file is opened with ``os.open`` rather than ``tempfile`` so it gets the usual umask-derived
-    permissions instead of 0600, and the finished report stays readable by CI artifact uploaders.
+    permissions instead of 0600, and the finished report stays readable by CI artifact uploaders; a file
+    that already existed (``keep``) keeps its mode and, where allowed, its owner.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
@@ -96,6 +209,10 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
+        if keep is not None:
+            os.chmod(tmp, stat.S_IMODE(keep.st_mode))
+            with contextlib.suppress(OSError):
+                os.chown(tmp, keep.st_uid, keep.st_gid)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -1,4 +1,6 @@
-"""Ctrl-C mid-run: every report is still written, marked aborted, with what finished."""
+"""SIGINT and SIGTERM from the first moment of `check` to the last: every report still written, marked
+aborted, every cluster in it, unfinished checks counted as errors, plugin process groups killed,
+exit 128+signal; a second signal exits at once."""
 
 from __future__ import annotations
 
@@ -8,56 +10,141 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
+import pytest
 from lxml import etree
 
+from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
 
+TESTS = Path(__file__).resolve().parent.parent
 
-def test_interrupted_run_writes_every_report(tmp_path: Path) -> None:
+CLI = [sys.executable, "-m", "preflight.cli"]
+CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, "check", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
     specs = [ClusterSpec(name="quick"), ClusterSpec(name="stuck", scenario="hung-exec")]
-    with LabFleet(specs, tmp_path / "lab") as lab:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "preflight.cli",
-                "check",
-                "--kubeconfig",
-                str(lab.kubeconfig_path),
-                "--exec-timeout",
-                "60",
-                "--checks",
-                "kube*",
-                "-o",
-                f"json={tmp_path / 'r.json'}",
-                "-o",
-                f"junit={tmp_path / 'j.xml'}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-        # Wait until the quick cluster has been checked (its API saw the latency probe), then interrupt.
-        quick = lab.clusters["quick"].server
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(r.path == "/version" for r in quick.requests()) < 6:
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
-    doc = json.loads((tmp_path / "r.json").read_text())
-    assert doc["aborted"].startswith("interrupted: 1 of 2")
-    finished = {c["name"]: len(c["results"]) for c in doc["clusters"]}
-    assert finished["quick"] > 0 and finished["stuck"] == 0
-    xml = etree.parse(str(tmp_path / "j.xml"))
-    assert xml.xpath("//property[@name='aborted']/@value")[0].startswith("interrupted")
-    # The hung plugin's process group was killed on the way out, not left as an orphan.
+    with LabFleet(specs, tmp_path_factory.mktemp("abort-lab")) as fleet:
+        yield fleet
+
+
+def _run_until_stuck(lab: LabFleet, *outputs: str) -> subprocess.Popen[str]:
+    """A run whose quick cluster finished and whose other cluster waits on its hung exec plugin: one
+    cluster at a time, so the plugin starts only after the quick cluster was done."""
+    args = ["--kubeconfig", str(lab.kubeconfig_path), "--exec-timeout", "60", "--checks", "kube*", "--parallel", "1"]
+    for o in outputs:
+        args += ["-o", o]
+    proc = _start(*args)
     script = str(lab.clusters["stuck"].exec_script)
-    assert not _running(script), "the hung exec plugin is still running"
+    _wait_for(lambda: bool(_running(script)), "the hung plugin to start")
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_writes_every_report(lab: LabFleet, tmp_path: Path, sig: signal.Signals) -> None:
+    proc = _run_until_stuck(lab, f"json={tmp_path / 'r.json'}", f"junit={tmp_path / 'j.xml'}")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == CODES[sig], err
+    assert "interrupted" in err and "Traceback" not in err and "Aborted!" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(doc, json_report.load_schema())
+    assert doc["aborted"].startswith("interrupted: 1 of 2")
+    by_name = {c["name"]: c for c in doc["clusters"]}
+    assert set(by_name) == {"quick", "stuck"}
+    assert by_name["quick"]["results"] and all(
+        not r["message"].startswith("not finished") for r in by_name["quick"]["results"]
+    )
+    unfinished = [r for r in by_name["stuck"]["results"] if r["message"].startswith("not finished: interrupted after")]
+    assert unfinished and all(r["status"] == "error" for r in unfinished)
+    assert doc["summary"]["error"] >= len(unfinished)
+    xml = etree.parse(str(tmp_path / "j.xml"))
+    xsd = etree.XMLSchema(etree.parse(str(TESTS / "data" / "junit.xsd")))
+    assert xsd.validate(xml), xsd.error_log
+    assert xml.xpath("//property[@name='aborted']/@value")[0].startswith("interrupted")
+    assert int(xml.getroot().get("errors")) >= len(unfinished)
+    stuck_suite = xml.xpath("//testsuite[contains(@name, 'stuck')]")[0]
+    assert int(stuck_suite.get("tests")) > 0 and stuck_suite.xpath(".//error")
+    # The hung plugin's process group was killed on the way out, not left as an orphan.
+    assert not _running(str(lab.clusters["stuck"].exec_script)), "the hung exec plugin is still running"
+
+
+def test_second_signal_exits_at_once(lab: LabFleet, tmp_path: Path) -> None:
+    """A report bound for a FIFO nobody reads blocks the first exit; the second signal does not wait."""
+    fifo = tmp_path / "nobody-reads"
+    os.mkfifo(fifo)
+    proc = _run_until_stuck(lab, f"json={fifo}")
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the first signal should be waiting on the FIFO's reader"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 143, err  # the first signal's code
+    assert "interrupted again" in err and "Traceback" not in err
+    assert not _running(str(lab.clusters["stuck"].exec_script))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_during_startup(tmp_path: Path, sig: signal.Signals) -> None:
+    """Start-up (here: reading a kubeconfig from a FIFO nobody writes) is covered too: one line, 128+signal,
+    the reports written and marked aborted, not click's `Aborted!` and exit 1."""
+    fifo = tmp_path / "kubeconfig"
+    os.mkfifo(fifo)
+    proc = _start("--kubeconfig", str(fifo), "-o", f"json={tmp_path / 'r.json'}")
+    # Opening a FIFO for reading blocks until a writer comes; the open shows in /proc once it returns,
+    # so wait for the process to be asleep in the open instead.
+    _wait_for(lambda: _in_fifo_open(proc.pid), "the CLI to block on the kubeconfig FIFO")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == CODES[sig], err
+    assert "Aborted!" not in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "start-up" in err, err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(doc, json_report.load_schema())
+    assert "during start-up" in doc["aborted"] and doc["clusters"] == []
+
+
+# openat on x86_64 and aarch64: a process asleep in it for a while is waiting on the FIFO's writer.
+_OPENAT = {"257", "56"}
+
+
+def _in_fifo_open(pid: int) -> bool:
+    """Asleep opening the FIFO: wchan names the kernel function where the kernel shows it; else the
+    blocked system call is openat, seen twice a moment apart."""
+    try:
+        if Path(f"/proc/{pid}/wchan").read_text() in ("fifo_open", "pipe_wait", "wait_for_partner"):
+            return True
+        first = Path(f"/proc/{pid}/syscall").read_text().split()[:1]
+        time.sleep(0.3)
+        second = Path(f"/proc/{pid}/syscall").read_text().split()[:1]
+    except OSError:
+        return False
+    return bool(first) and first == second and first[0] in _OPENAT
 
 
 def _running(needle: str) -> list[int]:

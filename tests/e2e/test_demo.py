@@ -25,7 +25,7 @@ EXPECTED = {
     "edge-api-refused": ("kube-api.tcp", "fail"),
     "dr-wrong-ca": ("kube-api.tls", "fail"),
     "dev-expired-token": ("kube-api.auth", "fail"),
-    "ci-hung-exec-plugin": ("kube-api.auth", "fail"),
+    "ci-hung-exec-plugin": ("kube-api.auth", "error"),
     "lab-insecure-tls": ("kubeconfig.tls-verify", "fail"),
     "ops-broker-healthy": ("broker.auth", "pass"),
     "ops-broker-lb-gone": ("broker.dns", "fail"),

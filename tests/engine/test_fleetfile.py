@@ -121,9 +121,9 @@ def test_defaults_do_not_leak_between_clusters(tmp_path: Path) -> None:
     assert [c.meshsync_mode for c in fleet.clusters] == [None, None]
 
 
-def test_empty_and_minimal_files(tmp_path: Path) -> None:
-    empty = load(write(tmp_path, ""))
-    assert (empty.clusters, empty.mutes, empty.kubeconfig) == ([], [], [])
+def test_empty_file_is_an_error_and_minimal_files_load(tmp_path: Path) -> None:
+    path, msg = error_of(tmp_path, "# nothing yet\n")
+    assert msg.startswith(f"{path}:1: ") and "empty" in msg
     minimal = load(write(tmp_path, "clusters:\n  - context: only\nmutes:\n", name="min.yaml"))
     assert [c.context for c in minimal.clusters] == ["only"]
     assert minimal.mutes == []

@@ -261,12 +261,30 @@ def test_missing_cluster_and_user_are_problems(tmp_path: Path) -> None:
         ("ftp://203.0.113.10", "not an http(s) URL"),
         ("https://", "not an http(s) URL"),
         ("203.0.113.10:6443", "not an http(s) URL"),
+        ("https://203.0.113.10:0", "port 0 is not a port"),
+        ("https://203.0.113.10 :6443", "contains a space"),
+        (" https://203.0.113.10:6443", "contains a space"),
+        ("https://[::1", "is invalid"),
+        ("https://[fe80::zz]:6443", "is invalid"),
+        ("https://host_with!bang:6443", "is not a host name"),
     ],
 )
 def test_invalid_server_urls(tmp_path: Path, server: str, needle: str) -> None:
     t = target_of(single(tmp_path, {"server": server}))
-    assert any(needle in p for p in t.problems), t.problems
-    assert t.host is None
+    assert any(needle in p and p.startswith("cluster 'c': server ") for p in t.problems), t.problems
+    assert t.host is None and t.server == ""
+
+
+def test_url_password_is_a_secret_and_never_in_a_problem(tmp_path: Path) -> None:
+    t = target_of(single(tmp_path, {"server": "https://admin:pw-in-server-url@203.0.113.10:0"}))
+    assert "pw-in-server-url" not in " ".join(t.problems)
+    assert "admin:<redacted>@" in " ".join(t.problems)
+    ok = target_of(
+        single(
+            tmp_path, {"server": "https://a:server-pass-1@203.0.113.10", "proxy-url": "http://u:proxy-pass-1@p:3128"}
+        )
+    )
+    assert {"server-pass-1", "proxy-pass-1"} <= set(ok.credential.secrets())
 
 
 def test_no_server_url(tmp_path: Path) -> None:

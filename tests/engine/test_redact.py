@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from preflight.redact import REDACTED, Redactor
+import pytest
+
+from preflight.redact import REDACTED, Redactor, scrub_credentials, url_password
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJl"
 KEY_PEM = (
@@ -99,3 +101,34 @@ def test_innocent_text_is_unchanged() -> None:
     text = "connected to 203.0.113.10:6443 in 12 ms (TLS 1.3)"
     assert r.text(text) == text
     assert r.value({"a": [1, 2.5, text]}) == {"a": [1, 2.5, text]}
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "gone"),
+    [
+        ("https://alice:hunter2hunter2@api.example:6443/x", "https://alice:<redacted>@api.example:6443/x", "hunter2"),
+        ("socks5://bob:pw@proxy:1080", "socks5://bob:<redacted>@proxy:1080", ":pw@"),
+        ("see https://api.example:6443/path@v1", "https://api.example:6443/path@v1", None),
+    ],
+)
+def test_url_passwords_are_redacted_user_names_kept(text: str, kept: str, gone: str | None) -> None:
+    out = Redactor().text(text)
+    assert kept in out
+    if gone:
+        assert gone not in out
+
+
+def test_url_password_extracts_the_secret() -> None:
+    assert url_password("https://u:p4ss@h:1") == "p4ss"
+    assert url_password("https://u@h:1") is None and url_password("https://h:6443") is None
+
+
+def test_scrub_credentials_removes_credential_shapes() -> None:
+    line = (
+        "token=tok-value-1 password: 'pw-value-2' eyJhbGciOi.eyJzdWIiOi.c2ln Bearer abcdefgh12345 "
+        "AKIAABCDEFGHIJKLMNOP wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY known-secret-3 http://u:pw-4@h"
+    )
+    out = scrub_credentials(line, ["known-secret-3"])
+    for gone in ("tok-value-1", "pw-value-2", "eyJ", "abcdefgh12345", "AKIA", "wJalr", "known-secret-3", "pw-4"):
+        assert gone not in out, gone
+    assert out.startswith("token=<redacted> password: '<redacted>'")

@@ -53,8 +53,11 @@ def test_render_dispatches() -> None:
         writer.render("pdf", report)
 
 
-def test_write_atomic_creates_parents_and_replaces(tmp_path: Path) -> None:
-    target = tmp_path / "deep" / "dir" / "report.json"
+def test_write_atomic_replaces_and_never_creates_directories(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        writer.write_atomic(tmp_path / "deep" / "report.json", "x")
+    assert not (tmp_path / "deep").exists()
+    target = tmp_path / "report.json"
     writer.write_atomic(target, "first ✔\n")
     assert target.read_bytes() == "first ✔\n".encode()
     writer.write_atomic(str(target), "second\n")
