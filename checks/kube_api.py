@@ -86,7 +86,8 @@ def proxy_remediation(t: ClusterTarget, proxy: Proxy, kind: str, status: int | N
             )
         return (
             f"The proxy {proxy.endpoint} requires authentication (407) before it tunnels to {api}: put its "
-            f"credentials in the proxy URL (http://USER:PASSWORD@{proxy.endpoint} in the {where}), which kubectl "
+            f"credentials in the proxy URL (user and password, then @, in front of {proxy.endpoint} in the {where}), "
+            "which kubectl "
             f"and Meshery Server send as Proxy-Authorization, or {bypass}."
         )
     if kind == proxy_probe.UPSTREAM:

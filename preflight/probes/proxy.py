@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from preflight.probes.addresses import hostport
+from preflight.redact import REDACTED
 
 # Why a proxy did not open the tunnel.
 UNREACHABLE = "unreachable"  # no TCP connection to the proxy itself
@@ -23,7 +24,7 @@ _MAX_HEAD = 8192
 
 @dataclass(frozen=True)
 class Proxy:
-    """A proxy URL split into what a tunnel needs; `label` never carries the credentials."""
+    """A proxy URL split into what a tunnel needs; `label` never carries the password (the user name stays)."""
 
     scheme: str
     host: str
@@ -46,7 +47,10 @@ class Proxy:
 
     @property
     def label(self) -> str:
-        return f"{self.scheme}://{self.endpoint}"
+        if not self.username:
+            return f"{self.scheme}://{self.endpoint}"
+        secret = f":{REDACTED}" if self.password else ""
+        return f"{self.scheme}://{self.username}{secret}@{self.endpoint}"
 
 
 class ProxyError(OSError):

@@ -121,7 +121,7 @@ def test_proxy_authentication_407_and_credentials_in_the_url(lab: LabFleet) -> N
     assert tls.status.value == "fail" and "407 Proxy Authentication Required" in tls.message
     assert tls.evidence["proxy_failure"] == "auth"
     assert f"before it tunnels to {_api(lab)}" in tls.remediation
-    assert f"http://USER:PASSWORD@{endpoint} in the https_proxy in the Server's environment" in tls.remediation
+    assert f"user and password, then @, in front of {endpoint} in the https_proxy" in tls.remediation
     # With the credentials in the proxy URL, both the probe and the kubernetes client get through.
     assert result(authed, "proxied", "kube-api.tls").status.value == "pass"
     assert result(authed, "proxied", "kube-api.auth").status.value == "pass"

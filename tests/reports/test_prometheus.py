@@ -93,6 +93,7 @@ def test_hostile_cluster_names_stay_valid_exposition() -> None:
 
 
 def test_last_success_survives_a_failing_run_in_the_same_file(tmp_path: Path) -> None:
+    (tmp_path / "textfile").mkdir()  # outputs never create directories
     path = tmp_path / "textfile" / "meshery_preflight.prom"
     good = _fleet(2, failing=False)
     app.emit(good, [("prometheus", str(path))])
