@@ -22,6 +22,7 @@ from preflight.cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, desc
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, Stop, error, fail, not_applicable, passed, warn
 from preflight.model import worst as worst_of
+from preflight.permissions import operator_only
 from preflight.probes import addresses
 from preflight.registry import check
 
@@ -325,6 +326,7 @@ def _ports(st: ms.BrokerState, spec: dict[str, Any]) -> tuple[int, int | None, b
 
 @check(
     id="aws.lb.scheme",
+    permissions=operator_only(ms.READ_BROKER),
     prepare=_PREPARE,
     title="Broker load balancer's scheme suits the Server's origin",
     category="aws",
@@ -499,6 +501,7 @@ def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[s
 
 @check(
     id="aws.lb.security-groups",
+    permissions=operator_only(ms.READ_BROKER),
     prepare=_PREPARE,
     title="Broker load balancer's security groups admit only the Server's origin",
     category="aws",
@@ -548,6 +551,7 @@ def _lb_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
 
 @check(
     id="aws.nodes.security-groups",
+    permissions=operator_only((*ms.READ_BROKER, *ms.READ_NODES)),
     prepare=_PREPARE,
     title="Node security groups admit the Broker's node port from the Server's origin",
     category="aws",
@@ -646,6 +650,7 @@ def _numbers(labels: list[str], rules: list[Rule]) -> list[int]:
 
 @check(
     id="aws.network-acl",
+    permissions=operator_only(ms.READ_BROKER),
     prepare=_PREPARE,
     title="Subnet network ACLs let the Broker traffic in and the replies out",
     category="aws",

@@ -19,6 +19,7 @@ from preflight.cloud import azure as az
 from preflight.cloud.rules import UNION, Rule, Verdict, describe, evaluate
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
+from preflight.permissions import operator_only
 from preflight.probes import addresses, dns
 from preflight.registry import check
 
@@ -311,6 +312,7 @@ def _allow_fix(
 
 @check(
     id="azure.nsg.broker",
+    permissions=operator_only((*ms.READ_BROKER, *ms.READ_NODES)),
     prepare=_PREPARE,
     title="AKS node NSGs let the Server's origin reach the Broker",
     category="azure",

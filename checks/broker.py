@@ -18,6 +18,7 @@ from preflight.cloud.rules import inside
 from preflight.context import ClusterContext
 from preflight.facts import Fact
 from preflight.model import Finding, Severity, Status, error, fail, not_applicable, passed, stop, warn
+from preflight.permissions import operator_only, reads
 from preflight.probes import addresses, dns, nats, tcp
 from preflight.registry import check
 
@@ -74,6 +75,7 @@ def _ingress(st: ms.BrokerState) -> list[dict[str, Any]]:
 
 @check(
     id="broker.service",
+    permissions=operator_only(ms.READ_BROKER),
     title="Broker Service can serve an out-of-cluster Server",
     category="broker",
     severity=Severity.CRITICAL,
@@ -182,6 +184,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
 
 @check(
     id="broker.endpoint",
+    permissions=operator_only((*ms.READ_BROKER, *ms.READ_NODES)),
     title="Published Broker endpoint is the right one",
     category="broker",
     severity=Severity.CRITICAL,
@@ -248,6 +251,7 @@ def _origin_is_private(ctx: ClusterContext) -> bool | None:
 
 @check(
     id="broker.dns",
+    permissions=operator_only(ms.READ_BROKER),
     title="Broker endpoint resolves to addresses the Server can reach",
     category="broker",
     severity=Severity.HIGH,
@@ -363,10 +367,16 @@ def _token(ctx: ClusterContext) -> str:
     """The token Meshery would use, registered as a secret; the probe stops when it cannot be read."""
     resp = ctx.api().get(f"/api/v1/namespaces/{ms.ns(ctx)}/secrets/{ms.TOKEN_SECRET}")
     if resp.status in (401, 403):
-        not_applicable(
-            f"cannot read Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} to test the token: needs get on secrets "
-            f"(resourceNames: [{ms.TOKEN_SECRET}]) in namespace {ms.ns(ctx)}",
-            permission=f"get secrets/{ms.TOKEN_SECRET} in {ms.ns(ctx)}",
+        # Not a verdict on the Broker, and not "does not apply" either: this credential may not read the token.
+        stop(
+            Finding(
+                Status.SKIP,
+                f"cannot read Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} to test the token: needs get on secrets "
+                f"(resourceNames: [{ms.TOKEN_SECRET}]) in namespace {ms.ns(ctx)}",
+                {"permission": f"get secrets/{ms.TOKEN_SECRET} in {ms.ns(ctx)}"},
+                remediation=f"Grant this credential get on Secret {ms.TOKEN_SECRET} in {ms.ns(ctx)} (a Role with "
+                "resourceNames; `meshery-preflight rbac` prints it) to have the token tested.",
+            )
         )
     if resp.status == 404:
         stop(
@@ -540,6 +550,7 @@ def _unauthenticated(ctx: ClusterContext, address: str, port: int, info: nats.Na
 
 @check(
     id="broker.auth",
+    permissions=operator_only((reads("secrets", meshery_namespace=True, names=(ms.TOKEN_SECRET,)),)),
     title="Broker accepts Meshery's credentials",
     category="broker",
     severity=Severity.HIGH,
@@ -567,6 +578,7 @@ def broker_auth(ctx: ClusterContext) -> Finding:
 
 @check(
     id="broker.exposure",
+    permissions=operator_only(ms.READ_BROKER),
     title="Broker exposure is limited to the Server's origin",
     category="broker",
     severity=Severity.HIGH,

@@ -18,6 +18,7 @@ from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import PRIORITY, UNION, Rule, Verdict, evaluate
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, fail, not_applicable, passed, stop, warn
+from preflight.permissions import operator_only
 from preflight.registry import check
 
 IDS_HINT = "name the context gke_PROJECT_LOCATION_CLUSTER or set gcp: {project, location, cluster} in the fleet file"
@@ -297,6 +298,7 @@ def _create_fix(
 
 @check(
     id="gcp.firewall.broker",
+    permissions=operator_only((*ms.READ_BROKER, *ms.READ_NODES)),
     prepare=_PREPARE,
     title="VPC firewall admits the Server's origin to the Broker's nodes",
     category="gcp",

@@ -9,6 +9,7 @@ from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
 from preflight.facts import Fact
 from preflight.model import Finding, Severity, error, fail, not_applicable, passed, stop, warn
+from preflight.permissions import operator_only, reads
 from preflight.registry import check
 
 SWITCH_HINT = (
@@ -30,6 +31,7 @@ def _deployed(ctx: ClusterContext) -> dict[str, bool]:
 
 @check(
     id="meshery.mode",
+    permissions=(*ms.READ_DEPLOYMENTS, *ms.READ_BROKER),
     title="MeshSync mode matches what is deployed",
     category="meshery",
     severity=Severity.HIGH,
@@ -68,6 +70,7 @@ def mode(ctx: ClusterContext) -> Finding:
 
 @check(
     id="meshery.operator",
+    permissions=ms.READ_DEPLOYMENTS,
     title="Meshery Operator is ready (operator mode) or absent (embedded)",
     category="meshery",
     severity=Severity.HIGH,
@@ -109,6 +112,7 @@ def _condition(resource: dict[str, Any], kind: str = "Ready") -> dict[str, Any] 
 
 @check(
     id="meshery.broker-resource",
+    permissions=operator_only(ms.READ_BROKER),
     title="Broker resource is ready and publishes its endpoints",
     category="meshery",
     severity=Severity.CRITICAL,
@@ -175,6 +179,7 @@ def _parse_list(value: Any) -> list[str]:
 
 
 _COUNTED = ("/api/v1/pods", "/api/v1/configmaps", "/api/v1/services", "/apis/apps/v1/replicasets")
+_COUNTED_RESOURCES = (("", "pods"), ("", "configmaps"), ("", "services"), ("apps", "replicasets"))
 
 
 def _object_count(ctx: ClusterContext) -> int | None:
@@ -192,6 +197,14 @@ def _object_count(ctx: ClusterContext) -> int | None:
 
 @check(
     id="meshery.meshsync",
+    permissions=operator_only(
+        (
+            *ms.READ_MESHSYNC,
+            *ms.READ_DEPLOYMENTS,
+            reads("configmaps", meshery_namespace=True),
+            *(reads(r, g, verbs=("list",)) for g, r in _COUNTED_RESOURCES),
+        )
+    ),
     title="MeshSync is deployed, ready and sized for the cluster",
     category="meshery",
     severity=Severity.MEDIUM,

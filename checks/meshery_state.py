@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.context import ClusterContext
+from preflight.permissions import Permission, reads
 
 GROUP = "meshery.io"
 BROKER_NAME = "meshery-broker"
@@ -22,6 +23,16 @@ TOKEN_SECRET = "meshery-nats-auth"
 NATS_PORT = 4222
 # Service name, port name, generation
 SERVICES = (("meshery-nats", "nats", "current"), ("meshery-broker", "client", "classic"))
+
+
+# What the shared reads below need; every check that may be the first to make one declares it.
+READ_BROKER: tuple[Permission, ...] = (
+    reads("brokers", GROUP, meshery_namespace=True),
+    reads("services", meshery_namespace=True),
+)
+READ_DEPLOYMENTS: tuple[Permission, ...] = (reads("deployments", "apps", meshery_namespace=True),)
+READ_MESHSYNC: tuple[Permission, ...] = (reads("meshsyncs", GROUP, meshery_namespace=True),)
+READ_NODES: tuple[Permission, ...] = (reads("nodes", verbs=("list",)),)
 
 
 class ReadError(Exception):

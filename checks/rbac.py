@@ -11,6 +11,7 @@ from preflight import provider
 from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
+from preflight.permissions import reads
 from preflight.registry import check
 
 # (group, resource) MeshSync informs on, cluster-wide (nodes are rbac.node-watch's).
@@ -66,6 +67,7 @@ def _label(group: str, resource: str) -> str:
 
 @check(
     id="rbac.discovery",
+    permissions=tuple(reads(r, g, verbs=("list", "watch")) for g, r in DISCOVERY),
     title="Credential can list and watch what MeshSync discovers",
     category="rbac",
     severity=Severity.HIGH,
@@ -137,6 +139,7 @@ def _declare_fix(ctx: ClusterContext) -> str:
 
 @check(
     id="rbac.node-watch",
+    permissions=(reads("nodes", verbs=("list", "watch")),),
     title="Node list and watch where the cloud needs it (rbac.nodes)",
     category="rbac",
     severity=Severity.MEDIUM,

@@ -7,6 +7,7 @@ can prove that nothing less would do.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,22 +35,30 @@ def reads(
     verbs: tuple[str, ...] = ("get",),
     meshery_namespace: bool = False,
     names: tuple[str, ...] = (),
-    operator_only: bool = False,
 ) -> Permission:
-    return Permission(verbs, group, resource, meshery_namespace, names, ("operator",) if operator_only else MODES)
+    """A read the check makes in both modes; wrap in :func:`operator_only` for operator-mode checks."""
+    return Permission(verbs, group, resource, meshery_namespace, names)
+
+
+def operator_only(perms: Iterable[Permission]) -> tuple[Permission, ...]:
+    """The same requests, made only in operator mode (the check does not apply in embedded mode)."""
+    return tuple(dataclasses.replace(p, modes=("operator",)) for p in perms)
 
 
 def _rules(perms: Iterable[Permission]) -> list[dict[str, object]]:
-    """Merge by (group, resource, names) and sort, so the output is stable and small."""
-    merged: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
+    """One rule per (group, verbs, names), resources merged, sorted: stable output, as small as RBAC allows."""
+    verbs: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
     for p in perms:
-        merged.setdefault((p.group, p.resource, p.names), set()).update(p.verbs)
+        verbs.setdefault((p.group, p.resource, p.names), set()).update(p.verbs)
+    grouped: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for (group, resource, names), allowed in verbs.items():
+        grouped.setdefault((group, tuple(sorted(allowed)), names), []).append(resource)
     rules = []
-    for (group, resource, names), verbs in sorted(merged.items()):
-        rule: dict[str, object] = {"apiGroups": [group], "resources": [resource]}
+    for (group, vs, names), resources in sorted(grouped.items()):
+        rule: dict[str, object] = {"apiGroups": [group], "resources": sorted(resources)}
         if names:
             rule["resourceNames"] = list(names)
-        rule["verbs"] = sorted(verbs)
+        rule["verbs"] = list(vs)
         rules.append(rule)
     return rules
 

@@ -136,6 +136,8 @@ class MesherySetup:
     meshsync_ready: bool = True
     meshsync_whitelist: Sequence[Any] | None = None
     meshsync_blacklist: Sequence[Any] | None = None
+    # The MeshSync resource names its watch-list ConfigMap instead of embedding it.
+    meshsync_watch_list_by_name: bool = False
     extra_objects: int = 0
     node_external_ips: Sequence[str] = ()
     node_internal_ips: Sequence[str] = ()
@@ -474,7 +476,7 @@ def _meshsync(setup: MesherySetup, internal: str) -> list[dict[str, Any]]:
             "size": 1,
             "version": setup.operator_version,
             "broker": {"native": {"name": BROKER_NAME, "namespace": setup.namespace}},
-            "watch-list": copy.deepcopy(config_map),
+            "watch-list": MESHSYNC_CONFIGMAP if setup.meshsync_watch_list_by_name else copy.deepcopy(config_map),
         },
         "status": status,
     }
