@@ -89,6 +89,8 @@ def nsg_rule(
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A fleet's clusters ask at once: the default backlog of 5 drops SYNs, which reads as a filtered port.
+    request_queue_size = 128
     allow_reuse_address = True
 
     def __init__(self, lab: LabARM, address: tuple[str, int], context: ssl.SSLContext) -> None:

@@ -433,6 +433,8 @@ class LabGCP(LabServer):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A fleet's clusters ask at once: the default backlog of 5 drops SYNs, which reads as a filtered port.
+    request_queue_size = 128
     block_on_close = False
     allow_reuse_address = True
 

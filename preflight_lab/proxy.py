@@ -73,6 +73,8 @@ def _basic(user: str, password: str) -> str:
 
 class _ProxyServer(ThreadingTCPServer):
     daemon_threads = True
+    # A fleet's clusters ask at once: the default backlog of 5 drops SYNs, which reads as a filtered port.
+    request_queue_size = 128
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], answer: str | None, credentials: tuple[str, str] | None) -> None:

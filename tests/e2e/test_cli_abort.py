@@ -94,14 +94,30 @@ def test_interrupted_run_writes_every_report(lab: LabFleet, tmp_path: Path, sig:
     assert not _running(str(lab.clusters["stuck"].exec_script)), "the hung exec plugin is still running"
 
 
+def _waits_on_fifo(pid: int, timeout: float) -> bool:
+    """Whether a thread of ``pid`` sits in the kernel's FIFO open, waiting for a reader (/proc wchan)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for wchan in Path(f"/proc/{pid}/task").glob("*/wchan"):
+            try:
+                if wchan.read_text() in ("wait_for_partner", "fifo_open"):
+                    return True
+            except OSError:
+                continue
+        time.sleep(0.05)
+    return False
+
+
 def test_second_signal_exits_at_once(lab: LabFleet, tmp_path: Path) -> None:
     """A report bound for a FIFO nobody reads blocks the first exit; the second signal does not wait."""
     fifo = tmp_path / "nobody-reads"
     os.mkfifo(fifo)
     proc = _run_until_stuck(lab, f"json={fifo}")
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    assert proc.poll() is None, "the first signal should be waiting on the FIFO's reader"
+    # Only once the first signal is handled (the report's open() waits for the FIFO's reader) may the second
+    # come: two signals pending at once are delivered in signal-number order, SIGINT first.
+    assert _waits_on_fifo(proc.pid, timeout=60), "the first signal should leave it waiting on the FIFO's reader"
+    assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 143, err  # the first signal's code
