@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight_lab.broker import find_nats_server
+from preflight_lab.addresses import allocate
+from preflight_lab.broker import NATS_PORT, find_nats_server
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import behind_load_balancer
@@ -17,22 +18,23 @@ from tests.runlab import result, run
 ORIGIN = "127.0.0.0/8"
 DIGITS = "2718281828459045235360287471"
 
+# Each Broker on its own free loopback address (port 4222), from the lab allocator.
+A = {n: allocate(NATS_PORT) for n in range(1, 9)}
+
 SPECS = [
-    ClusterSpec(name="tls-ok", meshery=behind_load_balancer("127.52.0.1", broker_tls="cluster-ca")),
-    ClusterSpec(name="tls-other-ca", meshery=behind_load_balancer("127.52.0.2", broker_tls="other-ca")),
-    ClusterSpec(name="tls-wrong-name", meshery=behind_load_balancer("127.52.0.3", broker_tls="wrong-name")),
-    ClusterSpec(name="tls-expired", meshery=behind_load_balancer("127.52.0.4", broker_tls="expired")),
+    ClusterSpec(name="tls-ok", meshery=behind_load_balancer(A[1], broker_tls="cluster-ca")),
+    ClusterSpec(name="tls-other-ca", meshery=behind_load_balancer(A[2], broker_tls="other-ca")),
+    ClusterSpec(name="tls-wrong-name", meshery=behind_load_balancer(A[3], broker_tls="wrong-name")),
+    ClusterSpec(name="tls-expired", meshery=behind_load_balancer(A[4], broker_tls="expired")),
     ClusterSpec(
         name="tls-hostname",
-        meshery=behind_load_balancer(
-            "127.52.0.5", lb_ip=None, lb_hostname="tls-broker.elb.lab.test", broker_tls="cluster-ca"
-        ),
+        meshery=behind_load_balancer(A[5], lb_ip=None, lb_hostname="tls-broker.elb.lab.test", broker_tls="cluster-ca"),
     ),
-    ClusterSpec(name="tls-no-auth", meshery=behind_load_balancer("127.52.0.6", token="", broker_tls="cluster-ca")),
-    ClusterSpec(name="digits", meshery=behind_load_balancer("127.52.0.7", token=DIGITS)),
+    ClusterSpec(name="tls-no-auth", meshery=behind_load_balancer(A[6], token="", broker_tls="cluster-ca")),
+    ClusterSpec(name="digits", meshery=behind_load_balancer(A[7], token=DIGITS)),
     ClusterSpec(
         name="digits-stale",
-        meshery=behind_load_balancer("127.52.0.8", token="lab-nats-current-token-abcdef", secret_token=DIGITS),
+        meshery=behind_load_balancer(A[8], token="lab-nats-current-token-abcdef", secret_token=DIGITS),
     ),
 ]
 
@@ -40,7 +42,7 @@ SPECS = [
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     with LabFleet(SPECS, tmp_path_factory.mktemp("broker-tls-lab")) as lab, LabDNS(zones=("lab.test",)) as dns:
-        dns.add_a("tls-broker.elb.lab.test", "127.52.0.5")
+        dns.add_a("tls-broker.elb.lab.test", A[5])
         yield lab, dns
 
 
@@ -59,7 +61,7 @@ def test_cert_from_the_cluster_ca_passes_over_tls(report) -> None:
     assert r.status.value == "pass", r.message
     assert "TLSv1.3" in r.message and "PONG" in r.message
     assert r.evidence["tls_trusted_by"].startswith("the cluster's CA (certificate-authority of tls-ok")
-    assert r.evidence["tls_server_name"] == "127.52.0.1"
+    assert r.evidence["tls_server_name"] == A[1]
     assert result(report, "tls-ok", "broker.nats").evidence["tls_required"] is True
 
 
@@ -82,8 +84,8 @@ def test_cert_for_another_name_fails_naming_the_mismatch(report) -> None:
     r = auth(report, "tls-wrong-name")
     assert r.status.value == "fail"
     assert "name mismatch" in r.message
-    assert "covers meshery-nats.elsewhere.lab.test, not 127.52.0.3" in r.message
-    assert "127.52.0.3 in its subjectAltName" in r.remediation and "externalEndpointOverride" in r.remediation
+    assert f"covers meshery-nats.elsewhere.lab.test, not {A[3]}" in r.message
+    assert f"{A[3]} in its subjectAltName" in r.remediation and "externalEndpointOverride" in r.remediation
 
 
 def test_expired_cert_fails_saying_expired(report) -> None:

@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from preflight.probes import nats
-from preflight_lab.broker import NatsBroker, make_broker
+from preflight_lab.addresses import allocate
+from preflight_lab.broker import NATS_PORT, NatsBroker, make_broker
 from preflight_lab.certs import CertKeyPair, create_ca, utcnow
 
 TOKEN = "broker-token-" + "t" * 24
 NAME = "broker.tls.lab.test"
+# Free loopback addresses from the lab allocator (the Brokers listen on 4222 of each).
+A = {n: allocate(NATS_PORT) for n in (1, 2, 3, 4, 5, 9, 10)}
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +32,14 @@ def brokers(tmp_path_factory: pytest.TempPathFactory, cas):
     ca, other = cas
     now = utcnow()
     certs = {
-        "good": ("127.42.0.1", ca.issue_server_cert("meshery-nats", ip_addresses=["127.42.0.1"], dns_names=[NAME])),
-        "other-ca": ("127.42.0.2", other.issue_server_cert("meshery-nats", ip_addresses=["127.42.0.2"])),
-        "wrong-name": ("127.42.0.3", ca.issue_server_cert("meshery-nats", dns_names=["elsewhere.lab.test"])),
+        "good": (A[1], ca.issue_server_cert("meshery-nats", ip_addresses=[A[1]], dns_names=[NAME])),
+        "other-ca": (A[2], other.issue_server_cert("meshery-nats", ip_addresses=[A[2]])),
+        "wrong-name": (A[3], ca.issue_server_cert("meshery-nats", dns_names=["elsewhere.lab.test"])),
         "expired": (
-            "127.42.0.4",
+            A[4],
             ca.issue_server_cert(
                 "meshery-nats",
-                ip_addresses=["127.42.0.4"],
+                ip_addresses=[A[4]],
                 not_before=now - dt.timedelta(days=60),
                 not_after=now - dt.timedelta(days=1),
             ),
@@ -130,7 +133,7 @@ def test_expired_cert_says_expired_with_its_end(brokers, cas) -> None:
 def test_a_server_that_never_handshakes_costs_one_deadline_and_never_sees_the_token() -> None:
     """INFO says tls_required, then silence: the client's next bytes are a ClientHello, not CONNECT."""
     srv = socket.socket()
-    srv.bind(("127.42.0.9", 0))
+    srv.bind((A[9], 0))
     srv.listen()
     received: list[bytes] = []
     done = threading.Event()
@@ -151,7 +154,7 @@ def test_a_server_that_never_handshakes_costs_one_deadline_and_never_sees_the_to
     threading.Thread(target=serve, daemon=True).start()
     try:
         with pytest.raises(nats.TlsFailure) as exc:
-            nats.exchange("127.42.0.9", srv.getsockname()[1], TOKEN, 0.5, plan("127.42.0.9", None))
+            nats.exchange(A[9], srv.getsockname()[1], TOKEN, 0.5, plan(A[9], None))
         assert exc.value.cause == "handshake" and "within 0.5s" in exc.value.detail
         done.wait(3.0)
         sent = b"".join(received)
@@ -182,19 +185,19 @@ class _VerifyingBroker(NatsBroker):
 
 def test_a_broker_that_verifies_client_certificates_says_so(tmp_path: Path, cas) -> None:
     ca = cas[0]
-    pair = ca.issue_server_cert("meshery-nats", ip_addresses=["127.42.0.5"])
-    with _VerifyingBroker("127.42.0.5", tmp_path / "verify", pair, ca.cert_pem) as b:
+    pair = ca.issue_server_cert("meshery-nats", ip_addresses=[A[5]])
+    with _VerifyingBroker(A[5], tmp_path / "verify", pair, ca.cert_pem) as b:
         assert nats.read_info(b.host, b.port, 2.0).tls_required is True
         with pytest.raises(nats.TlsFailure) as exc:
             nats.exchange(b.host, b.port, TOKEN, 2.0, plan(b.host, ca.cert_pem))
     assert exc.value.cause == "client-cert-required", exc.value.detail
 
 
-@pytest.mark.parametrize(("name", "sni"), [(NAME, NAME), ("127.42.0.10", None)])
+@pytest.mark.parametrize(("name", "sni"), [(NAME, NAME), (A[10], None)])
 def test_sni_is_the_published_name_and_absent_for_an_address(tmp_path: Path, cas, name: str, sni: str | None) -> None:
     """A Python TLS server after a plain INFO records the SNI it gets (addresses are never sent as SNI)."""
     ca = cas[0]
-    pair = ca.issue_server_cert("meshery-nats", ip_addresses=["127.42.0.10"], dns_names=[NAME])
+    pair = ca.issue_server_cert("meshery-nats", ip_addresses=[A[10]], dns_names=[NAME])
     (tmp_path / "c.pem").write_bytes(pair.cert_pem)
     (tmp_path / "k.pem").write_bytes(pair.key_pem)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -202,7 +205,7 @@ def test_sni_is_the_published_name_and_absent_for_an_address(tmp_path: Path, cas
     seen: list[str | None] = []
     server_ctx.sni_callback = lambda _sock, server_name, _ctx: seen.append(server_name)
     srv = socket.socket()
-    srv.bind(("127.42.0.10", 0))
+    srv.bind((A[10], 0))
     srv.listen()
 
     def serve() -> None:
@@ -218,7 +221,7 @@ def test_sni_is_the_published_name_and_absent_for_an_address(tmp_path: Path, cas
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        out = nats.exchange("127.42.0.10", srv.getsockname()[1], None, 2.0, plan(name, ca.cert_pem))
+        out = nats.exchange(A[10], srv.getsockname()[1], None, 2.0, plan(name, ca.cert_pem))
     finally:
         srv.close()
     assert out.answer.startswith("PONG") and out.tls is not None and out.tls.server_name == name

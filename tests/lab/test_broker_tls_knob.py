@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from preflight_lab.addresses import allocate
+from preflight_lab.broker import NATS_PORT
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import MesherySetup, behind_load_balancer
 
@@ -34,7 +36,7 @@ def _info_and_cert(host: str, port: int, name: str, ca_pem: bytes) -> tuple[dict
 
 def test_cluster_ca_broker_verifies_with_the_kubeconfig_ca_and_its_key_is_planted(tmp_path: Path) -> None:
     spec = ClusterSpec(
-        "c0", meshery=behind_load_balancer("127.52.1.1", lb_hostname="b.elb.lab.test", broker_tls="cluster-ca")
+        "c0", meshery=behind_load_balancer(allocate(NATS_PORT), lb_hostname="b.elb.lab.test", broker_tls="cluster-ca")
     )
     with LabFleet([spec], tmp_path) as lab:
         broker = lab.clusters["c0"].broker
@@ -49,8 +51,8 @@ def test_cluster_ca_broker_verifies_with_the_kubeconfig_ca_and_its_key_is_plante
 
 def test_other_ca_and_wrong_name_brokers(tmp_path: Path) -> None:
     specs = [
-        ClusterSpec("other", meshery=behind_load_balancer("127.52.1.2", broker_tls="other-ca")),
-        ClusterSpec("name", meshery=behind_load_balancer("127.52.1.3", broker_tls="wrong-name")),
+        ClusterSpec("other", meshery=behind_load_balancer(allocate(NATS_PORT), broker_tls="other-ca")),
+        ClusterSpec("name", meshery=behind_load_balancer(allocate(NATS_PORT), broker_tls="wrong-name")),
     ]
     with LabFleet(specs, tmp_path) as lab:
         assert lab.ca is not None and lab.broker_other_ca is not None
