@@ -364,7 +364,21 @@ def broker_nats(ctx: ClusterContext) -> Finding:
 
 
 def _token(ctx: ClusterContext) -> str:
-    """The token Meshery would use, registered as a secret; the probe stops when it cannot be read."""
+    """The token a Broker that requires auth gets from Meshery; the probe stops when there is none."""
+    token = _secret_token(ctx)
+    if token is None:
+        stop(
+            fail(
+                f"the Broker requires auth but Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} does not exist",
+                remediation="The Operator creates the token Secret with the Broker: check the Operator's logs.",
+            )
+        )
+    return token
+
+
+def _secret_token(ctx: ClusterContext) -> str | None:
+    """The token Meshery would use (None: no Secret), registered as a secret; the probe stops when it cannot
+    be read."""
     resp = ctx.api().get(f"/api/v1/namespaces/{ms.ns(ctx)}/secrets/{ms.TOKEN_SECRET}")
     if resp.status in (401, 403):
         # Not a verdict on the Broker, and not "does not apply" either: this credential may not read the token.
@@ -379,12 +393,7 @@ def _token(ctx: ClusterContext) -> str:
             )
         )
     if resp.status == 404:
-        stop(
-            fail(
-                f"the Broker requires auth but Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} does not exist",
-                remediation="The Operator creates the token Secret with the Broker: check the Operator's logs.",
-            )
-        )
+        return None
     data = ((resp.body or {}).get("data") or {}) if isinstance(resp.body, dict) else {}
     raw = data.get("token")
     if not raw:
@@ -513,21 +522,14 @@ def _over(session: nats.TlsSession | None) -> str:
 
 
 def _judge(outcome: nats.AuthOutcome, token: str | None) -> Finding:
-    """PONG passes unless the token is all digits; a rejection fails, naming the digits too when they apply."""
-    evidence = {"auth_required": True, "token_numeric": _numeric(token), **_tls_evidence(outcome.tls)}
+    """PONG passes, a rejection fails; whether the token is one NATS can load at all is broker.token's verdict."""
+    evidence = {"auth_required": True, **_tls_evidence(outcome.tls)}
     over = _over(outcome.tls)
     if outcome.answer.startswith("PONG"):
-        if _numeric(token):
-            return warn(f"the Broker accepts the token{over}, but {_NUMERIC}", remediation=_NUMERIC_FIX, **evidence)
         return passed(f"CONNECT with the meshery-nats-auth token{over} answered PONG", **evidence)
     message = f"the Broker rejected the token from {ms.TOKEN_SECRET}{over}: {outcome.answer}"
     if _numeric(token):
-        return fail(
-            f"{message}; and {_NUMERIC}",
-            remediation=f"The Broker and Secret {ms.TOKEN_SECRET} disagree, and the Secret's token is all digits. "
-            + _NUMERIC_FIX,
-            **evidence,
-        )
+        message += " (the token is all digits too: see broker.token)"
     return fail(message, **evidence)
 
 
@@ -574,6 +576,27 @@ def broker_auth(ctx: ClusterContext) -> Finding:
     except nats.TlsFailure as exc:
         return _tls_failed(exc)
     return _judge(outcome, token)
+
+
+@check(
+    id="broker.token",
+    permissions=operator_only((reads("secrets", meshery_namespace=True, names=(ms.TOKEN_SECRET,)),)),
+    title="Broker token is one NATS can load",
+    category="broker",
+    severity=Severity.HIGH,
+    depends_on=("kube-api.auth",),
+    remediation=_NUMERIC_FIX,
+)
+def broker_token(ctx: ClusterContext) -> Finding:
+    """Reads only the Secret, so it judges the token also while the Broker is down: an all-digit token is why a
+    Broker whose config interpolates it unquoted crash-loops, and then nothing on the network path can say so."""
+    _operator_only(ctx)
+    token = _secret_token(ctx)
+    if token is None:
+        not_applicable(f"no Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET}: a Broker without token auth (broker.auth says more)")
+    if _numeric(token):
+        return warn(_NUMERIC[0].upper() + _NUMERIC[1:], token_numeric=True)
+    return passed(f"the token in Secret {ms.TOKEN_SECRET} is a string NATS loads as given", token_numeric=False)
 
 
 @check(

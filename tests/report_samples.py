@@ -129,6 +129,7 @@ CLUSTER_CHECKS: tuple[tuple[str, str], ...] = tuple(
         "broker.tcp",
         "broker.nats",
         "broker.auth",
+        "broker.token",
         "broker.exposure",
         "rbac.discovery",
         "rbac.operator-deploy",

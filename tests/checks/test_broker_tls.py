@@ -19,7 +19,7 @@ ORIGIN = "127.0.0.0/8"
 DIGITS = "2718281828459045235360287471"
 
 # Each Broker on its own free loopback address (port 4222), from the lab allocator.
-A = {n: allocate(NATS_PORT) for n in range(1, 9)}
+A = {n: allocate(NATS_PORT) for n in range(1, 10)}
 
 SPECS = [
     ClusterSpec(name="tls-ok", meshery=behind_load_balancer(A[1], broker_tls="cluster-ca")),
@@ -36,6 +36,8 @@ SPECS = [
         name="digits-stale",
         meshery=behind_load_balancer(A[8], token="lab-nats-current-token-abcdef", secret_token=DIGITS),
     ),
+    # What an unquoted all-digit token does to a real Broker: it crash-loops, and nothing listens on 4222.
+    ClusterSpec(name="digits-crashloop", meshery=behind_load_balancer(A[9], broker="absent", secret_token=DIGITS)),
 ]
 
 
@@ -100,19 +102,33 @@ def test_broker_without_auth_still_has_its_tls_verified(report) -> None:
     assert r.evidence["tls"] is True and r.evidence["tls_trusted_by"].startswith("the cluster's CA")
 
 
+def token(report, cluster: str):
+    return result(report, cluster, "broker.token")
+
+
 def test_all_digit_token_warns_although_the_broker_accepted_it(report) -> None:
-    r = auth(report, "digits")
+    assert auth(report, "digits").status.value == "pass"  # PONG: the Broker loaded it (quoted in its config)
+    r = token(report, "digits")
     assert r.status.value == "warn"
-    assert "accepts the token" in r.message and "all digits" in r.message and "crash-loops" in r.message
+    assert "all digits" in r.message and "crash-loops" in r.message
     assert "non-numeric token" in r.remediation
     assert r.evidence["token_numeric"] is True
+    assert token(report, "tls-ok").status.value == "pass"
 
 
 def test_all_digit_token_the_broker_rejects_fails_with_both_causes(report) -> None:
     r = auth(report, "digits-stale")
     assert r.status.value == "fail"
     assert "rejected the token" in r.message and "all digits" in r.message
-    assert "non-numeric token" in r.remediation
+    assert token(report, "digits-stale").status.value == "warn"
+
+
+def test_all_digit_token_is_named_while_the_broker_crash_loops(report) -> None:
+    """The case that matters: no Broker answers, so the network path cannot say why; the Secret can."""
+    assert result(report, "digits-crashloop", "broker.tcp").status.value == "fail"
+    assert auth(report, "digits-crashloop").status.value == "skip"
+    r = token(report, "digits-crashloop")
+    assert r.status.value == "warn" and "crash-loops" in r.message and "non-numeric token" in r.remediation
 
 
 def test_no_token_or_broker_key_reaches_the_report(world, report) -> None:

@@ -193,7 +193,7 @@ def test_a_broker_that_verifies_client_certificates_says_so(tmp_path: Path, cas)
     assert exc.value.cause == "client-cert-required", exc.value.detail
 
 
-@pytest.mark.parametrize(("name", "sni"), [(NAME, NAME), (A[10], None)])
+@pytest.mark.parametrize(("name", "sni"), [(NAME, NAME), (A[10], None)], ids=["dns-name", "ip-address"])
 def test_sni_is_the_published_name_and_absent_for_an_address(tmp_path: Path, cas, name: str, sni: str | None) -> None:
     """A Python TLS server after a plain INFO records the SNI it gets (addresses are never sent as SNI)."""
     ca = cas[0]
