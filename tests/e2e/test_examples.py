@@ -31,7 +31,12 @@ def commands(script: str) -> list[list[str]]:
     for line in joined.splitlines():
         line = line.strip()
         if line.startswith("meshery-preflight "):
-            out.append(shlex.split(line, comments=True))
+            # The command ends where the shell takes over: a redirection, a pipe, && or ;.
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+            lexer.whitespace_split, lexer.commenters = True, "#"
+            words = list(lexer)
+            cut = next((i for i, w in enumerate(words) if w and set(w) <= set("|&;<>")), len(words))
+            out.append(words[:cut])
     return out
 
 
