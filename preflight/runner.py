@@ -246,7 +246,8 @@ def run_fleet_checks(
     """
     redactor = redactor or Redactor()
     out = [] if out is None else out
-    fleet_ctx = FleetContext(list(members), settings)
+    # By name: a fleet's verdicts must not depend on which run (or shard) checked a cluster first.
+    fleet_ctx = FleetContext(sorted(members, key=lambda m: m.name), settings)
     raw: dict[str, Status] = {}
     for chk in fleet_checks:
         t0 = time.monotonic()

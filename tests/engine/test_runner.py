@@ -333,9 +333,9 @@ def test_fleet_checks_receive_a_fleet_context_after_the_clusters() -> None:
     )
     (fctx,) = received
     assert isinstance(fctx, FleetContext)
-    assert [m.name for m in fctx.members] == ["good", "bad"] and fctx.settings is settings
-    assert [dict(m.facts) for m in fctx.members] == [{"c.state": "up"}, {"c.state": "down"}]  # fleet facts only
-    assert [c.member for c in report.clusters] == fctx.members  # what the JSON report carries for merge
+    assert [m.name for m in fctx.members] == ["bad", "good"] and fctx.settings is settings  # by name
+    assert [dict(m.facts) for m in fctx.members] == [{"c.state": "down"}, {"c.state": "up"}]  # fleet facts only
+    assert [c.member for c in reversed(report.clusters)] == fctx.members  # what the JSON report carries for merge
     by_id = {r.check_id: r for r in report.fleet_results}
     assert [r.check_id for r in report.fleet_results] == ["fleet.summary", "fleet.broken", "fleet.after"]
     assert by_id["fleet.summary"].status is Status.WARN
