@@ -428,7 +428,7 @@ def main() -> None:
     metavar="K/N|auto",
     default=None,
     help="Check only shard K (from 0) of N of the selected contexts, split by a hash of the context name; "
-    "auto: K from $JOB_COMPLETION_INDEX, N from $PREFLIGHT_SHARDS. Fleet checks are skipped.",
+    "auto: K from $JOB_COMPLETION_INDEX, N from $PREFLIGHT_SHARDS. Fleet checks are skipped (merge reruns them).",
 )
 @click.option(
     "--pushgateway",
