@@ -31,7 +31,7 @@ _TCP_FIX = reach.fixes(
     unreachable="No route from here: a private load balancer or node needs VPC/VNet peering, a transit "
     "gateway or a VPN from the Server's network; or expose the Broker on a reachable load balancer.",
 )
-PUBLISHED: Fact[str] = Fact("broker.published", producer="broker.endpoint")
+PUBLISHED: Fact[str] = Fact("broker.published", producer="broker.endpoint", fleet=True)
 # The published endpoint as broker.dns resolved it: the hops after it (tcp, nats, auth) dial this one.
 DIALED: Fact[str] = Fact("broker.dialed", producer="broker.dns")
 ADDRESSES: Fact[list[str]] = Fact("broker.addresses", producer="broker.dns")

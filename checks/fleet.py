@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
-from urllib.parse import urlsplit
 
 from preflight.checks.broker import PUBLISHED
 from preflight.checks.meshery import DEPLOYED
 from preflight.context import FleetContext
 from preflight.model import Finding, Scope, Severity, fail, not_applicable, passed, warn
-from preflight.probes import addresses
 from preflight.registry import check
 
 
@@ -25,23 +23,24 @@ from preflight.registry import check
 )
 def shared_credential(fleet: FleetContext) -> Finding:
     """The same token, certificate or exec identity reaching several API servers widens a leak's blast radius."""
+    creds = [(m, m.credential) for m in fleet.members if m.credential is not None]
+    if not creds:
+        not_applicable("no cluster carries a credential to compare")
+    keys = sorted({cred.key_id for _, cred in creds})
+    if len(keys) > 1:
+        not_applicable("runs used different fingerprint keys (give every run --fingerprint-key-file)", key_ids=keys)
     groups: dict[str, list[str]] = defaultdict(list)
     kinds: dict[str, str] = {}
     servers: dict[str, set[str]] = defaultdict(set)
-    for c in fleet.clusters:
-        fp = c.target.credential.fingerprint()
-        if fp is None:
-            continue
-        groups[fp].append(c.name)
-        kinds[fp] = c.target.credential.kind
-        servers[fp].add(c.target.server)
+    for m, cred in creds:
+        groups[cred.fingerprint].append(m.name)
+        kinds[cred.fingerprint] = cred.kind
+        servers[cred.fingerprint].add(m.server)
     shared = {fp: names for fp, names in groups.items() if len(servers[fp]) > 1}
-    if not groups:
-        not_applicable("no cluster carries a credential to compare")
     if not shared:
         return passed(
-            f"{len(groups)} distinct credential{'' if len(groups) == 1 else 's'} across {len(fleet.clusters)} "
-            f"cluster{'' if len(fleet.clusters) == 1 else 's'}"
+            f"{len(groups)} distinct credential{'' if len(groups) == 1 else 's'} across {len(fleet.members)} "
+            f"cluster{'' if len(fleet.members) == 1 else 's'}"
         )
     evidence: dict[str, Any] = {
         "shared": [{"credential_id": fp, "kind": kinds[fp], "clusters": sorted(names)} for fp, names in shared.items()]
@@ -50,13 +49,6 @@ def shared_credential(fleet: FleetContext) -> Finding:
     if all(kinds[fp] == "exec" for fp in shared):
         return warn(f"the same exec identity reaches several clusters: {listed}", **evidence)
     return fail(f"the same credential reaches several clusters: {listed}", **evidence)
-
-
-def _normalized(server: str) -> str:
-    parts = urlsplit(server)
-    host = (parts.hostname or "").lower()
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{addresses.hostport(host, port)}"
 
 
 @check(
@@ -71,9 +63,9 @@ def _normalized(server: str) -> str:
 def duplicate_cluster(fleet: FleetContext) -> Finding:
     """Two contexts for one API server become two Meshery connections to one cluster."""
     by_server: dict[str, list[str]] = defaultdict(list)
-    for c in fleet.clusters:
-        if c.target.server:
-            by_server[_normalized(c.target.server)].append(c.name)
+    for m in fleet.members:
+        if m.server:
+            by_server[m.server].append(m.name)
     dups = {s: names for s, names in by_server.items() if len(names) > 1}
     if not dups:
         return passed(f"{len(by_server)} distinct API server{'' if len(by_server) == 1 else 's'}")
@@ -126,18 +118,18 @@ def broker_endpoint_collision(fleet: FleetContext) -> Finding:
 )
 def mode_consistency(fleet: FleetContext) -> Finding:
     """A fleet drifts when some connections run another mode than the one codified for them."""
-    policy = fleet.settings.default_mode
+    policies = sorted({m.default_mode for m in fleet.members}) or [fleet.settings.default_mode]
+    policy = " / ".join(policies)
     drift, overrides = [], []
     read = fleet.facts(DEPLOYED)
-    for c in fleet.clusters:
-        deployed = read.get(c.name)
-        effective = c.target.mode or policy
-        if c.target.mode and c.target.mode != policy:
-            overrides.append(f"{c.name} ({c.target.mode})")
+    for m in fleet.members:
+        deployed = read.get(m.name)
+        if m.mode != m.default_mode:
+            overrides.append(f"{m.name} ({m.mode})")
         if deployed is not None:
             running = "operator" if any(deployed.values()) else "embedded"
-            if running != effective:
-                drift.append(f"{c.name}: runs {running}, declared {effective}")
+            if running != m.mode:
+                drift.append(f"{m.name}: runs {running}, declared {m.mode}")
     evidence: dict[str, Any] = {"policy": policy, "overrides": overrides, "drift": drift}
     if not read:
         not_applicable("no cluster's deployment could be read (meshery checks did not run)", **evidence)

@@ -18,7 +18,7 @@ SWITCH_HINT = (
 )
 
 
-DEPLOYED: Fact[dict[str, bool]] = Fact("meshery.deployed", producer="meshery.mode")
+DEPLOYED: Fact[dict[str, bool]] = Fact("meshery.deployed", producer="meshery.mode", fleet=True)
 
 
 def _deployed(ctx: ClusterContext) -> dict[str, bool]:

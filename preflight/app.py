@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from preflight import baseline, runner
+from preflight import merge as merging
 from preflight import plan as planning
 from preflight import shard as sharding
 from preflight.errors import ConfigError
-from preflight.model import Check, RunReport, Scope
+from preflight.fingerprint import FingerprintKey
+from preflight.model import Check, FleetMember, Result, RunReport, Scope
 from preflight.registry import Registry
 from preflight.settings import Settings
 
@@ -154,13 +156,20 @@ def _reason(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def merge_files(paths: Sequence[str], *, baseline_path: str | None = None) -> RunReport:
-    """One report from the JSON reports of several runs (see :mod:`preflight.merge`)."""
+def merge_files(
+    paths: Sequence[str],
+    *,
+    baseline_path: str | None = None,
+    fingerprint_key: FingerprintKey | None = None,
+    registry: Registry | None = None,
+) -> RunReport:
+    """One report from the JSON reports of several runs (see :mod:`preflight.merge`), the fleet checks rerun
+    over the merged clusters. With ``fingerprint_key`` (--fingerprint-key-file) every input must have
+    fingerprinted its credentials with that key: :class:`ConfigError` naming the first that did not."""
     import json
     from pathlib import Path
 
     from preflight import TOOL_NAME
-    from preflight import merge as merging
     from preflight.reports import json_report
 
     before = load_baseline(baseline_path) if baseline_path else None
@@ -194,5 +203,28 @@ def merge_files(paths: Sequence[str], *, baseline_path: str | None = None) -> Ru
             reports.append((path, json_report.from_document(doc)))
         except ValueError as exc:
             raise ConfigError(f"merge: {path}: {exc}") from None
-    merged = merging.merge(reports)
+    if fingerprint_key is not None:
+        _same_key(reports, fingerprint_key)
+    merged = merging.merge(reports, _fleet_rerun(registry or load_registry()))
     return baseline.compare(merged, before) if before else merged
+
+
+def _same_key(reports: Sequence[tuple[str, RunReport]], key: FingerprintKey) -> None:
+    for path, report in reports:
+        for cluster in report.clusters:
+            cred = cluster.member.credential if cluster.member else None
+            if cred is not None and cred.key_id != key.id:
+                raise ConfigError(
+                    f"merge: {path}: cluster {cluster.name!r} was fingerprinted with another key than "
+                    f"--fingerprint-key-file {key.source} (give that run the same key file)"
+                )
+
+
+def _fleet_rerun(registry: Registry) -> merging.Recompute:
+    """The fleet checks the inputs ran (by id), rerun through the runner's fleet path."""
+
+    def rerun(members: Sequence[FleetMember], ids: Sequence[str]) -> list[Result]:
+        fleet = registry.ordered([c for c in registry.all() if c.id in ids], Scope.FLEET)
+        return runner.run_fleet_checks(members, fleet, Settings())
+
+    return rerun

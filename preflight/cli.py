@@ -30,6 +30,7 @@ from preflight.settings import (
 )
 
 if TYPE_CHECKING:
+    from preflight.fingerprint import FingerprintKey
     from preflight.model import RunReport
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -175,6 +176,15 @@ def _settings(**kw: Any) -> Settings:
     if s.latency_warn_ms > s.latency_fail_ms:
         die("--latency-warn-ms must not exceed --latency-fail-ms")
     return s
+
+
+def _fingerprint_key(path: str) -> FingerprintKey:
+    from preflight import fingerprint
+
+    try:
+        return fingerprint.load(path)
+    except ConfigError as exc:
+        die(str(exc))
 
 
 class Number(click.ParamType):
@@ -418,7 +428,7 @@ def main() -> None:
     metavar="K/N|auto",
     default=None,
     help="Check only shard K (from 0) of N of the selected contexts, split by a hash of the context name; "
-    "auto: K from $JOB_COMPLETION_INDEX, N from $PREFLIGHT_SHARDS. Fleet checks are skipped.",
+    "auto: K from $JOB_COMPLETION_INDEX, N from $PREFLIGHT_SHARDS. Fleet checks are skipped (merge reruns them).",
 )
 @click.option(
     "--pushgateway",
@@ -433,6 +443,13 @@ def main() -> None:
     default=None,
     help="Name of this set of clusters in the Pushgateway grouping key (default: the fleet file's name, else default).",
 )
+@click.option(
+    "--fingerprint-key-file",
+    metavar="PATH",
+    default=None,
+    help="Key (16+ bytes) for the credential fingerprints in reports; give every run of a fleet the same one "
+    "so merge can compare credentials across runs. Default: a random key per run.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Console: list every result, passes and skips included.")
 @run_options
 def check_cmd(
@@ -445,6 +462,7 @@ def check_cmd(
     shard: str | None,
     pushgateway: str | None,
     cluster_set: str | None,
+    fingerprint_key_file: str | None,
     outputs: tuple[str, ...],
     fail_on: str,
     include: tuple[str, ...],
@@ -475,6 +493,8 @@ def check_cmd(
         )
         progress = _progress if sys.stderr.isatty() else None
         settings = _settings(**kw)
+        if fingerprint_key_file:
+            settings.fingerprint_key = _fingerprint_key(fingerprint_key_file)
         options = RenderOptions(verbose=verbose, fail_on=fail_on)
         report = execute(request, settings, parsed, include, exclude, progress, guard, options)
         if pushgateway:
@@ -511,7 +531,19 @@ def check_cmd(
     help="Exit 1 when any merged result is at or above this status; `new`: only when one got worse than in --baseline.",
 )
 @click.option("--baseline", metavar="PREVIOUS.json", default=None, help="A previous JSON report to compare with.")
-def merge_cmd(reports: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, baseline: str | None) -> None:
+@click.option(
+    "--fingerprint-key-file",
+    metavar="PATH",
+    default=None,
+    help="The key every run was given: a report fingerprinted with another key is an error.",
+)
+def merge_cmd(
+    reports: tuple[str, ...],
+    outputs: tuple[str, ...],
+    fail_on: str,
+    baseline: str | None,
+    fingerprint_key_file: str | None,
+) -> None:
     """One fleet report from the JSON reports of several runs (regions, shards)."""
     from preflight import app
     from preflight.reports.options import RenderOptions
@@ -521,8 +553,9 @@ def merge_cmd(reports: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, 
     if fail_on == "new" and not baseline:
         die("--fail-on new needs --baseline PREVIOUS.json")
     parsed = parse_outputs(outputs)
+    key = _fingerprint_key(fingerprint_key_file) if fingerprint_key_file else None
     try:
-        report = app.merge_files(list(reports), baseline_path=baseline)
+        report = app.merge_files(list(reports), baseline_path=baseline, fingerprint_key=key)
     except ConfigError as exc:
         die(str(exc))
     failed = app.emit(report, parsed, RenderOptions(fail_on=fail_on))

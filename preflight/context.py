@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from preflight.facts import Fact, MissingFact
+from preflight.fingerprint import FingerprintKey
 from preflight.kube import KubeAPI
-from preflight.model import Result
+from preflight.model import CredentialRef, FleetMember, Result
 from preflight.redact import Redactor
 from preflight.settings import Settings
-from preflight.targets import ClusterTarget
+from preflight.targets import ClusterTarget, normalized_server
 
 T = TypeVar("T")
 
@@ -25,6 +26,7 @@ class ClusterContext:
     # Typed facts checks establish for later ones (set_fact / fact), and cached cluster reads (memo).
     _facts: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict)
+    _fleet_facts: dict[str, Any] = field(default_factory=dict)
     _memo_locks: dict[str, threading.Lock] = field(default_factory=dict)
     results: dict[str, Result] = field(default_factory=dict)
     deadline: float = float("inf")
@@ -53,6 +55,23 @@ class ClusterContext:
     def set_fact(self, fact: Fact[T], value: T) -> None:
         with self._lock:
             self._facts[fact.name] = value
+            if fact.fleet:
+                self._fleet_facts[fact.name] = value
+
+    def member(self, key: FingerprintKey) -> FleetMember:
+        """This cluster as the fleet checks see it, its credential fingerprinted with ``key``."""
+        t = self.target
+        fp = t.credential.fingerprint(key)
+        with self._lock:
+            facts = dict(self._fleet_facts)
+        return FleetMember(
+            name=self.name,
+            server=normalized_server(t.server) if t.server else "",
+            mode=t.mode or self.settings.default_mode,
+            default_mode=self.settings.default_mode,
+            credential=CredentialRef(t.credential.kind, fp, key.id) if fp else None,
+            facts=facts,
+        )
 
     def fact(self, fact: Fact[T]) -> T:
         """The value ``fact.producer`` set; :class:`MissingFact` when it did not."""
@@ -96,14 +115,16 @@ class ClusterContext:
 
 @dataclass
 class FleetContext:
-    clusters: list[ClusterContext]
+    """What a fleet check receives: one record per cluster, from a live run or from merged reports alike."""
+
+    members: list[FleetMember]
     settings: Settings
 
     def facts(self, fact: Fact[T]) -> dict[str, T]:
-        """Each cluster's value of a per-cluster fact, by cluster name, for the clusters that set it."""
+        """Each cluster's value of a fleet fact (``Fact.fleet``), by cluster name, for the clusters that set it."""
         out: dict[str, T] = {}
-        for c in self.clusters:
-            value = c.get_fact(fact)
+        for m in self.members:
+            value = m.fact(fact)
             if value is not None:
-                out[c.name] = value
+                out[m.name] = value
         return out

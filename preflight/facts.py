@@ -19,6 +19,8 @@ class Fact(Generic[T]):
 
     name: str
     producer: str
+    # Read by fleet checks: kept per cluster in reports (JSON values only), so `merge` can rerun them.
+    fleet: bool = False
 
     def __str__(self) -> str:
         return f"{self.name} (from {self.producer})"

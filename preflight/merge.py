@@ -1,34 +1,29 @@
 """One fleet report from the reports of several runs (`merge`): regional planes, or the shards of one.
 
 Each cluster keeps its origin (input file, start time, shard). A cluster name checked by two runs is
-one cluster when both saw the same API server (the later run wins) and a conflict otherwise. Fleet
-checks are not recomputed from reports yet: a merge of several runs reports them as skipped.
+one cluster when both saw the same API server (the later run wins) and a conflict otherwise. The fleet
+checks are rerun over the merged clusters' fleet records (``ClusterReport.member``) by ``recompute``,
+which the application layer supplies (the engine knows no check); they are skipped when an input lacks
+the records (a report of an older version).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from urllib.parse import urlsplit
+from collections.abc import Callable, Sequence
 
 from preflight.errors import ConfigError
-from preflight.model import ClusterReport, Result, RunOrigin, RunReport, Status
+from preflight.model import ClusterReport, FleetMember, Result, RunOrigin, RunReport, Status
+from preflight.targets import normalized_server
+
+Recompute = Callable[[Sequence[FleetMember], Sequence[str]], list[Result]]
 
 
-def _server(url: str) -> str:
-    parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return url
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
-
-
-def _not_recomputed(template: Result, runs: int) -> Result:
+def _not_recomputed(template: Result, why: str) -> Result:
     return dataclasses.replace(
         template,
         status=Status.SKIP,
-        message=f"not recomputed when merging {runs} runs: fleet checks need the whole fleet in one run",
+        message=f"not recomputed: {why}",
         remediation="",
         evidence={},
         duration_s=0.0,
@@ -36,8 +31,32 @@ def _not_recomputed(template: Result, runs: int) -> Result:
     )
 
 
-def merge(inputs: Sequence[tuple[str, RunReport]]) -> RunReport:
-    """``inputs`` are (file name, report) pairs; :class:`ConfigError` names both files of a conflict."""
+def _fleet_results(
+    inputs: Sequence[tuple[str, RunReport]],
+    clusters: Sequence[ClusterReport],
+    chosen: dict[str, tuple[str, RunReport, ClusterReport]],
+    recompute: Recompute | None,
+) -> list[Result]:
+    templates: dict[str, Result] = {}
+    for _, report in inputs:
+        for r in report.fleet_results:
+            templates.setdefault(r.check_id, r)
+    lacking = sorted({source for source, _, c in chosen.values() if c.member is None})
+    if lacking:
+        why = f"{', '.join(lacking)} carries no fleet records (written by an older version; run it again)"
+    elif recompute is None:
+        why = f"merging {len(inputs)} runs without the fleet checks"
+    else:
+        members = [c.member for c in clusters if c.member is not None]
+        return recompute(members, list(templates))
+    return [_not_recomputed(r, why) for r in templates.values()]
+
+
+def merge(inputs: Sequence[tuple[str, RunReport]], recompute: Recompute | None = None) -> RunReport:
+    """``inputs`` are (file name, report) pairs; :class:`ConfigError` names both files of a conflict.
+
+    ``recompute(members, check_ids)`` runs the fleet checks of those ids over the merged clusters' records.
+    """
     if not inputs:
         raise ConfigError("merge needs at least one report")
     if len(inputs) == 1:
@@ -48,7 +67,7 @@ def merge(inputs: Sequence[tuple[str, RunReport]]) -> RunReport:
             seen = chosen.get(cluster.name)
             if seen is not None:
                 other, other_report, other_cluster = seen
-                if _server(other_cluster.server) != _server(cluster.server):
+                if normalized_server(other_cluster.server) != normalized_server(cluster.server):
                     raise ConfigError(
                         f"cluster {cluster.name!r} has two API servers: {other_cluster.server} in {other} "
                         f"and {cluster.server} in {source}"
@@ -65,10 +84,6 @@ def merge(inputs: Sequence[tuple[str, RunReport]]) -> RunReport:
         )
         for source, report, c in chosen.values()
     ]
-    templates: dict[str, Result] = {}
-    for _, report in inputs:
-        for r in report.fleet_results:
-            templates.setdefault(r.check_id, r)
     cidrs = list(dict.fromkeys(c for _, report in inputs for c in report.origin_cidrs))
     aborted = [f"{source}: {report.aborted}" for source, report in inputs if report.aborted]
     first = inputs[0][1]
@@ -79,6 +94,6 @@ def merge(inputs: Sequence[tuple[str, RunReport]]) -> RunReport:
         finished_at=max(report.finished_at for _, report in inputs),
         origin_cidrs=cidrs,
         clusters=clusters,
-        fleet_results=[_not_recomputed(r, len(inputs)) for r in templates.values()],
+        fleet_results=_fleet_results(inputs, clusters, chosen, recompute),
         aborted="; ".join(aborted) or None,
     )

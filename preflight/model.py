@@ -10,10 +10,12 @@ import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from preflight.facts import Fact
 from preflight.permissions import Permission
+
+T = TypeVar("T")
 
 DOCS_BASE_URL = "https://github.com/meshery/meshery-preflight/blob/main/docs/checks.md"
 
@@ -205,6 +207,35 @@ class RunOrigin:
     shard: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class CredentialRef:
+    """A credential as the fleet checks compare it: its kind and a keyed fingerprint, never the secret."""
+
+    kind: str
+    fingerprint: str
+    # Id of the key the fingerprint was made with: fingerprints compare only under one key.
+    key_id: str
+
+
+@dataclass(frozen=True)
+class FleetMember:
+    """What the fleet checks know of one cluster, in one shape a live run and `merge` (from JSON) both provide."""
+
+    name: str
+    # The API server's identity (scheme://host:port), see targets.normalized_server.
+    server: str
+    # The MeshSync mode declared for the cluster (fleet file, else the default) and the run's default.
+    mode: str
+    default_mode: str
+    credential: CredentialRef | None = None
+    # Values of the facts marked for the fleet (Fact.fleet), by fact name.
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def fact(self, fact: Fact[T]) -> T | None:
+        value: T | None = self.facts.get(fact.name)
+        return value
+
+
 @dataclass
 class ClusterReport:
     name: str
@@ -213,6 +244,8 @@ class ClusterReport:
     mode: str
     results: list[Result] = field(default_factory=list)
     origin: RunOrigin | None = None
+    # What the fleet checks need of this cluster; None in reports of versions that did not record it.
+    member: FleetMember | None = None
 
     @property
     def summary(self) -> dict[str, int]:

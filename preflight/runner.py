@@ -7,6 +7,7 @@ plugin costs its cluster at most its own budget and never holds up another clust
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -21,6 +22,7 @@ from preflight.model import (
     Check,
     ClusterReport,
     Finding,
+    FleetMember,
     Result,
     RunReport,
     Status,
@@ -226,6 +228,35 @@ def _fill_unfinished(
     )
 
 
+def _redacted(member: FleetMember, redactor: Redactor) -> FleetMember:
+    return dataclasses.replace(member, facts=redactor.value(dict(member.facts)))
+
+
+def run_fleet_checks(
+    members: Sequence[FleetMember],
+    fleet_checks: Sequence[Check],
+    settings: Settings,
+    mutes: Sequence[MuteRule] = (),
+    redactor: Redactor | None = None,
+    out: list[Result] | None = None,
+) -> list[Result]:
+    """The fleet checks over one record per cluster: a live run's, or those `merge` read from reports.
+
+    Results are appended to ``out`` as they come, so an interrupt keeps the ones already decided.
+    """
+    redactor = redactor or Redactor()
+    out = [] if out is None else out
+    # By name: a fleet's verdicts must not depend on which run (or shard) checked a cluster first.
+    fleet_ctx = FleetContext(sorted(members, key=lambda m: m.name), settings)
+    raw: dict[str, Status] = {}
+    for chk in fleet_checks:
+        t0 = time.monotonic()
+        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw, {}, {})
+        raw[chk.id] = finding.status
+        out.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
+    return out
+
+
 def run_fleet(
     contexts: Sequence[ClusterContext],
     cluster_checks: Sequence[Check],
@@ -261,15 +292,11 @@ def run_fleet(
         aborted = f"interrupted: {len(contexts) - len(by_name)} of {len(contexts)} clusters did not finish"
     finally:
         pool.shutdown(wait=aborted is None, cancel_futures=True)
-    fleet_ctx = FleetContext(list(contexts), settings)
+    members = {ctx.name: _redacted(ctx.member(settings.fingerprint_key), redactor) for ctx in contexts}
     fleet_results: list[Result] = []
-    raw: dict[str, Status] = {}
     try:
-        for chk in fleet_checks if aborted is None else ():
-            t0 = time.monotonic()
-            finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw, {}, {})
-            raw[chk.id] = finding.status
-            fleet_results.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
+        if aborted is None:
+            run_fleet_checks(list(members.values()), fleet_checks, settings, mutes, redactor, fleet_results)
     except KeyboardInterrupt:
         aborted = "interrupted: every cluster finished, the fleet checks did not"
     if aborted is not None:
@@ -284,6 +311,7 @@ def run_fleet(
                 provider=info.get("provider", ctx.target.provider),
                 mode=info.get("mode", ctx.target.mode or "embedded"),
                 results=by_name.get(ctx.name, []),
+                member=members[ctx.name],
             )
         )
     return RunReport(

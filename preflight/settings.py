@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.fingerprint import FingerprintKey, random_key
+
 DEFAULT_CONNECT_TIMEOUT_S = 3.0
 DEFAULT_EXEC_TIMEOUT_S = 10.0
 DEFAULT_CLUSTER_TIMEOUT_S = 60.0
@@ -44,6 +46,8 @@ class Settings:
     azure_credential: Callable[[str], Any] | None = None
     # CA file for the cloud APIs' HTTPS (a TLS-inspecting proxy's CA, a lab CA); default: the environment's.
     cloud_ca_file: str | None = None
+    # Keys the credential fingerprints (fleet.shared-credential); one --fingerprint-key-file makes runs comparable.
+    fingerprint_key: FingerprintKey = field(default_factory=random_key)
     # Run-wide state shared by every cluster of one run (cloud describe results, call counts);
     # with_overrides keeps the same object, so clusters share it.
     shared: dict[str, Any] = field(default_factory=dict)

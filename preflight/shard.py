@@ -84,7 +84,8 @@ def skipped(chk: Check, shard: Shard) -> Result:
         category=chk.category,
         severity=chk.severity,
         status=Status.SKIP,
-        message=f"not applicable in a sharded run (shard {shard}): fleet checks need the whole fleet",
+        message=f"not applicable in a sharded run (shard {shard}): fleet checks need the whole fleet "
+        "(merge reruns them)",
         remediation="",
         docs_url=chk.docs_url,
         evidence={"shard": str(shard)},

@@ -6,7 +6,6 @@ check while every other cluster is still checked.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from preflight.errors import ConfigError
+from preflight.fingerprint import FingerprintKey
 from preflight.kubeconfig import MergedKubeconfig, read_file_or_data
 from preflight.probes.addresses import hostport
 from preflight.redact import REDACTED, url_password
@@ -43,8 +43,8 @@ class Credential:
     problem: str | None = None
     fix: str | None = None
 
-    def fingerprint(self) -> str | None:
-        """A one-way digest of what identifies the credential, to spot reuse across clusters."""
+    def fingerprint(self, key: FingerprintKey) -> str | None:
+        """A keyed one-way digest of what identifies the credential, to spot reuse across clusters."""
         material: bytes | None = None
         if self.token:
             material = b"token:" + self.token.encode()
@@ -54,7 +54,7 @@ class Credential:
             spec = self.exec_spec
             env = sorted((str(e.get("name")), str(e.get("value"))) for e in spec.get("env") or [])
             material = repr(("exec", spec.get("command"), spec.get("args") or [], env)).encode()
-        return hashlib.sha256(material).hexdigest()[:16] if material else None
+        return key.digest(material) if material else None
 
     def secrets(self) -> list[str]:
         out: list[str] = list(self.extra_secrets)
@@ -106,6 +106,16 @@ class ClusterTarget:
     @property
     def endpoint(self) -> str:
         return hostport(self.host, self.port) if self.host else ""
+
+
+def normalized_server(url: str) -> str:
+    """An API server's identity: scheme, lower-case host and port (the scheme's default when absent)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return url
+    return f"{parts.scheme}://{hostport((parts.hostname or '').lower(), port)}"
 
 
 def _in_no_proxy_cidr(host: str, no_proxy: str) -> bool:

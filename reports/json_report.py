@@ -19,6 +19,8 @@ from preflight.model import (
     STATUS_ORDER,
     BaselineInfo,
     ClusterReport,
+    CredentialRef,
+    FleetMember,
     Result,
     RunOrigin,
     RunReport,
@@ -134,6 +136,31 @@ def _origin(origin: RunOrigin) -> dict[str, Any]:
     return {"report": origin.report, "started_at": iso_utc(origin.started_at), "shard": shard}
 
 
+def _member(m: FleetMember) -> dict[str, Any]:
+    cred = m.credential
+    return {
+        "server": m.server,
+        "mode": m.mode,
+        "default_mode": m.default_mode,
+        "credential": {"kind": cred.kind, "fingerprint": cred.fingerprint, "key_id": cred.key_id} if cred else None,
+        "facts": jsonable(dict(m.facts)),
+    }
+
+
+def _read_member(name: str, doc: Any) -> FleetMember | None:
+    if not doc:
+        return None
+    cred = doc.get("credential")
+    return FleetMember(
+        name=name,
+        server=str(doc["server"]),
+        mode=str(doc["mode"]),
+        default_mode=str(doc["default_mode"]),
+        credential=CredentialRef(str(cred["kind"]), str(cred["fingerprint"]), str(cred["key_id"])) if cred else None,
+        facts=dict(doc["facts"]),
+    )
+
+
 def _summary(counts: Mapping[str, int]) -> dict[str, int]:
     return {s.value: counts.get(s.value, 0) for s in STATUS_ORDER}
 
@@ -166,6 +193,7 @@ def to_document(report: RunReport) -> dict[str, Any]:
                 "summary": _summary(cluster.summary),
                 "results": [result_document(r) for r in cluster.results],
                 **({"origin": _origin(cluster.origin)} if cluster.origin else {}),
+                **({"fleet": _member(cluster.member)} if cluster.member else {}),
             }
             for cluster in report.clusters
         ],
@@ -216,6 +244,7 @@ def from_document(doc: Mapping[str, Any]) -> RunReport:
                 mode=str(c["mode"]),
                 results=[_result(r) for r in c["results"]],
                 origin=_read_origin(c.get("origin")),
+                member=_read_member(str(c["name"]), c.get("fleet")),
             )
             for c in doc["clusters"]
         ]

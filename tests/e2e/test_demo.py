@@ -138,6 +138,7 @@ def _assert_html_in_a_browser(out: Path, clusters: dict[str, dict]) -> None:
 
 _PLURAL_AFTER_ONE = re.compile(r"(?<![\d.:/])\b1 (?:(?:distinct|discovered|ingress|security-group|more) )?([a-z]+s)\b")
 _NOT_PLURAL = {"is", "was", "has", "does", "its", "this", "pass", "process", "access", "address", "class", "status"}
+_NOT_PLURAL |= {"ms"}  # a unit: 1 ms
 
 
 def bad_plurals(messages: list[str]) -> list[str]:

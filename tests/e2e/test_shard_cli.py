@@ -89,7 +89,18 @@ def test_merging_the_shards_gives_the_fleet_with_origins(lab: LabFleet, tmp_path
         shard = c["origin"]["shard"]
         assert c["origin"]["report"] == files[shard["index"]] and shard["count"] == 3
     assert "shard" not in doc
-    assert {r["status"] for r in doc["fleet"]["results"]} == {"skip"}
+    # The fleet checks are rerun over the merged clusters: the same verdicts as one unsharded run, but for
+    # credentials, which the shards fingerprinted with a random key each (no --fingerprint-key-file).
+    whole = json.loads(check(lab).stdout)
+    verdicts = {r["check_id"]: (r["status"], r["message"]) for r in doc["fleet"]["results"]}
+    shared = verdicts.pop("fleet.shared-credential")
+    assert shared == ("skip", "runs used different fingerprint keys (give every run --fingerprint-key-file)")
+    assert verdicts == {
+        r["check_id"]: (r["status"], r["message"])
+        for r in whole["fleet"]["results"]
+        if r["check_id"] != "fleet.shared-credential"
+    }
+    assert verdicts["fleet.duplicate-cluster"][0] == "pass"
     summary = (tmp_path / "fleet.md").read_text()  # the lab's static tokens warn on every cluster: one group
     assert "6 of 6 clusters need attention" in summary and "On 6 clusters:" in summary
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 import yaml
 
 from preflight.errors import ConfigError
+from preflight.fingerprint import FingerprintKey, random_key
+from preflight.fingerprint import load as load_key
 from preflight.kubeconfig import discover_paths, load_file, merge
 from preflight.targets import Credential, from_context, in_cluster_target, select_contexts
 
@@ -567,25 +570,49 @@ def test_in_cluster_errors(tmp_path: Path) -> None:
 # --- Credential -------------------------------------------------------------------------------------
 
 
+KEY = FingerprintKey(b"k" * 32, "test")
+
+
 def test_fingerprint_is_equal_for_equal_tokens_and_never_contains_them() -> None:
     a, b = Credential("token", token=TOKEN), Credential("token-file", token=TOKEN)
     other = Credential("token", token=TOKEN + "x")
-    fa = a.fingerprint()
-    assert fa is not None and fa == b.fingerprint()
-    assert fa != other.fingerprint()
+    fa = a.fingerprint(KEY)
+    assert fa is not None and fa == b.fingerprint(KEY)
+    assert fa != other.fingerprint(KEY)
     for part in [TOKEN, *TOKEN.split(".")]:
         assert part not in fa
-    assert Credential("none").fingerprint() is None
+    assert Credential("none").fingerprint(KEY) is None
+
+
+def test_fingerprint_is_keyed_never_a_plain_hash() -> None:
+    cred = Credential("token", token=TOKEN)
+    fp = cred.fingerprint(KEY)
+    assert fp is not None and fp != cred.fingerprint(FingerprintKey(b"j" * 32))
+    for plain in (TOKEN.encode(), b"token:" + TOKEN.encode()):
+        for digest in (hashlib.sha256(plain).hexdigest(), hashlib.sha1(plain).hexdigest()):
+            assert digest[:12] not in fp
+    assert KEY.id == FingerprintKey(b"k" * 32).id != random_key().id  # the id names the key, not the run
 
 
 def test_fingerprint_for_certs_and_exec() -> None:
     c1 = Credential("client-cert", client_cert_pem=CERT_PEM, client_key_pem=KEY_PEM)
     c2 = Credential("client-cert", client_cert_pem=CERT_PEM + b"\n", client_key_pem=b"other")
-    assert c1.fingerprint() == c2.fingerprint()  # identified by the certificate
+    assert c1.fingerprint(KEY) == c2.fingerprint(KEY)  # identified by the certificate
     e1 = Credential("exec", exec_spec={"command": "aws", "args": ["eks", "get-token"], "env": None})
     e2 = Credential("exec", exec_spec={"command": "aws", "args": ["eks", "get-token"]})
     e3 = Credential("exec", exec_spec={"command": "aws", "args": ["eks", "get-token", "--cluster-name", "x"]})
-    assert e1.fingerprint() == e2.fingerprint() != e3.fingerprint()
+    assert e1.fingerprint(KEY) == e2.fingerprint(KEY) != e3.fingerprint(KEY)
+
+
+def test_fingerprint_key_file(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    assert load_key(str(path)).id == FingerprintKey(b"0123456789abcdef0123456789abcdef").id
+    path.write_bytes(b"short\n")
+    with pytest.raises(ConfigError, match="needs at least 16"):
+        load_key(str(path))
+    with pytest.raises(ConfigError, match="--fingerprint-key-file"):
+        load_key(str(tmp_path / "missing"))
 
 
 def test_folder_scan_still_reports_a_malformed_yaml_file(tmp_path: Path) -> None:

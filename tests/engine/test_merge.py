@@ -9,11 +9,12 @@ import json
 import jsonschema
 import pytest
 
-from preflight import merge
+from preflight import app, merge
 from preflight.errors import ConfigError
-from preflight.model import RunReport, Status
+from preflight.fingerprint import FingerprintKey
+from preflight.model import ClusterReport, CredentialRef, FleetMember, Result, RunReport, Status
 from preflight.reports import json_report
-from tests.report_samples import DOTTED_CLUSTER, PLAIN_CLUSTER, sample_report
+from tests.report_samples import DOTTED_CLUSTER, PLAIN_CLUSTER, result, sample_report
 
 
 def test_json_reads_back_to_the_same_document() -> None:
@@ -53,7 +54,8 @@ def test_two_shards_make_one_fleet_report() -> None:
     assert merged.origin_cidrs == ["10.0.0.0/8", "192.168.7.0/24", "172.16.0.0/12"]
     assert merged.shard is None
     assert {r.status for r in merged.fleet_results} == {Status.SKIP}
-    assert all("not recomputed when merging 2 runs" in r.message for r in merged.fleet_results)
+    # The samples carry no fleet records (like reports of older versions): the fleet checks cannot be rerun.
+    assert all("a.json, b.json carries no fleet records" in r.message for r in merged.fleet_results)
     doc = json.loads(json_report.render(merged))
     jsonschema.Draft202012Validator(json_report.load_schema()).validate(doc)
     assert doc["clusters"][1]["origin"] == {
@@ -104,3 +106,69 @@ def test_the_inputs_own_changes_are_dropped() -> None:
     )
     merged = merge.merge([(pa, marked), (pb, b)])
     assert merged.baseline is None and all(r.change is None for r in merged.all_results)
+
+
+FLEET_IDS = {
+    "fleet.shared-credential",
+    "fleet.duplicate-cluster",
+    "fleet.broker-endpoint-collision",
+    "fleet.mode-consistency",
+}
+KEY, OTHER = FingerprintKey(b"k" * 32, "k"), FingerprintKey(b"o" * 32, "o")
+
+
+def _member(name: str, server: str, token_fp: str, key: FingerprintKey, **facts: object) -> FleetMember:
+    return FleetMember(name, server, "operator", "embedded", CredentialRef("token", token_fp, key.id), facts)
+
+
+def _with_members(pair: tuple[str, RunReport], *members: FleetMember) -> tuple[str, RunReport]:
+    path, report = pair
+    clusters = [ClusterReport(m.name, m.server, "other", m.mode, report.clusters[0].results, member=m) for m in members]
+    # The fleet checks a run selected (by id) are the ones merge reruns.
+    fleet = [result(c, Status.SKIP, category="fleet") for c in sorted(FLEET_IDS)]
+    return path, dataclasses.replace(report, clusters=clusters, fleet_results=fleet)
+
+
+def _fleet(merged: RunReport) -> dict[str, Result]:
+    return {r.check_id: r for r in merged.fleet_results}
+
+
+def test_merge_reruns_the_real_fleet_checks_over_the_records() -> None:
+    (pa, a), (pb, b) = _split()
+    published = {"broker.published": "10.0.0.9:4222", "meshery.deployed": {"operator": True}}
+    one = _with_members((pa, a), _member("x", "https://10.0.0.1:6443", "f1", KEY, **published))
+    two = _with_members(
+        (pb, b),
+        _member("y", "https://10.0.0.2:6443", "f1", KEY, **published),
+        _member("z", "https://10.0.0.1:6443", "f2", KEY),
+    )
+    merged = merge.merge([one, two], app._fleet_rerun(app.load_registry()))
+    fleet = _fleet(merged)
+    assert set(fleet) == FLEET_IDS
+    assert fleet["fleet.shared-credential"].status is Status.FAIL
+    assert fleet["fleet.shared-credential"].evidence["shared"] == [
+        {"credential_id": "f1", "kind": "token", "clusters": ["x", "y"]}
+    ]
+    assert fleet["fleet.duplicate-cluster"].status is Status.FAIL and "x, z" in fleet["fleet.duplicate-cluster"].message
+    collide = fleet["fleet.broker-endpoint-collision"]
+    assert collide.status is Status.FAIL and collide.evidence["collisions"][0]["clusters"] == ["x", "y"]
+    assert fleet["fleet.mode-consistency"].status is Status.PASS
+
+
+def test_fingerprints_of_different_keys_are_not_compared() -> None:
+    (pa, a), (pb, b) = _split()
+    one = _with_members((pa, a), _member("x", "https://10.0.0.1:6443", "f1", KEY))
+    two = _with_members((pb, b), _member("y", "https://10.0.0.2:6443", "f1", OTHER))
+    shared = _fleet(merge.merge([one, two], app._fleet_rerun(app.load_registry())))["fleet.shared-credential"]
+    assert shared.status is Status.SKIP
+    assert shared.message == "runs used different fingerprint keys (give every run --fingerprint-key-file)"
+    assert shared.evidence["key_ids"] == sorted([KEY.id, OTHER.id])
+
+
+def test_fleet_records_read_back_from_json() -> None:
+    (pa, a), _ = _split()
+    _, report = _with_members((pa, a), _member("x", "https://10.0.0.1:6443", "f1", KEY, **{"broker.published": ""}))
+    doc = json_report.to_document(report)
+    jsonschema.Draft202012Validator(json_report.load_schema()).validate(doc)
+    assert doc["clusters"][0]["fleet"]["credential"] == {"kind": "token", "fingerprint": "f1", "key_id": KEY.id}
+    assert json_report.from_document(doc).clusters[0].member == report.clusters[0].member

@@ -304,11 +304,19 @@ def test_hung_clusters_do_not_serialize(release: threading.Event) -> None:
 def test_fleet_checks_receive_a_fleet_context_after_the_clusters() -> None:
     reg = Registry()
     received: list[Any] = []
-    add(reg, "c.probe", lambda ctx: passed("ok") if ctx.name != "bad" else fail("down"))
+    state: Fact[str] = Fact("c.state", producer="c.probe", fleet=True)
+    local: Fact[str] = Fact("c.local", producer="c.probe")
+
+    def probe(ctx: ClusterContext) -> Finding:
+        ctx.set_fact(state, "down" if ctx.name == "bad" else "up")
+        ctx.set_fact(local, "not for the fleet")
+        return passed("ok") if ctx.name != "bad" else fail("down")
+
+    add(reg, "c.probe", probe)
 
     def fleet_probe(fctx: FleetContext) -> Finding:
         received.append(fctx)
-        failing = [c.name for c in fctx.clusters if c.results["c.probe"].status is Status.FAIL]
+        failing = [name for name, value in fctx.facts(state).items() if value == "down"]
         return warn("some clusters fail", failing=failing) if failing else passed("all good")
 
     add(reg, "fleet.summary", fleet_probe, scope=Scope.FLEET)
@@ -325,7 +333,9 @@ def test_fleet_checks_receive_a_fleet_context_after_the_clusters() -> None:
     )
     (fctx,) = received
     assert isinstance(fctx, FleetContext)
-    assert [c.name for c in fctx.clusters] == ["good", "bad"] and fctx.settings is settings
+    assert [m.name for m in fctx.members] == ["bad", "good"] and fctx.settings is settings  # by name
+    assert [dict(m.facts) for m in fctx.members] == [{"c.state": "down"}, {"c.state": "up"}]  # fleet facts only
+    assert [c.member for c in reversed(report.clusters)] == fctx.members  # what the JSON report carries for merge
     by_id = {r.check_id: r for r in report.fleet_results}
     assert [r.check_id for r in report.fleet_results] == ["fleet.summary", "fleet.broken", "fleet.after"]
     assert by_id["fleet.summary"].status is Status.WARN
@@ -511,9 +521,11 @@ def test_facts_are_typed_set_and_read_and_a_missing_one_names_its_producer() -> 
     assert empty.get_fact(ADDRESS) is None
     with pytest.raises(MissingFact, match="toy.address was not set: toy.tcp"):
         empty.fact(ADDRESS)
-    fleet = FleetContext([cluster("a"), empty], Settings())
-    fleet.clusters[0].set_fact(ADDRESS, "10.0.0.1")
-    assert fleet.facts(ADDRESS) == {"a": "10.0.0.1"}
+    shared: Fact[str] = Fact("toy.shared", producer="toy.tcp", fleet=True)
+    a = cluster("a")
+    a.set_fact(shared, "10.0.0.1")
+    fleet = FleetContext([a.member(Settings().fingerprint_key), empty.member(Settings().fingerprint_key)], Settings())
+    assert fleet.facts(shared) == {"a": "10.0.0.1"}
 
 
 def test_memo_computes_once_per_key_under_concurrent_callers() -> None:
