@@ -85,3 +85,15 @@ def test_rbac_yaml_is_what_the_rbac_command_generates() -> None:
     assert (KUBE / "rbac.yaml").read_text() == out.output, (
         "regenerate: meshery-preflight rbac > deploy/kubernetes/rbac.yaml"
     )
+
+
+def test_the_workloads_run_real_commands_and_flags() -> None:
+    """Each container's args are parsed by the CLI itself: an unknown flag or bad value fails here."""
+    from preflight.cli import main
+
+    jobs = [d for _, d in _documents() if d["kind"] == "CronJob"]
+    assert len(jobs) == 2
+    for doc in jobs:
+        for c in doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]:
+            args = c["args"]
+            main.commands[args[0]].make_context(args[0], list(args[1:]))  # raises on anything unknown
