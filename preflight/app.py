@@ -20,6 +20,7 @@ from preflight import plan as planning
 from preflight import shard as sharding
 from preflight.errors import ConfigError
 from preflight.fingerprint import FingerprintKey
+from preflight.interrupt import Guard
 from preflight.model import Check, FleetMember, Result, RunReport, Scope
 from preflight.registry import Registry
 from preflight.settings import Settings
@@ -67,15 +68,19 @@ def run(
     env: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     registry: Registry | None = None,
+    guard: Guard | None = None,
 ) -> RunReport:
-    """Plan and run one check; :class:`ConfigError` for bad input, before any probe runs."""
+    """Plan and run one check; :class:`ConfigError` for bad input, before any probe runs. ``guard``: the
+    signal guard of the CLI, polled while clusters run."""
     registry = registry or load_registry()
     chosen = select(registry, include, exclude)
     before = load_baseline(request.baseline) if request.baseline else None
     plan = planning.build(request, settings, registry, os.environ if env is None else env)
     # A shard sees part of the fleet: fleet checks would judge that part as if it were the whole.
     fleet_checks = [] if plan.shard else chosen.fleet
-    report = runner.run_fleet(plan.contexts, chosen.cluster, fleet_checks, plan.settings, plan.mutes, progress=progress)
+    report = runner.run_fleet(
+        plan.contexts, chosen.cluster, fleet_checks, plan.settings, plan.mutes, progress=progress, guard=guard
+    )
     if plan.shard:
         report.shard = (plan.shard.index, plan.shard.count)
         if not report.aborted:

@@ -98,7 +98,7 @@ def execute(
         from preflight import app
 
         app.check_outputs(outputs)
-        report = app.run(request, settings, include=include, exclude=exclude, progress=progress)
+        report = app.run(request, settings, include=include, exclude=exclude, progress=progress, guard=guard)
     except ConfigError as exc:
         die(str(exc))
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -33,6 +34,9 @@ class Guard:
         self.signum: int | None = None
         self.started = time.monotonic()
         self.raising = True
+        # Set by the first signal. While the runner waits on clusters it turns `raising` off and polls this
+        # instead: an exception raised at an arbitrary point of the wait could leave a lock held and hang.
+        self.event = threading.Event()
         self._on_second = on_second
         self._previous: dict[int, Any] = {}
 
@@ -62,6 +66,7 @@ class Guard:
             self._on_second(self.exit_code)
             return
         self.signum = signum
+        self.event.set()
         if self.raising:
             raise Interrupted(signum)
 

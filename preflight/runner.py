@@ -12,12 +12,13 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from fnmatch import fnmatchcase
 from typing import Any
 
 import preflight
 from preflight.context import ClusterContext, FleetContext
+from preflight.interrupt import Guard
 from preflight.model import (
     Check,
     ClusterReport,
@@ -31,6 +32,9 @@ from preflight.model import (
 )
 from preflight.redact import Redactor
 from preflight.settings import Settings
+
+# How often the runner looks for a signal while it waits on clusters.
+_POLL_S = 0.1
 
 # Dependencies that passed with a warning still let dependants run: a static token is worth a
 # warning, and the API it reaches is still worth checking.
@@ -266,7 +270,9 @@ def run_fleet(
     redactor: Redactor | None = None,
     progress: Progress | None = None,
     describe: Callable[[ClusterContext], dict[str, str]] | None = None,
+    guard: Guard | None = None,
 ) -> RunReport:
+    """``guard``: the run's signal guard; while clusters run, a signal is polled for rather than raised."""
     redactor = redactor or Redactor()
     for ctx in contexts:
         redactor.add(ctx.target.credential.secrets())
@@ -278,16 +284,27 @@ def run_fleet(
     # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
     pool = ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="cluster")
     try:
+        if guard is not None:
+            guard.raising = False
         futures = {pool.submit(run_cluster, c, cluster_checks, mutes, redactor): c for c in contexts}
-        for fut in as_completed(futures):
-            ctx = futures[fut]
-            try:
-                by_name[ctx.name] = fut.result()
-            except Exception as exc:  # the runner's own bug must cost one cluster, not the run
-                broken = error(f"internal error: {type(exc).__name__}: {exc}")
-                by_name[ctx.name] = [_to_result(chk, broken, 0.0, ctx.name, (), redactor) for chk in cluster_checks[:1]]
-            if progress:
-                progress(len(by_name), len(contexts), ctx.name)
+        pending = set(futures)
+        while pending:
+            if guard is not None and guard.event.is_set():
+                raise KeyboardInterrupt
+            done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+            for fut in done:
+                ctx = futures[fut]
+                try:
+                    by_name[ctx.name] = fut.result()
+                except Exception as exc:  # the runner's own bug must cost one cluster, not the run
+                    broken = error(f"internal error: {type(exc).__name__}: {exc}")
+                    by_name[ctx.name] = [
+                        _to_result(chk, broken, 0.0, ctx.name, (), redactor) for chk in cluster_checks[:1]
+                    ]
+                if progress:
+                    progress(len(by_name), len(contexts), ctx.name)
+        if guard is not None and guard.event.is_set():
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         aborted = f"interrupted: {len(contexts) - len(by_name)} of {len(contexts)} clusters did not finish"
     finally:

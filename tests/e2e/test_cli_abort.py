@@ -60,7 +60,8 @@ def _run_until_stuck(lab: LabFleet, *outputs: str) -> subprocess.Popen[str]:
         args += ["-o", o]
     proc = _start(*args)
     script = str(lab.clusters["stuck"].exec_script)
-    _wait_for(lambda: bool(_running(script)), "the hung plugin to start")
+    # This run's own plugin (its child): a plugin some other run left would signal a CLI still starting up.
+    _wait_for(lambda: bool(_running(script, parent=proc.pid)), "the hung plugin to start")
     return proc
 
 
@@ -163,14 +164,16 @@ def _in_fifo_open(pid: int) -> bool:
     return bool(first) and first == second and first[0] in _OPENAT
 
 
-def _running(needle: str) -> list[int]:
+def _running(needle: str, parent: int | None = None) -> list[int]:
+    """Processes whose command line holds ``needle`` (and, given ``parent``, that it started)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if needle in cmdline:
+            if needle in cmdline and (parent is None or ppid == parent):
                 found.append(int(entry.name))
     return found
