@@ -10,7 +10,6 @@ import hashlib
 import ipaddress
 import os
 import re
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -133,6 +132,8 @@ def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> tupl
     if not https:
         return None, None
     no_proxy = env.get(names["no"], "") if "no" in names else ""
+    import urllib.request  # lazily: it pulls in http, email and ssl
+
     if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
         return None, names["no"]
     if no_proxy and _in_no_proxy_cidr(host, no_proxy):
