@@ -206,6 +206,18 @@ class KubeAPI:
             return None
         return bool((resp.body.get("status") or {}).get("allowed"))
 
+    def rules(self, namespace: str) -> Any:
+        """A SelfSubjectRulesReview's status for the namespace (non-persistent); None: no answer."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        }
+        resp = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=body)
+        if not resp.ok or not isinstance(resp.body, dict):
+            return None
+        return resp.body.get("status")
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
