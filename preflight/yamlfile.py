@@ -97,8 +97,17 @@ def read_text(path: Path) -> str:
     """The file's text, at most MAX_BYTES; reads FIFOs and process substitutions once, like any file.
 
     OSError and UnicodeDecodeError are the caller's to word; too large raises ValueError."""
+    chunks: list[bytes] = []
+    size = 0
     with open(path, "rb") as handle:
-        data = handle.read(MAX_BYTES + 1)
+        # In pieces: read(MAX_BYTES + 1) would allocate the whole bound up front for any file.
+        while size <= MAX_BYTES:
+            chunk = handle.read(min(1 << 20, MAX_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    data = b"".join(chunks)
     if len(data) > MAX_BYTES:
         raise ValueError(f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
     return data.decode("utf-8")
