@@ -8,8 +8,6 @@ import json
 import os
 from typing import Any
 
-from cryptography import x509
-
 from preflight import execcred
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, fail, passed, warn
@@ -63,6 +61,8 @@ def _jwt_expiry(token: str) -> dt.datetime | None:
 
 
 def _cert_finding(pem: bytes, evidence: dict[str, Any]) -> Finding:
+    from cryptography import x509  # lazily: list-checks and explain import this module
+
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError:

@@ -1,4 +1,5 @@
-"""RBAC checks through SelfSubjectAccessReviews: non-persistent questions, the only writes we send."""
+"""RBAC checks through SelfSubjectAccessReviews and one SelfSubjectRulesReview: non-persistent questions, the
+only writes we send."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from preflight import provider
+from preflight import access, provider
 from preflight.checks import meshery_state as ms
 from preflight.context import ClusterContext
 from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
@@ -49,16 +50,33 @@ OPERATOR_DEPLOY = (
 CLOUD = provider.CLOUDS
 
 
-def _reviews(ctx: ClusterContext, asks: Sequence[tuple[str, str, str, str | None]]) -> dict[tuple[str, ...], Any]:
-    """Ask several access reviews at once; each answer is True, False or None (no answer)."""
+def _ask(ctx: ClusterContext, question: access.Question) -> bool | None:
+    verb, group, resource, namespace = question
+    return ctx.api().can(verb, resource, group, namespace)
 
-    def one(ask: tuple[str, str, str, str | None]) -> bool | None:
-        verb, group, resource, namespace = ask
-        return ctx.api().can(verb, resource, group, namespace)
 
+def _rules_review(ctx: ClusterContext) -> access.RulesReview | None:
+    """One rules review per cluster, in Meshery's namespace: the namespaced questions are asked there."""
+    namespace = ms.ns(ctx)
+    return access.RulesReview.from_status(namespace, ctx.api().rules(namespace))
+
+
+def _reviews(ctx: ClusterContext, asks: Sequence[access.Question]) -> dict[tuple[str, ...], Any]:
+    """Answer several access questions; each answer is True, False or None (no answer).
+
+    The cluster's rules review and its review of everything (both asked once per cluster, whichever
+    check comes first) answer what they answer exactly (preflight.access); the rest are asked at once.
+    """
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="review") as pool:
-        answers = list(pool.map(one, asks))
-    return {tuple(str(x) for x in a): r for a, r in zip(asks, answers, strict=True)}
+        everything = pool.submit(ctx.memo, "rbac.everything", lambda: _ask(ctx, access.EVERYTHING))
+        review = pool.submit(ctx.memo, "rbac.rules-review", lambda: _rules_review(ctx))
+        known = {access.EVERYTHING: everything.result()}
+        rest = [q for q in dict.fromkeys(asks) if q not in known]
+        decided = {q: access.decide(q, known[access.EVERYTHING], review.result()) for q in rest}
+        left = [q for q, answer in decided.items() if answer is None]
+        known.update(decided)
+        known.update(zip(left, pool.map(lambda q: _ask(ctx, q), left), strict=True))
+    return {tuple(str(x) for x in a): known[a] for a in asks}
 
 
 def _label(group: str, resource: str) -> str:

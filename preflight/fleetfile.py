@@ -53,8 +53,13 @@ class FleetFile:
     mutes: list[Mute] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=dict)
 
+    # context -> entry, rebuilt when clusters changes size (contexts are unique: load checks)
+    _by_context: dict[str, ClusterEntry] = field(default_factory=dict, repr=False, compare=False)
+
     def cluster(self, context: str) -> ClusterEntry | None:
-        return next((c for c in self.clusters if c.context == context), None)
+        if len(self._by_context) != len(self.clusters):
+            self._by_context = {c.context: c for c in reversed(self.clusters)}
+        return self._by_context.get(context)
 
     def where(self, line: int, field: str) -> str:
         """``file:line: field`` for an error found after loading (plan time)."""

@@ -14,24 +14,21 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import urllib3
-from kubernetes import client as k8s_client
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.kube_config import KubeConfigLoader
+from typing import TYPE_CHECKING, Any
 
 from preflight.execcred import ExecResult, ExecTimeout, run_plugin
 from preflight.probes.proxy import Proxy
 from preflight.targets import ClusterTarget
 
+if TYPE_CHECKING:
+    from kubernetes import client as k8s_client
+
+# The kubernetes client (and urllib3) load in _build, the first time a check talks to a cluster: the
+# metadata commands (list-checks, explain) import the checks, and so this module, without them.
+
 # The client caches CA/cert temp files by content and registers a file's name before writing it, so
 # two threads loading contexts that share a CA can get an empty file. Loading is cheap: serialize it.
 _LOADER_LOCK = threading.Lock()
-
-# insecure-skip-tls-verify is reported once, as kubeconfig.tls-verify, not as a warning per request.
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 class KubeSetupError(Exception):
@@ -115,6 +112,13 @@ class KubeAPI:
         self.exec_result: ExecResult | None = None
 
     def _build(self) -> k8s_client.ApiClient:
+        import urllib3
+        from kubernetes import client as k8s_client
+        from kubernetes.config.config_exception import ConfigException
+        from kubernetes.config.kube_config import KubeConfigLoader
+
+        # insecure-skip-tls-verify is reported once, as kubeconfig.tls-verify, not as a warning per request.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         cred = None
         if self.target.credential.problem:
             # Never sent as written (a token with a newline would even crash the HTTP layer).
@@ -158,7 +162,10 @@ class KubeAPI:
     def request(self, method: str, path: str, body: Any = None, read_timeout: float | None = None) -> Response:
         """One request through the client's REST layer (its TLS, proxy and auth), bypassing call_api,
         which crashes on its own transport errors. Transport failures raise TransportError."""
-        api = self.client()
+        api = self.client()  # imports the client: the imports below are already loaded
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
         headers: dict[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
         api.update_params_for_auth(headers, [], ["BearerToken"])
         url = api.configuration.host + path
@@ -198,6 +205,18 @@ class KubeAPI:
         if not resp.ok or not isinstance(resp.body, dict):
             return None
         return bool((resp.body.get("status") or {}).get("allowed"))
+
+    def rules(self, namespace: str) -> Any:
+        """A SelfSubjectRulesReview's status for the namespace (non-persistent); None: no answer."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        }
+        resp = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=body)
+        if not resp.ok or not isinstance(resp.body, dict):
+            return None
+        return resp.body.get("status")
 
     def close(self) -> None:
         with self._lock:

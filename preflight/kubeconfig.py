@@ -39,6 +39,17 @@ class MergedKubeconfig:
     files: list[Path] = field(default_factory=list)
     # (section, name, shadowed file, winning file, whether the ignored body differs)
     shadowed: list[tuple[str, str, Path, Path, bool]] = field(default_factory=list)
+    # (section, name) -> positions in shadowed, for the first _indexed entries (the list only grows)
+    _shadowed_at: dict[tuple[str, str], list[int]] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=0, repr=False, compare=False)
+
+    def shadowed_of(self, keys: Iterable[tuple[str, str | None]]) -> list[tuple[str, str, Path, Path, bool]]:
+        """The shadowed entries of these (section, name) pairs, in order: every context of a fleet asks."""
+        for i in range(self._indexed, len(self.shadowed)):
+            self._shadowed_at.setdefault(self.shadowed[i][:2], []).append(i)
+        self._indexed = len(self.shadowed)
+        found = {i for section, name in keys if name is not None for i in self._shadowed_at.get((section, name), ())}
+        return [self.shadowed[i] for i in sorted(found)]
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError, text: str) -> ConfigError:

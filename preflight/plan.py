@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from preflight import fleetfile, kubeconfig, provider, targets
@@ -57,7 +56,7 @@ def _origins(values: list[str]) -> list[str]:
 
 def _fleet_contexts_exist(fleet: FleetFile, merged: kubeconfig.MergedKubeconfig) -> None:
     for i, entry in enumerate(fleet.clusters):
-        if not any(fnmatchcase(name, entry.context) for name in merged.contexts):
+        if not targets.matching(merged.contexts, entry.context):
             files = ", ".join(str(f) for f in merged.files)
             raise ConfigError(
                 f"{fleet.where(entry.line, f'clusters[{i}].context')}: {entry.context!r} is in none of the "

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -24,6 +23,7 @@ from preflight.probes.addresses import hostport
 from preflight.redact import REDACTED, url_password
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass
@@ -143,6 +143,8 @@ def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> tupl
     if not https:
         return None, None
     no_proxy = env.get(names["no"], "") if "no" in names else ""
+    import urllib.request  # lazily: it pulls in http, email and ssl
+
     if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
         return None, names["no"]
     if no_proxy and _in_no_proxy_cidr(host, no_proxy):
@@ -412,11 +414,12 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
         ubody = _absolutize(user.body, ubase, ("client-certificate", "client-key", "tokenFile"))
         t.credential = _credential(ubody, ubase, t.problems)
     t.credential.extra_secrets.extend(_url_secrets(str(cbody.get("server") or ""), t.proxy_url))
-    mine = {("contexts", name), ("clusters", t.cluster_name), ("users", t.user_name)}
     t.shadowed = [
         f"{section[:-1]} {n!r} in {lost}"
-        for section, n, lost, _won, differs in merged.shadowed
-        if differs and (section, n) in mine
+        for section, n, lost, _won, differs in merged.shadowed_of(
+            [("contexts", name), ("clusters", t.cluster_name), ("users", t.user_name)]
+        )
+        if differs
     ]
     t.config_dict = {
         "apiVersion": "v1",
@@ -429,19 +432,26 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
     return t
 
 
+def matching(names: Mapping[str, Any], pattern: str) -> list[str]:
+    """The names a glob matches, in order; a plain name is looked up (a fleet file lists thousands)."""
+    if not _GLOB_CHARS.intersection(pattern):
+        return [pattern] if pattern in names else []
+    return [n for n in names if fnmatchcase(n, pattern)]
+
+
 def select_contexts(merged: MergedKubeconfig, patterns: list[str]) -> list[str]:
     """Every context by default; --context globs narrow, and a glob that matches nothing is an error."""
-    names = list(merged.contexts)
     if not patterns:
-        return names
-    chosen: list[str] = []
+        return list(merged.contexts)
+    chosen: dict[str, None] = {}
     for pat in patterns:
-        hits = [n for n in names if fnmatchcase(n, pat)]
+        hits = matching(merged.contexts, pat)
         if not hits:
+            names = list(merged.contexts)[:11]
             known = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
             raise ConfigError(f"unknown context {pat!r} (known: {known or 'none'})")
-        chosen.extend(h for h in hits if h not in chosen)
-    return chosen
+        chosen.update(dict.fromkeys(hits))
+    return list(chosen)
 
 
 def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR) -> ClusterTarget:

@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-
 MAX_INFO_BYTES = 16 * 1024
 MAX_REPLY_BYTES = 4096
 
@@ -73,6 +71,8 @@ class PeerCert:
 
     @classmethod
     def from_der(cls, der: bytes) -> PeerCert:
+        from cryptography import x509  # lazily: list-checks and explain import the probes
+
         cert = x509.load_der_x509_certificate(der)
         names: list[str] = []
         try:

@@ -7,8 +7,6 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from cryptography import x509
-
 from preflight.probes.proxy import Proxy, ProxyError, tunnel
 
 
@@ -53,6 +51,8 @@ def _handshake(
 
 
 def _describe(der: bytes, out: TlsInspection) -> None:
+    from cryptography import x509  # lazily: list-checks and explain import the probes
+
     cert = x509.load_der_x509_certificate(der)
     out.not_after = cert.not_valid_after_utc
     out.subject = cert.subject.rfc4514_string()

@@ -73,6 +73,25 @@ def test_help_does_not_import_heavy_modules() -> None:
     assert out.returncode == 0 and out.stdout.strip() == ""
 
 
+@pytest.mark.parametrize("args", [["list-checks"], ["explain", "kube-api.tcp"], ["explain", "aws.lb.security-groups"]])
+def test_metadata_commands_load_no_client_or_sdk(args: list[str]) -> None:
+    """list-checks and explain import every check, but neither the kubernetes client nor a cloud SDK."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['meshery-preflight', *{args!r}]\n"
+        "try:\n    runpy.run_module('preflight.cli', run_name='__main__')\nexcept SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "assert 'preflight.checks.rbac' in sys.modules\n"
+        "heavy = sorted({m for m in sys.modules if m.split('.')[0] in"
+        " ('kubernetes', 'boto3', 'botocore', 'google', 'azure', 'cryptography', 'urllib3')})\n"
+        "print('HEAVY:' + ','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert ("kube-api.tcp" if args[0] == "list-checks" else args[-1]) in out.stdout
+    assert out.stdout.splitlines()[-1] == "HEAVY:"
+
+
 def test_findings_exit_1_and_every_format_is_written(full_run) -> None:
     proc, out = full_run
     assert proc.returncode == 1, proc.stderr

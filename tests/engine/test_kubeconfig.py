@@ -508,6 +508,30 @@ def test_target_lists_only_its_own_differing_shadowed_entries(tmp_path: Path) ->
     assert t.server == "https://203.0.113.1"
 
 
+def test_shadowed_entries_in_file_order_per_target(tmp_path: Path) -> None:
+    """Three files: each target reads only its own shadowed entries (looked up by name), in the order met."""
+    first = write(
+        tmp_path / "1.yaml",
+        kubeconfig(
+            {"c1": {"server": "https://203.0.113.1"}, "c2": {"server": "https://203.0.113.2"}},
+            {"u1": {"token": TOKEN}, "u2": {"token": TOKEN}},
+            {"x1": {"cluster": "c1", "user": "u1"}, "x2": {"cluster": "c2", "user": "u2"}},
+        ),
+    )
+    second = write(
+        tmp_path / "2.yaml",
+        kubeconfig({"c2": {"server": "https://198.51.100.2"}}, {"u1": {"token": "t2"}}, {"x1": {"cluster": "c2"}}),
+    )
+    third = write(tmp_path / "3.yaml", kubeconfig({"c1": {"server": "https://198.51.100.1"}}))
+    merged = merge([first, second, third])
+    assert from_context(merged, "x1", {}).shadowed == [
+        f"user 'u1' in {second}",
+        f"context 'x1' in {second}",
+        f"cluster 'c1' in {third}",
+    ]
+    assert from_context(merged, "x2", {}).shadowed == [f"cluster 'c2' in {second}"]
+
+
 def test_select_contexts(tmp_path: Path) -> None:
     path = write(
         tmp_path / "kc.yaml",
@@ -517,6 +541,7 @@ def test_select_contexts(tmp_path: Path) -> None:
     assert select_contexts(m, []) == ["prod-eu", "prod-us", "staging", "dev"]
     assert select_contexts(m, ["prod-*"]) == ["prod-eu", "prod-us"]
     assert select_contexts(m, ["dev", "prod-?s", "prod-*"]) == ["dev", "prod-us", "prod-eu"]
+    assert select_contexts(m, ["staging", "dev", "staging", "prod-[e]u"]) == ["staging", "dev", "prod-eu"]
     with pytest.raises(ConfigError) as info:
         select_contexts(m, ["prod-*", "qa"])
     assert "'qa'" in str(info.value) and "staging" in str(info.value)
