@@ -327,7 +327,8 @@ def verify(
             good = r["status"] == "fail" and r.get("evidence", {}).get("state") == "filtered"
         else:
             r = _result(cluster, "kube-api.auth")
-            good = r["status"] == "fail" and bool(DEADLINE_MESSAGE.search(r.get("message", "")))
+            # A hung plugin leaves the probe undecided: `error`, as the README defines it.
+            good = r["status"] == "error" and bool(DEADLINE_MESSAGE.search(r.get("message", "")))
         if good:
             v.ok[kind] += 1
         else:
