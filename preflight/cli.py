@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from preflight import TOOL_NAME, __version__
+from preflight import TOOL_NAME, __version__, model
 from preflight.errors import ConfigError
 from preflight.interrupt import Guard, Interrupted, exit_now
-from preflight.model import STATUS_RANK, Status
 from preflight.settings import (
     DEFAULT_CLUSTER_TIMEOUT_S,
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # --fail-on's thresholds are model.STATUS_RANK's: one ranking for the whole tool.
-FAIL_ON = {s.value: STATUS_RANK[s] for s in (Status.WARN, Status.FAIL, Status.ERROR)}
+FAIL_ON = model.FAIL_ON
 
 
 def die(message: str) -> NoReturn:
@@ -74,11 +73,7 @@ def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
 
 
 def exit_code(report: RunReport, fail_on: str) -> int:
-    from preflight.model import worst_rank
-
-    if fail_on == "new":
-        return EXIT_FINDINGS if any(r.change == "new" for r in report.all_results) else EXIT_OK
-    return EXIT_FINDINGS if worst_rank(report.all_results) >= FAIL_ON[fail_on] else EXIT_OK
+    return EXIT_FINDINGS if model.run_fails(report, fail_on) else EXIT_OK
 
 
 def execute(

@@ -285,3 +285,19 @@ class RunReport:
 
 def worst_rank(results: list[Result]) -> int:
     return max((STATUS_RANK[r.status] for r in results), default=0)
+
+
+# --fail-on: a status value (the run fails at or above its rank), or `new` (only what got worse since --baseline).
+FAIL_ON: dict[str, int] = {s.value: STATUS_RANK[s] for s in (Status.WARN, Status.FAIL, Status.ERROR)}
+
+
+def counts_against(status: Status, fail_on: str) -> bool:
+    """Whether one result of this status makes the run fail under ``--fail-on`` (never, for ``new``)."""
+    return fail_on != "new" and STATUS_RANK[status] >= FAIL_ON[fail_on]
+
+
+def run_fails(report: RunReport, fail_on: str) -> bool:
+    """The one verdict behind exit 1, for the CLI and for the reports that state the exit code."""
+    if fail_on == "new":
+        return any(r.change == "new" for r in report.all_results)
+    return worst_rank(report.all_results) >= FAIL_ON[fail_on]

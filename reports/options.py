@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from preflight.model import STATUS_RANK, RunReport, Status
+from preflight.model import FAIL_ON, RunReport, Status, counts_against, run_fails
 
 from ._common import plural
 
-FAIL_ON_RANK: dict[str, int] = {"warn": 1, "fail": 2, "error": 2}
 EXIT_OK, EXIT_FINDINGS, EXIT_INTERRUPTED = 0, 1, 130
 _NOUNS: dict[Status, str] = {Status.FAIL: "failure", Status.ERROR: "error", Status.WARN: "warning"}
 
@@ -26,12 +25,12 @@ class RenderOptions:
     width: int | None = None
 
     def __post_init__(self) -> None:
-        if self.fail_on not in (*FAIL_ON_RANK, "new"):
-            raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON_RANK)}, new, not {self.fail_on!r}")
+        if self.fail_on not in (*FAIL_ON, "new"):
+            raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, new, not {self.fail_on!r}")
 
     def counts_against(self, status: Status) -> bool:
         """Whether a result of this status makes the run exit 1 (with ``new``, only a change does: see verdict)."""
-        return self.fail_on != "new" and STATUS_RANK[status] >= FAIL_ON_RANK[self.fail_on]
+        return counts_against(status, self.fail_on)
 
 
 @dataclass(frozen=True)
@@ -52,20 +51,19 @@ def _tally(report: RunReport, statuses: tuple[Status, ...]) -> str:
 
 
 def verdict(report: RunReport, fail_on: str = "fail") -> Verdict:
-    """The exit code a run implies, with the reason in words, for the console and HTML reports."""
+    """The exit code a run implies (model.run_fails, as the CLI decides it), with the reason in words."""
     if report.aborted:
         return Verdict(EXIT_INTERRUPTED, f"the run was aborted ({report.aborted}); results are incomplete")
+    code = EXIT_FINDINGS if run_fails(report, fail_on) else EXIT_OK
     if fail_on == "new":
         worse = sum(1 for r in report.all_results if r.change == "new")
-        if worse:
-            return Verdict(EXIT_FINDINGS, f"{plural(worse, 'result')} got worse since --baseline (--fail-on new)")
-        return Verdict(EXIT_OK, "nothing got worse since --baseline (--fail-on new)")
-    opts = RenderOptions(fail_on=fail_on)
-    against = tuple(s for s in (Status.FAIL, Status.ERROR, Status.WARN) if opts.counts_against(s))
-    below = tuple(s for s in (Status.FAIL, Status.ERROR, Status.WARN) if s not in against)
-    hits = _tally(report, against)
-    if hits:
-        return Verdict(EXIT_FINDINGS, f"{hits} at or above --fail-on {fail_on}")
+        reason = f"{plural(worse, 'result')} got worse" if worse else "nothing got worse"
+        return Verdict(code, f"{reason} since --baseline (--fail-on new)")
+    problems = (Status.FAIL, Status.ERROR, Status.WARN)
+    against = tuple(s for s in problems if counts_against(s, fail_on))
+    below = tuple(s for s in problems if s not in against)
+    if code == EXIT_FINDINGS:
+        return Verdict(code, f"{_tally(report, against)} at or above --fail-on {fail_on}")
     rest = _tally(report, below)
     tail = f" ({rest} below it)" if rest else ""
-    return Verdict(EXIT_OK, f"nothing at or above --fail-on {fail_on}{tail}")
+    return Verdict(code, f"nothing at or above --fail-on {fail_on}{tail}")
