@@ -166,7 +166,8 @@ def _assert_no_secret(out: Path, console: str) -> None:
     from preflight_lab.demo_clouds import _ARM_TOKEN
 
     kubeconfig = yaml.safe_load((out / "lab" / "kubeconfig.yaml").read_text())
-    planted = [_ARM_TOKEN, *aws._KEYS.values()]
+    # The wrong-token cluster's Secret holds this one; broker.auth reads it and must never print it.
+    planted = [_ARM_TOKEN, *aws._KEYS.values(), "stale-token-from-a-previous-install"]
     for user in kubeconfig["users"]:
         body = user["user"]
         planted += [str(body[k]) for k in ("token", "client-key-data") if body.get(k)]
@@ -175,6 +176,7 @@ def _assert_no_secret(out: Path, console: str) -> None:
     assert len(planted) > 10
     texts = {"console": console, "json": (out / "report.json").read_text(), "junit": (out / "junit.xml").read_text()}
     texts |= {"markdown": (out / "summary.md").read_text(), "prometheus": (out / "meshery_preflight.prom").read_text()}
+    texts |= {"html": (out / "report.html").read_text(), "console file": (out / "report.txt").read_text()}
     for fmt, text in texts.items():
         for secret in planted:
             assert secret not in text, f"a planted secret reached the {fmt} output"
