@@ -375,6 +375,7 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
             ("--fleet", str(lab.fleet), "--origin", ORIGIN) if with_brokers else ("--kubeconfig", str(lab.kubeconfig))
         )
         argv = ns.argv(
+            *os.environ.get("BENCH_WRAP", "").split(),
             TOOL,
             "check",
             *source,
