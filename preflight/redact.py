@@ -13,6 +13,7 @@ from typing import Any
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|\Z)", re.S)
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_BEARER_WORD = re.compile(r"(?i)bearer")
 # scheme://user:password@host: the user name stays (it says who), the password goes.
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+@")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
@@ -33,10 +34,16 @@ def url_password(url: str) -> str | None:
 
 
 def _shapes(value: str) -> str:
-    value = _PEM.sub(REDACTED, value)
-    value = _JWT.sub(REDACTED, value)
-    value = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", value)
-    return _BEARER.sub(lambda m: m.group(1) + REDACTED, value)
+    # Substring tests first: nearly every string has none of the shapes, and these cost a fraction of a regex scan.
+    if "-----BEGIN " in value:
+        value = _PEM.sub(REDACTED, value)
+    if "eyJ" in value:
+        value = _JWT.sub(REDACTED, value)
+    if "://" in value:
+        value = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", value)
+    if _BEARER_WORD.search(value):
+        value = _BEARER.sub(lambda m: m.group(1) + REDACTED, value)
+    return value
 
 
 def scrub_credentials(text: str, secrets: Iterable[str] = ()) -> str:
@@ -51,8 +58,16 @@ def scrub_credentials(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 class Redactor:
+    """Scrubs every known secret from text. A fleet registers thousands (a token and the lines of each key per
+    cluster), so known secrets are matched in one pass of an Aho-Corasick automaton, not one search per secret;
+    secrets registered mid-run (Broker tokens) are searched directly until enough gather to rebuild it."""
+
+    _REBUILD_AT = 64
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: list[str] = []
+        self._known: set[str] = set()
+        self._recent: tuple[str, ...] = ()
+        self._automaton: Any = None
         self._lock = threading.Lock()
         self.add(secrets)
 
@@ -62,22 +77,53 @@ class Redactor:
             self._add(secrets)
 
     def _add(self, secrets: Iterable[str]) -> None:
+        new: list[str] = []
         for s in secrets:
             s = s.strip()
             # Short strings would redact innocent text; real tokens and keys are long.
-            if len(s) >= 8 and s not in self._secrets:
-                self._secrets.append(s)
-                for line in s.splitlines():
-                    if len(line.strip()) >= 16 and "-----" not in line:
-                        self._secrets.append(line.strip())
-        self._secrets.sort(key=len, reverse=True)
+            if len(s) < 8:
+                continue
+            parts = [s, *(ln.strip() for ln in s.splitlines() if len(ln.strip()) >= 16 and "-----" not in ln)]
+            new += [p for p in parts if p not in self._known]
+            self._known.update(parts)
+        if not new:
+            return
+        recent = (*self._recent, *new)
+        if len(recent) < self._REBUILD_AT:
+            self._recent = recent
+            return
+        import ahocorasick
+
+        automaton = ahocorasick.Automaton()
+        for s in self._known:
+            automaton.add_word(s, len(s))
+        automaton.make_automaton()
+        # Readers take the attributes without the lock: a built automaton is never changed, only replaced.
+        self._automaton, self._recent = automaton, ()
+
+    def _spans(self, value: str) -> list[tuple[int, int]]:
+        automaton, recent = self._automaton, self._recent
+        spans = [(end + 1 - size, end + 1) for end, size in automaton.iter(value)] if automaton is not None else []
+        for s in recent:
+            at = value.find(s)
+            while at >= 0:
+                spans.append((at, at + len(s)))
+                at = value.find(s, at + 1)
+        return spans
 
     def text(self, value: str) -> str:
-        with self._lock:
-            known = list(self._secrets)
-        for s in known:
-            if s in value:
-                value = value.replace(s, REDACTED)
+        spans = self._spans(value) if len(value) >= 8 else []
+        if spans:
+            # Overlapping or adjacent secrets become one marker, so no fragment of either survives.
+            spans.sort()
+            parts, cursor, (start, stop) = [], 0, spans[0]
+            for a, b in spans[1:]:
+                if a <= stop:
+                    stop = max(stop, b)
+                    continue
+                parts += [value[cursor:start], REDACTED]
+                cursor, (start, stop) = stop, (a, b)
+            value = "".join([*parts, value[cursor:start], REDACTED, value[stop:]])
         return _shapes(value)
 
     def value(self, value: Any) -> Any:

@@ -1,7 +1,7 @@
 """Run checks over a fleet: clusters concurrently, each cluster's checks in dependency order.
 
-Every probe runs in its own daemon thread joined with a deadline, so a probe stuck in a socket or a
-plugin costs its cluster at most its own budget and never holds up another cluster or the exit.
+A cluster's probes run on its own daemon thread (Prober), each waited for at most its budget, so a probe
+stuck in a socket or a plugin costs its cluster at most that budget and never holds up another cluster or the exit.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -51,29 +52,54 @@ class MuteRule:
         return fnmatchcase(check_id, self.check) and fnmatchcase(cluster, self.cluster)
 
 
-def _call_with_deadline(chk: Check, arg: Any, budget: float) -> Finding:
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["finding"] = chk.probe(arg)
-        except Stop as stopped:  # not applicable, or a helper's final answer
-            box["finding"] = stopped.finding
-        except Exception as exc:  # a probe's bug must become that check's `error`, not a crash
-            box["exc"] = exc
-
-    t = threading.Thread(target=target, name=f"probe:{chk.id}", daemon=True)
-    t.start()
-    t.join(max(budget, 0.0))
-    if t.is_alive():
-        return error(f"did not finish within its budget of {budget:.1f}s")
-    if "exc" in box:
-        exc = box["exc"]
+def _invoke(chk: Check, arg: Any) -> Finding:
+    try:
+        finding = chk.probe(arg)
+    except Stop as stopped:  # not applicable, or a helper's final answer
+        return stopped.finding
+    except Exception as exc:  # a probe's bug must become that check's `error`, not a crash
         return error(f"probe raised {type(exc).__name__}: {exc}")
-    finding = box.get("finding")
     if not isinstance(finding, Finding):
         return error(f"probe returned {type(finding).__name__}, not a Finding")
     return finding
+
+
+_Job = tuple[Check, Any, "queue.SimpleQueue[Finding]"]
+
+
+def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    while (job := jobs.get()) is not None:
+        chk, arg, answer = job
+        answer.put(_invoke(chk, arg))
+
+
+class Prober:
+    """Runs one cluster's probes in turn on one daemon thread, waiting for each at most its budget.
+
+    A thread per probe cost a fleet thousands of thread starts. A probe that overruns cannot be stopped: its
+    thread is left to finish (told to exit afterwards) and the next probe gets a fresh thread.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None
+
+    def call(self, chk: Check, arg: Any, budget: float) -> Finding:
+        if self._jobs is None:
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=_serve, args=(self._jobs,), name=f"probe:{self.name}", daemon=True).start()
+        answer: queue.SimpleQueue[Finding] = queue.SimpleQueue()
+        self._jobs.put((chk, arg, answer))
+        try:
+            return answer.get(timeout=max(budget, 0.0))
+        except queue.Empty:
+            self.close()
+            return error(f"did not finish within its budget of {budget:.1f}s")
+
+    def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
 
 
 def _budget(chk: Check, settings: Settings) -> float:
@@ -114,7 +140,13 @@ def _to_result(
 
 
 def _run_one(
-    chk: Check, arg: Any, budget: float, raw: dict[str, Status], roots: dict[str, str], why: dict[str, str]
+    prober: Prober,
+    chk: Check,
+    arg: Any,
+    budget: float,
+    raw: dict[str, Status],
+    roots: dict[str, str],
+    why: dict[str, str],
 ) -> Finding:
     """Skip when a data dependency (``depends_on``) did not pass, naming the root cause rather than the
     chain of skips; ``after`` dependencies never block.
@@ -139,7 +171,7 @@ def _run_one(
             {"blocked_by": root},
             remediation=f"Fix {root} first; this check runs once it passes.",
         )
-    return _relate(chk, _call_with_deadline(chk, arg, budget), raw)
+    return _relate(chk, prober.call(chk, arg, budget), raw)
 
 
 _PROBLEMS = (Status.WARN, Status.FAIL, Status.ERROR)
@@ -169,6 +201,7 @@ def run_cluster(
     roots: dict[str, str] = {}
     why: dict[str, str] = {}  # a not-applicable check's reason, inherited by its dependants
     out: list[Result] = []
+    prober = Prober(ctx.name)
     try:
         for chk in checks:
             t0 = time.monotonic()
@@ -179,7 +212,7 @@ def run_cluster(
                     remediation="raise --cluster-timeout, or fix what made earlier checks slow",
                 )
             else:
-                finding = _run_one(chk, ctx, min(_budget(chk, ctx.settings), remaining), raw, roots, why)
+                finding = _run_one(prober, chk, ctx, min(_budget(chk, ctx.settings), remaining), raw, roots, why)
                 if finding.status is Status.SKIP and chk.id not in why:
                     why[chk.id] = finding.message
             raw[chk.id] = finding.status
@@ -187,6 +220,7 @@ def run_cluster(
             ctx.results[chk.id] = result
             out.append(result)
     finally:
+        prober.close()
         ctx.close()
     return out
 
@@ -253,11 +287,15 @@ def run_fleet_checks(
     # By name: a fleet's verdicts must not depend on which run (or shard) checked a cluster first.
     fleet_ctx = FleetContext(sorted(members, key=lambda m: m.name), settings)
     raw: dict[str, Status] = {}
-    for chk in fleet_checks:
-        t0 = time.monotonic()
-        finding = _run_one(chk, fleet_ctx, _budget(chk, settings), raw, {}, {})
-        raw[chk.id] = finding.status
-        out.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
+    prober = Prober("fleet")
+    try:
+        for chk in fleet_checks:
+            t0 = time.monotonic()
+            finding = _run_one(prober, chk, fleet_ctx, _budget(chk, settings), raw, {}, {})
+            raw[chk.id] = finding.status
+            out.append(_to_result(chk, finding, time.monotonic() - t0, "fleet", mutes, redactor))
+    finally:
+        prober.close()
     return out
 
 

@@ -14,8 +14,8 @@ import datetime as _dt
 import json
 import os
 import secrets as _secrets
+import shlex
 import socket
-import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -223,29 +223,21 @@ class LabCluster:
         return self.meshery.auth_token if self.meshery is not None and self.broker is not None else None
 
 
-_EXEC_OK = '''\
-"""Lab exec credential plugin for context {name!r}: prints a {api} ExecCredential."""
-import datetime
-import json
-import sys
+# POSIX shell, not Python: a plugin's start-up is counted in the tool's CPU by the fleet benchmark, and a Python
+# interpreter per plugin (about 50 ms of CPU) would dwarf the check's own cost per cluster.
+_EXEC_OK = """\
+#!/bin/sh
+# Lab exec credential plugin for context {name}: prints a {api} ExecCredential.
+expiry=$(date -u -d '+15 minutes' +%Y-%m-%dT%H:%M:%SZ)
+printf '{{"apiVersion": "%s", "kind": "ExecCredential", ' {api_q}
+printf '"status": {{"token": "%s", "expirationTimestamp": "%s"}}}}\\n' {token_q} "$expiry"
+"""
 
-expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=15)
-json.dump(
-    {{
-        "apiVersion": {api!r},
-        "kind": "ExecCredential",
-        "status": {{"token": {token!r}, "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}},
-    }},
-    sys.stdout,
-)
-'''
-
-_EXEC_HUNG = '''\
-"""Lab exec credential plugin for context {name!r} that never answers (an SSO prompt nobody sees)."""
-import time
-
-time.sleep(3600)
-'''
+_EXEC_HUNG = """\
+#!/bin/sh
+# Lab exec credential plugin for context {name} that never answers (an SSO prompt nobody sees).
+exec sleep 3600
+"""
 
 
 def _seed_objects(cluster: LabCluster, node_address: Callable[[], str]) -> list[dict[str, Any]]:
@@ -505,9 +497,16 @@ class LabFleet(Startable):
     def _write_exec_script(self, cluster: LabCluster) -> Path:
         exec_dir = self.directory / "exec"
         exec_dir.mkdir(exist_ok=True)
-        path = exec_dir / f"cluster-{cluster.index:04d}.py"
+        path = exec_dir / f"cluster-{cluster.index:04d}.sh"
         template = _EXEC_OK if cluster.resolved.auth == "exec" else _EXEC_HUNG
-        path.write_text(template.format(name=cluster.name, api=EXEC_API_VERSION, token=cluster.token))
+        path.write_text(
+            template.format(
+                name=cluster.name.replace("\n", " "),
+                api=EXEC_API_VERSION,
+                api_q=shlex.quote(EXEC_API_VERSION),
+                token_q=shlex.quote(cluster.token),
+            )
+        )
         path.chmod(0o700)
         return path
 
@@ -558,7 +557,7 @@ class LabFleet(Startable):
             return {
                 "exec": {
                     "apiVersion": EXEC_API_VERSION,
-                    "command": sys.executable,
+                    "command": "/bin/sh",
                     "args": [str(c.exec_script)],
                     "env": None,
                     "interactiveMode": "Never",

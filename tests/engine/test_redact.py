@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preflight.redact import REDACTED, Redactor, scrub_credentials, url_password
 
@@ -132,3 +134,41 @@ def test_scrub_credentials_removes_credential_shapes() -> None:
     for gone in ("tok-value-1", "pw-value-2", "eyJ", "abcdefgh12345", "AKIA", "wJalr", "known-secret-3", "pw-4"):
         assert gone not in out, gone
     assert out.startswith("token=<redacted> password: '<redacted>'")
+
+
+def _fleet_secrets(n: int) -> list[str]:
+    return [f"tok{i:05d}-{'k' * (i % 7)}{i * 7919:x}secretvalue" for i in range(n)]
+
+
+def test_a_fleet_of_secrets_is_matched_in_one_pass_and_each_is_removed() -> None:
+    secrets = _fleet_secrets(500)  # past the rebuild size: most are in the automaton, the last few are recent
+    r = Redactor(secrets[:300])
+    r.add(secrets[300:])
+    for s in secrets:
+        out = r.text(f"401: {s} rejected; Bearer-less echo {s}")
+        assert s not in out and out == f"401: {REDACTED} rejected; Bearer-less echo {REDACTED}"
+    assert r.text("nothing secret here, 10.0.0.1:6443") == "nothing secret here, 10.0.0.1:6443"
+
+
+def test_overlapping_secrets_leave_no_fragment() -> None:
+    secrets = _fleet_secrets(100)
+    a, b = "0123456789abcdefXYZ", "cdefXYZ-and-more-tail"
+    r = Redactor([*secrets, a, b])
+    out = r.text(f"x {a[:12]}{b} y")
+    assert out == f"x {REDACTED} y"
+    assert r.text(f"[{a}{secrets[5]}]") == f"[{REDACTED}]"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secrets=st.lists(st.text(alphabet="abcdefghijKLMNOP0123456789-_", min_size=8, max_size=30), max_size=80),
+    filler=st.lists(st.text(alphabet="xyz .:/", max_size=10), min_size=1, max_size=10),
+    split=st.integers(min_value=0, max_value=80),
+)
+def test_no_registered_secret_survives(secrets: list[str], filler: list[str], split: int) -> None:
+    r = Redactor(secrets[:split])
+    r.add(secrets[split:])
+    text = "".join(f + s for f, s in zip(filler * (len(secrets) // len(filler) + 1), secrets, strict=False)) + filler[0]
+    out = r.text(text)
+    for s in secrets:
+        assert s not in out

@@ -185,6 +185,36 @@ def test_a_hanging_probe_is_cut_at_its_budget(release: threading.Event) -> None:
     assert results["x.after"].status is Status.PASS
 
 
+def test_a_clusters_probes_share_one_thread_until_one_overruns(release: threading.Event) -> None:
+    reg, threads = Registry(), dict[str, int]()
+
+    def recording(cid: str) -> Callable[[Any], Finding]:
+        def probe(_: Any) -> Finding:
+            threads[cid] = threading.get_ident()
+            return passed("ok")
+
+        return probe
+
+    for i in range(10):
+        add(reg, f"a.c{i}", recording(f"a.c{i}"))
+    add(reg, "b.hang", hanging(release), depends_on=tuple(f"a.c{i}" for i in range(10)))
+    for i in range(5):
+        add(reg, f"c.c{i}", recording(f"c.c{i}"), depends_on=("b.hang",) if i == 0 else ())
+    before = threading.active_count()
+    results = run(reg, cluster(settings=Settings(check_timeout=0.3)))
+    assert results["b.hang"].status is Status.ERROR
+    first = {threads[f"a.c{i}"] for i in range(10)}
+    after = {threads[f"c.c{i}"] for i in range(1, 5)}
+    assert len(first) == 1 and len(after) == 1  # one thread per run of probes, not one per probe
+    assert first != after  # the overrunning probe kept its thread; the rest got a fresh one
+    assert results["c.c0"].status is Status.SKIP
+    release.set()
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threading.active_count() <= before  # both probe threads exit once their work is done
+
+
 def test_the_cluster_budget_turns_remaining_checks_into_errors(release: threading.Event) -> None:
     reg, calls = Registry(), list[str]()
     add(reg, "x.hang", hanging(release))
