@@ -241,6 +241,7 @@ class Measured:
     wall_s: float
     cpu_s: float  # user + system, the tool and the exec plugins it reaped
     maxrss_kib: int
+    sys_s: float = 0.0  # the system part of cpu_s: sockets, TLS records, threads, plugin processes
 
 
 def run_measured(argv: Sequence[str], timeout: float, stderr_path: Path) -> Measured:
@@ -264,7 +265,7 @@ def run_measured(argv: Sequence[str], timeout: float, stderr_path: Path) -> Meas
             raise
         wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, usage.ru_stime)
 
 
 @dataclass
@@ -347,6 +348,7 @@ class Case:
     leftover: int  # processes (exec plugins) still alive in the namespace after the check exited
     durations: dict[str, list[float]]  # check id -> every result's duration_s (clusters' and the fleet's)
     skipped: dict[str, int]  # check id -> how many of those results were skips
+    lab_cpu_s: float = 0.0  # CPU the lab (API servers, Brokers) used while the check ran, on the same cores
 
 
 def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespace, workdir: Path) -> Case:
@@ -391,7 +393,9 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
         # The tool's own bound is one cluster budget per wave of --parallel clusters; allow that and more.
         timeout = 120 + 60 * math.ceil(n / args.parallel)
         before = set(ns.pids())  # the lab
+        lab_cpu = _cpu_s(before)
         measured = run_measured(argv, timeout, directory / "check.stderr")
+        lab_cpu = _cpu_s(before) - lab_cpu
         leftover = len(set(ns.pids()) - before)
         if measured.returncode not in (0, 1) or not out.exists():
             err = (directory / "check.stderr").read_text(errors="replace")[-2000:]
@@ -409,7 +413,18 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
     if leftover:
         verdicts.mismatches.append(f"{leftover} process(es) left running in the namespace after check exited")
     tool_s = float(report.get("duration_s") or 0)
-    return Case(n, bad, measured, tool_s, verdicts, slowest, leftover, durations, skipped)
+    return Case(n, bad, measured, tool_s, verdicts, slowest, leftover, durations, skipped, lab_cpu)
+
+
+def _cpu_s(pids: set[int]) -> float:
+    """CPU seconds (user + system) the processes used so far: the lab shares this machine's cores with the tool."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 # -- --help -------------------------------------------------------------------------------------------
@@ -581,7 +596,8 @@ def run_sizes(
         case = run_case(n, True, with_brokers, args, workdir)
         rows.append((case, base))
         print(
-            f"N={n}{tag}: wall {case.measured.wall_s:.2f}s"
+            f"N={n}{tag}: wall {case.measured.wall_s:.2f}s, CPU {case.measured.cpu_s:.2f}s"
+            f" (of which system {case.measured.sys_s:.2f}s); the lab's CPU meanwhile {case.lab_cpu_s:.2f}s"
             + (f", baseline {base.measured.wall_s:.2f}s" if base else "")
             + "; slowest checks (max s): "
             + ", ".join(f"{c} {s:.2f}" for c, s in case.slowest)

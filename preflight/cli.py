@@ -157,6 +157,7 @@ def _settings(**kw: Any) -> Settings:
         cluster_timeout=kw["cluster_timeout"],
         exec_timeout=kw["exec_timeout"],
         parallel=kw["parallel"],
+        workers=kw["workers"],
         latency_warn_ms=kw["latency_warn_ms"],
         latency_fail_ms=kw["latency_fail_ms"],
         dns_server=kw["dns_server"],
@@ -200,6 +201,22 @@ class Number(click.ParamType):
         return number
 
 
+class Workers(click.ParamType):
+    """``auto`` (0: decided by the fleet's size and the cores) or a whole number of worker processes."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return 0
+        if not (text.isdigit() and 1 <= int(text) <= MAX_WORKERS):
+            self.fail(f"{value!r} is not auto or a whole number from 1 to {MAX_WORKERS}", param, ctx)
+        return int(text)
+
+
 class DnsServer(click.ParamType):
     """ADDR, ADDR:PORT, V6, [V6] or [V6]:PORT, checked once at start-up instead of once per look-up."""
 
@@ -225,6 +242,7 @@ class DnsServer(click.ParamType):
 
 
 MAX_SECONDS = 86400.0
+MAX_WORKERS = 64
 _seconds = Number(0.05, MAX_SECONDS)
 _millis = Number(0.05, MAX_SECONDS * 1000)
 
@@ -264,6 +282,14 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=DEFAULT_PARALLEL,
             show_default=True,
             help="Clusters checked at once.",
+        ),
+        click.option(
+            "--workers",
+            type=Workers(),
+            default="auto",
+            show_default=True,
+            help="Processes sharing the clusters (and --parallel); auto: one per core once the fleet has "
+            "a few dozen clusters per core. 1 checks every cluster in this process.",
         ),
         click.option("--latency-warn-ms", type=_millis, default=DEFAULT_LATENCY_WARN_MS, show_default=True),
         click.option("--latency-fail-ms", type=_millis, default=DEFAULT_LATENCY_FAIL_MS, show_default=True),

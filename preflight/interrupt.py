@@ -37,7 +37,7 @@ class Guard:
         # Set by the first signal. While the runner waits on clusters it turns `raising` off and polls this
         # instead: an exception raised at an arbitrary point of the wait could leave a lock held and hang.
         self.event = threading.Event()
-        self._on_second = on_second
+        self.on_second = on_second
         self._previous: dict[int, Any] = {}
 
     def install(self) -> Guard:
@@ -63,7 +63,7 @@ class Guard:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
-            self._on_second(self.exit_code)
+            self.on_second(self.exit_code)
             return
         self.signum = signum
         self.event.set()

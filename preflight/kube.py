@@ -102,6 +102,13 @@ def _substitute_user(config: dict[str, Any], cred: ExecResult | None) -> dict[st
     return config
 
 
+def preload() -> None:
+    """Import the client now: before forking workers, so they share it instead of each importing it."""
+    import urllib3  # noqa: F401
+    from kubernetes import client  # noqa: F401
+    from kubernetes.config import kube_config  # noqa: F401
+
+
 class KubeAPI:
     def __init__(self, target: ClusterTarget, connect_timeout: float, exec_timeout: float) -> None:
         self.target = target

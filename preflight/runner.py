@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -237,32 +239,12 @@ def _prepare(checks: Sequence[Check], targets: Sequence[Any]) -> None:
                 hook(targets)
 
 
-def _fill_unfinished(
-    contexts: Sequence[ClusterContext],
-    cluster_checks: Sequence[Check],
-    fleet_checks: Sequence[Check],
-    by_name: dict[str, list[Result]],
-    fleet_results: list[Result],
-    redactor: Redactor,
-    t_start: float,
-) -> None:
-    """After an interrupt every selected cluster and check still appears: what finished as it
-    finished, the rest as `error`, so JUnit and the JSON summary count them and CI cannot read green."""
-    unfinished = error(
+def _unfinished(t_start: float) -> Finding:
+    """After an interrupt every selected cluster and check still appears: what finished as it finished, the
+    rest as `error`, so JUnit and the JSON summary count them and CI cannot read green."""
+    return error(
         f"not finished: interrupted after {time.monotonic() - t_start:.0f}s",
         remediation="Run the check again to completion; this result was never decided.",
-    )
-    for ctx in contexts:
-        if ctx.name in by_name:
-            continue
-        done = dict(ctx.results)  # the cluster's thread may still be adding to it
-        by_name[ctx.name] = [
-            done[chk.id] if chk.id in done else _to_result(chk, unfinished, 0.0, ctx.name, (), redactor)
-            for chk in cluster_checks
-        ]
-    ran = {r.check_id for r in fleet_results}
-    fleet_results.extend(
-        _to_result(chk, unfinished, 0.0, "fleet", (), redactor) for chk in fleet_checks if chk.id not in ran
     )
 
 
@@ -299,6 +281,172 @@ def run_fleet_checks(
     return out
 
 
+@dataclasses.dataclass
+class Clusters:
+    """What checking a set of clusters produced: results and fleet records by cluster name, and why it
+    stopped early (None when every cluster finished)."""
+
+    reports: dict[str, ClusterReport]
+    aborted: str | None = None
+
+
+def run_clusters(
+    contexts: Sequence[ClusterContext],
+    checks: Sequence[Check],
+    settings: Settings,
+    mutes: Sequence[MuteRule],
+    redactor: Redactor,
+    t_start: float,
+    progress: Callable[[str], None] | None = None,
+    guard: Guard | None = None,
+    describe: Callable[[ClusterContext], dict[str, str]] | None = None,
+) -> Clusters:
+    """Every cluster of ``contexts`` in this process, ``settings.parallel`` at a time."""
+    by_name: dict[str, list[Result]] = {}
+    aborted: str | None = None
+    # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
+    pool = ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="cluster")
+    try:
+        futures = {pool.submit(run_cluster, c, checks, mutes, redactor): c for c in contexts}
+        pending = set(futures)
+        while pending:
+            if guard is not None and guard.event.is_set():
+                raise KeyboardInterrupt
+            done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+            for fut in done:
+                ctx = futures[fut]
+                try:
+                    by_name[ctx.name] = fut.result()
+                except Exception as exc:  # the runner's own bug must cost one cluster, not the run
+                    broken = error(f"internal error: {type(exc).__name__}: {exc}")
+                    by_name[ctx.name] = [_to_result(chk, broken, 0.0, ctx.name, (), redactor) for chk in checks[:1]]
+                if progress:
+                    progress(ctx.name)
+        if guard is not None and guard.event.is_set():
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        aborted = f"interrupted: {len(contexts) - len(by_name)} of {len(contexts)} clusters did not finish"
+    finally:
+        pool.shutdown(wait=aborted is None, cancel_futures=True)
+    if aborted is not None:
+        unfinished = _unfinished(t_start)
+        for ctx in contexts:
+            if ctx.name not in by_name:
+                done_now = dict(ctx.results)  # the cluster's thread may still be adding to it
+                by_name[ctx.name] = [
+                    done_now[c.id] if c.id in done_now else _to_result(c, unfinished, 0.0, ctx.name, (), redactor)
+                    for c in checks
+                ]
+    return Clusters(
+        {c.name: _cluster_report(c, by_name[c.name], settings, redactor, describe) for c in contexts}, aborted
+    )
+
+
+def _cluster_report(
+    ctx: ClusterContext,
+    results: list[Result],
+    settings: Settings,
+    redactor: Redactor,
+    describe: Callable[[ClusterContext], dict[str, str]] | None,
+) -> ClusterReport:
+    info = describe(ctx) if describe else {}
+    return ClusterReport(
+        name=ctx.name,
+        server=redactor.text(ctx.target.server),
+        provider=info.get("provider", ctx.target.provider),
+        mode=info.get("mode", ctx.target.mode or "embedded"),
+        results=results,
+        member=_redacted(ctx.member(settings.fingerprint_key), redactor),
+    )
+
+
+def _in_workers(
+    contexts: Sequence[ClusterContext],
+    count: int,
+    checks: Sequence[Check],
+    settings: Settings,
+    mutes: Sequence[MuteRule],
+    redactor: Redactor,
+    t_start: float,
+    progress: Callable[[str], None] | None,
+    guard: Guard | None,
+    describe: Callable[[ClusterContext], dict[str, str]] | None,
+) -> Clusters:
+    """The clusters split the way ``--shard`` splits them, one share per worker process, gathered here."""
+    from preflight import kube, shard, workers
+    from preflight.execcred import kill_running
+
+    kube.preload()  # once, before the fork, rather than once per worker
+    shares: list[list[ClusterContext]] = [[] for _ in range(count)]
+    for ctx in contexts:
+        shares[shard.of(ctx.name, count)].append(ctx)
+    shares = [s for s in shares if s]
+    per_worker = dataclasses.replace(settings, parallel=workers.share_size(settings.parallel, len(shares)))
+
+    def work(share: list[ClusterContext], report: Callable[[str], None]) -> Clusters:
+        done = run_clusters(share, checks, per_worker, mutes, redactor, t_start, report, guard, describe)
+        if done.aborted:
+            kill_running()
+        return done
+
+    def stop() -> None:
+        if guard is not None and guard.signum is None:
+            guard.signum = signal.SIGTERM
+        if guard is not None:
+            guard.event.set()
+
+    def orphaned() -> None:
+        kill_running()
+
+    def quietly(code: int) -> None:
+        kill_running()
+        os._exit(code)
+
+    on_second = guard.on_second if guard is not None else None
+    if guard is not None:
+        # In a worker, a second signal ends that worker at once, without the parent's last words on stderr.
+        guard.on_second = quietly
+    try:
+        outs, _failures = workers.fan_out(
+            shares,
+            work,
+            progress=progress or (lambda name: None),
+            stop=guard.event if guard is not None else None,
+            on_stop=stop,
+            on_orphaned=orphaned,
+            grace=max(5.0, settings.connect_timeout * 2),
+        )
+    finally:
+        if guard is not None and on_second is not None:
+            guard.on_second = on_second
+    gathered = Clusters({})
+    unfinished = _unfinished(t_start)
+    for share, out in zip(shares, outs, strict=True):
+        if out is None:  # the worker failed or never answered: its clusters were not decided here
+            out = Clusters(
+                {
+                    c.name: _cluster_report(
+                        c,
+                        [_to_result(chk, unfinished, 0.0, c.name, (), redactor) for chk in checks],
+                        settings,
+                        redactor,
+                        describe,
+                    )
+                    for c in share
+                },
+                "a worker did not finish",
+            )
+        gathered.reports.update(out.reports)
+    if any(o is None or o.aborted for o in outs):
+        missing = sum(1 for r in gathered.reports.values() if any(_was_unfinished(x) for x in r.results))
+        gathered.aborted = f"interrupted: {missing} of {len(contexts)} clusters did not finish"
+    return gathered
+
+
+def _was_unfinished(result: Result) -> bool:
+    return result.status is Status.ERROR and result.message.startswith("not finished: interrupted")
+
+
 def run_fleet(
     contexts: Sequence[ClusterContext],
     cluster_checks: Sequence[Check],
@@ -317,57 +465,37 @@ def run_fleet(
     started = dt.datetime.now(dt.timezone.utc)
     _prepare(cluster_checks, [c.target for c in contexts])
     t_start = time.monotonic()
-    by_name: dict[str, list[Result]] = {}
-    aborted: str | None = None
-    # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="cluster")
-    try:
-        if guard is not None:
-            guard.raising = False
-        futures = {pool.submit(run_cluster, c, cluster_checks, mutes, redactor): c for c in contexts}
-        pending = set(futures)
-        while pending:
-            if guard is not None and guard.event.is_set():
-                raise KeyboardInterrupt
-            done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
-            for fut in done:
-                ctx = futures[fut]
-                try:
-                    by_name[ctx.name] = fut.result()
-                except Exception as exc:  # the runner's own bug must cost one cluster, not the run
-                    broken = error(f"internal error: {type(exc).__name__}: {exc}")
-                    by_name[ctx.name] = [
-                        _to_result(chk, broken, 0.0, ctx.name, (), redactor) for chk in cluster_checks[:1]
-                    ]
-                if progress:
-                    progress(len(by_name), len(contexts), ctx.name)
-        if guard is not None and guard.event.is_set():
-            raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        aborted = f"interrupted: {len(contexts) - len(by_name)} of {len(contexts)} clusters did not finish"
-    finally:
-        pool.shutdown(wait=aborted is None, cancel_futures=True)
-    members = {ctx.name: _redacted(ctx.member(settings.fingerprint_key), redactor) for ctx in contexts}
+    count = _worker_count(settings, len(contexts))
+    if guard is not None:
+        guard.raising = False  # from here a signal is polled for: the clusters' results must be kept
+    finished: set[str] = set()
+
+    def cluster_progress(name: str) -> None:
+        if progress is not None:
+            finished.add(name)
+            progress(len(finished), len(contexts), name)
+
+    if count > 1:
+        done = _in_workers(
+            contexts, count, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
+        )
+    else:
+        done = run_clusters(
+            contexts, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
+        )
+    aborted = done.aborted
     fleet_results: list[Result] = []
     try:
         if aborted is None:
-            run_fleet_checks(list(members.values()), fleet_checks, settings, mutes, redactor, fleet_results)
+            members = [m for c in contexts if (m := done.reports[c.name].member) is not None]
+            run_fleet_checks(members, fleet_checks, settings, mutes, redactor, fleet_results)
     except KeyboardInterrupt:
         aborted = "interrupted: every cluster finished, the fleet checks did not"
     if aborted is not None:
-        _fill_unfinished(contexts, cluster_checks, fleet_checks, by_name, fleet_results, redactor, t_start)
-    clusters = []
-    for ctx in contexts:
-        info = describe(ctx) if describe else {}
-        clusters.append(
-            ClusterReport(
-                name=ctx.name,
-                server=redactor.text(ctx.target.server),
-                provider=info.get("provider", ctx.target.provider),
-                mode=info.get("mode", ctx.target.mode or "embedded"),
-                results=by_name.get(ctx.name, []),
-                member=members[ctx.name],
-            )
+        ran = {r.check_id for r in fleet_results}
+        unfinished = _unfinished(t_start)
+        fleet_results.extend(
+            _to_result(chk, unfinished, 0.0, "fleet", (), redactor) for chk in fleet_checks if chk.id not in ran
         )
     return RunReport(
         tool_name=preflight.TOOL_NAME,
@@ -375,7 +503,15 @@ def run_fleet(
         started_at=started,
         finished_at=dt.datetime.now(dt.timezone.utc),
         origin_cidrs=list(settings.origin_cidrs),
-        clusters=clusters,
+        clusters=[done.reports[c.name] for c in contexts],
         fleet_results=fleet_results,
         aborted=aborted,
     )
+
+
+def _worker_count(settings: Settings, clusters: int) -> int:
+    from preflight import workers
+
+    count = workers.count_for(settings.workers, clusters)
+    # A process with other threads (a test runner, an embedding application) must not fork: it runs in-process.
+    return count if count > 1 and workers.can_fork() else 1

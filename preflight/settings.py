@@ -27,6 +27,8 @@ class Settings:
     cluster_timeout: float = DEFAULT_CLUSTER_TIMEOUT_S
     exec_timeout: float = DEFAULT_EXEC_TIMEOUT_S
     parallel: int = DEFAULT_PARALLEL
+    # Worker processes sharing the clusters (the cores a large fleet can use); 0: decided by the fleet's size.
+    workers: int = 0
     origin_cidrs: list[str] = field(default_factory=list)
     latency_warn_ms: float = DEFAULT_LATENCY_WARN_MS
     latency_fail_ms: float = DEFAULT_LATENCY_FAIL_MS

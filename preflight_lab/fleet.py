@@ -236,7 +236,7 @@ printf '"status": {{"token": "%s", "expirationTimestamp": "%s"}}}}\\n' {token_q}
 _EXEC_HUNG = """\
 #!/bin/sh
 # Lab exec credential plugin for context {name} that never answers (an SSO prompt nobody sees).
-exec sleep 3600
+sleep 3600
 """
 
 
@@ -504,7 +504,7 @@ class LabFleet(Startable):
                 name=cluster.name.replace("\n", " "),
                 api=EXEC_API_VERSION,
                 api_q=shlex.quote(EXEC_API_VERSION),
-                token_q=shlex.quote(cluster.token),
+                token_q=shlex.quote(cluster.token or ""),
             )
         )
         path.chmod(0o700)

@@ -1,0 +1,177 @@
+"""Use the machine's other cores: run shares of a fleet in forked worker processes.
+
+One process checks clusters with threads, and at fleet scale its own CPU (Python holds one core at a time)
+becomes the bound. Workers are forked after planning, so they inherit the plan, the loaded modules and the
+signal guard without re-importing anything; each sends back what its share produced (pickled, over a
+pipe), and the parent carries on as if it had run them itself.
+
+Signals: Ctrl-C reaches every process of the terminal's group, and each one stops the way a single
+process would. A SIGTERM sent to the parent only is passed on to the workers as SIGUSR1 (a first signal
+for them, however many the parent gets). A worker whose parent dies kills its plugins and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any, TypeVar, cast
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+# A worker costs a fork and its share of copy-on-write pages: worth it once it has a few dozen clusters.
+CLUSTERS_PER_WORKER = 32
+_POLL_S = 0.1
+# SIGUSR1: the parent's "stop and send what you have"; SIGUSR2: the parent died (PR_SET_PDEATHSIG).
+STOP_SIGNAL = signal.SIGUSR1
+ORPHAN_SIGNAL = signal.SIGUSR2
+_PR_SET_PDEATHSIG = 1
+
+
+def cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def count_for(requested: int, clusters: int) -> int:
+    """``requested`` workers (0: one per core, each with at least CLUSTERS_PER_WORKER clusters)."""
+    if requested > 0:
+        return max(1, min(requested, clusters))
+    return max(1, min(cpus(), clusters // CLUSTERS_PER_WORKER))
+
+
+def can_fork() -> bool:
+    """Forking a process with other threads can copy a lock some thread holds; such a caller runs in-process."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def share_size(total: int, count: int) -> int:
+    return max(1, math.ceil(total / count))
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(ORPHAN_SIGNAL), 0, 0, 0)
+
+
+def _child(
+    share: S,
+    work: Callable[[S, Callable[[str], None]], R],
+    conn: Connection,
+    on_stop: Callable[[], None],
+    on_orphaned: Callable[[], None],
+) -> int:
+    def orphaned(signum: int, frame: Any) -> None:
+        on_orphaned()
+        os._exit(1)
+
+    signal.signal(STOP_SIGNAL, lambda signum, frame: on_stop())
+    signal.signal(ORPHAN_SIGNAL, orphaned)
+    _die_with_parent()
+    try:
+        result = work(share, lambda name: conn.send(("progress", name)))
+        conn.send(("done", result))
+        return 0
+    except BaseException as exc:  # the parent reports this share's clusters as not finished
+        with contextlib.suppress(BaseException):
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return 1
+
+
+def fan_out(
+    shares: Sequence[S],
+    work: Callable[[S, Callable[[str], None]], R],
+    *,
+    progress: Callable[[str], None],
+    stop: threading.Event | None,
+    on_stop: Callable[[], None],
+    on_orphaned: Callable[[], None],
+    grace: float,
+) -> tuple[list[R | None], list[str]]:
+    """``work(share, report_progress)`` in one forked process per share; its result, or None for a worker that
+    sent none (it failed, or had not answered ``grace`` seconds after ``stop`` was set), and one line per
+    failed worker. ``on_stop`` runs in a worker told to stop; ``on_orphaned`` in one whose parent died."""
+    gc.freeze()  # objects the workers inherit stay out of their collections, and their pages stay shared
+    workers: dict[Connection, tuple[int, int]] = {}
+    try:
+        for index, share in enumerate(shares):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker
+                os.close(read_fd)
+                code = 1
+                try:
+                    code = _child(share, work, Connection(write_fd, readable=False), on_stop, on_orphaned)
+                finally:
+                    os._exit(code)  # never back into the parent's code, its atexit hooks or its buffers
+            os.close(write_fd)
+            workers[Connection(read_fd, writable=False)] = (index, pid)
+    finally:
+        gc.unfreeze()
+    results: list[R | None] = [None] * len(shares)
+    failures: list[str] = []
+    pids = {pid for _, pid in workers.values()}
+    give_up_at: float | None = None
+    try:
+        while workers:
+            if stop is not None and stop.is_set() and give_up_at is None:
+                give_up_at = time.monotonic() + grace
+                for _, pid in workers.values():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, STOP_SIGNAL)
+            if give_up_at is not None and time.monotonic() > give_up_at:
+                break
+            for ready in wait(list(workers), timeout=_POLL_S):
+                conn = cast(Connection, ready)
+                index, _pid = workers[conn]
+                try:
+                    kind, payload = conn.recv()
+                except (EOFError, OSError):
+                    kind, payload = "failed", "the worker exited without a result"
+                if kind == "progress":
+                    progress(payload)
+                    continue
+                if kind == "done":
+                    results[index] = payload
+                else:
+                    failures.append(f"worker {index + 1} of {len(shares)}: {payload}")
+                conn.close()
+                del workers[conn]
+    finally:
+        _end([pid for _, pid in workers.values()])
+        for conn in workers:
+            conn.close()
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    return results, failures
+
+
+def _end(pids: Sequence[int], patience: float = 1.0) -> None:
+    """Workers that did not answer: let them kill their plugins (ORPHAN_SIGNAL), then kill what is left."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, ORPHAN_SIGNAL)
+    until = time.monotonic() + patience
+    left = set(pids)
+    while left and time.monotonic() < until:
+        for pid in list(left):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            left.discard(pid)
+        time.sleep(0.02)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

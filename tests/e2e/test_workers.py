@@ -1,0 +1,201 @@
+"""Worker processes (`--workers`): the same verdicts as one process, and signals end them the same way:
+reports written with every cluster, plugins killed, no worker left behind, even when the parent is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from preflight import workers
+from preflight.reports import json_report
+from preflight_lab.fleet import ClusterSpec, LabFleet
+
+CLI = [sys.executable, "-m", "preflight.cli"]
+QUICK = [f"quick-{i}" for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFleet]:
+    specs = [
+        *(ClusterSpec(name=name) for name in QUICK),
+        ClusterSpec(name="refused", scenario="refused"),
+        ClusterSpec(name="exec-ok", scenario="exec-ok"),
+        ClusterSpec(name="stuck", scenario="hung-exec"),
+    ]
+    with LabFleet(specs, tmp_path_factory.mktemp("workers-lab")) as fleet:
+        yield fleet
+
+
+def _start(lab: LabFleet, *args: str, session: bool = False) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, "check", "--kubeconfig", str(lab.kubeconfig_path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        start_new_session=session,
+    )
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            out[int(entry.name)] = (ppid, cmdline)
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    return [p for p, (ppid, _) in _processes().items() if ppid == pid]
+
+
+def _running(needle: str) -> list[int]:
+    return [p for p, (_, cmdline) in _processes().items() if needle in cmdline]
+
+
+def _statuses(doc: dict) -> dict[tuple[str, str], str]:
+    pairs = {(c["name"], r["check_id"]): r["status"] for c in doc["clusters"] for r in c["results"]}
+    pairs.update({("fleet", r["check_id"]): r["status"] for r in doc["fleet"]["results"]})
+    return pairs
+
+
+def test_workers_give_the_verdicts_of_one_process(lab: LabFleet, tmp_path: Path) -> None:
+    common = ["--exec-timeout", "3", "--connect-timeout", "2"]
+    one = subprocess.run(
+        [
+            *CLI,
+            "check",
+            "--kubeconfig",
+            str(lab.kubeconfig_path),
+            *common,
+            "--workers",
+            "1",
+            "-o",
+            f"json={tmp_path}/1.json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert one.returncode == 1, one.stderr
+    proc = _start(lab, *common, "--workers", "3", "-o", f"json={tmp_path}/3.json")
+    # The hung plugin keeps the run going for its 3 s deadline: long enough to see the workers it forked.
+    script = str(lab.clusters["stuck"].exec_script)
+    _wait_for(lambda: bool(_running(script)), "the hung plugin to start")
+    forked = _children(proc.pid)
+    plugin_parent = _processes()[_running(script)[0]][0]
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert len(forked) == 3, forked  # three workers, one share each
+    assert plugin_parent in forked  # the plugin ran in a worker, not in the parent
+    single, split = json.loads((tmp_path / "1.json").read_text()), json.loads((tmp_path / "3.json").read_text())
+    jsonschema.validate(split, json_report.load_schema())
+    assert [c["name"] for c in split["clusters"]] == [c["name"] for c in single["clusters"]]
+    assert _statuses(split) == _statuses(single)
+    assert split["aborted"] is None and split["summary"] == single["summary"]
+    # Two clusters share a credential in no lab; the fleet checks saw every cluster's record all the same.
+    assert {r["check_id"] for r in split["fleet"]["results"]} == {r["check_id"] for r in single["fleet"]["results"]}
+
+
+def _quick_ones_done(lab: LabFleet) -> bool:
+    """Every quick cluster's API answered its last kube-api request (the latency samples come last)."""
+    return all(
+        sum(1 for r in lab.clusters[n].server.requests() if r.path == "/version") >= 6  # type: ignore[union-attr]
+        for n in QUICK
+    )
+
+
+def _run_until_stuck(lab: LabFleet, tmp_path: Path, session: bool = False) -> tuple[subprocess.Popen[str], str]:
+    for name in QUICK:
+        lab.clusters[name].server.clear_requests()  # type: ignore[union-attr]
+    proc = _start(
+        lab,
+        "--exec-timeout",
+        "60",
+        "--checks",
+        "kube*",
+        "--workers",
+        "2",
+        "-o",
+        f"json={tmp_path / 'r.json'}",
+        session=session,
+    )
+    script = str(lab.clusters["stuck"].exec_script)
+    _wait_for(lambda: bool(_running(script)), "the hung plugin to start")
+    _wait_for(lambda: _quick_ones_done(lab), "the quick clusters to finish")
+    return proc, script
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the parent", "SIGINT to the process group"])
+def test_a_signal_ends_every_worker_with_every_report_written(lab: LabFleet, tmp_path: Path, how: str) -> None:
+    proc, script = _run_until_stuck(lab, tmp_path, session=how.endswith("group"))
+    forked = _children(proc.pid)
+    assert len(forked) == 2
+    if how.endswith("group"):
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    else:
+        proc.send_signal(signal.SIGTERM)  # what Kubernetes and CI do
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if how.endswith("group") else 143), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(doc, json_report.load_schema())
+    assert doc["aborted"].startswith("interrupted: 1 of 8 clusters did not finish"), doc["aborted"]
+    by_name = {c["name"]: c for c in doc["clusters"]}
+    assert set(by_name) == {*QUICK, "refused", "exec-ok", "stuck"}
+    for name in QUICK:
+        decided = [r["status"] for r in by_name[name]["results"]]
+        assert "error" not in decided and decided.count("pass") >= len(decided) - 1, by_name[name]["results"]
+    stuck = [r for r in by_name["stuck"]["results"] if r["message"].startswith("not finished: interrupted")]
+    assert stuck and all(r["status"] == "error" for r in stuck)
+    assert not _running(script), "the hung plugin outlived the run"
+    assert not [p for p in forked if p in _processes()], "a worker outlived the run"
+
+
+def test_workers_of_a_killed_parent_kill_their_plugins_and_exit(lab: LabFleet, tmp_path: Path) -> None:
+    proc, script = _run_until_stuck(lab, tmp_path)
+    forked = _children(proc.pid)
+    assert forked
+    proc.kill()  # no handler runs in the parent: the workers learn it from the kernel (parent-death signal)
+    proc.communicate(timeout=30)
+    _wait_for(lambda: not _running(script), "the orphaned worker to kill its plugin", timeout=30)
+    _wait_for(lambda: not [p for p in forked if p in _processes()], "the orphaned workers to exit", timeout=30)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "65", "1.5"])
+def test_a_bad_workers_value_is_one_line_and_exit_2(value: str) -> None:
+    done = subprocess.run([*CLI, "check", "--workers", value], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--workers" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_worker_count() -> None:
+    assert workers.count_for(3, 100) == 3 and workers.count_for(8, 2) == 2  # never more workers than clusters
+    assert workers.count_for(0, workers.CLUSTERS_PER_WORKER - 1) == 1  # a small fleet stays in one process
+    assert workers.count_for(0, 10_000) == workers.cpus()
+    assert workers.share_size(32, 3) == 11 and workers.share_size(1, 4) == 1
