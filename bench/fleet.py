@@ -242,6 +242,7 @@ class Measured:
     cpu_s: float  # user + system, the tool and the exec plugins it reaped
     maxrss_kib: int
     sys_s: float = 0.0  # the system part of cpu_s: sockets, TLS records, threads, plugin processes
+    tree_pss_kib: int = 0  # peak PSS of the tool and its workers together, sampled every 0.25 s
 
 
 def run_measured(argv: Sequence[str], timeout: float, stderr_path: Path) -> Measured:
@@ -250,6 +251,7 @@ def run_measured(argv: Sequence[str], timeout: float, stderr_path: Path) -> Meas
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=err, env=_child_env())
         deadline = t0 + timeout
+        peak_pss, next_sample = 0, t0
         try:
             while True:
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -257,6 +259,9 @@ def run_measured(argv: Sequence[str], timeout: float, stderr_path: Path) -> Meas
                     break
                 if time.perf_counter() > deadline:
                     raise TimeoutError(f"{' '.join(argv[:6])}... did not finish within {timeout:g}s")
+                if time.perf_counter() >= next_sample:
+                    peak_pss = max(peak_pss, tree_pss_kib(proc.pid))
+                    next_sample = time.perf_counter() + 0.25
                 time.sleep(0.005)
         except BaseException:
             proc.kill()
@@ -265,7 +270,30 @@ def run_measured(argv: Sequence[str], timeout: float, stderr_path: Path) -> Meas
             raise
         wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, usage.ru_stime)
+    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, usage.ru_stime, peak_pss)
+
+
+def tree_pss_kib(root: int) -> int:
+    """Proportional set size of ``root`` and its descendants (worker processes, plugins): what the run costs
+    the machine, shared pages counted once. Descendants have higher pids (no wrap-around in a bench run)."""
+    parent: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) > root:
+            with suppress(OSError, ValueError, IndexError):
+                parent[int(name)] = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, ppid in parent.items() if ppid in tree} - tree
+        tree |= found
+        grew = bool(found)
+    total = 0
+    for pid in tree:
+        with suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+    return total
 
 
 @dataclass
@@ -597,7 +625,8 @@ def run_sizes(
         rows.append((case, base))
         print(
             f"N={n}{tag}: wall {case.measured.wall_s:.2f}s, CPU {case.measured.cpu_s:.2f}s"
-            f" (of which system {case.measured.sys_s:.2f}s); the lab's CPU meanwhile {case.lab_cpu_s:.2f}s"
+            f" (of which system {case.measured.sys_s:.2f}s); peak PSS of the tool and its workers "
+            f"{case.measured.tree_pss_kib / 1024:.0f} MiB; the lab's CPU meanwhile {case.lab_cpu_s:.2f}s"
             + (f", baseline {base.measured.wall_s:.2f}s" if base else "")
             + "; slowest checks (max s): "
             + ", ".join(f"{c} {s:.2f}" for c, s in case.slowest)
