@@ -65,17 +65,31 @@ def _reviews(ctx: ClusterContext, asks: Sequence[access.Question]) -> dict[tuple
     """Answer several access questions; each answer is True, False or None (no answer).
 
     The cluster's rules review and its review of everything (both asked once per cluster, whichever
-    check comes first) answer what they answer exactly (preflight.access); the rest are asked at once.
+    check comes first, the two at once) answer what they answer exactly (preflight.access); the rest are
+    asked at once. Threads only for requests that are really sent: the later checks find both memoised.
     """
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="review") as pool:
-        everything = pool.submit(ctx.memo, "rbac.everything", lambda: _ask(ctx, access.EVERYTHING))
-        review = pool.submit(ctx.memo, "rbac.rules-review", lambda: _rules_review(ctx))
-        known = {access.EVERYTHING: everything.result()}
-        rest = [q for q in dict.fromkeys(asks) if q not in known]
-        decided = {q: access.decide(q, known[access.EVERYTHING], review.result()) for q in rest}
-        left = [q for q, answer in decided.items() if answer is None]
-        known.update(decided)
-        known.update(zip(left, pool.map(lambda q: _ask(ctx, q), left), strict=True))
+
+    def rules_review() -> access.RulesReview | None:
+        return ctx.memo("rbac.rules-review", lambda: _rules_review(ctx))
+
+    if ctx.has_memo("rbac.rules-review"):
+        review = rules_review()
+        everything = ctx.memo("rbac.everything", lambda: _ask(ctx, access.EVERYTHING))
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="review") as side:
+            pending = side.submit(rules_review)
+            everything = ctx.memo("rbac.everything", lambda: _ask(ctx, access.EVERYTHING))
+            review = pending.result()
+    known = {access.EVERYTHING: everything}
+    rest = [q for q in dict.fromkeys(asks) if q not in known]
+    decided = {q: access.decide(q, everything, review) for q in rest}
+    left = [q for q, answer in decided.items() if answer is None]
+    known.update(decided)
+    if len(left) == 1:
+        known[left[0]] = _ask(ctx, left[0])
+    elif left:
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="review") as pool:
+            known.update(zip(left, pool.map(lambda q: _ask(ctx, q), left), strict=True))
     return {tuple(str(x) for x in a): known[a] for a in asks}
 
 

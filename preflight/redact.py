@@ -62,7 +62,7 @@ class Redactor:
     cluster), so known secrets are matched in one pass of an Aho-Corasick automaton, not one search per secret;
     secrets registered mid-run (Broker tokens) are searched directly until enough gather to rebuild it."""
 
-    _REBUILD_AT = 64
+    _REBUILD_AT = 16
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._known: set[str] = set()

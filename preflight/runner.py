@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import os
 import queue
 import signal
@@ -468,6 +469,9 @@ def run_fleet(
     count = _worker_count(settings, len(contexts))
     if guard is not None:
         guard.raising = False  # from here a signal is polled for: the clusters' results must be kept
+    # What planning and the imports made lives until the end: out of every collection while clusters run (and,
+    # in forked workers, in pages that stay shared because no collection writes to them).
+    gc.freeze()
     finished: set[str] = set()
 
     def cluster_progress(name: str) -> None:
@@ -483,6 +487,7 @@ def run_fleet(
         done = run_clusters(
             contexts, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
         )
+    gc.unfreeze()
     aborted = done.aborted
     fleet_results: list[Result] = []
     try:

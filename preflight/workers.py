@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import math
 import os
 import signal
@@ -102,23 +101,19 @@ def fan_out(
     """``work(share, report_progress)`` in one forked process per share; its result, or None for a worker that
     sent none (it failed, or had not answered ``grace`` seconds after ``stop`` was set), and one line per
     failed worker. ``on_stop`` runs in a worker told to stop; ``on_orphaned`` in one whose parent died."""
-    gc.freeze()  # objects the workers inherit stay out of their collections, and their pages stay shared
     workers: dict[Connection, tuple[int, int]] = {}
-    try:
-        for index, share in enumerate(shares):
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the worker
-                os.close(read_fd)
-                code = 1
-                try:
-                    code = _child(share, work, Connection(write_fd, readable=False), on_stop, on_orphaned)
-                finally:
-                    os._exit(code)  # never back into the parent's code, its atexit hooks or its buffers
-            os.close(write_fd)
-            workers[Connection(read_fd, writable=False)] = (index, pid)
-    finally:
-        gc.unfreeze()
+    for index, share in enumerate(shares):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read_fd)
+            code = 1
+            try:
+                code = _child(share, work, Connection(write_fd, readable=False), on_stop, on_orphaned)
+            finally:
+                os._exit(code)  # never back into the parent's code, its atexit hooks or its buffers
+        os.close(write_fd)
+        workers[Connection(read_fd, writable=False)] = (index, pid)
     results: list[R | None] = [None] * len(shares)
     failures: list[str] = []
     pids = {pid for _, pid in workers.values()}
