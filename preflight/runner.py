@@ -408,7 +408,7 @@ def _in_workers(
         # In a worker, a second signal ends that worker at once, without the parent's last words on stderr.
         guard.on_second = quietly
     try:
-        outs, _failures = workers.fan_out(
+        outs = workers.fan_out(
             shares,
             work,
             progress=progress or (lambda name: None),
@@ -421,24 +421,35 @@ def _in_workers(
         if guard is not None and on_second is not None:
             guard.on_second = on_second
     gathered = Clusters({})
-    unfinished = _unfinished(t_start)
+    interrupted = guard is not None and guard.event.is_set()
     for share, out in zip(shares, outs, strict=True):
-        if out is None:  # the worker failed or never answered: its clusters were not decided here
+        if isinstance(out, str):
+            # No result from this worker: interrupted, its clusters were not finished; otherwise (a crash, the OOM
+            # killer) they were not checked, an `error` each, and the other workers' results stand.
+            lost = (
+                _unfinished(t_start)
+                if interrupted
+                else error(
+                    f"not checked: the worker process checking this cluster {out}",
+                    remediation="Run the check again; if it recurs, run with --workers 1 and report the problem.",
+                )
+            )
             out = Clusters(
                 {
                     c.name: _cluster_report(
                         c,
-                        [_to_result(chk, unfinished, 0.0, c.name, (), redactor) for chk in checks],
+                        [_to_result(chk, lost, 0.0, c.name, (), redactor) for chk in checks],
                         settings,
                         redactor,
                         describe,
                     )
                     for c in share
                 },
-                "a worker did not finish",
+                "a worker did not finish" if interrupted else None,
             )
         gathered.reports.update(out.reports)
-    if any(o is None or o.aborted for o in outs):
+        gathered.aborted = gathered.aborted or out.aborted
+    if gathered.aborted:
         missing = sum(1 for r in gathered.reports.values() if any(_was_unfinished(x) for x in r.results))
         gathered.aborted = f"interrupted: {missing} of {len(contexts)} clusters did not finish"
     return gathered

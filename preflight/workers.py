@@ -97,10 +97,10 @@ def fan_out(
     on_stop: Callable[[], None],
     on_orphaned: Callable[[], None],
     grace: float,
-) -> tuple[list[R | None], list[str]]:
-    """``work(share, report_progress)`` in one forked process per share; its result, or None for a worker that
-    sent none (it failed, or had not answered ``grace`` seconds after ``stop`` was set), and one line per
-    failed worker. ``on_stop`` runs in a worker told to stop; ``on_orphaned`` in one whose parent died."""
+) -> list[R | str]:
+    """``work(share, report_progress)`` in one forked process per share: per share its result, or a line saying
+    why there is none (the worker raised, was killed, or had not answered ``grace`` seconds after ``stop`` was
+    set). ``on_stop`` runs in a worker told to stop; ``on_orphaned`` in one whose parent died."""
     workers: dict[Connection, tuple[int, int]] = {}
     for index, share in enumerate(shares):
         read_fd, write_fd = os.pipe()
@@ -114,9 +114,8 @@ def fan_out(
                 os._exit(code)  # never back into the parent's code, its atexit hooks or its buffers
         os.close(write_fd)
         workers[Connection(read_fd, writable=False)] = (index, pid)
-    results: list[R | None] = [None] * len(shares)
-    failures: list[str] = []
-    pids = {pid for _, pid in workers.values()}
+    outcomes: list[R | str] = ["did not answer in time after the run was interrupted"] * len(shares)
+    pids = {pid: index for index, pid in workers.values()}
     give_up_at: float | None = None
     try:
         while workers:
@@ -129,28 +128,45 @@ def fan_out(
                 break
             for ready in wait(list(workers), timeout=_POLL_S):
                 conn = cast(Connection, ready)
-                index, _pid = workers[conn]
+                index, pid = workers[conn]
                 try:
                     kind, payload = conn.recv()
                 except (EOFError, OSError):
-                    kind, payload = "failed", "the worker exited without a result"
+                    kind, payload = "silent", None
                 if kind == "progress":
                     progress(payload)
                     continue
-                if kind == "done":
-                    results[index] = payload
-                else:
-                    failures.append(f"worker {index + 1} of {len(shares)}: {payload}")
                 conn.close()
                 del workers[conn]
+                # Its pipe is closed: the worker is exiting, or already gone. Reaped now, not left a zombie.
+                del pids[pid]
+                status = _reap(pid)
+                if kind == "done":
+                    outcomes[index] = payload
+                elif kind == "failed":
+                    outcomes[index] = f"raised {payload}"
+                else:
+                    outcomes[index] = f"ended without a result ({_ended(status)})"
     finally:
         _end([pid for _, pid in workers.values()])
         for conn in workers:
             conn.close()
         for pid in pids:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-    return results, failures
+            _reap(pid)
+    return outcomes
+
+
+def _reap(pid: int) -> int:
+    with contextlib.suppress(ChildProcessError):
+        return os.waitpid(pid, 0)[1]
+    return 0
+
+
+def _ended(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit status {code}"
 
 
 def _end(pids: Sequence[int], patience: float = 1.0) -> None:

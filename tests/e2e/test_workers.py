@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from preflight import workers
+from preflight import shard, workers
 from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
 
@@ -56,16 +56,17 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> 
 
 
 def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every process."""
+    """pid -> (parent pid, command line) of every live process (zombies, already dead, left out)."""
     out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
             except (OSError, ValueError, IndexError):
                 continue
-            out[int(entry.name)] = (ppid, cmdline)
+            if state != "Z":
+                out[int(entry.name)] = (int(ppid), cmdline)
     return out
 
 
@@ -105,13 +106,18 @@ def test_workers_give_the_verdicts_of_one_process(lab: LabFleet, tmp_path: Path)
     proc = _start(lab, *common, "--workers", "3", "-o", f"json={tmp_path}/3.json")
     # The hung plugin keeps the run going for its 3 s deadline: long enough to see the workers it forked.
     script = str(lab.clusters["stuck"].exec_script)
-    _wait_for(lambda: bool(_running(script)), "the hung plugin to start")
-    forked = _children(proc.pid)
+    seen: set[int] = set()
+
+    def plugin_started() -> bool:
+        seen.update(_children(proc.pid))
+        return bool(_running(script))
+
+    _wait_for(plugin_started, "the hung plugin to start")
     plugin_parent = _processes()[_running(script)[0]][0]
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
-    assert len(forked) == 3, forked  # three workers, one share each
-    assert plugin_parent in forked  # the plugin ran in a worker, not in the parent
+    assert len(seen) == 3, seen  # three workers, one share each
+    assert plugin_parent in seen  # the plugin ran in a worker, not in the parent
     single, split = json.loads((tmp_path / "1.json").read_text()), json.loads((tmp_path / "3.json").read_text())
     jsonschema.validate(split, json_report.load_schema())
     assert [c["name"] for c in split["clusters"]] == [c["name"] for c in single["clusters"]]
@@ -154,7 +160,7 @@ def _run_until_stuck(lab: LabFleet, tmp_path: Path, session: bool = False) -> tu
 def test_a_signal_ends_every_worker_with_every_report_written(lab: LabFleet, tmp_path: Path, how: str) -> None:
     proc, script = _run_until_stuck(lab, tmp_path, session=how.endswith("group"))
     forked = _children(proc.pid)
-    assert len(forked) == 2
+    assert forked  # at least the stuck cluster's worker is still running
     if how.endswith("group"):
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     else:
@@ -199,3 +205,38 @@ def test_worker_count() -> None:
     assert workers.count_for(0, workers.CLUSTERS_PER_WORKER - 1) == 1  # a small fleet stays in one process
     assert workers.count_for(0, 10_000) == workers.cpus()
     assert workers.share_size(32, 3) == 11 and workers.share_size(1, 4) == 1
+
+
+def test_a_killed_worker_costs_its_clusters_not_the_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The OOM killer takes a worker: its clusters are `error` (not checked, and why), the rest stand."""
+    names = [f"c-{i}" for i in range(12)]
+    slow = next(n for n in names if shard.of(n, 2) == 0)
+    kept = [n for n in names if shard.of(n, 2) == 1][:3]
+    assert kept, "no name falls in the second share"
+    lost = [n for n in names if shard.of(n, 2) == 0 and n != slow][:2]
+    specs = [ClusterSpec(name=slow, latency_ms=1500.0), *(ClusterSpec(name=n) for n in [*kept, *lost])]
+    with LabFleet(specs, tmp_path_factory.mktemp("killed-worker")) as lab:
+        out = tmp_path_factory.mktemp("killed-worker-out") / "r.json"
+        proc = _start(lab, "--checks", "kube*", "--connect-timeout", "5", "--workers", "2", "-o", f"json={out}")
+        server = lab.clusters[slow].server
+        assert server is not None
+        _wait_for(lambda: len(_children(proc.pid)) == 2, "the two workers")
+        _wait_for(lambda: len(server.requests()) >= 2, "the slow cluster's first requests")
+        _wait_for(lambda: len(_children(proc.pid)) == 1, "the quick share's worker to finish")
+        (victim,) = _children(proc.pid)
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, json_report.load_schema())
+    assert doc["aborted"] is None
+    by_name = {c["name"]: c["results"] for c in doc["clusters"]}
+    for name in [slow, *lost]:
+        assert all(r["status"] == "error" for r in by_name[name])
+        assert all(
+            "worker process checking this cluster ended without a result (killed by SIGKILL)" in r["message"]
+            for r in by_name[name]
+        ), by_name[name][0]["message"]
+    for name in kept:
+        assert "error" not in {r["status"] for r in by_name[name]}
