@@ -14,6 +14,11 @@ Broker (a real ``nats-server`` on its own loopback address), the check runs with
 among the Broker clusters) has its Broker's 4222 dropped by nftables. Last, a per-check cost table
 (count, mean, p95, max of each result's ``duration_s``) from the largest fleet's 20%-bad runs.
 
+At a thousand clusters one Python process serving every fake API server saturates its GIL and the
+benchmark would time the lab, not the tool: the lab runs as ``--lab-processes`` ``serve`` processes
+(default one per 200 clusters), each with its share of the fleet, its own context prefix and the same
+scenario mix; the check gets every lab's kubeconfig, or one fleet file naming all their clusters.
+
 Needs root (network namespaces, nftables). Run: ``sudo .venv/bin/python bench/fleet.py``.
 """
 
@@ -54,6 +59,7 @@ HEALTHY_SCENARIOS = ("healthy", "exec-ok")
 DEADLINE_MESSAGE = re.compile(r"did not answer within|within its budget|deadline", re.I)
 CMD_TIMEOUT_S = 30.0
 HELP_RUNS = 5
+CLUSTERS_PER_LAB = 200  # default --lab-processes: one `serve` per this many clusters
 
 
 def _run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = CMD_TIMEOUT_S) -> str:
@@ -118,9 +124,10 @@ class Namespace:
 
 @dataclass
 class Lab:
-    kubeconfig: Path
-    fleet: Path
+    kubeconfigs: list[Path]  # one per lab process
+    fleet: Path  # one fleet file naming every lab process's clusters
     brokers: dict[str, tuple[str, int]]  # context -> its Broker's address and port (--with-brokers)
+    processes: int
 
 
 # What `serve -v` prints per cluster on stderr (preflight_lab.fleet.describe).
@@ -142,57 +149,105 @@ def _lab_brokers(stderr: str, fleet: Path) -> dict[str, tuple[str, int]]:
     return brokers
 
 
-@contextmanager
-def lab_fleet(ns: Namespace, directory: Path, clusters: int, mix: str, with_brokers: bool = False) -> Iterator[Lab]:
-    """Run ``python -m preflight_lab serve`` in ``ns``; yield its files (and Brokers) once it prints READY."""
-    log = (directory / "lab.stderr").open("wb")
-    proc = subprocess.Popen(
-        ns.argv(
-            PYTHON,
-            "-m",
-            "preflight_lab",
-            "serve",
-            "--dir",
-            str(directory),
-            "--clusters",
-            str(clusters),
-            "--scenario-mix",
-            mix,
-            "--prefix",
-            "bench",
-            *(("--with-brokers", "--verbose") if with_brokers else ()),
-        ),
-        stdout=subprocess.PIPE,
-        stderr=log,
-        cwd=ROOT,
-        env=_child_env(),
-    )
-    try:
-        assert proc.stdout is not None
-        text = _read_until(proc, b"READY\n", deadline=time.monotonic() + 60 + clusters * 0.5)
-        match = re.search(r"^KUBECONFIG=(.+)$", text, re.M)
-        fleet = re.search(r"^FLEET=(.+)$", text, re.M)
-        if "READY" not in text or match is None or fleet is None:
-            raise RuntimeError(f"lab did not become ready: {text!r}; see {directory / 'lab.stderr'}")
-        log.flush()
-        # `-v` writes the listing to stderr (flushed) before READY reaches stdout.
-        brokers = (
-            _lab_brokers((directory / "lab.stderr").read_text(errors="replace"), Path(fleet.group(1)))
-            if with_brokers
-            else {}
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` clusters split into ``parts`` near-equal shares (no empty one), the larger ones first."""
+    parts = max(1, min(parts, total))
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def merge_fleets(path: Path, fleets: Sequence[Path]) -> Path:
+    """Write one fleet file at ``path`` with every lab's kubeconfig and clusters (paths relative to ``path``)."""
+    import yaml
+
+    docs: list[dict[str, Any]] = [yaml.safe_load(f.read_text()) for f in fleets]
+    merged = dict(docs[0])  # version, origin: the same in every lab's file
+    merged["kubeconfig"] = [
+        os.path.relpath(os.path.normpath(f.parent / k), path.parent)
+        for f, doc in zip(fleets, docs, strict=True)
+        for k in doc.get("kubeconfig") or []
+    ]
+    merged["clusters"] = [c for doc in docs for c in doc.get("clusters") or []]
+    merged["mutes"] = [m for doc in docs for m in doc.get("mutes") or []]
+    path.write_text(yaml.safe_dump(merged, sort_keys=False))
+    return path
+
+
+def _serve(
+    ns: Namespace, directory: Path, clusters: int, mix: str, prefix: str, with_brokers: bool
+) -> subprocess.Popen[bytes]:
+    directory.mkdir()
+    with (directory / "lab.stderr").open("wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            ns.argv(
+                PYTHON,
+                "-m",
+                "preflight_lab",
+                "serve",
+                "--dir",
+                str(directory),
+                "--clusters",
+                str(clusters),
+                "--scenario-mix",
+                mix,
+                "--prefix",
+                prefix,
+                *(("--with-brokers", "--verbose") if with_brokers else ()),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=ROOT,
+            env=_child_env(),
         )
-        yield Lab(Path(match.group(1)), Path(fleet.group(1)), brokers)
-    finally:
+
+
+def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every lab process at once (each stops its servers and nats-servers), then reap them."""
+    for proc in procs:
         if proc.poll() is None:
             proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
         if proc.stdout:
             proc.stdout.close()
-        log.close()
+
+
+@contextmanager
+def lab_fleet(
+    ns: Namespace, directory: Path, clusters: int, mix: str, with_brokers: bool = False, processes: int = 1
+) -> Iterator[Lab]:
+    """Run ``processes`` ``python -m preflight_lab serve`` in ``ns``, each with its share of ``clusters``.
+
+    One Python process serving a thousand HTTPS API servers saturates its GIL and would time itself, not
+    the tool. Each process gets its own directory and context prefix (``bench0``, ``bench1``, ...), the
+    same scenario mix, and addresses from its own allocator blocks (flock-held, so never another's).
+    Yields every lab's kubeconfig, one merged fleet file and every Broker once all of them print READY.
+    """
+    counts = shares(clusters, processes)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        dirs = [directory / f"lab{i}" for i in range(len(counts))]
+        for i, (sub, count) in enumerate(zip(dirs, counts, strict=True)):
+            procs.append(_serve(ns, sub, count, mix, f"bench{i}", with_brokers))
+        deadline = time.monotonic() + 60 + clusters * 0.5  # they start side by side on the same cores
+        kubeconfigs, fleets, brokers = [], [], {}
+        for sub, proc in zip(dirs, procs, strict=True):
+            text = _read_until(proc, b"READY\n", deadline)
+            match = re.search(r"^KUBECONFIG=(.+)$", text, re.M)
+            fleet = re.search(r"^FLEET=(.+)$", text, re.M)
+            if "READY" not in text or match is None or fleet is None:
+                raise RuntimeError(f"lab did not become ready: {text!r}; see {sub / 'lab.stderr'}")
+            kubeconfigs.append(Path(match.group(1)))
+            fleets.append(Path(fleet.group(1)))
+            if with_brokers:
+                # `-v` writes the listing to stderr (flushed) before READY reaches stdout.
+                brokers.update(_lab_brokers((sub / "lab.stderr").read_text(errors="replace"), fleets[-1]))
+        yield Lab(kubeconfigs, merge_fleets(directory / "fleet.yaml", fleets), brokers, len(procs))
+    finally:
+        _stop(procs)
 
 
 def _read_until(proc: subprocess.Popen[bytes], marker: bytes, deadline: float) -> str:
@@ -377,6 +432,7 @@ class Case:
     durations: dict[str, list[float]]  # check id -> every result's duration_s (clusters' and the fleet's)
     skipped: dict[str, int]  # check id -> how many of those results were skips
     lab_cpu_s: float = 0.0  # CPU the lab (API servers, Brokers) used while the check ran, on the same cores
+    lab_processes: int = 1  # `serve` processes the lab ran as
 
 
 def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespace, workdir: Path) -> Case:
@@ -384,8 +440,9 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
     label = f"n{n}-{'bad' if with_bad else 'base'}{'-brokers' if with_brokers else ''}-"
     directory = Path(tempfile.mkdtemp(prefix=label, dir=workdir))
     mix = BAD_MIX if with_bad else BASELINE_MIX
-    with Namespace() as ns, lab_fleet(ns, directory, n, mix, with_brokers) as lab:
-        clusters = read_clusters(lab.kubeconfig)
+    processes = args.lab_processes or lab_processes_for(n)
+    with Namespace() as ns, lab_fleet(ns, directory, n, mix, with_brokers, processes) as lab:
+        clusters = {name: c for kubeconfig in lab.kubeconfigs for name, c in read_clusters(kubeconfig).items()}
         kinds = {name: ("hung" if s == "hung-exec" else "healthy") for name, (s, _, _) in clusters.items()}
         kinds.update(dict.fromkeys(lab.brokers, "broker"))
         if with_bad:
@@ -402,7 +459,9 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
             ns.drop_tcp(drop)
         out = directory / "report.json"
         source = (
-            ("--fleet", str(lab.fleet), "--origin", ORIGIN) if with_brokers else ("--kubeconfig", str(lab.kubeconfig))
+            ("--fleet", str(lab.fleet), "--origin", ORIGIN)
+            if with_brokers
+            else tuple(a for k in lab.kubeconfigs for a in ("--kubeconfig", str(k)))
         )
         argv = ns.argv(
             *os.environ.get("BENCH_WRAP", "").split(),
@@ -420,7 +479,7 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
         )
         # The tool's own bound is one cluster budget per wave of --parallel clusters; allow that and more.
         timeout = 120 + 60 * math.ceil(n / args.parallel)
-        before = set(ns.pids())  # the lab
+        before = set(ns.pids())  # every lab process and its nats-servers
         lab_cpu = _cpu_s(before)
         measured = run_measured(argv, timeout, directory / "check.stderr")
         lab_cpu = _cpu_s(before) - lab_cpu
@@ -438,10 +497,18 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
     slowest = sorted(((c, max(d)) for c, d in durations.items()), key=lambda kv: -kv[1])[:3]
     bad = sum(1 for k in kinds.values() if k not in ("healthy", "broker"))
     verdicts = verify(report, kinds, lab.brokers)
+    endpoints = [c[1:] for c in clusters.values()] + list(lab.brokers.values())
+    if len(set(endpoints)) != len(endpoints):  # the lab processes' allocators must never share an address
+        verdicts.mismatches.append(f"{len(endpoints) - len(set(endpoints))} address:port pair(s) serve twice")
     if leftover:
         verdicts.mismatches.append(f"{leftover} process(es) left running in the namespace after check exited")
     tool_s = float(report.get("duration_s") or 0)
-    return Case(n, bad, measured, tool_s, verdicts, slowest, leftover, durations, skipped, lab_cpu)
+    return Case(n, bad, measured, tool_s, verdicts, slowest, leftover, durations, skipped, lab_cpu, lab.processes)
+
+
+def lab_processes_for(clusters: int) -> int:
+    """The default: one lab process per CLUSTERS_PER_LAB clusters (or part of it)."""
+    return max(1, math.ceil(clusters / CLUSTERS_PER_LAB))
 
 
 def _cpu_s(pids: set[int]) -> float:
@@ -508,6 +575,16 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=_sizes, default=[10, 50, 200], help="fleet sizes (default 10,50,200)")
@@ -515,6 +592,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--exec-timeout", type=float, default=2.0, help="passed to check (default 2)")
     p.add_argument("--parallel", type=int, default=32, help="passed to check (default 32)")
     p.add_argument("--no-baseline", action="store_true", help="skip the runs with no bad cluster")
+    p.add_argument(
+        "--lab-processes",
+        type=_positive,
+        default=0,
+        metavar="K",
+        help=f"run the lab as K `serve` processes, each with its share of the clusters (default: one per "
+        f"{CLUSTERS_PER_LAB} clusters, at least 1; never more than the clusters)",
+    )
     brokers = p.add_mutually_exclusive_group()
     brokers.add_argument(
         "--with-brokers",
@@ -624,7 +709,8 @@ def run_sizes(
         case = run_case(n, True, with_brokers, args, workdir)
         rows.append((case, base))
         print(
-            f"N={n}{tag}: wall {case.measured.wall_s:.2f}s, CPU {case.measured.cpu_s:.2f}s"
+            f"N={n}{tag}, {case.lab_processes} lab process{'es' if case.lab_processes > 1 else ''}:"
+            f" wall {case.measured.wall_s:.2f}s, CPU {case.measured.cpu_s:.2f}s"
             f" (of which system {case.measured.sys_s:.2f}s); peak PSS of the tool and its workers "
             f"{case.measured.tree_pss_kib / 1024:.0f} MiB; the lab's CPU meanwhile {case.lab_cpu_s:.2f}s"
             + (f", baseline {base.measured.wall_s:.2f}s" if base else "")
