@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 S = TypeVar("S")
@@ -35,11 +36,23 @@ ORPHAN_SIGNAL = signal.SIGUSR2
 _PR_SET_PDEATHSIG = 1
 
 
-def cpus() -> int:
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD", or "max PERIOD" without a limit
+
+
+def cpus(cpu_max: Path = CPU_MAX) -> int:
+    """The cores this process may use: its CPU affinity, and in a container its cgroup's CPU quota (a pod
+    limited to one CPU on a 64-core node gets one worker, not 64)."""
     try:
-        return len(os.sched_getaffinity(0))
+        usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        usable = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max" and int(period) > 0:
+            usable = min(usable, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return usable
 
 
 def count_for(requested: int, clusters: int) -> int:

@@ -240,3 +240,14 @@ def test_a_killed_worker_costs_its_clusters_not_the_run(tmp_path_factory: pytest
         ), by_name[name][0]["message"]
     for name in kept:
         assert "error" not in {r["status"] for r in by_name[name]}
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "limit"),
+    [("max 100000\n", None), ("100000 100000\n", 1), ("150000 100000\n", 2), ("50000 100000\n", 1), ("junk", None)],
+)
+def test_a_containers_cpu_quota_bounds_the_workers(tmp_path: Path, cpu_max: str, limit: int | None) -> None:
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    usable = len(os.sched_getaffinity(0))
+    assert workers.cpus(tmp_path / "cpu.max") == (usable if limit is None else min(usable, limit))
+    assert workers.cpus(tmp_path / "absent") == usable
