@@ -490,15 +490,17 @@ def run_fleet(
             finished.add(name)
             progress(len(finished), len(contexts), name)
 
-    if count > 1:
-        done = _in_workers(
-            contexts, count, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
-        )
-    else:
-        done = run_clusters(
-            contexts, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
-        )
-    gc.unfreeze()
+    try:
+        if count > 1:
+            done = _in_workers(
+                contexts, count, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
+            )
+        else:
+            done = run_clusters(
+                contexts, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
+            )
+    finally:
+        gc.unfreeze()
     aborted = done.aborted
     fleet_results: list[Result] = []
     try:
