@@ -373,15 +373,16 @@ def _in_workers(
     guard: Guard | None,
     describe: Callable[[ClusterContext], dict[str, str]] | None,
 ) -> Clusters:
-    """The clusters split the way ``--shard`` splits them, one share per worker process, gathered here."""
-    from preflight import kube, shard, workers
+    """The clusters dealt round-robin, one share per worker process, gathered here.
+
+    Not ``--shard``'s hash: a shard's contexts all have the same hash modulo its shard count, so with
+    --shard K/2 and two workers every cluster would land in one worker. Dealing also spreads a kubeconfig's
+    runs of similar clusters (a region, a broken VPN) over the workers."""
+    from preflight import kube, workers
     from preflight.execcred import kill_running
 
     kube.preload()  # once, before the fork, rather than once per worker
-    shares: list[list[ClusterContext]] = [[] for _ in range(count)]
-    for ctx in contexts:
-        shares[shard.of(ctx.name, count)].append(ctx)
-    shares = [s for s in shares if s]
+    shares = [list(contexts[i::count]) for i in range(count)]
     per_worker = dataclasses.replace(settings, parallel=workers.share_size(settings.parallel, len(shares)))
 
     def work(share: list[ClusterContext], report: Callable[[str], None]) -> Clusters:

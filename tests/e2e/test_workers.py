@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from preflight import shard, workers
+from preflight import workers
 from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
 
@@ -209,12 +209,9 @@ def test_worker_count() -> None:
 
 def test_a_killed_worker_costs_its_clusters_not_the_run(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The OOM killer takes a worker: its clusters are `error` (not checked, and why), the rest stand."""
-    names = [f"c-{i}" for i in range(12)]
-    slow = next(n for n in names if shard.of(n, 2) == 0)
-    kept = [n for n in names if shard.of(n, 2) == 1][:3]
-    assert kept, "no name falls in the second share"
-    lost = [n for n in names if shard.of(n, 2) == 0 and n != slow][:2]
-    specs = [ClusterSpec(name=slow, latency_ms=1500.0), *(ClusterSpec(name=n) for n in [*kept, *lost])]
+    # Dealt round-robin in kubeconfig order over two workers: the slow cluster and ``lost`` share worker 1.
+    slow, kept, lost = "c-0", ["c-1", "c-3", "c-5"], ["c-2", "c-4"]
+    specs = [ClusterSpec(name=f"c-{i}", latency_ms=1500.0 if i == 0 else None) for i in range(6)]
     with LabFleet(specs, tmp_path_factory.mktemp("killed-worker")) as lab:
         out = tmp_path_factory.mktemp("killed-worker-out") / "r.json"
         proc = _start(lab, "--checks", "kube*", "--connect-timeout", "5", "--workers", "2", "-o", f"json={out}")
