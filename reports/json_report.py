@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -173,8 +173,22 @@ def category_summary(results: list[Result]) -> dict[str, dict[str, int]]:
     return out
 
 
-def to_document(report: RunReport) -> dict[str, Any]:
-    doc: dict[str, Any] = {
+def cluster_document(cluster: ClusterReport) -> dict[str, Any]:
+    return {
+        "name": cluster.name,
+        "server": cluster.server,
+        "provider": provider_enum(cluster.provider),
+        "mode": cluster.mode,
+        "summary": _summary(cluster.summary),
+        "results": [result_document(r) for r in cluster.results],
+        **({"origin": _origin(cluster.origin)} if cluster.origin else {}),
+        **({"fleet": _member(cluster.member)} if cluster.member else {}),
+    }
+
+
+def _head(report: RunReport) -> dict[str, Any]:
+    """The document's fields before ``clusters``."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": report.tool_name, "version": report.tool_version},
         "started_at": iso_utc(report.started_at),
@@ -184,21 +198,12 @@ def to_document(report: RunReport) -> dict[str, Any]:
         "origin": {"cidrs": list(report.origin_cidrs)},
         "summary": _summary(report.summary),
         "summary_by_category": category_summary(report.all_results),
-        "clusters": [
-            {
-                "name": cluster.name,
-                "server": cluster.server,
-                "provider": provider_enum(cluster.provider),
-                "mode": cluster.mode,
-                "summary": _summary(cluster.summary),
-                "results": [result_document(r) for r in cluster.results],
-                **({"origin": _origin(cluster.origin)} if cluster.origin else {}),
-                **({"fleet": _member(cluster.member)} if cluster.member else {}),
-            }
-            for cluster in report.clusters
-        ],
-        "fleet": {"results": [result_document(r) for r in report.fleet_results]},
     }
+
+
+def _tail(report: RunReport) -> dict[str, Any]:
+    """The document's fields after ``clusters``."""
+    doc: dict[str, Any] = {"fleet": {"results": [result_document(r) for r in report.fleet_results]}}
     if report.baseline is not None:
         doc["baseline"] = _baseline(report.baseline)
     if report.shard is not None:
@@ -206,8 +211,38 @@ def to_document(report: RunReport) -> dict[str, Any]:
     return doc
 
 
+def to_document(report: RunReport) -> dict[str, Any]:
+    return {**_head(report), "clusters": [cluster_document(c) for c in report.clusters], **_tail(report)}
+
+
+_ENCODER = json.JSONEncoder(indent=2, allow_nan=False)
+
+
+def _encode(value: Any, level: int) -> str:
+    """``value`` as ``json.dumps(indent=2)`` writes it ``level`` levels deep in a document. Every newline
+    the encoder writes is indentation (it escapes those inside strings), so shifting each one is exact."""
+    text = _ENCODER.encode(value)
+    return text.replace("\n", "\n" + "  " * level) if level else text
+
+
+def chunks(report: RunReport) -> Iterator[str]:
+    """:func:`render`'s text, byte for byte, one cluster at a time: the whole document is never built."""
+    sep = "{\n  "
+    for key, value in _head(report).items():
+        yield f"{sep}{_encode(key, 0)}: {_encode(value, 1)}"
+        sep = ",\n  "
+    yield ',\n  "clusters": [' if report.clusters else ',\n  "clusters": []'
+    for i, cluster in enumerate(report.clusters):
+        yield ("\n    " if i == 0 else ",\n    ") + _encode(cluster_document(cluster), 2)
+    if report.clusters:
+        yield "\n  ]"
+    for key, value in _tail(report).items():
+        yield f",\n  {_encode(key, 0)}: {_encode(value, 1)}"
+    yield "\n}\n"
+
+
 def render(report: RunReport) -> str:
-    return json.dumps(to_document(report), indent=2, allow_nan=False) + "\n"
+    return "".join(chunks(report))
 
 
 def _time(text: Any) -> _dt.datetime:
