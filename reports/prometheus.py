@@ -7,7 +7,7 @@ is imported inside the functions: only runs that ask for metrics load it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -81,6 +81,13 @@ def _cluster_healthy(clusters: Sequence[ClusterReport]) -> Any:
     for c in clusters:
         family.add_metric([c.name], 1 if succeeded(c) else 0)
     return family
+
+
+def last_success_lines(lines: Iterable[str]) -> str:
+    """The lines of a previous textfile that :func:`previous_successes` reads (the last-success family),
+    picked while reading it, so the previous metrics of a fleet are never held whole."""
+    heads = (f"# HELP {LAST_SUCCESS} ", f"# TYPE {LAST_SUCCESS} ", f"{LAST_SUCCESS}{{", f"{LAST_SUCCESS} ")
+    return "".join(line for line in lines if line.startswith(heads))
 
 
 class _RunCollector:
@@ -180,7 +187,7 @@ def render(report: RunReport, previous: str | None = None) -> str:
 
 
 # Clusters per piece of a per-cluster family.
-SLICE = 100
+SLICE = 20
 
 
 def chunks(report: RunReport, previous: str | None = None) -> Iterator[str]:

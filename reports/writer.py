@@ -83,12 +83,21 @@ def stream(
 
 
 def _previous(path: str | None) -> str | None:
-    if path is None or path == "-":
+    """What the metrics keep from the file they replace: only a regular file is read. A FIFO, or
+    ``/dev/stdout`` on a pipe, would wait forever for a writer or for data that never comes."""
+    if path is None or path == "-" or _own_fd(path) is not None:
         return None
+    from . import prometheus
+
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
         return None
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        try:
+            return prometheus.last_success_lines(handle) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except (OSError, UnicodeDecodeError):
+            return None
 
 
 class OutputError(Exception):
