@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator, Mapping
 from enum import Enum
 from importlib import resources
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,22 @@ def jsonable(value: Any) -> Any:
     return _jsonable(value, set())
 
 
+# Types returned as they are; checked by exact type first, since an isinstance test against the ABCs below
+# costs more than the rest of a fleet's evidence handling.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _jsonable(value: Any, seen: set[int]) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict or kind is list:
+        if id(value) in seen:
+            return "<cycle>"
+        seen = seen | {id(value)}
+        if kind is dict:
+            return {k if type(k) is str else _key(k): _jsonable(v, seen) for k, v in value.items()}
+        return [_jsonable(v, seen) for v in value]
     if isinstance(value, Enum):
         return _jsonable(value.value, seen)
     if value is None or isinstance(value, (bool, int, str)):
@@ -215,14 +231,57 @@ def to_document(report: RunReport) -> dict[str, Any]:
     return {**_head(report), "clusters": [cluster_document(c) for c in report.clusters], **_tail(report)}
 
 
-_ENCODER = json.JSONEncoder(indent=2, allow_nan=False)
-
-
 def _encode(value: Any, level: int) -> str:
-    """``value`` as ``json.dumps(indent=2)`` writes it ``level`` levels deep in a document. Every newline
-    the encoder writes is indentation (it escapes those inside strings), so shifting each one is exact."""
-    text = _ENCODER.encode(value)
-    return text.replace("\n", "\n" + "  " * level) if level else text
+    """``value`` as ``json.dumps(value, indent=2, allow_nan=False)`` writes it ``level`` levels deep in a
+    document. The standard library encodes indented JSON in pure Python, a generator per container; this
+    appends to one list and encodes strings with the same C function, about twice as fast. It takes what
+    :func:`jsonable` and the document builders return: plain dicts with string keys, lists and scalars."""
+    out: list[str] = []
+    _append(value, "\n" + "  " * level, out)
+    return "".join(out)
+
+
+def _append(value: Any, newline: str, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(encode_basestring_ascii(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+        out.append(float.__repr__(value))
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        out.append("[" + inner)
+        for i, item in enumerate(value):
+            if i:
+                out.append("," + inner)
+            _append(item, inner, out)
+        out.append(newline + "]")
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        sep = "{" + inner
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"keys must be str, not {type(key).__name__}")
+            out.append(sep + encode_basestring_ascii(key) + ": ")
+            sep = "," + inner
+            _append(item, inner, out)
+        out.append(newline + "}")
+    else:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def chunks(report: RunReport) -> Iterator[str]:

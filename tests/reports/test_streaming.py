@@ -17,9 +17,12 @@ import tracemalloc
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2.utils import htmlsafe_json_dumps
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -257,3 +260,40 @@ def test_emit_streams_to_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     ]
     assert capsys.readouterr().out == junit.render(report)
     assert (tmp_path / "c.txt").read_text(encoding="utf-8") == writer.render("console", report)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(value=_JSON_VALUES, level=st.integers(min_value=0, max_value=3))
+def test_the_document_encoder_writes_what_json_dumps_writes(value: Any, level: int) -> None:
+    expected = json.dumps(value, indent=2, allow_nan=False).replace("\n", "\n" + "  " * level)
+    assert json_report._encode(value, level) == expected
+
+
+@given(
+    value=st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.text()
+        | st.binary(max_size=4)
+        | st.sampled_from(list(Status))
+        | st.datetimes(),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.tuples(children, children)
+            | st.frozensets(st.integers() | st.text(max_size=3), max_size=3)
+            | st.dictionaries(st.text(max_size=3) | st.integers() | st.sampled_from(list(Status)), children, max_size=3)
+        ),
+        max_leaves=15,
+    )
+)
+def test_evidence_of_any_shape_encodes_as_json_dumps_does(value: Any) -> None:
+    plain = json_report.jsonable({"evidence": value})
+    assert json_report._encode(plain, 1) == json.dumps(plain, indent=2, allow_nan=False).replace("\n", "\n  ")
