@@ -5,6 +5,9 @@ a run is interrupted sees either the previous file or the complete new one, neve
 targets are written in place: a symlink's target (the link stays), a FIFO, a character device
 (`/dev/null`, `/dev/full`), and `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` (the process's own open file).
 Directories are never created: a missing one is the caller's typo, found before any probe runs.
+
+Reports are written as they are rendered (:func:`stream`, then :func:`write_report` with the chunks): a
+fleet's 40 MB JSON is never one string, and a FIFO's reader gets the start while the rest is made.
 """
 
 from __future__ import annotations
