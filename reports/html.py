@@ -3,7 +3,7 @@
 A matrix (clusters by check category, each cell the worst status with its symbol) that sorts and filters,
 and per cluster every result with its message, fix, docs link and evidence. Every string in it comes from
 kubeconfigs, clusters or clouds and is untrusted: Jinja2 autoescapes the markup, result data travels as JSON
-in a non-executed script element (``tojson`` escapes ``<``, ``>``, ``&`` and quotes), the page's script
+in a non-executed script element (escaped as ``tojson`` escapes it: ``<``, ``>``, ``&`` and ``'``), the page's script
 only ever sets text, and a Content-Security-Policy pinned to the hashes of the inline script and style
 forbids everything else, loads from anywhere included.
 """
