@@ -132,7 +132,6 @@ def chunks(report: RunReport, *, fail_on: str = "fail") -> Iterator[str]:
             "time": _time(report.duration_s),
         },
     )
-    del results
     groups = changes.ordered_groups([(suite_name(c.name), c.results) for c in report.clusters])
     if report.fleet_results:
         groups.append((FLEET_SUITE, report.fleet_results))
