@@ -50,7 +50,7 @@ def main() -> None:
             page = html.render(report)
             build = time.perf_counter() - t0
             size = len(page.encode("utf-8")) / 1e6
-            json_size = len(json_report.render(report).encode("utf-8")) / 1e6
+            json_size = sum(len(chunk.encode("utf-8")) for chunk in json_report.chunks(report)) / 1e6
             lines = console.render(report).count("\n")
             print(f"{n:>8}  {size:>8.2f}  {build:>8.2f}  {json_size:>8.2f}  {lines:>13}", end="")
             if args.browser:

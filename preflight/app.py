@@ -110,8 +110,9 @@ def check_outputs(outputs: Sequence[tuple[str, str | None]]) -> None:
 def emit(
     report: RunReport, outputs: Sequence[tuple[str, str | None]], options: RenderOptions | None = None
 ) -> list[str]:
-    """Render every requested output; ``None`` or ``-`` is stdout (coloured and fitted when a terminal). One
-    that fails does not stop the others: returns one line per output that could not be written."""
+    """Render every requested output, written as it is rendered (a fleet's report is never one string);
+    ``None`` or ``-`` is stdout (coloured and fitted when a terminal). One that fails does not stop the
+    others: returns one line per output that could not be written."""
     import dataclasses
 
     from preflight.reports import console, writer
@@ -126,10 +127,11 @@ def emit(
                     raise OSError(errno.EBADF, "stdout is closed")
                 tty = dataclasses.replace(opts, width=console.terminal_width(sys.stdout))
                 color = fmt == "console" and console.want_color(sys.stdout)
-                sys.stdout.write(writer.render(fmt, report, color=color, options=tty))
+                for chunk in writer.stream(fmt, report, color=color, options=tty):
+                    sys.stdout.write(chunk)
                 sys.stdout.flush()
             else:
-                writer.write_report(path, writer.render(fmt, report, options=opts, path=path))
+                writer.write_report(path, writer.stream(fmt, report, options=opts, path=path))
         except OSError as exc:
             failed.append(f"-o {fmt}={path or '-'}: cannot write: {exc.strerror or exc}")
             if path is None or path == "-":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from preflight.model import STATUS_ORDER, ClusterReport, Result, RunReport, Status, summarize
@@ -168,6 +168,12 @@ class _Renderer:
 
     def emit(self, line: str) -> None:
         self.lines.append(_truncate(line, self.width) if self.width else line)
+
+    def take(self) -> str:
+        """The lines emitted since the last call, each ending in a newline."""
+        text = "".join(line + "\n" for line in self.lines)
+        self.lines.clear()
+        return text
 
     def _text(self, text: str) -> str:
         text = terminal_safe(text)
@@ -326,6 +332,12 @@ def render(
     options: RenderOptions | None = None,
 ) -> str:
     opts = options or RenderOptions(color=color, verbose=verbose, fail_on=fail_on, width=width)
+    return "".join(chunks(report, options=opts))
+
+
+def chunks(report: RunReport, *, options: RenderOptions | None = None) -> Iterator[str]:
+    """:func:`render`'s text, a cluster at a time."""
+    opts = options or RenderOptions()
     out = _Renderer(opts)
     paint = out.paint
     head = paint(f"{terminal_safe(report.tool_name)} {terminal_safe(report.tool_version)}", _BOLD)
@@ -352,6 +364,7 @@ def render(
         else:
             out.cluster_header(cluster)
             out.problems(cluster.results, terminal_safe(cluster.name))
+        yield out.take()
 
     if report.fleet_results:
         out.emit("")
@@ -380,4 +393,4 @@ def render(
     out.emit(paint(str(verdict(report, opts.fail_on)), _BOLD))
     if abort_banner:
         out.emit(abort_banner)
-    return "\n".join(out.lines) + "\n"
+    yield out.take()

@@ -3,7 +3,7 @@
 A matrix (clusters by check category, each cell the worst status with its symbol) that sorts and filters,
 and per cluster every result with its message, fix, docs link and evidence. Every string in it comes from
 kubeconfigs, clusters or clouds and is untrusted: Jinja2 autoescapes the markup, result data travels as JSON
-in a non-executed script element (``tojson`` escapes ``<``, ``>``, ``&`` and quotes), the page's script
+in a non-executed script element (escaped as ``tojson`` escapes it: ``<``, ``>``, ``&`` and ``'``), the page's script
 only ever sets text, and a Content-Security-Policy pinned to the hashes of the inline script and style
 forbids everything else, loads from anywhere included.
 """
@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,23 +73,33 @@ class _Strings:
         return self.index[text]
 
 
-def _data(report: RunReport) -> dict[str, Any]:
+def _safe_json(value: Any) -> str:
+    """What Jinja's ``tojson`` writes for ``value`` (sorted keys, ``<>&'`` escaped), as plain text."""
+    text = json.dumps(value, sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027")
+
+
+def _data(report: RunReport) -> Iterator[str]:
+    """The page's result data as ``tojson`` writes ``{"checks", "clusters", "fleet", "strings"}`` (keys
+    sorted), one cluster at a time: its rows exist only while that cluster's piece is written."""
+    from markupsafe import Markup  # comes with Jinja2; marks the pieces as safe for the autoescaping template
+
     strings = _Strings([], {})
     checks: dict[str, list[str]] = {}
+    for r in report.all_results:
+        checks.setdefault(r.check_id, [r.title, r.category, r.severity.value, r.docs_url])
 
     def row(r: Result) -> list[Any]:
-        checks.setdefault(r.check_id, [r.title, r.category, r.severity.value, r.docs_url])
         evidence = jsonable(dict(r.evidence)) or None
         command = fix_command(r.remediation) if r.status is not Status.PASS else None
         fix = [strings(r.remediation), strings(command) if command else -1]
         return [r.check_id, r.status.value, strings(r.message), *fix, evidence]
 
-    return {
-        "clusters": [[row(r) for r in c.results] for c in report.clusters],
-        "fleet": [row(r) for r in report.fleet_results],
-        "checks": checks,
-        "strings": strings.items,
-    }
+    yield Markup(f'{{"checks": {_safe_json(checks)}, "clusters": [')
+    for i, c in enumerate(report.clusters):
+        yield Markup((", " if i else "") + _safe_json([row(r) for r in c.results]))
+    fleet = _safe_json([row(r) for r in report.fleet_results])
+    yield Markup(f'], "fleet": {fleet}, "strings": {_safe_json(strings.items)}}}')
 
 
 def _categories(report: RunReport) -> list[str]:
@@ -166,6 +177,12 @@ def _sha256(text: str) -> str:
 
 
 def render(report: RunReport, *, fail_on: str = "fail") -> str:
+    return "".join(chunks(report, fail_on=fail_on))
+
+
+def chunks(report: RunReport, *, fail_on: str = "fail") -> Iterator[str]:
+    """:func:`render`'s text as the template produces it; the result data, the page's bulk, a cluster at
+    a time. The matrix rows are built whole first: they are sorted worst first."""
     categories = _categories(report)
     rows = _rows(report, categories)
     script, style = _asset("report.js"), _asset("report.css")
@@ -177,7 +194,7 @@ def render(report: RunReport, *, fail_on: str = "fail") -> str:
     return (
         _environment()
         .get_template("report.html.j2")
-        .render(
+        .generate(
             report=report,
             title=f"{report.tool_name} fleet report",
             started=iso_utc(report.started_at),

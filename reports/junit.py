@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from preflight.model import Result, RunReport, Status
 
@@ -21,6 +21,7 @@ from .json_report import jsonable
 
 ROOT_NAME = "meshery-preflight"
 FLEET_SUITE = "fleet"
+_INDENT = "\n  "
 
 
 def suite_name(cluster_name: str) -> str:
@@ -80,7 +81,6 @@ def _testcase(parent: ET.Element, suite: str, result: Result, fail_on: str) -> N
 
 
 def _suite(
-    root: ET.Element,
     name: str,
     results: Sequence[Result],
     *,
@@ -89,8 +89,7 @@ def _suite(
     hostname: str,
     fail_on: str,
 ) -> ET.Element:
-    suite = ET.SubElement(
-        root,
+    suite = ET.Element(
         "testsuite",
         {
             "name": name,
@@ -116,7 +115,9 @@ def _mark_aborted(suite: ET.Element, reason: str) -> None:
     suite.insert(0, properties)
 
 
-def render(report: RunReport, *, fail_on: str = "fail") -> str:
+def chunks(report: RunReport, *, fail_on: str = "fail") -> Iterator[str]:
+    """:func:`render`'s text one test suite (cluster) at a time, each indented as ``ET.indent`` would
+    indent it inside the whole document: only one suite's elements exist at once."""
     timestamp = as_utc(report.started_at).replace(tzinfo=None).isoformat(timespec="seconds")
     hostname = xml_safe(socket.gethostname())
     results = report.all_results
@@ -137,11 +138,21 @@ def render(report: RunReport, *, fail_on: str = "fail") -> str:
     if report.aborted and not groups:
         # Nothing ran, but the abort still needs a suite to carry it: testsuites holds no properties.
         groups.append((ROOT_NAME, []))
-    suites = [
-        _suite(root, name, group, index=i, timestamp=timestamp, hostname=hostname, fail_on=fail_on)
-        for i, (name, group) in enumerate(groups)
-    ]
-    if report.aborted:
-        _mark_aborted(suites[0], report.aborted)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n'
+    if not groups:
+        yield ET.tostring(root, encoding="unicode") + "\n"
+        return
+    end = f"</{root.tag}>"
+    yield ET.tostring(root, encoding="unicode", short_empty_elements=False).removesuffix(end) + _INDENT
+    for i, (name, group) in enumerate(groups):
+        suite = _suite(name, group, index=i, timestamp=timestamp, hostname=hostname, fail_on=fail_on)
+        if i == 0 and report.aborted:
+            _mark_aborted(suite, report.aborted)
+        ET.indent(suite, level=1)
+        suite.tail = _INDENT if i < len(groups) - 1 else "\n"
+        yield ET.tostring(suite, encoding="unicode")
+    yield end + "\n"
+
+
+def render(report: RunReport, *, fail_on: str = "fail") -> str:
+    return "".join(chunks(report, fail_on=fail_on))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 from preflight.model import STATUS_RANK, ClusterReport, Result, RunReport, Status
 
@@ -74,7 +75,7 @@ class Problem:
 
 def _problems(report: RunReport) -> list[Problem]:
     groups: dict[tuple[str, Status, str], Problem] = {}
-    pairs = [(c.name, r) for c in report.clusters for r in c.results] + [(FLEET, r) for r in report.fleet_results]
+    pairs = chain(((c.name, r) for c in report.clusters for r in c.results), ((FLEET, r) for r in report.fleet_results))
     for name, r in pairs:
         if STATUS_RANK[r.status] == 0:
             continue

@@ -7,7 +7,7 @@ is imported inside the functions: only runs that ask for metrics load it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,50 +48,95 @@ def previous_successes(text: str | None) -> dict[str, float]:
     return out
 
 
+def _gauge(name: str, documentation: str, labels: Sequence[str]) -> Any:
+    from prometheus_client.core import GaugeMetricFamily
+
+    return GaugeMetricFamily(name, documentation, labels=labels)
+
+
+def _check_status(clusters: Sequence[ClusterReport]) -> Any:
+    family = _gauge(
+        f"{PREFIX}_check_status",
+        f"Status of each check per cluster: {_MAPPING}.",
+        ["cluster", "check", "category", "severity"],
+    )
+    for c in clusters:
+        for r in c.results:
+            family.add_metric([c.name, r.check_id, r.category, r.severity.value], STATUS_VALUE[r.status])
+    return family
+
+
+def _cluster_results(clusters: Sequence[ClusterReport]) -> Any:
+    family = _gauge(
+        f"{PREFIX}_cluster_results", "Results per cluster and status in the last run.", ["cluster", "status"]
+    )
+    for c in clusters:
+        for status, n in summarize(c.results).items():
+            family.add_metric([c.name, status], n)
+    return family
+
+
+def _cluster_healthy(clusters: Sequence[ClusterReport]) -> Any:
+    family = _gauge(f"{PREFIX}_cluster_healthy", "1 when no check of the cluster failed or errored.", ["cluster"])
+    for c in clusters:
+        family.add_metric([c.name], 1 if succeeded(c) else 0)
+    return family
+
+
+def last_success_lines(lines: Iterable[str]) -> str:
+    """The lines of a previous textfile that :func:`previous_successes` reads (the last-success family),
+    picked while reading it, so the previous metrics of a fleet are never held whole."""
+    heads = (f"# HELP {LAST_SUCCESS} ", f"# TYPE {LAST_SUCCESS} ", f"{LAST_SUCCESS}{{", f"{LAST_SUCCESS} ")
+    return "".join(line for line in lines if line.startswith(heads))
+
+
 class _RunCollector:
+    """Every metric of a run, families in the order the textfile has always listed them; those with a
+    sample per cluster can be built from a slice of the clusters, as :func:`chunks` renders them."""
+
     def __init__(self, report: RunReport, previous: Mapping[str, float]) -> None:
         self.report, self.previous = report, previous
 
-    def collect(self) -> Iterator[Any]:
+    def sections(self) -> list[tuple[bool, Callable[[Sequence[ClusterReport]], Any]]]:
+        """The families up to the run-wide ones, each built from a slice of the clusters; True where the
+        family has samples per cluster (the fleet checks' family ignores the slice)."""
+        return [
+            (True, _check_status),
+            (False, lambda _: self._fleet()),
+            (True, _cluster_results),
+            (True, _cluster_healthy),
+            (True, self._last_success),
+        ]
+
+    def _fleet(self) -> Any:
+        family = _gauge(
+            f"{PREFIX}_fleet_check_status",
+            f"Status of each fleet-wide check: {_MAPPING}.",
+            ["check", "category", "severity"],
+        )
+        for r in self.report.fleet_results:
+            family.add_metric([r.check_id, r.category, r.severity.value], STATUS_VALUE[r.status])
+        return family
+
+    def _last_success(self, clusters: Sequence[ClusterReport]) -> Any:
+        family = _gauge(
+            LAST_SUCCESS, "When a run last found no failure or error on the cluster (Unix time).", ["cluster"]
+        )
+        finished = as_utc(self.report.finished_at).timestamp()
+        for c in clusters:
+            when = finished if succeeded(c) else self.previous.get(c.name)
+            if when is not None:
+                family.add_metric([c.name], when)
+        return family
+
+    def run_wide(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
         report = self.report
-        check = GaugeMetricFamily(
-            f"{PREFIX}_check_status",
-            f"Status of each check per cluster: {_MAPPING}.",
-            labels=["cluster", "check", "category", "severity"],
-        )
-        fleet = GaugeMetricFamily(
-            f"{PREFIX}_fleet_check_status",
-            f"Status of each fleet-wide check: {_MAPPING}.",
-            labels=["check", "category", "severity"],
-        )
-        counts = GaugeMetricFamily(
-            f"{PREFIX}_cluster_results", "Results per cluster and status in the last run.", labels=["cluster", "status"]
-        )
-        healthy = GaugeMetricFamily(
-            f"{PREFIX}_cluster_healthy", "1 when no check of the cluster failed or errored.", labels=["cluster"]
-        )
-        last = GaugeMetricFamily(
-            LAST_SUCCESS, "When a run last found no failure or error on the cluster (Unix time).", labels=["cluster"]
-        )
-        finished = as_utc(report.finished_at).timestamp()
-        for c in report.clusters:
-            for r in c.results:
-                check.add_metric([c.name, r.check_id, r.category, r.severity.value], STATUS_VALUE[r.status])
-            for status, n in summarize(c.results).items():
-                counts.add_metric([c.name, status], n)
-            ok = succeeded(c)
-            healthy.add_metric([c.name], 1 if ok else 0)
-            when = finished if ok else self.previous.get(c.name)
-            if when is not None:
-                last.add_metric([c.name], when)
-        for r in report.fleet_results:
-            fleet.add_metric([r.check_id, r.category, r.severity.value], STATUS_VALUE[r.status])
         totals = GaugeMetricFamily(f"{PREFIX}_results", "Results per status in the last run.", labels=["status"])
         for status, n in report.summary.items():
             totals.add_metric([status], n)
-        yield from (check, fleet, counts, healthy, last, totals)
+        yield totals
         yield GaugeMetricFamily(
             f"{PREFIX}_run_start_timestamp_seconds",
             "When the last run started (Unix time).",
@@ -112,6 +157,21 @@ class _RunCollector:
                 changes.add_metric([change], report.baseline.counts.get(change, 0))
             yield changes
 
+    def collect(self) -> Iterator[Any]:
+        for _, build in self.sections():
+            yield build(self.report.clusters)
+        yield from self.run_wide()
+
+
+class _Families:
+    """A collector of given families, for rendering some of a run's metrics."""
+
+    def __init__(self, *families: Any) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Any]:
+        return iter(self.families)
+
 
 def registry(report: RunReport, previous: Mapping[str, float] | None = None) -> CollectorRegistry:
     from prometheus_client import CollectorRegistry
@@ -123,9 +183,27 @@ def registry(report: RunReport, previous: Mapping[str, float] | None = None) -> 
 
 def render(report: RunReport, previous: str | None = None) -> str:
     """The text exposition format; ``previous`` (the file being replaced) keeps last-success timestamps."""
+    return "".join(chunks(report, previous))
+
+
+# Clusters per piece of a per-cluster family.
+SLICE = 20
+
+
+def chunks(report: RunReport, previous: str | None = None) -> Iterator[str]:
+    """:func:`render`'s text, the per-cluster families a slice of clusters at a time. Each slice is the
+    library's exposition of a family holding only those samples; after the first, its ``# HELP`` and
+    ``# TYPE`` lines (always the first two) are dropped, so the pieces join into the one family."""
     from prometheus_client import generate_latest
 
-    return generate_latest(registry(report, previous_successes(previous))).decode("utf-8")
+    collector = _RunCollector(report, previous_successes(previous))
+    clusters = report.clusters
+    for per_cluster, build in collector.sections():
+        for start in range(0, max(len(clusters), 1) if per_cluster else 1, SLICE):
+            part = clusters[start : start + SLICE] if per_cluster else clusters
+            text = generate_latest(_Families(build(part))).decode("utf-8")
+            yield text if start == 0 else text.split("\n", 2)[2]
+    yield generate_latest(_Families(*collector.run_wide())).decode("utf-8")
 
 
 def public_url(url: str) -> str:

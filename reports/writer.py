@@ -5,6 +5,9 @@ a run is interrupted sees either the previous file or the complete new one, neve
 targets are written in place: a symlink's target (the link stays), a FIFO, a character device
 (`/dev/null`, `/dev/full`), and `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` (the process's own open file).
 Directories are never created: a missing one is the caller's typo, found before any probe runs.
+
+Reports are written as they are rendered (:func:`stream`, then :func:`write_report` with the chunks): a
+fleet's 40 MB JSON is never one string, and a FIFO's reader gets the start while the rest is made.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from preflight.model import RunReport
@@ -52,6 +55,15 @@ def render(
 ) -> str:
     """``options`` carry what the run is judged by (``--fail-on``) and the console's view (``-v``, width);
     ``path`` is where the output goes, if a file: the metrics read their previous version there."""
+    return "".join(stream(fmt, report, color=color, options=options, path=path))
+
+
+def stream(
+    fmt: str, report: RunReport, *, color: bool = False, options: RenderOptions | None = None, path: str | None = None
+) -> Iterator[str]:
+    """What :func:`render` returns, in pieces as the renderer makes them (about a cluster each), so a
+    fleet's report is never held whole. An unknown format raises now, and the previous metrics file is
+    read now, before :func:`write_report` truncates or replaces it."""
     name = _check_format(fmt)
     opts = options or RenderOptions()
     if color != opts.color:
@@ -59,27 +71,36 @@ def render(
     if name == "prometheus":
         from . import prometheus
 
-        return prometheus.render(report, previous=_previous(path))
+        return prometheus.chunks(report, previous=_previous(path))
     if name == "markdown":
         from . import markdown
 
-        return markdown.render(report)
+        return iter((markdown.render(report),))
     if name == "json":
-        return json_report.render(report)
+        return json_report.chunks(report)
     if name == "junit":
-        return junit.render(report, fail_on=opts.fail_on)
+        return junit.chunks(report, fail_on=opts.fail_on)
     if name == "html":
-        return html.render(report, fail_on=opts.fail_on)
-    return console.render(report, options=opts)
+        return html.chunks(report, fail_on=opts.fail_on)
+    return console.chunks(report, options=opts)
 
 
 def _previous(path: str | None) -> str | None:
-    if path is None or path == "-":
+    """What the metrics keep from the file they replace: only a regular file is read. A FIFO, or
+    ``/dev/stdout`` on a pipe, would wait forever for a writer or for data that never comes."""
+    if path is None or path == "-" or _own_fd(path) is not None:
         return None
+    from . import prometheus
+
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
         return None
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        try:
+            return prometheus.last_success_lines(handle) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except (OSError, UnicodeDecodeError):
+            return None
 
 
 class OutputError(Exception):
@@ -151,12 +172,33 @@ def _fd_flags(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_GETFL)
 
 
-def write_report(path: str, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` as :func:`check_target` describes; OSError on failure."""
-    data = text.encode("utf-8")
+# Chunks are gathered into blocks of about this size before each write: few system calls, little memory.
+BLOCK_BYTES = 256 * 1024
+
+
+def _blocks(text: str | Iterable[str]) -> Iterator[bytes]:
+    """UTF-8 ``text`` (a string, or chunks of one as :func:`stream` yields them) in blocks to write."""
+    if isinstance(text, str):
+        text = (text,)
+    pending: list[bytes] = []
+    size = 0
+    for chunk in text:
+        data = chunk.encode("utf-8")
+        pending.append(data)
+        size += len(data)
+        if size >= BLOCK_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def write_report(path: str, text: str | Iterable[str]) -> None:
+    """Write UTF-8 ``text`` (a string, or chunks of one, written as they come) to ``path`` as
+    :func:`check_target` describes; OSError on failure."""
     fd = _own_fd(path)
     if fd is not None:
-        _write_all(fd, data)
+        _write_all(fd, text)
         return
     real = os.path.realpath(path)
     try:
@@ -167,29 +209,30 @@ def write_report(path: str, text: str) -> None:
         raise IsADirectoryError(errno.EISDIR, "is a directory")
     if st is None or stat.S_ISREG(st.st_mode):
         if st is not None and not os.access(os.path.dirname(real) or ".", os.W_OK | os.X_OK):
-            _write_in_place(real, data, truncate=True)  # the file is writable, its directory is not
+            _write_in_place(real, text, truncate=True)  # the file is writable, its directory is not
         else:
             write_atomic(real, text, keep=st)
         return
-    _write_in_place(real, data, truncate=False)
+    _write_in_place(real, text, truncate=False)
 
 
-def _write_in_place(path: str, data: bytes, *, truncate: bool) -> None:
+def _write_in_place(path: str, text: str | Iterable[str], *, truncate: bool) -> None:
     fd = os.open(path, os.O_WRONLY | (os.O_TRUNC if truncate else 0))
     try:
-        _write_all(fd, data)
+        _write_all(fd, text)
     finally:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_all(fd: int, text: str | Iterable[str]) -> None:
+    for block in _blocks(text):
+        view = memoryview(block)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
-def write_atomic(path: str | os.PathLike[str], text: str, keep: os.stat_result | None = None) -> None:
-    """Write UTF-8 ``text`` via a sibling temp file and ``os.replace``.
+def write_atomic(path: str | os.PathLike[str], text: str | Iterable[str], keep: os.stat_result | None = None) -> None:
+    """Write UTF-8 ``text`` (a string or its chunks) via a sibling temp file and ``os.replace``.
 
     The temp file is opened with ``os.open`` rather than ``tempfile`` so it gets the usual umask-derived
     permissions instead of 0600, and the finished report stays readable by CI artifact uploaders; a file
@@ -206,7 +249,8 @@ def write_atomic(path: str | os.PathLike[str], text: str, keep: os.stat_result |
             continue
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
+            for block in _blocks(text):
+                handle.write(block)
             handle.flush()
             os.fsync(handle.fileno())
         if keep is not None:
