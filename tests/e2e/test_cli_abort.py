@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
@@ -19,6 +18,7 @@ from lxml import etree
 
 from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
+from tests.processes import running, wait_for
 
 TESTS = Path(__file__).resolve().parent.parent
 
@@ -34,15 +34,6 @@ def _start(*args: str) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "NO_COLOR": "1"},
     )
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +52,7 @@ def _run_until_stuck(lab: LabFleet, *outputs: str) -> subprocess.Popen[str]:
     proc = _start(*args)
     script = str(lab.clusters["stuck"].exec_script)
     # This run's own plugin (its child): a plugin some other run left would signal a CLI still starting up.
-    _wait_for(lambda: bool(_running(script, parent=proc.pid)), "the hung plugin to start")
+    wait_for(lambda: bool(running(script, parent=proc.pid)), "the hung plugin to start")
     return proc
 
 
@@ -92,7 +83,7 @@ def test_interrupted_run_writes_every_report(lab: LabFleet, tmp_path: Path, sig:
     stuck_suite = xml.xpath("//testsuite[contains(@name, 'stuck')]")[0]
     assert int(stuck_suite.get("tests")) > 0 and stuck_suite.xpath(".//error")
     # The hung plugin's process group was killed on the way out, not left as an orphan.
-    assert not _running(str(lab.clusters["stuck"].exec_script)), "the hung exec plugin is still running"
+    assert not running(str(lab.clusters["stuck"].exec_script)), "the hung exec plugin is still running"
 
 
 def _waits_on_fifo(pid: int, timeout: float) -> bool:
@@ -123,7 +114,7 @@ def test_second_signal_exits_at_once(lab: LabFleet, tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 143, err  # the first signal's code
     assert "interrupted again" in err and "Traceback" not in err
-    assert not _running(str(lab.clusters["stuck"].exec_script))
+    assert not running(str(lab.clusters["stuck"].exec_script))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -135,7 +126,7 @@ def test_interrupt_during_startup(tmp_path: Path, sig: signal.Signals) -> None:
     proc = _start("--kubeconfig", str(fifo), "-o", f"json={tmp_path / 'r.json'}")
     # Opening a FIFO for reading blocks until a writer comes; the open shows in /proc once it returns,
     # so wait for the process to be asleep in the open instead.
-    _wait_for(lambda: _in_fifo_open(proc.pid), "the CLI to block on the kubeconfig FIFO")
+    wait_for(lambda: _in_fifo_open(proc.pid), "the CLI to block on the kubeconfig FIFO")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == CODES[sig], err
@@ -162,18 +153,3 @@ def _in_fifo_open(pid: int) -> bool:
     except OSError:
         return False
     return bool(first) and first == second and first[0] in _OPENAT
-
-
-def _running(needle: str, parent: int | None = None) -> list[int]:
-    """Processes whose command line holds ``needle`` (and, given ``parent``, that it started)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if needle in cmdline and (parent is None or ppid == parent):
-                found.append(int(entry.name))
-    return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ import yaml
 
 from preflight.model import RunReport
 from preflight_lab.fleet import ClusterSpec, LabFleet
+from tests.processes import running
 from tests.runlab import result, run
 
 CHECKS = ["kubeconfig.*", "kube-api.auth", "fleet.duplicate-cluster"]
@@ -140,17 +140,4 @@ def test_plugin_that_exits_while_its_child_holds_stdout(lab: LabFleet, tmp_path:
     report = _run(_with(lab, tmp_path / "config", {"lingering": {"user_exact": {"exec": spec}}}), exec_timeout=20.0)
     auth = result(report, "lingering", "kube-api.auth")
     assert auth.status.value == "pass", auth.message
-    assert not _running(marker), "the plugin's child was left running"
-
-
-def _running(needle: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if needle in cmdline:
-                found.append(int(entry.name))
-    return found
+    assert not running(marker), "the plugin's child was left running"

@@ -8,8 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -18,6 +17,7 @@ import pytest
 from preflight import workers
 from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
+from tests.processes import children, processes, running, wait_for
 
 CLI = [sys.executable, "-m", "preflight.cli"]
 QUICK = [f"quick-{i}" for i in range(5)]
@@ -44,38 +44,6 @@ def _start(lab: LabFleet, *args: str, session: bool = False) -> subprocess.Popen
         env={**os.environ, "NO_COLOR": "1"},
         start_new_session=session,
     )
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every live process (zombies, already dead, left out)."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            except (OSError, ValueError, IndexError):
-                continue
-            if state != "Z":
-                out[int(entry.name)] = (int(ppid), cmdline)
-    return out
-
-
-def _children(pid: int) -> list[int]:
-    return [p for p, (ppid, _) in _processes().items() if ppid == pid]
-
-
-def _running(needle: str) -> list[int]:
-    return [p for p, (_, cmdline) in _processes().items() if needle in cmdline]
 
 
 def _statuses(doc: dict) -> dict[tuple[str, str], str]:
@@ -109,11 +77,11 @@ def test_workers_give_the_verdicts_of_one_process(lab: LabFleet, tmp_path: Path)
     seen: set[int] = set()
 
     def plugin_started() -> bool:
-        seen.update(_children(proc.pid))
-        return bool(_running(script))
+        seen.update(children(proc.pid))
+        return bool(running(script))
 
-    _wait_for(plugin_started, "the hung plugin to start")
-    plugin_parent = _processes()[_running(script)[0]][0]
+    wait_for(plugin_started, "the hung plugin to start")
+    plugin_parent = processes()[running(script)[0]][0]
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
     assert len(seen) == 3, seen  # three workers, one share each
@@ -151,15 +119,15 @@ def _run_until_stuck(lab: LabFleet, tmp_path: Path, session: bool = False) -> tu
         session=session,
     )
     script = str(lab.clusters["stuck"].exec_script)
-    _wait_for(lambda: bool(_running(script)), "the hung plugin to start")
-    _wait_for(lambda: _quick_ones_done(lab), "the quick clusters to finish")
+    wait_for(lambda: bool(running(script)), "the hung plugin to start")
+    wait_for(lambda: _quick_ones_done(lab), "the quick clusters to finish")
     return proc, script
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to the parent", "SIGINT to the process group"])
 def test_a_signal_ends_every_worker_with_every_report_written(lab: LabFleet, tmp_path: Path, how: str) -> None:
     proc, script = _run_until_stuck(lab, tmp_path, session=how.endswith("group"))
-    forked = _children(proc.pid)
+    forked = children(proc.pid)
     assert forked  # at least the stuck cluster's worker is still running
     if how.endswith("group"):
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
@@ -178,18 +146,18 @@ def test_a_signal_ends_every_worker_with_every_report_written(lab: LabFleet, tmp
         assert "error" not in decided and decided.count("pass") >= len(decided) - 1, by_name[name]["results"]
     stuck = [r for r in by_name["stuck"]["results"] if r["message"].startswith("not finished: interrupted")]
     assert stuck and all(r["status"] == "error" for r in stuck)
-    assert not _running(script), "the hung plugin outlived the run"
-    assert not [p for p in forked if p in _processes()], "a worker outlived the run"
+    assert not running(script), "the hung plugin outlived the run"
+    assert not [p for p in forked if p in processes()], "a worker outlived the run"
 
 
 def test_workers_of_a_killed_parent_kill_their_plugins_and_exit(lab: LabFleet, tmp_path: Path) -> None:
     proc, script = _run_until_stuck(lab, tmp_path)
-    forked = _children(proc.pid)
+    forked = children(proc.pid)
     assert forked
     proc.kill()  # no handler runs in the parent: the workers learn it from the kernel (parent-death signal)
     proc.communicate(timeout=30)
-    _wait_for(lambda: not _running(script), "the orphaned worker to kill its plugin", timeout=30)
-    _wait_for(lambda: not [p for p in forked if p in _processes()], "the orphaned workers to exit", timeout=30)
+    wait_for(lambda: not running(script), "the orphaned worker to kill its plugin", timeout=30)
+    wait_for(lambda: not [p for p in forked if p in processes()], "the orphaned workers to exit", timeout=30)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "x", "65", "1.5"])
@@ -217,10 +185,10 @@ def test_a_killed_worker_costs_its_clusters_not_the_run(tmp_path_factory: pytest
         proc = _start(lab, "--checks", "kube*", "--connect-timeout", "5", "--workers", "2", "-o", f"json={out}")
         server = lab.clusters[slow].server
         assert server is not None
-        _wait_for(lambda: len(_children(proc.pid)) == 2, "the two workers")
-        _wait_for(lambda: len(server.requests()) >= 2, "the slow cluster's first requests")
-        _wait_for(lambda: len(_children(proc.pid)) == 1, "the quick share's worker to finish")
-        (victim,) = _children(proc.pid)
+        wait_for(lambda: len(children(proc.pid)) == 2, "the two workers")
+        wait_for(lambda: len(server.requests()) >= 2, "the slow cluster's first requests")
+        wait_for(lambda: len(children(proc.pid)) == 1, "the quick share's worker to finish")
+        (victim,) = children(proc.pid)
         os.kill(victim, signal.SIGKILL)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
