@@ -36,23 +36,36 @@ ORPHAN_SIGNAL = signal.SIGUSR2
 _PR_SET_PDEATHSIG = 1
 
 
-CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD", or "max PERIOD" without a limit
+CGROUP = Path("/sys/fs/cgroup")
 
 
-def cpus(cpu_max: Path = CPU_MAX) -> int:
+def cpus(cgroup: Path = CGROUP) -> int:
     """The cores this process may use: its CPU affinity, and in a container its cgroup's CPU quota (a pod
     limited to one CPU on a 64-core node gets one worker, not 64)."""
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count() or 1
+    quota = _cpu_quota(cgroup)
+    return usable if quota is None else min(usable, max(1, math.ceil(quota)))
+
+
+def _cpu_quota(cgroup: Path) -> float | None:
+    """CPUs the cgroup may use, or None without a limit: v2 ``cpu.max`` ("QUOTA PERIOD" or "max PERIOD"),
+    else v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota -1: no limit)."""
     try:
-        quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max" and int(period) > 0:
-            usable = min(usable, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
         pass
-    return usable
+    for v1 in (cgroup / "cpu", cgroup / "cpu,cpuacct"):
+        try:
+            quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
+            period_us = int((v1 / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    return None
 
 
 def count_for(requested: int, clusters: int) -> int:

@@ -214,5 +214,15 @@ def test_a_killed_worker_costs_its_clusters_not_the_run(tmp_path_factory: pytest
 def test_a_containers_cpu_quota_bounds_the_workers(tmp_path: Path, cpu_max: str, limit: int | None) -> None:
     (tmp_path / "cpu.max").write_text(cpu_max)
     usable = len(os.sched_getaffinity(0))
-    assert workers.cpus(tmp_path / "cpu.max") == (usable if limit is None else min(usable, limit))
+    assert workers.cpus(tmp_path) == (usable if limit is None else min(usable, limit))
     assert workers.cpus(tmp_path / "absent") == usable
+
+
+@pytest.mark.parametrize(("quota", "period", "limit"), [("-1", "100000", None), ("200000", "100000", 2), ("1", "3", 1)])
+def test_a_cgroup_v1_cpu_quota_bounds_the_workers(tmp_path: Path, quota: str, period: str, limit: int | None) -> None:
+    v1 = tmp_path / "cpu,cpuacct"
+    v1.mkdir()
+    (v1 / "cpu.cfs_quota_us").write_text(quota + "\n")
+    (v1 / "cpu.cfs_period_us").write_text(period + "\n")
+    usable = len(os.sched_getaffinity(0))
+    assert workers.cpus(tmp_path) == (usable if limit is None else min(usable, limit))
