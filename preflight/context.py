@@ -108,11 +108,6 @@ class ClusterContext:
                 self._memo[key] = value
             return value
 
-    def has_memo(self, key: str) -> bool:
-        """Whether ``memo(key, ...)`` would answer at once: a caller can skip a thread meant to wait for it."""
-        with self._lock:
-            return key in self._memo
-
     def close(self) -> None:
         if self._api is not None:
             self._api.close()
