@@ -282,33 +282,54 @@ def run_fleet_checks(
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What every cluster of one run is checked with, in this process or in a worker."""
+
+    checks: Sequence[Check]
+    settings: Settings
+    mutes: Sequence[MuteRule]
+    redactor: Redactor
+    started: float  # time.monotonic() when the clusters started
+    guard: Guard | None
+
+    def report(self, ctx: ClusterContext, results: list[Result]) -> ClusterReport:
+        return ClusterReport(
+            name=ctx.name,
+            server=self.redactor.text(ctx.target.server),
+            provider=ctx.target.provider,
+            mode=ctx.target.mode or "embedded",
+            results=results,
+            member=_redacted(ctx.member(self.settings.fingerprint_key), self.redactor),
+        )
+
+    def all_as(self, ctx: ClusterContext, finding: Finding) -> ClusterReport:
+        """The cluster with every check given one finding (it was never checked, or never finished)."""
+        return self.report(ctx, [_to_result(c, finding, 0.0, ctx.name, (), self.redactor) for c in self.checks])
+
+
 @dataclasses.dataclass
 class Clusters:
-    """What checking a set of clusters produced: results and fleet records by cluster name, and why it
-    stopped early (None when every cluster finished)."""
+    """What checking a set of clusters produced, by cluster name, and the ones an interrupt left unfinished."""
 
     reports: dict[str, ClusterReport]
-    aborted: str | None = None
+    unfinished: list[str] = dataclasses.field(default_factory=list)
+
+    def aborted(self) -> str | None:
+        if not self.unfinished:
+            return None
+        return f"interrupted: {len(self.unfinished)} of {len(self.reports)} clusters did not finish"
 
 
-def run_clusters(
-    contexts: Sequence[ClusterContext],
-    checks: Sequence[Check],
-    settings: Settings,
-    mutes: Sequence[MuteRule],
-    redactor: Redactor,
-    t_start: float,
-    progress: Callable[[str], None] | None = None,
-    guard: Guard | None = None,
-    describe: Callable[[ClusterContext], dict[str, str]] | None = None,
-) -> Clusters:
+def _run_here(contexts: Sequence[ClusterContext], run: _Run, progress: Callable[[str], None]) -> Clusters:
     """Every cluster of ``contexts`` in this process, ``settings.parallel`` at a time."""
     by_name: dict[str, list[Result]] = {}
-    aborted: str | None = None
+    interrupted = False
+    guard = run.guard
     # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="cluster")
+    pool = ThreadPoolExecutor(max_workers=max(1, run.settings.parallel), thread_name_prefix="cluster")
     try:
-        futures = {pool.submit(run_cluster, c, checks, mutes, redactor): c for c in contexts}
+        futures = {pool.submit(run_cluster, c, run.checks, run.mutes, run.redactor): c for c in contexts}
         pending = set(futures)
         while pending:
             if guard is not None and guard.event.is_set():
@@ -320,59 +341,28 @@ def run_clusters(
                     by_name[ctx.name] = fut.result()
                 except Exception as exc:  # the runner's own bug must cost one cluster, not the run
                     broken = error(f"internal error: {type(exc).__name__}: {exc}")
-                    by_name[ctx.name] = [_to_result(chk, broken, 0.0, ctx.name, (), redactor) for chk in checks[:1]]
-                if progress:
-                    progress(ctx.name)
+                    by_name[ctx.name] = [_to_result(c, broken, 0.0, ctx.name, (), run.redactor) for c in run.checks[:1]]
+                progress(ctx.name)
         if guard is not None and guard.event.is_set():
             raise KeyboardInterrupt
     except KeyboardInterrupt:
-        aborted = f"interrupted: {len(contexts) - len(by_name)} of {len(contexts)} clusters did not finish"
+        interrupted = True
     finally:
-        pool.shutdown(wait=aborted is None, cancel_futures=True)
-    if aborted is not None:
-        unfinished = _unfinished(t_start)
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
+    unfinished = [c.name for c in contexts if c.name not in by_name]
+    if unfinished:
+        lost = _unfinished(run.started)
         for ctx in contexts:
             if ctx.name not in by_name:
                 done_now = dict(ctx.results)  # the cluster's thread may still be adding to it
                 by_name[ctx.name] = [
-                    done_now[c.id] if c.id in done_now else _to_result(c, unfinished, 0.0, ctx.name, (), redactor)
-                    for c in checks
+                    done_now[c.id] if c.id in done_now else _to_result(c, lost, 0.0, ctx.name, (), run.redactor)
+                    for c in run.checks
                 ]
-    return Clusters(
-        {c.name: _cluster_report(c, by_name[c.name], settings, redactor, describe) for c in contexts}, aborted
-    )
+    return Clusters({c.name: run.report(c, by_name[c.name]) for c in contexts}, unfinished)
 
 
-def _cluster_report(
-    ctx: ClusterContext,
-    results: list[Result],
-    settings: Settings,
-    redactor: Redactor,
-    describe: Callable[[ClusterContext], dict[str, str]] | None,
-) -> ClusterReport:
-    info = describe(ctx) if describe else {}
-    return ClusterReport(
-        name=ctx.name,
-        server=redactor.text(ctx.target.server),
-        provider=info.get("provider", ctx.target.provider),
-        mode=info.get("mode", ctx.target.mode or "embedded"),
-        results=results,
-        member=_redacted(ctx.member(settings.fingerprint_key), redactor),
-    )
-
-
-def _in_workers(
-    contexts: Sequence[ClusterContext],
-    count: int,
-    checks: Sequence[Check],
-    settings: Settings,
-    mutes: Sequence[MuteRule],
-    redactor: Redactor,
-    t_start: float,
-    progress: Callable[[str], None] | None,
-    guard: Guard | None,
-    describe: Callable[[ClusterContext], dict[str, str]] | None,
-) -> Clusters:
+def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progress: Callable[[str], None]) -> Clusters:
     """The clusters dealt round-robin, one share per worker process, gathered here.
 
     Not ``--shard``'s hash: a shard's contexts all have the same hash modulo its shard count, so with
@@ -383,22 +373,21 @@ def _in_workers(
 
     kube.preload()  # once, before the fork, rather than once per worker
     shares = [list(contexts[i::count]) for i in range(count)]
-    per_worker = dataclasses.replace(settings, parallel=workers.share_size(settings.parallel, len(shares)))
+    guard = run.guard
+    in_worker = dataclasses.replace(
+        run, settings=dataclasses.replace(run.settings, parallel=workers.share_size(run.settings.parallel, count))
+    )
 
     def work(share: list[ClusterContext], report: Callable[[str], None]) -> Clusters:
-        done = run_clusters(share, checks, per_worker, mutes, redactor, t_start, report, guard, describe)
-        if done.aborted:
+        done = _run_here(share, in_worker, report)
+        if done.unfinished:
             kill_running()
         return done
 
     def stop() -> None:
-        if guard is not None and guard.signum is None:
-            guard.signum = signal.SIGTERM
         if guard is not None:
+            guard.signum = guard.signum or signal.SIGTERM
             guard.event.set()
-
-    def orphaned() -> None:
-        kill_running()
 
     def quietly(code: int) -> None:
         kill_running()
@@ -412,11 +401,11 @@ def _in_workers(
         outs = workers.fan_out(
             shares,
             work,
-            progress=progress or (lambda name: None),
+            progress=progress,
             stop=guard.event if guard is not None else None,
             on_stop=stop,
-            on_orphaned=orphaned,
-            grace=max(5.0, settings.connect_timeout * 2),
+            on_orphaned=kill_running,
+            grace=max(5.0, run.settings.connect_timeout * 2),
         )
     finally:
         if guard is not None and on_second is not None:
@@ -424,40 +413,21 @@ def _in_workers(
     gathered = Clusters({})
     interrupted = guard is not None and guard.event.is_set()
     for share, out in zip(shares, outs, strict=True):
-        if isinstance(out, str):
-            # No result from this worker: interrupted, its clusters were not finished; otherwise (a crash, the OOM
-            # killer) they were not checked, an `error` each, and the other workers' results stand.
-            lost = (
-                _unfinished(t_start)
-                if interrupted
-                else error(
-                    f"not checked: the worker process checking this cluster {out}",
-                    remediation="Run the check again; if it recurs, run with --workers 1 and report the problem.",
-                )
+        if isinstance(out, Clusters):
+            gathered.reports.update(out.reports)
+            gathered.unfinished += out.unfinished
+        elif interrupted:  # no answer after the signal: its clusters were not finished
+            lost = _unfinished(run.started)
+            gathered.reports.update({c.name: run.all_as(c, lost) for c in share})
+            gathered.unfinished += [c.name for c in share]
+        else:
+            # A crash or the OOM killer: its clusters were not checked (an `error` each); the others' results stand.
+            lost = error(
+                f"not checked: the worker process checking this cluster {out}",
+                remediation="Run the check again; if it recurs, run with --workers 1 and report the problem.",
             )
-            out = Clusters(
-                {
-                    c.name: _cluster_report(
-                        c,
-                        [_to_result(chk, lost, 0.0, c.name, (), redactor) for chk in checks],
-                        settings,
-                        redactor,
-                        describe,
-                    )
-                    for c in share
-                },
-                "a worker did not finish" if interrupted else None,
-            )
-        gathered.reports.update(out.reports)
-        gathered.aborted = gathered.aborted or out.aborted
-    if gathered.aborted:
-        missing = sum(1 for r in gathered.reports.values() if any(_was_unfinished(x) for x in r.results))
-        gathered.aborted = f"interrupted: {missing} of {len(contexts)} clusters did not finish"
+            gathered.reports.update({c.name: run.all_as(c, lost) for c in share})
     return gathered
-
-
-def _was_unfinished(result: Result) -> bool:
-    return result.status is Status.ERROR and result.message.startswith("not finished: interrupted")
 
 
 def run_fleet(
@@ -468,7 +438,6 @@ def run_fleet(
     mutes: Sequence[MuteRule] = (),
     redactor: Redactor | None = None,
     progress: Progress | None = None,
-    describe: Callable[[ClusterContext], dict[str, str]] | None = None,
     guard: Guard | None = None,
 ) -> RunReport:
     """``guard``: the run's signal guard; while clusters run, a signal is polled for rather than raised."""
@@ -477,13 +446,10 @@ def run_fleet(
         redactor.add(ctx.target.credential.secrets())
     started = dt.datetime.now(dt.timezone.utc)
     _prepare(cluster_checks, [c.target for c in contexts])
-    t_start = time.monotonic()
+    run = _Run(cluster_checks, settings, mutes, redactor, time.monotonic(), guard)
     count = _worker_count(settings, len(contexts))
     if guard is not None:
         guard.raising = False  # from here a signal is polled for: the clusters' results must be kept
-    # What planning and the imports made lives until the end: out of every collection while clusters run (and,
-    # in forked workers, in pages that stay shared because no collection writes to them).
-    gc.freeze()
     finished: set[str] = set()
 
     def cluster_progress(name: str) -> None:
@@ -491,18 +457,18 @@ def run_fleet(
             finished.add(name)
             progress(len(finished), len(contexts), name)
 
+    # What planning and the imports made lives until the end: out of every collection while clusters run (and,
+    # in forked workers, in pages that stay shared because no collection writes to them).
+    gc.freeze()
     try:
-        if count > 1:
-            done = _in_workers(
-                contexts, count, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
-            )
-        else:
-            done = run_clusters(
-                contexts, cluster_checks, settings, mutes, redactor, t_start, cluster_progress, guard, describe
-            )
+        done = (
+            _in_workers(contexts, count, run, cluster_progress)
+            if count > 1
+            else _run_here(contexts, run, cluster_progress)
+        )
     finally:
         gc.unfreeze()
-    aborted = done.aborted
+    aborted = done.aborted()
     fleet_results: list[Result] = []
     try:
         if aborted is None:
@@ -512,9 +478,9 @@ def run_fleet(
         aborted = "interrupted: every cluster finished, the fleet checks did not"
     if aborted is not None:
         ran = {r.check_id for r in fleet_results}
-        unfinished = _unfinished(t_start)
+        lost = _unfinished(run.started)
         fleet_results.extend(
-            _to_result(chk, unfinished, 0.0, "fleet", (), redactor) for chk in fleet_checks if chk.id not in ran
+            _to_result(chk, lost, 0.0, "fleet", (), redactor) for chk in fleet_checks if chk.id not in ran
         )
     return RunReport(
         tool_name=preflight.TOOL_NAME,

@@ -84,10 +84,12 @@ def share_size(total: int, count: int) -> int:
     return max(1, math.ceil(total / count))
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, int(ORPHAN_SIGNAL), 0, 0, 0)
+    if os.getppid() != parent:  # it died before the kernel was told to tell us
+        os.kill(os.getpid(), ORPHAN_SIGNAL)
 
 
 def _child(
@@ -95,7 +97,8 @@ def _child(
     work: Callable[[S, Callable[[str], None]], R],
     conn: Connection,
     on_stop: Callable[[], None],
-    on_orphaned: Callable[[], None],
+    on_orphaned: Callable[[], object],
+    parent: int,
 ) -> int:
     def orphaned(signum: int, frame: Any) -> None:
         on_orphaned()
@@ -103,12 +106,12 @@ def _child(
 
     signal.signal(STOP_SIGNAL, lambda signum, frame: on_stop())
     signal.signal(ORPHAN_SIGNAL, orphaned)
-    _die_with_parent()
+    _die_with_parent(parent)
     try:
         result = work(share, lambda name: conn.send(("progress", name)))
         conn.send(("done", result))
         return 0
-    except BaseException as exc:  # the parent reports this share's clusters as not finished
+    except BaseException as exc:  # the parent reports this share's clusters as not checked, with this cause
         with contextlib.suppress(BaseException):
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return 1
@@ -121,13 +124,14 @@ def fan_out(
     progress: Callable[[str], None],
     stop: threading.Event | None,
     on_stop: Callable[[], None],
-    on_orphaned: Callable[[], None],
+    on_orphaned: Callable[[], object],
     grace: float,
 ) -> list[R | str]:
     """``work(share, report_progress)`` in one forked process per share: per share its result, or a line saying
     why there is none (the worker raised, was killed, or had not answered ``grace`` seconds after ``stop`` was
     set). ``on_stop`` runs in a worker told to stop; ``on_orphaned`` in one whose parent died."""
     workers: dict[Connection, tuple[int, int]] = {}
+    parent = os.getpid()
     for index, share in enumerate(shares):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -135,7 +139,7 @@ def fan_out(
             os.close(read_fd)
             code = 1
             try:
-                code = _child(share, work, Connection(write_fd, readable=False), on_stop, on_orphaned)
+                code = _child(share, work, Connection(write_fd, readable=False), on_stop, on_orphaned, parent)
             finally:
                 os._exit(code)  # never back into the parent's code, its atexit hooks or its buffers
         os.close(write_fd)
