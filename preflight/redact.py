@@ -13,7 +13,6 @@ from typing import Any
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|\Z)", re.S)
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
-_BEARER_WORD = re.compile(r"(?i)bearer")
 # scheme://user:password@host: the user name stays (it says who), the password goes.
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+@")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
@@ -41,9 +40,7 @@ def _shapes(value: str) -> str:
         value = _JWT.sub(REDACTED, value)
     if "://" in value:
         value = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", value)
-    if _BEARER_WORD.search(value):
-        value = _BEARER.sub(lambda m: m.group(1) + REDACTED, value)
-    return value
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED, value)
 
 
 def scrub_credentials(text: str, secrets: Iterable[str] = ()) -> str:
@@ -66,8 +63,9 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._known: set[str] = set()
-        self._recent: tuple[str, ...] = ()
-        self._automaton: Any = None
+        # (automaton of the older secrets or None, the newest ones): one attribute, so a reader never pairs a
+        # new automaton's absence of a secret with an old list that no longer holds it.
+        self._index: tuple[Any, tuple[str, ...]] = (None, ())
         self._lock = threading.Lock()
         self.add(secrets)
 
@@ -88,9 +86,10 @@ class Redactor:
             self._known.update(parts)
         if not new:
             return
-        recent = (*self._recent, *new)
+        automaton, recent = self._index
+        recent = (*recent, *new)
         if len(recent) < self._REBUILD_AT:
-            self._recent = recent
+            self._index = (automaton, recent)
             return
         import ahocorasick
 
@@ -98,11 +97,11 @@ class Redactor:
         for s in self._known:
             automaton.add_word(s, len(s))
         automaton.make_automaton()
-        # Readers take the attributes without the lock: a built automaton is never changed, only replaced.
-        self._automaton, self._recent = automaton, ()
+        # Readers take the index without the lock: a built automaton is never changed, only replaced.
+        self._index = (automaton, ())
 
     def _spans(self, value: str) -> list[tuple[int, int]]:
-        automaton, recent = self._automaton, self._recent
+        automaton, recent = self._index
         spans = [(end + 1 - size, end + 1) for end, size in automaton.iter(value)] if automaton is not None else []
         for s in recent:
             at = value.find(s)
