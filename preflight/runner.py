@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gc
+import math
 import os
 import queue
 import signal
@@ -406,6 +407,7 @@ def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progr
             on_stop=stop,
             on_orphaned=kill_running,
             grace=max(5.0, run.settings.connect_timeout * 2),
+            limit=_share_limit(shares, in_worker.settings.parallel),
         )
     finally:
         if guard is not None and on_second is not None:
@@ -428,6 +430,13 @@ def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progr
             )
             gathered.reports.update({c.name: run.all_as(c, lost) for c in share})
     return gathered
+
+
+def _share_limit(shares: Sequence[Sequence[ClusterContext]], parallel: int) -> float:
+    """The longest a worker's share can take: a cluster budget per wave of ``parallel`` clusters, plus slack."""
+    longest = max(c.settings.cluster_timeout for share in shares for c in share)
+    waves = max(math.ceil(len(share) / parallel) for share in shares)
+    return waves * longest + 30.0
 
 
 def run_fleet(

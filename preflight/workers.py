@@ -126,10 +126,14 @@ def fan_out(
     on_stop: Callable[[], None],
     on_orphaned: Callable[[], object],
     grace: float,
+    limit: float,
 ) -> list[R | str]:
     """``work(share, report_progress)`` in one forked process per share: per share its result, or a line saying
-    why there is none (the worker raised, was killed, or had not answered ``grace`` seconds after ``stop`` was
-    set). ``on_stop`` runs in a worker told to stop; ``on_orphaned`` in one whose parent died."""
+    why there is none (the worker raised, was killed, had not answered ``grace`` seconds after ``stop`` was
+    set, or ``limit`` seconds after it started: the longest its share can take, so even a worker stuck for
+    good costs the run a deadline, not forever). ``on_stop`` runs in a worker told to stop; ``on_orphaned``
+    in one whose parent died."""
+    started = time.monotonic()
     workers: dict[Connection, tuple[int, int]] = {}
     parent = os.getpid()
     for index, share in enumerate(shares):
@@ -144,17 +148,23 @@ def fan_out(
                 os._exit(code)  # never back into the parent's code, its atexit hooks or its buffers
         os.close(write_fd)
         workers[Connection(read_fd, writable=False)] = (index, pid)
-    outcomes: list[R | str] = ["did not answer in time after the run was interrupted"] * len(shares)
+    outcomes: list[R | str] = [f"did not finish within its deadline of {limit:.0f}s"] * len(shares)
     pids = {pid: index for index, pid in workers.values()}
-    give_up_at: float | None = None
+    give_up_at = started + limit
+    stopping = False
     try:
         while workers:
-            if stop is not None and stop.is_set() and give_up_at is None:
-                give_up_at = time.monotonic() + grace
+            if stop is not None and stop.is_set() and not stopping:
+                stopping = True
+                give_up_at = min(give_up_at, time.monotonic() + grace)
+                outcomes = [
+                    o if not isinstance(o, str) else "did not answer in time after the run was interrupted"
+                    for o in outcomes
+                ]
                 for _, pid in workers.values():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, STOP_SIGNAL)
-            if give_up_at is not None and time.monotonic() > give_up_at:
+            if time.monotonic() > give_up_at:
                 break
             for ready in wait(list(workers), timeout=_POLL_S):
                 conn = cast(Connection, ready)
