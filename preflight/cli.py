@@ -63,8 +63,10 @@ def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
         parsed = [writer.parse_output_spec(s) for s in specs] or [("console", None)]
     except ValueError as exc:
         die(str(exc))
-    if sum(1 for _, p in parsed if p in (None, "-")) > 1:
-        die("only one output format can go to stdout; give the others a path (FORMAT=PATH)")
+    on_stdout = [f"{fmt}={path}" if path else fmt for fmt, path in parsed if writer.goes_to_stdout(path)]
+    if len(on_stdout) > 1:
+        # Two formats interleaved on one stream are neither: /dev/stdout is stdout by another name.
+        die(f"only one output format can go to stdout ({', '.join(on_stdout)}); give the others a path (FORMAT=PATH)")
     try:
         writer.check_outputs(parsed)  # here, before the checks and SDKs load: a typo costs no time
     except writer.OutputError as exc:
@@ -107,6 +109,13 @@ def execute(
 
     if report.aborted:
         kill_running()  # before writing: a report bound for a FIFO may wait for its reader
+    if guard is not None and guard.signum is not None:
+        import dataclasses
+
+        from preflight.reports.options import RenderOptions
+
+        # The reports state the code this process exits with: 143 after SIGTERM, not SIGINT's 130.
+        options = dataclasses.replace(options or RenderOptions(), interrupted_code=guard.exit_code)
     failed = app.emit(report, outputs, options)
     for line in failed:
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)
@@ -542,7 +551,7 @@ def check_cmd(
     "outputs",
     multiple=True,
     metavar="FORMAT[=PATH]",
-    help="Report format (console, json, junit, prometheus, markdown), to stdout or PATH. Repeatable.",
+    help="Report format (console, json, junit, html, prometheus, markdown), to stdout or PATH. Repeatable.",
 )
 @click.option(
     "--fail-on",
