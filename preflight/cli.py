@@ -588,6 +588,14 @@ def merge_cmd(
         report = app.merge_files(list(reports), baseline_path=baseline, fingerprint_key=key)
     except ConfigError as exc:
         die(str(exc))
+    from preflight.merge import missing_in
+
+    if missing := missing_in(report):
+        click.echo(
+            f"{TOOL_NAME}: warning: merge: shard {', '.join(missing)} missing: the fleet checks are not decided "
+            "(error) until every shard's report is merged",
+            err=True,
+        )
     failed = app.emit(report, parsed, RenderOptions(fail_on=fail_on))
     for line in failed:
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)

@@ -46,8 +46,6 @@ _DETAIL_INDENT = "      "
 LIST_WIDTH = 160
 # Fewest columns a wrapped text gets beside its head; with less, it wraps below the head.
 MIN_ROOM = 24
-# Words (URLs, names) longer than a line are broken rather than cut: every character stays visible.
-_WRAP: dict[str, bool] = {"break_on_hyphens": False}
 # Longest message or fix the default view prints in full; -v and the JSON report keep everything.
 TEXT_LIMIT = 1000
 
@@ -184,7 +182,7 @@ class _Renderer:
         if max(_visible_len(word) for word in line.split()) > self.width - len(lead):
             # A word (a long context name) wider than a line is broken; its colour would break with it.
             line = strip_ansi(line)
-        for part in textwrap.wrap(line, self.width, subsequent_indent=lead, **_WRAP):
+        for part in textwrap.wrap(line, self.width, subsequent_indent=lead, break_on_hyphens=False):
             self.lines.append(_truncate(part, self.width))
 
     def take(self) -> str:
@@ -223,10 +221,10 @@ class _Renderer:
             if is_command(para):
                 self.emit(lead + para, whole=True)
                 continue
-            first = textwrap.wrap(para, self.width - _visible_len(lead), **_WRAP) or [""]
+            first = textwrap.wrap(para, self.width - _visible_len(lead), break_on_hyphens=False) or [""]
             self.emit(lead + first[0])
             rest = " ".join(first[1:])
-            for line in textwrap.wrap(rest, room, **_WRAP) if rest else []:
+            for line in textwrap.wrap(rest, room, break_on_hyphens=False) if rest else []:
                 self.emit(indent + line)
 
     # -- pieces --------------------------------------------------------------------------------------
