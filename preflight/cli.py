@@ -567,12 +567,28 @@ def check_cmd(
     default=None,
     help="The key every run was given: a report fingerprinted with another key is an error.",
 )
+@click.option(
+    "--pushgateway",
+    metavar="URL",
+    default=None,
+    help="Also push the merged report's metrics to this Prometheus Pushgateway (grouping key shard=all): "
+    "the fleet's metrics once, for shards that did not push their own.",
+)
+@click.option(
+    "--cluster-set",
+    metavar="NAME",
+    default="default",
+    show_default=True,
+    help="Name of this set of clusters in the Pushgateway grouping key.",
+)
 def merge_cmd(
     reports: tuple[str, ...],
     outputs: tuple[str, ...],
     fail_on: str,
     baseline: str | None,
     fingerprint_key_file: str | None,
+    pushgateway: str | None,
+    cluster_set: str,
 ) -> None:
     """One fleet report from the JSON reports of several runs (regions, shards)."""
     from preflight import app
@@ -582,6 +598,11 @@ def merge_cmd(
         die("merge needs one or more JSON reports: merge A.json B.json ... -o FORMAT[=PATH]")
     if fail_on == "new" and not baseline:
         die("--fail-on new needs --baseline PREVIOUS.json")
+    if pushgateway:
+        from preflight.reports.prometheus import check_url
+
+        if problem := check_url(pushgateway):
+            die(f"--pushgateway: {problem}")
     parsed = parse_outputs(outputs)
     key = _fingerprint_key(fingerprint_key_file) if fingerprint_key_file else None
     try:
@@ -601,6 +622,11 @@ def merge_cmd(
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)
     if failed:
         sys.exit(EXIT_USAGE)
+    if pushgateway:
+        try:
+            app.push_metrics(report, pushgateway, cluster_set=cluster_set, timeout=DEFAULT_CONNECT_TIMEOUT_S * 2)
+        except ConfigError as exc:
+            die(str(exc))
     sys.exit(exit_code(report, fail_on))
 
 
