@@ -386,7 +386,7 @@ def test_the_readme_steps_match_the_kit() -> None:
                     assert re.search(rf"create secret generic {name} ", steps), f"the README never creates {name}"
     assert "kubectl apply -k deploy/kubernetes/" in steps
     namespace = next(d for d in DOCS if d["kind"] == "Namespace")["metadata"]["name"]
-    assert f"kubectl apply -f deploy/kubernetes/namespace.yaml" in steps and namespace == "meshery-preflight"
+    assert "kubectl apply -f deploy/kubernetes/namespace.yaml" in steps and namespace == "meshery-preflight"
     job = re.search(r"create job --from=cronjob/(\S+) (\S+)", steps)
     assert job and job.group(1) == "meshery-preflight-fleet"
     index = _cronjob("meshery-preflight-fleet")["spec"]["jobTemplate"]["spec"]["completions"] - 1
