@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from preflight.errors import ConfigError
 from preflight.fingerprint import FingerprintKey
 from preflight.kubeconfig import MergedKubeconfig, read_file_or_data
 from preflight.probes.addresses import hostport
-from preflight.redact import REDACTED, url_password
+from preflight.redact import REDACTED, bearer_forms, credential_forms, url_password
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _GLOB_CHARS = frozenset("*?[")
@@ -59,7 +59,7 @@ class Credential:
     def secrets(self) -> list[str]:
         out: list[str] = list(self.extra_secrets)
         if self.token:
-            out.append(self.token)
+            out += bearer_forms(self.token)
         for item in (self.exec_spec or {}).get("env") or []:
             # Exec plugins often get keys through env (AWS_SECRET_ACCESS_KEY, AZURE_CLIENT_SECRET...).
             if isinstance(item, Mapping) and item.get("value"):
@@ -331,7 +331,8 @@ def _plain_credential(
             problems.append("user has a client certificate without its key, or a key without its certificate")
         return Credential("client-cert", client_cert_pem=cert, client_key_pem=key)
     if user.get("username") or user.get("password"):
-        return Credential("basic", extra_secrets=[str(user.get("password") or "")])
+        password = str(user.get("password") or "")
+        return Credential("basic", extra_secrets=credential_forms(str(user.get("username") or ""), password))
     return Credential("none")
 
 
@@ -345,12 +346,20 @@ def _absolutize(body: Mapping[str, Any], base: Path, keys: tuple[str, ...]) -> d
 
 
 def _url_secrets(*urls: str | None) -> list[str]:
-    """A URL's password, as written and percent-decoded (as the client sends it), must never be printed."""
+    """A URL's password in every form the tool derives from it (percent-decoded as the client sends it, the
+    user:password pair and its base64, the Basic header value): none may ever be printed."""
     out: list[str] = []
-    for password in (url_password(u) for u in urls if u):
-        if password:
-            out += [password] if unquote(password) == password else [password, unquote(password)]
+    for url in urls:
+        password = url_password(url) if url else None
+        if url and password:
+            parts = urlsplit(url if "://" in url else f"http://{url}")
+            out += credential_forms(parts.username, password)
     return out
+
+
+def _env_proxies(env: Mapping[str, str]) -> list[str]:
+    """Every proxy URL in the environment, used for this cluster or not: their passwords are secrets anyway."""
+    return [v for k, v in env.items() if k.lower() in ("https_proxy", "http_proxy", "all_proxy") and v]
 
 
 def _ca_problem(pem: bytes, cluster: Mapping[str, Any]) -> str | None:
@@ -413,7 +422,7 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
         ubase = user.source.parent
         ubody = _absolutize(user.body, ubase, ("client-certificate", "client-key", "tokenFile"))
         t.credential = _credential(ubody, ubase, t.problems)
-    t.credential.extra_secrets.extend(_url_secrets(str(cbody.get("server") or ""), t.proxy_url))
+    t.credential.extra_secrets.extend(_url_secrets(str(cbody.get("server") or ""), t.proxy_url, *_env_proxies(env)))
     t.shadowed = [
         f"{section[:-1]} {n!r} in {lost}"
         for section, n, lost, _won, differs in merged.shadowed_of(
@@ -484,7 +493,7 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
     except OSError as exc:
         raise ConfigError(f"--in-cluster: cannot read {token_path}: {exc.strerror or exc}") from None
     t.proxy_url, t.proxy_source = _proxy_for(host, None, env)
-    t.credential.extra_secrets.extend(_url_secrets(t.proxy_url))
+    t.credential.extra_secrets.extend(_url_secrets(t.proxy_url, *_env_proxies(env)))
     return t
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,33 @@ def test_proxy_url_pointing_at_something_that_is_not_a_proxy(lab: LabFleet, tmp_
     assert "no answer to CONNECT" in tls.message or "instead of an HTTP CONNECT answer" in tls.message
     assert tls.remediation.startswith(f"{other.address}:{other.port} does not answer as an HTTP CONNECT proxy")
     assert f"nothing reaches {_api(lab)} through it" in tls.remediation
+
+
+# -- a proxy that quotes the request in its error page --------------------------------------------------
+
+
+def _credential_forms(user: str, password: str) -> dict[str, str]:
+    pair = f"{user}:{password}"
+    basic = base64.b64encode(pair.encode()).decode()
+    return {"password": password, "user:password": pair, "base64": basic, "header": f"Basic {basic}"}
+
+
+@pytest.mark.parametrize("answer", [None, "403 Forbidden", "502 Bad Gateway"])
+def test_echoing_proxy_never_gets_the_credential_into_a_result(
+    lab: LabFleet, tmp_path: Path, answer: str | None
+) -> None:
+    """The tool builds Proxy-Authorization itself; a proxy that echoes it back (407 for a wrong password, or
+    any refusal) must not get the Basic value, nor any other form of user:password, into a result."""
+    password = "Echo-Pass-" + "5e1d0c"
+    sent = "meshery", password + ("-wrong" if answer is None else "")
+    with LabProxy(credentials=("meshery", password), answer=answer, echo=True) as proxy:
+        url = proxy.url.replace("http://", f"http://{sent[0]}:{sent[1]}@")
+        rep = run(kubeconfig=[str(_with_proxy_url(lab, url, tmp_path))], contexts=["proxied"])
+    tls = result(rep, "proxied", "kube-api.tls")
+    status = answer or "407 Proxy Authentication Required"
+    assert tls.status.value == "fail" and f"HTTP/1.0 {status}" in tls.message, tls.message
+    assert "Your request" not in tls.message and "<html>" not in tls.message
+    for r in rep.all_results:
+        text = repr(r)
+        for form, value in _credential_forms(*sent).items():
+            assert value not in text, f"{form} leaked into {r.check_id}: {text}"

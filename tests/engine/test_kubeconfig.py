@@ -363,7 +363,7 @@ def test_wrapped_base64_data_is_accepted_like_kubectl(tmp_path: Path) -> None:
 def test_token(tmp_path: Path) -> None:
     c = target_of(single(tmp_path, user={"token": TOKEN})).credential
     assert (c.kind, c.token) == ("token", TOKEN)
-    assert c.secrets() == [TOKEN]
+    assert c.secrets() == [TOKEN, f"Bearer {TOKEN}"]
 
 
 def test_token_file_relative_to_the_users_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -646,3 +646,18 @@ def test_folder_scan_still_reports_a_malformed_yaml_file(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as info:
         merge(discover_paths([], {"KUBECONFIG_FOLDER": str(tmp_path)}))
     assert str(info.value).startswith(f"{broken}:")
+
+
+def test_every_derived_form_of_a_proxy_password_is_a_secret(tmp_path: Path) -> None:
+    """The Basic value the tool builds and the encoded and decoded password all get registered,
+    for the proxy that is used and for an environment proxy this cluster bypasses alike."""
+    import base64
+
+    cluster = {"server": "https://api.lab.test", "proxy-url": "http://u%40corp:p%2Fss-w0rd-1@127.0.0.1:3128"}
+    env = {"https_proxy": "http://env-user:env-pass-0042@127.0.0.1:3128", "NO_PROXY": "api.lab.test"}
+    secrets = set(target_of(single(tmp_path, cluster), env).credential.secrets())
+    basic = base64.b64encode(b"u@corp:p/ss-w0rd-1").decode()
+    assert {"p%2Fss-w0rd-1", "p/ss-w0rd-1", basic, f"Basic {basic}"} <= secrets
+    assert not any(s.startswith("u@corp:") for s in secrets)  # the user name stays readable
+    env_basic = base64.b64encode(b"env-user:env-pass-0042").decode()
+    assert {"env-pass-0042", f"Basic {env_basic}"} <= secrets
