@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from preflight import proxyenv
 from preflight.errors import ConfigError
 from preflight.fingerprint import FingerprintKey
 from preflight.kubeconfig import MergedKubeconfig, read_file_or_data
@@ -118,46 +119,34 @@ def normalized_server(url: str) -> str:
     return f"{parts.scheme}://{hostport((parts.hostname or '').lower(), port)}"
 
 
-def _in_no_proxy_cidr(host: str, no_proxy: str) -> bool:
-    """NO_PROXY CIDR entries (10.0.0.0/8), which kubectl honours and urllib does not."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    for entry in no_proxy.split(","):
-        try:
-            net = ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError:
-            continue
-        if net.version == ip.version and ip in net:
-            return True
-    return False
-
-
-def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """The proxy the client would use for host, and where it was configured."""
+def _proxy_for(
+    scheme: str, host: str, port: int | None, proxy_url: str | None, env: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """The proxy the client would use for host, and where it was configured: the cluster's proxy-url for every
+    request (as client-go does), else the environment's by Go's rules (see preflight.proxyenv)."""
     if proxy_url:
         return proxy_url, "proxy-url"
-    names = {k.lower().removesuffix("_proxy"): k for k in env if k.lower().endswith("_proxy")}
-    https = env.get(names["https"]) if "https" in names else None
-    if not https:
-        return None, None
-    no_proxy = env.get(names["no"], "") if "no" in names else ""
-    import urllib.request  # lazily: it pulls in http, email and ssl
+    return proxyenv.from_environment(env).proxy_for(scheme, host, port)
 
-    if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
-        return None, names["no"]
-    if no_proxy and _in_no_proxy_cidr(host, no_proxy):
-        return None, names["no"]
-    return https, names["https"]
+
+def check_proxy_environment(env: Mapping[str, str]) -> None:
+    """A proxy variable the Server's client cannot use is a configuration error of the whole run, named."""
+    cfg = proxyenv.from_environment(env)
+    for value, var in ((cfg.https, cfg.https_var), (cfg.http, cfg.http_var)):
+        if var is not None:
+            problem, _ = _url_problem(proxyenv.with_scheme(value), var, proxyenv.PROXY_SCHEMES, shown=value)
+            if problem:
+                raise ConfigError(f"{problem}: set it to http://HOST:PORT (user and password before an @), or unset it")
 
 
 _HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
 
 
-def _url_problem(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str | None, SplitResult | None]:
+def _url_problem(
+    url: str, what: str, schemes: tuple[str, ...], shown: str | None = None
+) -> tuple[str | None, SplitResult | None]:
     """Why ``url`` is not usable (None when it is), checked as strictly as Go's URL parser does in kubectl."""
-    shown = redact_url(url)
+    shown = redact_url(shown if shown is not None else url)
     if url != url.strip() or any(c.isspace() or ord(c) < 32 for c in url):
         return f"{what} {shown!r} contains a space or a control character", None
     try:
@@ -184,6 +173,14 @@ def _url_problem(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str | N
 def redact_url(url: str) -> str:
     password = url_password(url)
     return url.replace(f":{password}@", f":{REDACTED}@", 1) if password else url
+
+
+def _choose_proxy(t: ClusterTarget, proxy_url: str | None, env: Mapping[str, str]) -> None:
+    scheme = urlsplit(t.server).scheme if t.server else "https"
+    try:
+        t.proxy_url, t.proxy_source = _proxy_for(scheme, t.host or "", t.port, proxy_url, env)
+    except proxyenv.CgiRefusal as exc:
+        t.problems.append(str(exc))
 
 
 def _parse_server(target: ClusterTarget, server: str) -> None:
@@ -412,11 +409,12 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
         t.tls_server_name = cbody.get("tls-server-name")
         proxy = cbody.get("proxy-url")
         if proxy:
-            problem, _ = _url_problem(str(proxy), "proxy-url", ("http", "https", "socks5"))
+            problem, _ = _url_problem(str(proxy), "proxy-url", proxyenv.PROXY_SCHEMES)
             if problem:
                 t.problems.append(f"cluster {t.cluster_name!r}: {problem}")
+                proxy = None  # never used: the context fails on it
         if t.host:
-            t.proxy_url, t.proxy_source = _proxy_for(t.host, str(proxy) if proxy else None, env)
+            _choose_proxy(t, str(proxy) if proxy else None, env)
     ubody: dict[str, Any] = {}
     if user is not None:
         ubase = user.source.parent
@@ -492,7 +490,7 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
         t.credential = Credential("token-file", token=token_path.read_text().strip())
     except OSError as exc:
         raise ConfigError(f"--in-cluster: cannot read {token_path}: {exc.strerror or exc}") from None
-    t.proxy_url, t.proxy_source = _proxy_for(host, None, env)
+    _choose_proxy(t, None, env)
     t.credential.extra_secrets.extend(_url_secrets(t.proxy_url, *_env_proxies(env)))
     return t
 
