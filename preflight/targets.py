@@ -93,6 +93,8 @@ class ClusterTarget:
     ca_problem: str | None = None
     # Entries of this context that another kubeconfig file defines differently (and loses).
     shadowed: list[str] = field(default_factory=list)
+    # The file of this context, when Go's client rejects it as a whole (a name given twice in it).
+    rejected_file: str | None = None
     # A single-context kubeconfig, handed to the real kubernetes client's loader.
     config_dict: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
@@ -381,6 +383,11 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
     t = ClusterTarget(name=name, source=ctx_entry.source, base_dir=ctx_entry.source.parent)
     t.cluster_name = str(ctx.get("cluster") or "") or None
     t.user_name = str(ctx.get("user") or "") or None
+    if ctx_entry.rejected:
+        # Go's client never loads the file: nothing of it is used, and this is the only problem worth naming.
+        t.problems.append(ctx_entry.rejected)
+        t.rejected_file = str(ctx_entry.source)
+        return t
     cluster = merged.clusters.get(t.cluster_name or "")
     user = merged.users.get(t.user_name or "")
     if not t.cluster_name:

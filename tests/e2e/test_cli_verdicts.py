@@ -141,3 +141,26 @@ def test_plugin_that_exits_while_its_child_holds_stdout(lab: LabFleet, tmp_path:
     auth = result(report, "lingering", "kube-api.auth")
     assert auth.status.value == "pass", auth.message
     assert not running(marker), "the plugin's child was left running"
+
+
+def test_a_file_that_repeats_a_name_fails_its_contexts_only(lab: LabFleet, tmp_path: Path) -> None:
+    """Go's client rejects a kubeconfig file that names a user twice: its context fails with the file, the name
+    and the line; the good file beside it still connects."""
+    doc = lab.kubeconfig()
+    doc["contexts"] = [{"name": "twice", "context": dict(doc["contexts"][0]["context"])}]
+    doc["users"].append(copy.deepcopy(doc["users"][0]))
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(yaml.safe_dump(doc, sort_keys=False))
+    lines = [i for i, text in enumerate(dup.read_text().splitlines(), 1) if text.startswith("- name: good-user")]
+    line = lines[1]  # the repeat
+    report = run(kubeconfig=[str(lab.kubeconfig_path), str(dup)], include=CHECKS)
+    ctx = result(report, "twice", "kubeconfig.context")
+    assert ctx.status.value == "fail"
+    assert ctx.message == (
+        f"{dup}:{line}: user name 'good-user' appears twice in this file: Go's client (kubectl, Meshery Server) "
+        "rejects the whole file"
+    )
+    assert f"Give every cluster, user and context in {dup} a name of its own" in ctx.remediation
+    assert result(report, "twice", "kube-api.auth").status.value == "skip"
+    assert result(report, "good", "kube-api.auth").status.value == "pass"
+    assert result(report, "good", "kubeconfig.context").status.value == "pass"  # no "first file wins" warning

@@ -661,3 +661,48 @@ def test_every_derived_form_of_a_proxy_password_is_a_secret(tmp_path: Path) -> N
     assert not any(s.startswith("u@corp:") for s in secrets)  # the user name stays readable
     env_basic = base64.b64encode(b"env-user:env-pass-0042").decode()
     assert {"env-pass-0042", f"Basic {env_basic}"} <= secrets
+
+
+# --- duplicate names within one file: Go's client rejects the file ----------------------------------
+
+
+def test_duplicate_name_in_one_file_fails_that_files_contexts(tmp_path: Path) -> None:
+    """client-go refuses a file that names a cluster, user or context twice; another file still loads, and a
+    name the rejected file shares with it resolves there, as client-go would resolve it."""
+    broken = write(
+        tmp_path / "broken.yaml",
+        "apiVersion: v1\nkind: Config\nclusters:\n"
+        "- name: c\n  cluster: {server: 'https://203.0.113.1:6443'}\n"
+        "- name: c\n  cluster: {server: 'https://203.0.113.2:6443'}\n"
+        "users:\n- name: u\n  user: {token: abcdefgh12345678}\n"
+        "contexts:\n- name: only-here\n  context: {cluster: c, user: u}\n"
+        "- name: shared\n  context: {cluster: c, user: u}\n",
+    )
+    good = write(
+        tmp_path / "good.yaml",
+        kubeconfig(
+            {"c": {"server": "https://198.51.100.1:6443"}},
+            {"u": {"token": TOKEN}},
+            {"shared": {"cluster": "c", "user": "u"}, "fine": {"cluster": "c", "user": "u"}},
+        ),
+    )
+    merged = merge([broken, good])
+    assert merged.shadowed == []  # a rejected file's entries shadow nothing
+    only = from_context(merged, "only-here", {})
+    assert only.problems == [
+        f"{broken}:6: cluster name 'c' appears twice in this file: Go's client (kubectl, Meshery Server) "
+        "rejects the whole file"
+    ]
+    assert only.rejected_file == str(broken)
+    for name in ("shared", "fine"):
+        t = from_context(merged, name, {})
+        assert (t.problems, t.server, t.source) == ([], "https://198.51.100.1:6443", good)
+
+
+@pytest.mark.parametrize("section", ["users", "contexts"])
+def test_duplicate_user_or_context_name_rejects_the_file(tmp_path: Path, section: str) -> None:
+    doc = kubeconfig({"c": {"server": "https://203.0.113.1:6443"}}, {"u": {"token": TOKEN}}, {"x": {"cluster": "c"}})
+    doc[section].append(dict(doc[section][0]))
+    path = write(tmp_path / "dup.yaml", doc)
+    t = from_context(merge([path]), "x", {})
+    assert len(t.problems) == 1 and f"{section[:-1]} name " in t.problems[0] and str(path) in t.problems[0]
