@@ -201,6 +201,15 @@ def _parse_server(target: ClusterTarget, server: str) -> None:
         )
 
 
+# The in-tree auth-providers client-go dropped in 1.26, and the exec plugin that replaces each.
+_REMOVED_AUTH_PROVIDERS = {
+    "gcp": "Switch this user to the gke-gcloud-auth-plugin exec plugin: gcloud components install "
+    "gke-gcloud-auth-plugin, then USE_GKE_GCLOUD_AUTH_PLUGIN=True gcloud container clusters get-credentials "
+    "CLUSTER --location LOCATION re-writes the user (the plugin must also be on the Server's PATH).",
+    "azure": "Switch this user to the kubelogin exec plugin: install kubelogin (az aks install-cli), then "
+    "KUBECONFIG=FILE kubelogin convert-kubeconfig -l azurecli (or re-run az aks get-credentials) re-writes the "
+    "user (kubelogin must also be on the Server's PATH).",
+}
 _TOKEN_FIX = (
     "Write the token as one string on the token: line (quoted if it has special characters), with no line "
     "break: a block scalar `token: |` keeps the final newline, `token: |-` does not."
@@ -282,11 +291,17 @@ def _credential(user: Mapping[str, Any], base: Path, problems: list[str]) -> Cre
         cfg: Mapping[str, Any] = raw_cfg if isinstance(raw_cfg, Mapping) else {}
         token = cfg.get("id-token") or cfg.get("access-token")
         hidden = [str(v) for k, v in cfg.items() if k in ("refresh-token", "client-secret", "access-token") and v]
+        removed = _REMOVED_AUTH_PROVIDERS.get(name)
         return Credential(
             "oidc" if name == "oidc" else "auth-provider",
             token=str(token) if token else None,
             provider=name,
             extra_secrets=hidden,
+            problem=f"auth-provider {name!r} was removed from client-go in Kubernetes 1.26: kubectl and Meshery "
+            "Server can no longer authenticate with it"
+            if removed
+            else None,
+            fix=removed,
         )
     try:
         cert = read_file_or_data(user, "client-certificate", "client-certificate-data", base)

@@ -164,3 +164,27 @@ def test_a_file_that_repeats_a_name_fails_its_contexts_only(lab: LabFleet, tmp_p
     assert result(report, "twice", "kube-api.auth").status.value == "skip"
     assert result(report, "good", "kube-api.auth").status.value == "pass"
     assert result(report, "good", "kubeconfig.context").status.value == "pass"  # no "first file wins" warning
+
+
+@pytest.mark.parametrize(
+    ("provider", "plugin", "command"),
+    [
+        ("gcp", "gke-gcloud-auth-plugin", "gcloud components install gke-gcloud-auth-plugin"),
+        ("azure", "kubelogin", "kubelogin convert-kubeconfig"),
+    ],
+)
+def test_removed_auth_providers_fail_naming_their_plugin(
+    lab: LabFleet, tmp_path: Path, provider: str, plugin: str, command: str
+) -> None:
+    """client-go dropped the gcp and azure auth-providers in 1.26: even with a token the lab would accept,
+    Meshery Server cannot authenticate this way, so neither does the preflight; oidc is still supported."""
+    token = lab.clusters["good"].token  # the lab accepts it: only the removed provider is wrong
+    ap = {"auth-provider": {"name": provider, "config": {"access-token": token, "expiry": "2099-01-01T00:00:00Z"}}}
+    report = _run(_with(lab, tmp_path / "config", {"removed": {"user_exact": ap}}))
+    cred = result(report, "removed", "kubeconfig.credential")
+    assert cred.status.value == "fail", cred.message
+    assert f"auth-provider {provider!r} was removed from client-go in Kubernetes 1.26" in cred.message
+    assert plugin in cred.remediation and command in cred.remediation
+    auth = result(report, "removed", "kube-api.auth")
+    assert auth.status.value == "fail" and "auth-provider" in auth.message
+    assert result(report, "good", "kube-api.auth").status.value == "pass"
