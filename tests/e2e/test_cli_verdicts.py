@@ -56,6 +56,7 @@ def test_bad_server_urls_fail_their_own_context(lab: LabFleet, tmp_path: Path) -
         "open-bracket": {"cluster": {"server": "https://[::1"}},
         "bad-port": {"cluster": {"server": f"https://{host}:abc"}},
         "bad-proxy": {"cluster": {"proxy-url": "http://proxy.lab.test:0"}},
+        "garbage-proxy": {"cluster": {"proxy-url": "::::"}},
     }
     report = _run(_with(lab, tmp_path / "config", variants))
     assert result(report, "good", "kubeconfig.context").status.value == "pass"
@@ -63,7 +64,7 @@ def test_bad_server_urls_fail_their_own_context(lab: LabFleet, tmp_path: Path) -
     for name in variants:
         ctx = result(report, name, "kubeconfig.context")
         assert ctx.status.value == "fail", (name, ctx.message)
-        field = "proxy-url" if name == "bad-proxy" else "server"
+        field = "proxy-url" if name.endswith("-proxy") else "server"
         assert f"cluster '{name}': {field} " in ctx.message, ctx.message
         assert result(report, name, "kube-api.auth").status.value == "skip"
     assert "port 0" in result(report, "port-zero", "kubeconfig.context").message
