@@ -216,3 +216,21 @@ def test_api_that_accepts_and_never_answers_the_handshake_is_undecided(lab: LabF
     assert "hung" in tls.remediation and "middlebox" in tls.remediation
     assert "certificate-authority-data" not in tls.remediation
     assert tls.evidence["handshake"] == "timeout"
+
+
+def test_exec_plugin_token_is_registered_as_a_secret_when_obtained(lab: LabFleet) -> None:
+    """A plugin's token exists only mid-run: the client hands it, and its Bearer header form, to the redactor."""
+    from preflight.kube import KubeAPI
+    from preflight.kubeconfig import merge
+    from preflight.targets import from_context
+
+    target = from_context(merge([lab.kubeconfig_path]), "exec-ok", {})
+    registered: list[str] = []
+    api = KubeAPI(target, 2.0, 2.0, registered.extend)
+    try:
+        assert api.get("/version").ok
+    finally:
+        api.close()
+    token = lab.clusters["exec-ok"].token
+    assert token not in target.credential.secrets()  # not known before the plugin ran
+    assert {token, f"Bearer {token}"} <= set(registered)
