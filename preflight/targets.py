@@ -177,10 +177,18 @@ def redact_url(url: str) -> str:
     return url.replace(f":{password}@", f":{REDACTED}@", 1) if password else url
 
 
+def _host_as_written(server: str, host: str) -> str:
+    """The server URL's host in its own case, as Go's url.Hostname() gives it (urlsplit lower-cases it): Go's
+    localhost rule compares it exactly."""
+    netloc = urlsplit(server).netloc.rpartition("@")[2]
+    return netloc[: len(host) + 2].strip("[]") if netloc.startswith("[") else netloc[: len(host)]
+
+
 def _choose_proxy(t: ClusterTarget, proxy_url: str | None, env: Mapping[str, str]) -> None:
     scheme = urlsplit(t.server).scheme if t.server else "https"
+    host = _host_as_written(t.server, t.host or "") if t.server else t.host or ""
     try:
-        t.proxy_url, t.proxy_source = _proxy_for(scheme, t.host or "", t.port, proxy_url, env)
+        t.proxy_url, t.proxy_source = _proxy_for(scheme, host, t.port, proxy_url, env)
     except proxyenv.CgiRefusal as exc:
         t.problems.append(str(exc))
 

@@ -706,3 +706,19 @@ def test_duplicate_user_or_context_name_rejects_the_file(tmp_path: Path, section
     path = write(tmp_path / "dup.yaml", doc)
     t = from_context(merge([path]), "x", {})
     assert len(t.problems) == 1 and f"{section[:-1]} name " in t.problems[0] and str(path) in t.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("server", "proxied"),
+    [
+        ("https://localhost:6443", False),
+        ("https://LOCALHOST:6443", True),  # Go compares the host as written with "localhost"
+        ("https://user:pw-Value-1@LocalHost:6443", True),
+        ("https://127.0.0.1:6443", False),
+        ("https://[::1]:6443", False),
+        ("https://Api.Lab.Test:6443", True),
+    ],
+)
+def test_environment_proxy_sees_the_host_as_written(tmp_path: Path, server: str, proxied: bool) -> None:
+    t = target_of(single(tmp_path, {"server": server}), {"HTTPS_PROXY": "http://127.0.0.1:3128"})
+    assert (t.proxy_url is not None) is proxied
