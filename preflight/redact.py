@@ -15,8 +15,10 @@ from urllib.parse import quote, unquote
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|\Z)", re.S)
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
-# An Authorization or Proxy-Authorization header a peer echoed back, whatever its scheme (Basic, Negotiate...).
-_AUTH_HEADER = re.compile(r"(?i)(authorization\s*:\s*[a-z0-9_-]+\s+)[^\s\"'<>]+")
+# An Authorization or Proxy-Authorization header a peer echoed back, in any of HTTP's usual schemes.
+_AUTH_HEADER = re.compile(
+    r"(?i)(authorization\s*:\s*(?:basic|bearer|digest|negotiate|ntlm|token|aws4-hmac-sha256)\s+)[^\s\"'<>]+"
+)
 # scheme://user:password@host: the user name stays (it says who), the password goes.
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+@")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")

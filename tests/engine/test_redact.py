@@ -180,6 +180,7 @@ def test_an_echoed_authorization_header_is_removed_whatever_its_scheme() -> None
     assert "bWVzaGVyeTpzM2NyZXQ" not in out and "YIIGhg" not in out
     assert out == f"got: Proxy-Authorization: Basic {REDACTED}\nAuthorization: Negotiate {REDACTED}"
     assert Redactor().text("basic authentication was removed") == "basic authentication was removed"
+    assert Redactor().text("authorization: denied by policy") == "authorization: denied by policy"
 
 
 def test_a_peer_page_is_summarised_never_quoted() -> None:
