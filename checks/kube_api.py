@@ -220,6 +220,14 @@ def api_tls(ctx: ClusterContext) -> Finding:
             remediation=proxy_remediation(t, proxy, pe.kind, pe.status),
             **evidence,
         )
+    if res.timed_out:
+        return error(
+            f"no TLS answer from {addresses.hostport(address, t.port or 443)} within "
+            f"{ctx.settings.connect_timeout:g} s: {res.handshake_error}",
+            remediation=_hung_handshake_remediation(t, name, proxy),
+            handshake="timeout",
+            **evidence,
+        )
     if res.handshake_error:
         return fail(f"TLS handshake failed: {res.handshake_error}", **evidence)
     now = dt.datetime.now(dt.timezone.utc)
@@ -250,6 +258,20 @@ def api_tls(ctx: ClusterContext) -> Finding:
         )
     expiry = f"{res.not_after:%Y-%m-%d}" if res.not_after else "unknown"
     return passed(f"chain verifies against the {evidence['ca']}; valid until {expiry}", **evidence)
+
+
+def _hung_handshake_remediation(t: ClusterTarget, name: str, proxy: Proxy | None) -> str:
+    """Nothing answered the ClientHello: no CA can be blamed; the server or something in the path holds it."""
+    api = addresses.hostport(t.host or "", t.port or 443)
+    via = f" (through the proxy {proxy.endpoint})" if proxy else ""
+    test = f"openssl s_client -connect {shlex.quote(api)} -servername {shlex.quote(name)} </dev/null"
+    return (
+        f"{api} accepts the connection{via} but never answers the TLS handshake: the API server may be hung or "
+        "overloaded (check the control plane's health, and that its load balancer has healthy targets), or a "
+        "middlebox in the path (a firewall inspecting TLS, a transparent proxy, a load balancer without a backend) "
+        "holds the connection. From the Server's network the handshake should finish within seconds. "
+        f"Test with: {test}"
+    )
 
 
 def _auth_remediation(kind: str) -> str:

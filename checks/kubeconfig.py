@@ -35,6 +35,13 @@ def context_resolves(ctx: ClusterContext) -> Finding:
     }
     if t.shadowed:
         evidence["shadowed"] = t.shadowed
+    if t.rejected_file:
+        return fail(
+            "; ".join(t.problems),
+            remediation=f"Give every cluster, user and context in {t.rejected_file} a name of its own (rename or "
+            "delete the repeat): until then kubectl and Meshery Server load nothing from that file.",
+            **evidence,
+        )
     if t.problems:
         return fail("; ".join(t.problems), **evidence)
     if t.shadowed:
