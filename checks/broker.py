@@ -27,7 +27,8 @@ _TCP_FIX = reach.fixes(
     "security group / firewall rule, the Service's loadBalancerSourceRanges (Broker "
     "spec.service.loadBalancerSourceRanges) and the subnet's network ACL.",
     refused="The address answers but nothing listens on the port: check the Broker pods "
-    "(kubectl -n meshery get pods -l app=meshery-broker), the Service's port and the load balancer listener.",
+    "(kubectl -n meshery get pods meshery-nats-0 meshery-broker-0: the current and the classic Operator's), the "
+    "Service's port and the load balancer listener.",
     unreachable="No route from here: a private load balancer or node needs VPC/VNet peering, a transit "
     "gateway or a VPN from the Server's network; or expose the Broker on a reachable load balancer.",
 )

@@ -110,9 +110,27 @@ def _condition(resource: dict[str, Any], kind: str = "Ready") -> dict[str, Any] 
     return None
 
 
+def _broker_workload(ctx: ClusterContext) -> ms.BrokerWorkload | None:
+    try:
+        return ms.broker_workload(ctx)
+    except ms.ReadError as exc:
+        stop(error(str(exc), remediation=f"Grant get on statefulsets.apps in {ms.ns(ctx)}."))
+
+
+def _pods_fix(ctx: ClusterContext, workload: ms.BrokerWorkload | None) -> str | None:
+    """Where to look when the Broker's pods are not ready: its first pod, by name."""
+    if workload is None:
+        return None
+    pod = workload.first_pod
+    return (
+        f"Look at the Broker's pod: kubectl -n {ms.ns(ctx)} describe pod {pod} (events: image pulls, scheduling, "
+        f"probes) and kubectl -n {ms.ns(ctx)} logs {pod} (a config NATS refuses crash-loops it)."
+    )
+
+
 @check(
     id="meshery.broker-resource",
-    permissions=operator_only(ms.READ_BROKER),
+    permissions=operator_only((*ms.READ_BROKER, *ms.READ_BROKER_WORKLOAD)),
     title="Broker resource is ready and publishes its endpoints",
     category="meshery",
     severity=Severity.CRITICAL,
@@ -125,11 +143,13 @@ def broker_resource(ctx: ClusterContext) -> Finding:
     if ms.effective_mode(ctx) != "operator":
         not_applicable("embedded mode: MeshSync runs inside Meshery Server, no Broker is used")
     st = ms.broker(ctx)
+    workload = _broker_workload(ctx)
     if st.resource is None:
         if st.problems:
             return error("; ".join(st.problems), remediation=f"Grant get on brokers.meshery.io in {ms.ns(ctx)}.")
+        runs = f"; StatefulSet {workload.name} ({workload.generation} generation) exists without it" if workload else ""
         return fail(
-            f"no Broker resource {ms.ns(ctx)}/{ms.BROKER_NAME} (tried {', '.join(ms.BROKER_VERSIONS)})",
+            f"no Broker resource {ms.ns(ctx)}/{ms.BROKER_NAME} (tried {', '.join(ms.BROKER_VERSIONS)}){runs}",
             remediation="Meshery deploys it with the Operator: connect the cluster in operator mode, or check that "
             "the meshery-operator chart installed the brokers.meshery.io CRD.",
         )
@@ -138,14 +158,23 @@ def broker_resource(ctx: ClusterContext) -> Finding:
         "generation": st.generation,
         "external": st.published_external,
         "internal": st.published_internal,
+        "statefulset": {"name": workload.name, "replicas": workload.detail} if workload else None,
     }
+    pods = _pods_fix(ctx, workload)
     ready = _condition(st.resource)
     if ready is not None:
         evidence["ready"] = {k: ready.get(k) for k in ("status", "reason", "message")}
         if str(ready.get("status")) != "True":
+            sts = f" (StatefulSet {workload.name}: {workload.detail})" if workload else ""
             return fail(
-                f"Broker is not Ready: {ready.get('reason') or ''} {ready.get('message') or ''}".strip(), **evidence
+                f"Broker is not Ready: {ready.get('reason') or ''} {ready.get('message') or ''}".strip() + sts,
+                remediation=pods,
+                **evidence,
             )
+    if workload is not None and not workload.ready:
+        return fail(
+            f"the Broker's StatefulSet {workload.name} is not ready: {workload.detail}", remediation=pods, **evidence
+        )
     if not st.published_external:
         return fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)
     return passed(f"Broker ({st.generation} generation, {st.version}) publishes {st.published_external}", **evidence)

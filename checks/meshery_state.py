@@ -23,6 +23,8 @@ TOKEN_SECRET = "meshery-nats-auth"
 NATS_PORT = 4222
 # Service name, port name, generation
 SERVICES = (("meshery-nats", "nats", "current"), ("meshery-broker", "client", "classic"))
+# The Broker's StatefulSet per generation (current: the official NATS chart's, whose first pod is meshery-nats-0).
+STATEFULSETS = {"current": "meshery-nats", "classic": "meshery-broker"}
 
 
 # What the shared reads below need; every check that may be the first to make one declares it.
@@ -31,6 +33,7 @@ READ_BROKER: tuple[Permission, ...] = (
     reads("services", meshery_namespace=True),
 )
 READ_DEPLOYMENTS: tuple[Permission, ...] = (reads("deployments", "apps", meshery_namespace=True),)
+READ_BROKER_WORKLOAD: tuple[Permission, ...] = (reads("statefulsets", "apps", meshery_namespace=True),)
 READ_MESHSYNC: tuple[Permission, ...] = (reads("meshsyncs", GROUP, meshery_namespace=True),)
 READ_NODES: tuple[Permission, ...] = (reads("nodes", verbs=("list",)),)
 
@@ -128,6 +131,38 @@ class BrokerState:
         named = [p for p in ports if p.get("name") == self.port_name]
         by_number = [p for p in ports if p.get("port") == NATS_PORT]
         return (named or by_number or ports or [{}])[0]
+
+
+@dataclass(frozen=True)
+class BrokerWorkload:
+    """The StatefulSet that runs the Broker's NATS pods, and its first pod's name (what `kubectl logs` wants)."""
+
+    name: str
+    generation: str
+    ready: bool
+    detail: str
+
+    @property
+    def first_pod(self) -> str:
+        return f"{self.name}-0"
+
+
+def broker_workload(ctx: ClusterContext) -> BrokerWorkload | None:
+    """The Broker's StatefulSet, of the generation its Service or resource shows (else either), or None."""
+
+    def read() -> BrokerWorkload | None:
+        known = broker(ctx).generation
+        order = [known] if known else list(STATEFULSETS)
+        for generation in order:
+            name = STATEFULSETS[generation]
+            path = f"/apis/apps/v1/namespaces/{ns(ctx)}/statefulsets/{name}"
+            sts = _get(ctx, path, f"statefulset {ns(ctx)}/{name}")
+            if sts is not None:
+                ready, detail = deployment_ready(sts)
+                return BrokerWorkload(name, generation, ready, detail)
+        return None
+
+    return ctx.memo("meshery:broker-workload", read)
 
 
 def broker(ctx: ClusterContext) -> BrokerState:
