@@ -376,7 +376,9 @@ def _broker_workload(setup: MesherySetup, node: str) -> list[dict[str, Any]]:
     gen = setup.generation
     assert gen is not None
     name, ns = _SERVICE_NAME[gen], setup.namespace
-    containers = [{"name": "nats", "image": _NATS_IMAGE[gen], "ports": [{"name": "nats", "containerPort": NATS_PORT}]}]
+    containers: list[dict[str, Any]] = [
+        {"name": "nats", "image": _NATS_IMAGE[gen], "ports": [{"name": "nats", "containerPort": NATS_PORT}]}
+    ]
     if gen == "current":
         containers.append({"name": "reloader", "image": "natsio/nats-server-config-reloader:0.16.0"})
     sts = _workload("StatefulSet", name, ns, "broker", containers, setup.broker_ready)
