@@ -106,6 +106,7 @@ def proxy_remediation(t: ClusterTarget, proxy: Proxy, kind: str, status: int | N
 
 @check(
     id="kube-api.dns",
+    meshery_code="connection_inactive",
     title="API server host resolves",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -153,6 +154,7 @@ def api_dns(ctx: ClusterContext) -> Finding:
 
 @check(
     id="kube-api.tcp",
+    meshery_code="connection_inactive",
     title="API server port is reachable over TCP",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -185,6 +187,7 @@ def api_tcp(ctx: ClusterContext) -> Finding:
 
 @check(
     id="kube-api.tls",
+    meshery_code="connection_inactive",
     title="API server certificate verifies and is not expiring",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -267,6 +270,7 @@ def _auth_remediation(kind: str) -> str:
 
 @check(
     id="kube-api.auth",
+    meshery_code="connection_inactive",
     title="Authenticated request succeeds",
     category="kube-api",
     severity=Severity.CRITICAL,

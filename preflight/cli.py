@@ -617,6 +617,8 @@ def list_checks(as_json: bool) -> None:
 @click.argument("check_id")
 def explain(check_id: str) -> None:
     """What a check verifies, why it matters for Meshery, and how to fix it."""
+    from preflight.docs import meshery_words
+
     registry = _registry()
     if check_id not in registry:
         die(f"unknown check id {check_id!r} (see `{TOOL_NAME} list-checks`)")
@@ -633,6 +635,7 @@ def explain(check_id: str) -> None:
         "How to fix:",
         f"  {c.remediation}",
         "",
+        *([f"In Meshery's words: {words}", ""] if (words := meshery_words(c)) else []),
         f"Docs: {c.docs_url}",
     ]
     click.echo("\n".join(lines))
