@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks import reach
+from preflight.checks import reach, vantage
 from preflight.cloud.rules import inside
 from preflight.context import ClusterContext
 from preflight.facts import Fact
@@ -172,7 +172,7 @@ def _probe_candidate(ctx: ClusterContext, cand: dict[str, Any]) -> dict[str, Any
     if cand["kind"] == "cluster-ip" and ms.remote_server(ctx):
         return {**cand, "answers": "not probed (cluster-internal address)"}
     if ms.is_loopback(host) and not ms.local_cluster(ctx):
-        return {**cand, "answers": "not probed (loopback: this machine, not the cluster)"}
+        return {**cand, "answers": f"not probed (loopback: {vantage.loopback_means(ctx)})"}
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
     except dns.DnsFailure as exc:
@@ -188,7 +188,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
     if port is None:
         return f"the published endpoint {published!r} has no port"
     if ms.is_loopback(host) and not ms.local_cluster(ctx):
-        return f"the published endpoint {published} is loopback: it means this machine, not the cluster"
+        return f"the published endpoint {published} is loopback: it means {vantage.loopback_means(ctx)}"
     cluster_ip = _svc_spec(st).get("clusterIP")
     if ms.remote_server(ctx) and host == cluster_ip:
         return f"the published endpoint {published} is the Service's ClusterIP, unreachable from outside the cluster"

@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Any
 
-from preflight.checks import reach
+from preflight.checks import reach, vantage
 from preflight.context import ClusterContext
 from preflight.execcred import ExecError
 from preflight.facts import Fact
@@ -163,10 +163,13 @@ def api_dns(ctx: ClusterContext) -> Finding:
     remediation=_TCP_REMEDIATION[tcp.FILTERED],
 )
 def api_tcp(ctx: ClusterContext) -> Finding:
-    """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route)."""
+    """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route); with
+    --server-vantage docker, a loopback API server (kind, minikube, k3d) is the Server's own container."""
     t = ctx.target
     targets = ctx.get_fact(API_ADDRESSES) or [t.host or ""]
     proxy = _proxy_of(t)
+    if not proxy and (own := vantage.unreachable_api(ctx, t.host or "", t.port or 443)):
+        return own
     if proxy:
         port, via = proxy.port, f" (the proxy {proxy.endpoint})"
     else:

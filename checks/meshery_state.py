@@ -6,10 +6,11 @@ memoised on the cluster context so a fleet of 200 costs each read once per clust
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.checks import vantage
+from preflight.checks.vantage import is_loopback
 from preflight.context import ClusterContext
 from preflight.permissions import Permission, reads
 
@@ -67,19 +68,10 @@ def remote_server(ctx: ClusterContext) -> bool:
     return not ctx.target.in_cluster
 
 
-def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1 (bracketed or not)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def local_cluster(ctx: ClusterContext) -> bool:
-    """The API is on this machine's loopback (kind, minikube, k3d): loopback endpoints are reachable."""
-    return is_loopback(ctx.target.host or "")
+    """The API is on this machine's loopback (kind, minikube, k3d) and the Server runs on this machine, not in a
+    container: loopback endpoints are reachable."""
+    return is_loopback(ctx.target.host or "") and not vantage.in_container(ctx)
 
 
 def deployment(ctx: ClusterContext, name: str) -> dict[str, Any] | None:

@@ -64,6 +64,10 @@ TERMS = [
     "(`depends_on`) cannot run until that one passes (or warns); it is skipped, naming the root cause to fix "
     "first. A check reported after another (`after`) stands on its own: it runs whatever the other found, and "
     "when both fail it says they are separate problems, the other one listed first.",
+    "- **Server vantage** (`--server-vantage host|docker`): where Meshery Server runs on a workstation. With "
+    "`docker` (mesheryctl's default platform) loopback addresses (127.0.0.0/8, localhost, ::1) are the Server's "
+    "own container: a kubeconfig server or Broker endpoint on loopback is judged unreachable from the Server "
+    "without dialing, though it answers from this machine.",
     "- **Filtered / refused / unreachable**: a connect that times out (something drops the SYN) / is answered "
     "with a reset (reachable, nothing listens) / fails at once with no route (the network path does not exist).",
 ]
