@@ -17,6 +17,14 @@ from preflight_lab.meshery import behind_load_balancer
 from tests.e2e.test_cli import cli
 
 ORIGIN = "127.0.0.0/8"
+# An Operator that runs but never created its Broker (no brokers.meshery.io resource at all).
+OPERATOR_ONLY = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "meshery-operator", "namespace": "meshery"},
+    "spec": {"replicas": 1},
+    "status": {"replicas": 1, "readyReplicas": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +37,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
         ClusterSpec(
             name="op-not-ready", meshery=behind_load_balancer(allocate(NATS_PORT), (ORIGIN,), operator_ready=False)
         ),
+        ClusterSpec(name="op-no-broker", meshsync_mode="operator", objects=[OPERATOR_ONLY]),
         ClusterSpec(
             name="broker-refused", meshery=behind_load_balancer(allocate(NATS_PORT), (ORIGIN,), broker="absent")
         ),
@@ -94,6 +103,10 @@ def test_the_operators_absence_and_its_failure_are_told_apart(report: tuple[dict
         "meshery.broker-resource": "operator_not_deployed",
     }
     assert _codes(doc, "op-not-ready")["meshery.operator"] == "operator_deploy_failed"
+    no_broker = _results(doc, "op-no-broker")
+    assert no_broker["meshery.operator"]["status"] == "pass"
+    assert no_broker["meshery.broker-resource"]["status"] == "fail"
+    assert no_broker["meshery.broker-resource"]["meshery_code"] == "operator_deploy_failed"
 
 
 def test_a_broker_that_refuses_is_unreachable_and_its_dependants_say_nothing(
