@@ -156,7 +156,8 @@ def _pods_fix(ctx: ClusterContext, workload: ms.BrokerWorkload | None) -> str | 
     "and the Broker's Service: the Operator publishes status.endpoint only once the Service has an address.",
 )
 def broker_resource(ctx: ClusterContext) -> Finding:
-    """Meshery Server connects to whatever the Broker resource publishes in status.endpoint.external."""
+    """Meshery Server connects to whatever the Broker resource publishes in status.endpoint.external; its
+    StatefulSet (meshery-nats, or classic meshery-broker) says whether the NATS pods behind it are ready."""
     if ms.effective_mode(ctx) != "operator":
         not_applicable("embedded mode: MeshSync runs inside Meshery Server, no Broker is used")
     st = ms.broker(ctx)
