@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Any
 
-from preflight.checks import reach
+from preflight.checks import reach, vantage
 from preflight.context import ClusterContext
 from preflight.execcred import ExecError
 from preflight.facts import Fact
@@ -106,6 +106,7 @@ def proxy_remediation(t: ClusterTarget, proxy: Proxy, kind: str, status: int | N
 
 @check(
     id="kube-api.dns",
+    meshery_code="connection_inactive",
     title="API server host resolves",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -153,6 +154,7 @@ def api_dns(ctx: ClusterContext) -> Finding:
 
 @check(
     id="kube-api.tcp",
+    meshery_code="connection_inactive",
     title="API server port is reachable over TCP",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -161,10 +163,13 @@ def api_dns(ctx: ClusterContext) -> Finding:
     remediation=_TCP_REMEDIATION[tcp.FILTERED],
 )
 def api_tcp(ctx: ClusterContext) -> Finding:
-    """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route)."""
+    """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route); with
+    --server-vantage docker, a loopback API server (kind, minikube, k3d) is the Server's own container."""
     t = ctx.target
     targets = ctx.get_fact(API_ADDRESSES) or [t.host or ""]
     proxy = _proxy_of(t)
+    if not proxy and (own := vantage.unreachable_api(ctx, t.host or "", t.port or 443)):
+        return own
     if proxy:
         port, via = proxy.port, f" (the proxy {proxy.endpoint})"
     else:
@@ -185,6 +190,7 @@ def api_tcp(ctx: ClusterContext) -> Finding:
 
 @check(
     id="kube-api.tls",
+    meshery_code="connection_inactive",
     title="API server certificate verifies and is not expiring",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -289,6 +295,7 @@ def _auth_remediation(kind: str) -> str:
 
 @check(
     id="kube-api.auth",
+    meshery_code="connection_inactive",
     title="Authenticated request succeeds",
     category="kube-api",
     severity=Severity.CRITICAL,

@@ -18,6 +18,7 @@ EXPIRY_WARN_DAYS = 14
 
 @check(
     id="kubeconfig.context",
+    meshery_code="connection_inactive",
     title="Context resolves to a cluster, a user and a server URL",
     category="kubeconfig",
     severity=Severity.CRITICAL,
