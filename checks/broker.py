@@ -398,7 +398,9 @@ def _token(ctx: ClusterContext) -> str:
 def _secret_token(ctx: ClusterContext) -> str | None:
     """The token Meshery would use (None: no Secret), registered as a secret; the probe stops when it cannot
     be read."""
-    resp = ctx.api().get(f"/api/v1/namespaces/{ms.ns(ctx)}/secrets/{ms.TOKEN_SECRET}")
+    path = f"/api/v1/namespaces/{ms.ns(ctx)}/secrets/{ms.TOKEN_SECRET}"
+    # broker.auth and broker.token both need it: one read per cluster.
+    resp = ctx.memo("broker:token-secret", lambda: ctx.api().get(path))
     if resp.status in (401, 403):
         # Not a verdict on the Broker, and not "does not apply" either: this credential may not read the token.
         stop(
