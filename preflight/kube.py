@@ -71,9 +71,6 @@ class Response:
         return body_summary(str(self.body if self.body is not None else ""))
 
 
-# Paths whose request target is the path itself (urllib3 would percent-encode anything else).
-_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/._~=&:-]*(\?[A-Za-z0-9._~=&:,-]*)?")
-
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _REASON_CHARS = 120
 
@@ -153,7 +150,6 @@ class KubeAPI:
         self.exec_timeout = exec_timeout
         self._lock = threading.Lock()
         self._client: k8s_client.ApiClient | None = None
-        self._http: tuple[Any, str] | None = None
         self.exec_result: ExecResult | None = None
 
     def _build(self) -> k8s_client.ApiClient:
@@ -205,56 +201,29 @@ class KubeAPI:
                 self._client = self._build()
             return self._client
 
-    def _pool(self, api: k8s_client.ApiClient) -> Any:
-        """The connection pool of the client's pool manager for this API server (its TLS settings, client
-        certificate and proxy tunnel), or None where only the manager itself may send (plain HTTP via a proxy)."""
-        with self._lock:
-            if self._http is None:
-                from urllib3.util import parse_url
-
-                manager = api.rest_client.pool_manager
-                url = parse_url(api.configuration.host)
-                if getattr(manager, "proxy", None) is not None and url.scheme == "http":
-                    self._http = (None, "")
-                else:
-                    self._http = (manager.connection_from_url(api.configuration.host), (url.path or "").rstrip("/"))
-            return self._http
-
     def request(self, method: str, path: str, body: Any = None, read_timeout: float | None = None) -> Response:
-        """One request with the client's TLS, proxy and auth, on its kept-alive connections. Sent to the
-        connection pool itself: the generic layers above it (the client's REST wrapper, the pool manager's URL
-        parsing and pool lookup) cost about a third of each request's CPU, and every check reads raw JSON.
-        A redirect goes the generic way, which refuses it exactly as before. Transport failures raise
-        TransportError."""
+        """One request through the client's REST layer (its TLS, proxy and auth), bypassing call_api,
+        which crashes on its own transport errors. Transport failures raise TransportError."""
         api = self.client()  # imports the client: the imports below are already loaded
         import urllib3
+        from kubernetes.client.exceptions import ApiException
 
         headers: dict[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
         api.update_params_for_auth(headers, [], ["BearerToken"])
-        timeout = urllib3.Timeout(connect=self.connect_timeout, read=read_timeout or self.connect_timeout * 2)
-        data = json.dumps(body) if body is not None else None
-        pool, prefix = self._pool(api)
+        url = api.configuration.host + path
+        timeout = (self.connect_timeout, read_timeout or self.connect_timeout * 2)
         try:
-            raw = None
-            if pool is not None and _PLAIN_PATH.fullmatch(path):
-                raw = pool.urlopen(
-                    method, prefix + path, body=data, headers=headers, timeout=timeout, redirect=False,
-                    assert_same_host=False,
-                )  # fmt: skip
-                if raw.get_redirect_location():
-                    raw.drain_conn()
-                    raw = None
-            if raw is None:
-                url = api.configuration.host + path
-                manager = api.rest_client.pool_manager
-                raw = manager.request(method, url, body=data, headers=headers, timeout=timeout)
-            status, payload = raw.status, raw.data
-        except urllib3.exceptions.SSLError as exc:
-            # As the client's REST layer words it.
-            raise TransportError(transport_reason(f"{type(exc).__name__}\n{exc}")) from None
+            raw = api.rest_client.request(
+                method, url, headers=headers, body=body, _preload_content=False, _request_timeout=timeout
+            )
+            status, data = raw.status, raw.data
+        except ApiException as exc:
+            if not exc.status:
+                raise TransportError(transport_reason(str(exc.reason))) from None
+            status, data = int(exc.status), exc.body
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransportError(transport_reason(str(exc))) from None
-        text = payload.decode(errors="replace") if isinstance(payload, bytes) else str(payload or "")
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
         try:
             parsed: Any = json.loads(text) if text else None
         except ValueError:
@@ -296,4 +265,3 @@ class KubeAPI:
             if self._client is not None:
                 self._client.rest_client.pool_manager.clear()
                 self._client = None
-            self._http = None
