@@ -114,8 +114,13 @@ class ClusterContext:
             return value
 
     def close(self) -> None:
+        """The cluster is done: its connections close and its cached reads go (a node list parses to a few
+        hundred KB; a fleet's contexts live until the report is written). Results and facts stay."""
         if self._api is not None:
             self._api.close()
+        with self._lock:
+            self._memo.clear()
+            self._memo_locks.clear()
 
 
 @dataclass
