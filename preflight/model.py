@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 from preflight.facts import Fact
 from preflight.permissions import Permission
+from preflight.reasons import validate as _validate_reason
 
 T = TypeVar("T")
 
@@ -75,26 +76,31 @@ class Finding:
     message: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
     remediation: str | None = None
+    # The classified cause, a code from preflight.reasons (a bounded metric label); None: derived from the status.
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _validate_reason(self.reason)
 
 
 def passed(message: str, **evidence: Any) -> Finding:
     return Finding(Status.PASS, message, evidence)
 
 
-def warn(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.WARN, message, evidence, remediation)
+def warn(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.WARN, message, evidence, remediation, reason)
 
 
-def fail(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.FAIL, message, evidence, remediation)
+def fail(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.FAIL, message, evidence, remediation, reason)
 
 
 def skip(message: str, **evidence: Any) -> Finding:
     return Finding(Status.SKIP, message, evidence)
 
 
-def error(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.ERROR, message, evidence, remediation)
+def error(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.ERROR, message, evidence, remediation, reason)
 
 
 def worst(findings: Iterable[Finding]) -> Finding:
@@ -120,7 +126,7 @@ def stop(finding: Finding) -> NoReturn:
 
 def not_applicable(reason: str, **evidence: Any) -> NoReturn:
     """End the probe with a skip: the check does not apply to this cluster, and its dependants inherit why."""
-    raise Stop(skip(reason, **evidence))
+    raise Stop(Finding(Status.SKIP, reason, evidence, reason="not_applicable"))
 
 
 Probe = Callable[[Any], Finding]
@@ -173,6 +179,8 @@ class Result:
     duration_s: float
     # Set only when the run is compared with a baseline (--baseline): one of CHANGES.
     change: str | None = None
+    # The finding's classified cause (a preflight.reasons code), None when it had none.
+    reason: str | None = None
 
 
 def summarize(results: list[Result]) -> dict[str, int]:
