@@ -1,0 +1,195 @@
+"""What `/metrics` and `/probe` expose: the latest report's families and the prober's own health.
+
+The report's families are built at scrape time from the one report object the scheduler last finished
+(custom collectors, no long-lived per-series gauges): a cluster that leaves the kubeconfig leaves the
+next scrape, never a stale series. Every label value comes from a bounded set: cluster and check names,
+statuses, and :mod:`preflight.reasons` codes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+import preflight
+from preflight import reasons
+from preflight.model import RunReport, Status
+from preflight.reports import prometheus as textfile
+from preflight.reports._common import as_utc
+
+PREFIX = textfile.PREFIX
+RUN_OUTCOMES = ("completed", "aborted", "no_config", "crashed")
+PROBE_OUTCOMES = ("completed", "unknown_context", "bad_request", "shared", "timeout", "crashed")
+
+
+def check_result_family(report: RunReport) -> GaugeMetricFamily:
+    """One series per cluster and check, value 1, labelled with its status and cause."""
+    family = GaugeMetricFamily(
+        f"{PREFIX}_check_result",
+        "The last result of each check per cluster (value 1): its status and its cause code (reason).",
+        labels=["cluster", "check", "category", "severity", "status", "reason"],
+    )
+    for c in report.clusters:
+        for r in c.results:
+            cause = reasons.label(r.reason, r.status.value)
+            family.add_metric([c.name, r.check_id, r.category, r.severity.value, r.status.value, cause], 1)
+    return family
+
+
+def plugin_timeouts(report: RunReport) -> int:
+    return sum(1 for r in report.all_results if r.reason == "exec_plugin_timeout")
+
+
+class ReportCollector(Collector):
+    """The families of one report (the textfile's, plus the status/reason and age series)."""
+
+    def __init__(self, report: RunReport, previous: Mapping[str, float]) -> None:
+        self.report, self.previous = report, previous
+
+    def collect(self) -> Iterator[Any]:
+        yield from textfile.collector(self.report, self.previous).collect()
+        yield check_result_family(self.report)
+        yield GaugeMetricFamily(
+            f"{PREFIX}_result_age_seconds",
+            "Seconds since the run behind these results finished.",
+            value=max(time.time() - as_utc(self.report.finished_at).timestamp(), 0.0),
+        )
+
+
+@dataclass
+class Health:
+    """The prober's own counters: apart from any cluster's, so "the prober broke" never reads as a fleet failure."""
+
+    runs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RUN_OUTCOMES, 0))
+    probes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROBE_OUTCOMES, 0))
+    last_success: float | None = None
+    last_run_duration: float | None = None
+    plugin_timeouts: int = 0
+    config_valid: bool = True
+    config_errors: int = 0
+    config_loaded_at: float | None = None
+    ready: bool = False
+    started_at: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_run(self, outcome: str) -> None:
+        with self.lock:
+            self.runs[outcome] += 1
+
+    def count_probe(self, outcome: str) -> None:
+        with self.lock:
+            self.probes[outcome] += 1
+
+
+class HealthCollector(Collector):
+    def __init__(self, health: Health, api_calls: Any, interval: float) -> None:
+        self.health, self.api_calls, self.interval = health, api_calls, interval
+
+    def collect(self) -> Iterator[Any]:
+        h = self.health
+        with h.lock:
+            runs, probes = dict(h.runs), dict(h.probes)
+            last_success, duration = h.last_success, h.last_run_duration
+            timeouts, valid, loaded = h.plugin_timeouts, h.config_valid, h.config_loaded_at
+            config_errors = h.config_errors
+        info = InfoMetricFamily(f"{PREFIX}_build", "The prober's version.")
+        info.add_metric([], {"version": preflight.__version__})
+        yield info
+        family = CounterMetricFamily(f"{PREFIX}_runs", "Scheduled runs by outcome.", labels=["outcome"])
+        for outcome, n in runs.items():
+            family.add_metric([outcome], n)
+        yield family
+        yield CounterMetricFamily(
+            f"{PREFIX}_prober_failures",
+            "Failures of the prober itself (a crash, an edit that does not plan): never a cluster's failure.",
+            value=runs["no_config"] + runs["crashed"] + config_errors,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_config_errors",
+            "Runs that found a kubeconfig or fleet file that does not plan (the last good one was used).",
+            value=config_errors,
+        )
+        family = CounterMetricFamily(f"{PREFIX}_probes", "/probe requests by outcome.", labels=["outcome"])
+        for outcome, n in probes.items():
+            family.add_metric([outcome], n)
+        yield family
+        if last_success is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_last_successful_run_timestamp_seconds",
+                "When a scheduled run last completed (Unix time), whatever the clusters' results.",
+                value=last_success,
+            )
+        if duration is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_last_run_seconds", "How long the last scheduled run took.", value=duration
+            )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_interval_seconds", "The configured time between scheduled runs.", value=self.interval
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_cloud_api_calls",
+            "Cloud API calls made (cache misses), across runs and probes.",
+            value=self.api_calls(),
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_plugin_timeouts", "Exec credential plugins that did not answer in time.", value=timeouts
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_config_valid",
+            "1 when the kubeconfig and fleet file planned cleanly at the last run; 0: the last good one is in use.",
+            value=int(valid),
+        )
+        if loaded is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_config_last_good_timestamp_seconds",
+                "When the configuration last planned cleanly (Unix time).",
+                value=loaded,
+            )
+
+
+class LatestCollector(Collector):
+    """The scheduler's latest report, read at scrape time; nothing before the first run finishes."""
+
+    def __init__(self, latest: Any) -> None:
+        self.latest = latest
+
+    def collect(self) -> Iterator[Any]:
+        snap = self.latest()
+        if snap is not None:
+            report, previous = snap
+            yield from ReportCollector(report, previous).collect()
+
+
+def server_registry(latest: Any, health: Health, api_calls: Any, interval: float) -> CollectorRegistry:
+    """`/metrics`: the latest report, the prober's health, and the standard process/Python collectors."""
+    from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
+
+    reg = CollectorRegistry(auto_describe=False)
+    for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        reg.register(standard)
+    reg.register(HealthCollector(health, api_calls, interval))
+    reg.register(LatestCollector(latest))
+    return reg
+
+
+def probe_registry(report: RunReport, duration: float) -> CollectorRegistry:
+    """`/probe`: a fresh registry per request holding only that probe's cluster (the blackbox pattern)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(ReportCollector(report, {}))
+    bad = (Status.FAIL, Status.ERROR)
+    ok = bool(report.clusters) and not report.aborted and all(r.status not in bad for r in report.all_results)
+
+    class _Probe(Collector):
+        def collect(self) -> Iterator[Any]:
+            yield GaugeMetricFamily(f"{PREFIX}_probe_success", "1 when no check failed or errored.", value=int(ok))
+            yield GaugeMetricFamily(f"{PREFIX}_probe_duration_seconds", "How long the probe took.", value=duration)
+
+    reg.register(_Probe())
+    return reg
