@@ -80,8 +80,7 @@ def serve(
         registry=registry,
         fail_on=options.fail_on,
     )
-    if scheduler.plan() is None:
-        raise ConfigError(scheduler.config_error or "the configuration does not plan")
+    scheduler.plan(first=True)
     metrics = server_registry(scheduler.latest, scheduler.health, shared.api_calls, options.interval)
     try:
         server = Server(options.listen, ServeApp(scheduler, metrics, log, options.probe_margin))

@@ -83,13 +83,16 @@ class Scheduler:
         The single place a run's shared state is made in `serve`."""
         return dataclasses.replace(self.base, origin_cidrs=list(self.base.origin_cidrs), shared=self.shared)
 
-    def plan(self) -> app.Prepared | None:
-        """Plan from the files as they are now; on a bad edit, the last good plan (None before any)."""
+    def plan(self, *, first: bool = False) -> app.Prepared | None:
+        """Plan from the files as they are now; on a bad edit, the last good plan (None before any).
+        ``first``: the plan at start-up, whose :class:`ConfigError` is the caller's (exit 2)."""
         try:
             prepared = app.prepare(
                 self.request, self.settings(), include=self.include, exclude=self.exclude, registry=self.registry
             )
         except ConfigError as exc:
+            if first:
+                raise
             message = str(exc).splitlines()[0] if str(exc) else "configuration error"
             with self.health.lock:
                 self.health.config_valid = False
