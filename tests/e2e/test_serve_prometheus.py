@@ -4,12 +4,14 @@ Prometheus within two intervals, `/probe` agrees with `check`, and SIGTERM leave
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from preflight_lab.fleet import ClusterSpec, LabFleet
@@ -26,6 +28,22 @@ def lab(tmp_path: Path) -> Iterator[LabFleet]:
     specs = [ClusterSpec(name="victim"), ClusterSpec(name="steady")]
     with LabFleet(specs, tmp_path / "lab") as fleet:
         yield fleet
+
+
+def shipped_expressions() -> list[str]:
+    """The PromQL of the Grafana dashboard (its variables given values) and of the alert rules."""
+    root = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
+    dashboard = json.loads((root / "grafana" / "meshery-preflight-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((root / "rules" / "meshery-preflight.rules.yml").read_text())
+    exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    subst = {"$job": ".*", "$cluster": ".*", "$__rate_interval": "1m"}
+    out = []
+    for expr in exprs:
+        for var, val in subst.items():
+            expr = expr.replace(var, val)
+        out.append(expr)
+    return out
 
 
 def statuses_from_metrics(text: str, cluster: str) -> dict[str, str]:
