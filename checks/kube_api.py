@@ -246,7 +246,9 @@ def api_tls(ctx: ClusterContext) -> Finding:
     if not res.verified:
         message = f"the certificate chain does not verify against the {evidence['ca']}: {res.verify_error}"
         if t.insecure:
-            return warn(message + " (verification is off: insecure-skip-tls-verify)", reason="tls_untrusted", **evidence)
+            return warn(
+                message + " (verification is off: insecure-skip-tls-verify)", reason="tls_untrusted", **evidence
+            )
         return fail(message, reason="tls_untrusted", **evidence)
     if res.not_after and (res.not_after - now).days < CERT_WARN_DAYS:
         return warn(

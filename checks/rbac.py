@@ -190,7 +190,9 @@ def node_watch(ctx: ClusterContext) -> Finding:
     if name in CLOUD:
         why = f"{CLOUD[name]} cluster ({found.reason})"
         if not (can_list and can_watch):
-            return fail(f"{why} without node list/watch: discovery will be incomplete{note}", reason="rbac_denied", **evidence)
+            return fail(
+                f"{why} without node list/watch: discovery will be incomplete{note}", reason="rbac_denied", **evidence
+            )
         return passed(f"{why}: node list and watch granted{note}", **evidence)
     if can_list and can_watch:
         return passed("node list and watch granted" + note, **evidence)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from preflight.context import ClusterContext
 from preflight import reasons
+from preflight.context import ClusterContext
 from preflight.model import Finding, error, fail, passed
 from preflight.probes import addresses as addr
 from preflight.probes import tcp

@@ -106,8 +106,10 @@ class Prober:
         one = prepared.only(name, chosen)
         assert one is not None
         ctx = one.plan.contexts[0]
-        # A fresh copy of the context's settings, bounded by the scrape and sharing the long-lived cloud cache.
-        settings = ctx.settings.with_overrides({"cluster": min(ctx.settings.cluster_timeout, budget)})
+        # A fresh copy of the context's settings, bounded by the scrape and sharing the long-lived cloud cache. The
+        # exec plugin's deadline too: the cluster's context waits for a plugin already started, whatever the budget.
+        bound = {"cluster": min(ctx.settings.cluster_timeout, budget), "exec": min(ctx.settings.exec_timeout, budget)}
+        settings = ctx.settings.with_overrides(bound)
         settings.shared = self.scheduler.shared
         bounded = app.Prepared(
             dataclasses.replace(one.plan, contexts=[ClusterContext(ctx.target, settings)]), one.chosen, None

@@ -114,6 +114,17 @@ def test_a_hung_cluster_blocks_neither_metrics_nor_probes_and_sigterm_mid_run_ex
         status, body = get(served.url + "/probe?context=quick", headers={"X-Prometheus-Scrape-Timeout-Seconds": "15"})
         assert status == 200 and value(body, "meshery_preflight_probe_success") == 1
         assert value(body, "meshery_preflight_check_result", check="kube-api.auth", status="pass") == 1
+        # A probe of the hung cluster is bounded by the scrape's deadline (header minus the margin), not by the
+        # plugin's 120 s: it answers, undecided.
+        status, body = get(served.url + "/probe?context=stuck", headers={"X-Prometheus-Scrape-Timeout-Seconds": "3"})
+        assert status == 200 and value(body, "meshery_preflight_probe_success") == 0
+        auth = [lab for lab, _ in samples(body, "meshery_preflight_check_result") if lab["check"] == "kube-api.auth"]
+        assert [(a["status"], a["reason"]) for a in auth] in (
+            [("error", "check_timeout")],
+            [("error", "exec_plugin_timeout")],
+            [("fail", "exec_plugin_timeout")],
+            [("error", "cluster_budget_exhausted")],
+        )
         code, log = served.stop()
     assert code == 0, log
     assert "event=stopping signal=SIGTERM" in log and "event=stopped" in log and "Traceback" not in log

@@ -87,6 +87,15 @@ def test_a_broken_cluster_shows_in_prometheus_and_probe_agrees_with_check(lab: L
         assert shows('meshery_preflight_runs_total{outcome="completed"} >= 2')
         assert not shows("meshery_preflight_prober_failures_total > 0")
 
+        # Every expression the shipped dashboard and alert rules use runs on this Prometheus, over names
+        # the prober really exposes.
+        exposed = set(re.findall(r"^(meshery_preflight_\w+?)(?:\{| )", get(f"{served.url}/metrics")[1], re.M))
+        for expr in shipped_expressions():
+            for name in re.findall(r"meshery_preflight_\w+", expr):
+                assert name in exposed, f"{name} (used by {expr!r}) is not on /metrics"
+            query(prom, expr)
+        assert shows('count by (reason) (meshery_preflight_check_result{status=~"fail|error"}) > 0')
+
         status, body = get(f"{served.url}/probe?context=victim", headers={"X-Prometheus-Scrape-Timeout-Seconds": "10"})
         assert status == 200
         probed = statuses_from_metrics(body, "victim")
