@@ -172,5 +172,9 @@ class Scheduler:
         """Run, wait an interval (with jitter, so many probers do not fire in step), until the guard fires."""
         stop = self.guard.event
         while not stop.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except Exception as exc:  # planning's own bug: counted and logged, the next run tries again
+                self.health.count_run("crashed")
+                self.log.event("run", level="error", outcome="crashed", error=f"{type(exc).__name__}: {exc}")
             stop.wait(self.next_wait())

@@ -216,3 +216,27 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
     proc = subprocess.run([*CLI, "serve", *args], capture_output=True, text=True, timeout=60, env=clean_env())
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_kubeconfig_edits_are_picked_up_and_a_broken_one_keeps_the_last_good(lab: LabFleet, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    doc = yaml.safe_load(lab.kubeconfig_path.read_text())
+    kubeconfig.write_text(yaml.safe_dump(doc))
+    args = ["--kubeconfig", str(kubeconfig), "--interval", "1", "--checks", "kube-api.tcp", *FAST]
+    args += ["--log-format", "json"]
+    with serving(args) as served:
+
+        def clusters_now() -> set[str]:
+            return {lab["cluster"] for lab, _ in samples(metrics(served.url), "meshery_preflight_check_result")}
+
+        assert clusters_now() == {"good", "cert", "expired", "slow", "exec"}
+        doc["contexts"] = [c for c in doc["contexts"] if c["name"] in ("good", "cert")]
+        kubeconfig.write_text(yaml.safe_dump(doc))
+        wait_for(lambda: clusters_now() == {"good", "cert"}, "the kubeconfig edit to be picked up", 30)
+        kubeconfig.write_text("contexts: [unclosed\n")
+        wait_for(lambda: value(metrics(served.url), "meshery_preflight_config_valid") == 0, "config_valid 0", 30)
+        assert clusters_now() == {"good", "cert"}
+        assert get(served.url + "/probe?context=cert")[0] == 200  # probes keep the last good plan too
+        code, log = served.stop()
+    assert code == 0
+    assert sum('"event":"config_invalid"' in line for line in log.splitlines()) == 1
