@@ -3,9 +3,11 @@ concurrent scrapes and probes, configuration edits, SIGTERM mid-run, and no secr
 
 from __future__ import annotations
 
+import gzip
 import re
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +79,12 @@ def test_every_endpoint_answers_and_none_leaks_a_secret(lab: LabFleet) -> None:
         for path in ("/metrics", "/probe?context=expired"):
             check = promtool_check(bodies[path][1])
             assert check.returncode == 0, check.stdout + check.stderr
+        # As Prometheus asks for it: gzip, the same exposition.
+        request = urllib.request.Request(served.url + "/metrics", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=30) as resp:
+            assert resp.headers["Content-Encoding"] == "gzip"
+            unzipped = gzip.decompress(resp.read()).decode()
+        assert samples(unzipped, "meshery_preflight_check_result") == samples(text, "meshery_preflight_check_result")
         code, log = served.stop()
         assert code == 0, log
     secrets = [s for s in lab.secrets() if len(s) >= 8]
