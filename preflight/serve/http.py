@@ -20,7 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from preflight.serve.logs import Log
 from preflight.serve.metrics import probe_registry
-from preflight.serve.probe import BadRequest, Busy, Prober, UnknownContext, deadline_from
+from preflight.serve.probe import BadRequest, Busy, ProbeFailed, Prober, UnknownContext, deadline_from
 from preflight.serve.scheduler import Scheduler
 
 MAX_HANDLERS = 32
@@ -143,6 +143,11 @@ class Handler(BaseHTTPRequestHandler):
         except TimeoutError:
             app.scheduler.health.count_probe("timeout")
             self._send(504, b"probe did not finish in time\n")
+            return
+        except ProbeFailed as exc:
+            app.scheduler.health.count_probe("crashed")
+            app.log.event("probe", level="error", outcome="crashed", context=names[0], error=str(exc))
+            self._send(500, f"{exc}\n".encode())
             return
         app.scheduler.health.count_probe("shared" if shared else "completed")
         self._send(200, generate_latest(probe_registry(report, took)), CONTENT_TYPE_LATEST)

@@ -76,7 +76,6 @@ class Health:
     config_errors: int = 0
     config_loaded_at: float | None = None
     ready: bool = False
-    started_at: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count_run(self, outcome: str) -> None:

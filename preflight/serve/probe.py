@@ -35,6 +35,10 @@ class Busy(RuntimeError):
     pass
 
 
+class ProbeFailed(RuntimeError):
+    """The prober's own failure while probing (never a cluster's verdict)."""
+
+
 @dataclass
 class _Flight:
     done: threading.Event = field(default_factory=threading.Event)
@@ -63,7 +67,7 @@ class Prober:
 
     def probe(self, name: str, checks: str | None, budget: float) -> tuple[RunReport, float, bool]:
         """(report, seconds, shared): the probe's report, how long it took, whether it joined another's run.
-        Raises :class:`UnknownContext`, :class:`BadRequest`, :class:`Busy` or TimeoutError."""
+        Raises :class:`UnknownContext`, :class:`BadRequest`, :class:`Busy`, :class:`ProbeFailed` or TimeoutError."""
         prepared = self.scheduler.prepared
         if prepared is None or not any(c.name == name for c in prepared.plan.contexts):
             raise UnknownContext(name)
@@ -84,7 +88,7 @@ class Prober:
         if not flight.done.wait(budget + 2.0):
             raise TimeoutError(f"probe of {name} did not finish within {budget:.1f}s")
         if flight.error is not None:
-            raise BadRequest(flight.error)
+            raise ProbeFailed(flight.error)
         assert flight.report is not None
         return flight.report, flight.duration, shared
 
