@@ -230,3 +230,13 @@ def test_the_deployments_arguments_are_ones_serve_accepts() -> None:
     ctx = serve_cmd.make_context("serve", list(args[1:]))
     assert ctx.params["in_cluster"] is True and ctx.params["interval"] == 300.0
     assert ctx.params["log_format"] == "json" and ctx.params["cloud_cache_ttl"] == 600.0
+
+
+def test_the_readme_monitoring_commands_use_real_flags() -> None:
+    from tests.e2e.test_examples import assert_real, commands
+
+    section = (ROOT / "README.md").read_text().split("\n## Monitoring\n", 1)[1].split("\n## ", 1)[0]
+    found = [argv for script in re.findall(r"```sh\n(.*?)```", section, flags=re.S) for argv in commands(script)]
+    assert any(argv[1] == "serve" for argv in found)
+    for argv in found:
+        assert_real(argv)
