@@ -86,6 +86,11 @@ class Health:
         with self.lock:
             self.probes[outcome] += 1
 
+    def count_plugin_timeouts(self, report: RunReport) -> None:
+        n = plugin_timeouts(report)
+        with self.lock:
+            self.plugin_timeouts += n
+
 
 class HealthCollector(Collector):
     def __init__(self, health: Health, api_calls: Any, interval: float) -> None:

@@ -21,6 +21,8 @@ from preflight.serve.scheduler import Scheduler
 # Deadline without a scrape header, and the least a probe is given.
 DEFAULT_TIMEOUT_S = 10.0
 MIN_TIMEOUT_S = 0.5
+# The share of a probe's budget an exec credential plugin may take.
+EXEC_SHARE = 0.6
 
 
 class UnknownContext(LookupError):
@@ -111,8 +113,10 @@ class Prober:
         assert one is not None
         ctx = one.plan.contexts[0]
         # A fresh copy of the context's settings, bounded by the scrape and sharing the long-lived cloud cache. The
-        # exec plugin's deadline too: the cluster's context waits for a plugin already started, whatever the budget.
-        bound = {"cluster": min(ctx.settings.cluster_timeout, budget), "exec": min(ctx.settings.exec_timeout, budget)}
+        # exec plugin's deadline too, inside the budget: the cluster's context waits for a plugin already started,
+        # and a plugin that hangs is then reported as such (exec_plugin_timeout) rather than as a slow check.
+        cluster = min(ctx.settings.cluster_timeout, budget)
+        bound = {"cluster": cluster, "exec": min(ctx.settings.exec_timeout, cluster * EXEC_SHARE)}
         settings = ctx.settings.with_overrides(bound)
         settings.shared = self.scheduler.shared
         bounded = app.Prepared(
@@ -123,6 +127,7 @@ class Prober:
             t0 = time.monotonic()
             try:
                 flight.report = app.run_prepared(bounded, guard=self.scheduler.guard)
+                self.scheduler.health.count_plugin_timeouts(flight.report)
             except Exception as exc:  # the prober's failure, reported to the scraper, never a crash
                 flight.error = f"probe failed: {type(exc).__name__}"
             finally:

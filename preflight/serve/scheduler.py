@@ -23,7 +23,7 @@ from preflight.registry import Registry
 from preflight.reports import prometheus as textfile
 from preflight.reports._common import as_utc
 from preflight.serve.logs import Log
-from preflight.serve.metrics import Health, plugin_timeouts
+from preflight.serve.metrics import Health
 from preflight.serve.ttlcache import TtlShared
 from preflight.settings import Settings
 
@@ -153,9 +153,9 @@ class Scheduler:
         # Clusters gone from the configuration leave with their series.
         self._last_success = {k: v for k, v in self._last_success.items() if k in names}
         self.snapshot = Snapshot(report, dict(self._last_success), self.fail_on)
+        self.health.count_plugin_timeouts(report)
         with self.health.lock:
             self.health.last_run_duration = took
-            self.health.plugin_timeouts += plugin_timeouts(report)
             if not report.aborted:
                 self.health.last_success = self.clock()
                 self.health.ready = True

@@ -127,12 +127,8 @@ def test_a_hung_cluster_blocks_neither_metrics_nor_probes_and_sigterm_mid_run_ex
         status, body = get(served.url + "/probe?context=stuck", headers={"X-Prometheus-Scrape-Timeout-Seconds": "3"})
         assert status == 200 and value(body, "meshery_preflight_probe_success") == 0
         auth = [lab for lab, _ in samples(body, "meshery_preflight_check_result") if lab["check"] == "kube-api.auth"]
-        assert [(a["status"], a["reason"]) for a in auth] in (
-            [("error", "check_timeout")],
-            [("error", "exec_plugin_timeout")],
-            [("fail", "exec_plugin_timeout")],
-            [("error", "cluster_budget_exhausted")],
-        )
+        assert [(a["status"], a["reason"]) for a in auth] == [("error", "exec_plugin_timeout")]
+        assert (value(metrics(served.url), "meshery_preflight_plugin_timeouts_total") or 0) >= 1
         code, log = served.stop()
     assert code == 0, log
     assert "event=stopping signal=SIGTERM" in log and "event=stopped" in log and "Traceback" not in log
