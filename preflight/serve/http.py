@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from preflight.serve.logs import Log
-from preflight.serve.metrics import probe_registry
+from preflight.serve.metrics import exposition, probe_registry
 from preflight.serve.probe import BadRequest, Busy, ProbeFailed, Prober, UnknownContext, deadline_from
 from preflight.serve.scheduler import Scheduler
 
@@ -99,7 +99,9 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path
         if path == "/metrics":
-            self._send(200, generate_latest(app.registry), CONTENT_TYPE_LATEST)
+            snap = app.scheduler.snapshot
+            body = exposition(app.registry, snap.metrics() if snap is not None else None)
+            self._send(200, body, CONTENT_TYPE_LATEST)
         elif path == "/probe":
             self._probe(app, parse_qs(parts.query))
         elif path == "/healthz":

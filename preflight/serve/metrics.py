@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
@@ -47,20 +47,38 @@ def plugin_timeouts(report: RunReport) -> int:
     return sum(1 for r in report.all_results if r.reason == "exec_plugin_timeout")
 
 
-class ReportCollector(Collector):
-    """The families of one report (the textfile's, plus the status/reason and age series)."""
+def age_family(report: RunReport) -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        f"{PREFIX}_result_age_seconds",
+        "Seconds since the run behind these results finished.",
+        value=max(time.time() - as_utc(report.finished_at).timestamp(), 0.0),
+    )
 
-    def __init__(self, report: RunReport, previous: Mapping[str, float]) -> None:
-        self.report, self.previous = report, previous
+
+class ReportCollector(Collector):
+    """The families of one report: the textfile's, plus the status/reason series (and its age, if ``age``)."""
+
+    def __init__(self, report: RunReport, previous: Mapping[str, float], *, age: bool = True) -> None:
+        self.report, self.previous, self.age = report, previous, age
 
     def collect(self) -> Iterator[Any]:
         yield from textfile.collector(self.report, self.previous).collect()
         yield check_result_family(self.report)
-        yield GaugeMetricFamily(
-            f"{PREFIX}_result_age_seconds",
-            "Seconds since the run behind these results finished.",
-            value=max(time.time() - as_utc(self.report.finished_at).timestamp(), 0.0),
-        )
+        if self.age:
+            yield age_family(self.report)
+
+
+def report_exposition(report: RunReport, previous: Mapping[str, float]) -> bytes:
+    """The text of a finished run's families, made once per run (a fleet's take most of a second to render)
+    and served by every scrape until the next run."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(ReportCollector(report, previous, age=False))
+    return generate_latest(reg)
+
+
+def exposition(registry: CollectorRegistry, report_text: bytes | None) -> bytes:
+    """`/metrics`: the live families (health, process, result age) and the latest run's, rendered beforehand."""
+    return generate_latest(registry) + (report_text or b"")
 
 
 @dataclass
@@ -158,28 +176,28 @@ class HealthCollector(Collector):
             )
 
 
-class LatestCollector(Collector):
-    """The scheduler's latest report, read at scrape time; nothing before the first run finishes."""
+class AgeCollector(Collector):
+    """The latest report's age, read at scrape time; nothing before the first run finishes."""
 
     def __init__(self, latest: Any) -> None:
         self.latest = latest
 
     def collect(self) -> Iterator[Any]:
-        snap = self.latest()
-        if snap is not None:
-            report, previous = snap
-            yield from ReportCollector(report, previous).collect()
+        report = self.latest()
+        if report is not None:
+            yield age_family(report)
 
 
 def server_registry(latest: Any, health: Health, api_calls: Any, interval: float) -> CollectorRegistry:
-    """`/metrics`: the latest report, the prober's health, and the standard process/Python collectors."""
+    """`/metrics`'s live part: the prober's health, the latest report's age (``latest()``: the report or None),
+    and the standard process/Python collectors. The report's own families come from :func:`report_exposition`."""
     from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 
     reg = CollectorRegistry(auto_describe=False)
     for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         reg.register(standard)
     reg.register(HealthCollector(health, api_calls, interval))
-    reg.register(LatestCollector(latest))
+    reg.register(AgeCollector(latest))
     return reg
 
 

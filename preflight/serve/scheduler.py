@@ -38,6 +38,15 @@ class Snapshot:
     _rendered: dict[str, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def metrics(self) -> bytes:
+        """The run's metric families, rendered once: every scrape until the next run serves these bytes."""
+        from preflight.serve.metrics import report_exposition
+
+        with self._lock:
+            if "metrics" not in self._rendered:
+                self._rendered["metrics"] = report_exposition(self.report, self.last_success)
+            return self._rendered["metrics"]
+
     def rendered(self, fmt: str) -> bytes:
         from preflight.reports import writer
         from preflight.reports.options import RenderOptions
@@ -152,7 +161,9 @@ class Scheduler:
                 self._last_success[c.name] = finished
         # Clusters gone from the configuration leave with their series.
         self._last_success = {k: v for k, v in self._last_success.items() if k in names}
-        self.snapshot = Snapshot(report, dict(self._last_success), self.fail_on)
+        snapshot = Snapshot(report, dict(self._last_success), self.fail_on)
+        snapshot.metrics()  # here, in the scheduler's thread: scrapes never wait for a fleet's rendering
+        self.snapshot = snapshot
         self.health.count_plugin_timeouts(report)
         with self.health.lock:
             self.health.last_run_duration = took
@@ -160,9 +171,9 @@ class Scheduler:
                 self.health.last_success = self.clock()
                 self.health.ready = True
 
-    def latest(self) -> tuple[RunReport, dict[str, float]] | None:
+    def latest(self) -> RunReport | None:
         snap = self.snapshot
-        return (snap.report, snap.last_success) if snap is not None else None
+        return snap.report if snap is not None else None
 
     def next_wait(self) -> float:
         spread = self.interval * self.jitter

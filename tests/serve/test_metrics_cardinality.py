@@ -7,13 +7,13 @@ import dataclasses
 import datetime as dt
 import random
 
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from preflight import reasons
 from preflight.app import load_registry
 from preflight.model import STATUS_ORDER, ClusterReport, Result, RunReport, Scope, Status
-from preflight.serve.metrics import Health, server_registry
+from preflight.serve.metrics import Health, exposition, server_registry
+from preflight.serve.scheduler import Snapshot
 
 STARTED = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
 HEALTH_SERIES = 20  # the prober's own: README "Monitoring"
@@ -65,8 +65,8 @@ def fleet(clusters: int, seed: int = 7) -> RunReport:
 def scrape(report: RunReport, last_success: dict[str, float]) -> list[tuple[str, dict[str, str]]]:
     # The prober's health after its first run: every one of its series present.
     health = Health(last_success=1.0, last_run_duration=1.0, config_loaded_at=1.0)
-    reg = server_registry(lambda: (report, last_success), health, lambda: 0, 300.0)
-    text = generate_latest(reg).decode()
+    reg = server_registry(lambda: report, health, lambda: 0, 300.0)
+    text = exposition(reg, Snapshot(report, last_success).metrics()).decode()
     return [
         (s.name, s.labels)
         for f in text_string_to_metric_families(text)
