@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +111,7 @@ class Health:
 
 
 class HealthCollector(Collector):
-    def __init__(self, health: Health, api_calls: Any, interval: float) -> None:
+    def __init__(self, health: Health, api_calls: Callable[[], int], interval: float) -> None:
         self.health, self.api_calls, self.interval = health, api_calls, interval
 
     def collect(self) -> Iterator[Any]:
@@ -179,7 +179,7 @@ class HealthCollector(Collector):
 class AgeCollector(Collector):
     """The latest report's age, read at scrape time; nothing before the first run finishes."""
 
-    def __init__(self, latest: Any) -> None:
+    def __init__(self, latest: Callable[[], RunReport | None]) -> None:
         self.latest = latest
 
     def collect(self) -> Iterator[Any]:
@@ -188,7 +188,9 @@ class AgeCollector(Collector):
             yield age_family(report)
 
 
-def server_registry(latest: Any, health: Health, api_calls: Any, interval: float) -> CollectorRegistry:
+def server_registry(
+    latest: Callable[[], RunReport | None], health: Health, api_calls: Callable[[], int], interval: float
+) -> CollectorRegistry:
     """`/metrics`'s live part: the prober's health, the latest report's age (``latest()``: the report or None),
     and the standard process/Python collectors. The report's own families come from :func:`report_exposition`."""
     from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
@@ -201,17 +203,23 @@ def server_registry(latest: Any, health: Health, api_calls: Any, interval: float
     return reg
 
 
+class ProbeCollector(Collector):
+    """blackbox_exporter's two probe series: did the cluster pass, and how long it took."""
+
+    def __init__(self, report: RunReport, duration: float) -> None:
+        self.report, self.duration = report, duration
+
+    def collect(self) -> Iterator[Any]:
+        bad = (Status.FAIL, Status.ERROR)
+        report = self.report
+        ok = bool(report.clusters) and not report.aborted and all(r.status not in bad for r in report.all_results)
+        yield GaugeMetricFamily(f"{PREFIX}_probe_success", "1 when no check failed or errored.", value=int(ok))
+        yield GaugeMetricFamily(f"{PREFIX}_probe_duration_seconds", "How long the probe took.", value=self.duration)
+
+
 def probe_registry(report: RunReport, duration: float) -> CollectorRegistry:
     """`/probe`: a fresh registry per request holding only that probe's cluster (the blackbox pattern)."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(ReportCollector(report, {}))
-    bad = (Status.FAIL, Status.ERROR)
-    ok = bool(report.clusters) and not report.aborted and all(r.status not in bad for r in report.all_results)
-
-    class _Probe(Collector):
-        def collect(self) -> Iterator[Any]:
-            yield GaugeMetricFamily(f"{PREFIX}_probe_success", "1 when no check failed or errored.", value=int(ok))
-            yield GaugeMetricFamily(f"{PREFIX}_probe_duration_seconds", "How long the probe took.", value=duration)
-
-    reg.register(_Probe())
+    reg.register(ProbeCollector(report, duration))
     return reg
