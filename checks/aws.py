@@ -20,8 +20,7 @@ from preflight.cloud.errors import CloudError, NotFound
 from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, describe, evaluate, inside
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, Stop, error, fail, not_applicable, passed, warn
-from preflight.model import worst as worst_of
+from preflight.model import Finding, Severity, Stop, error, fail, not_applicable, passed, severity, warn
 from preflight.permissions import operator_only
 from preflight.probes import addresses
 from preflight.registry import check
@@ -493,7 +492,7 @@ def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[s
             (members, _sg_finding(acct, ctx, list(sgs), port, f"nodes {', '.join(members)}", {}, prefix=prefix))
         )
     ev["node_groups"] = [{"nodes": m, **dict(f.evidence)} for m, f in results]
-    worst = worst_of(f for _, f in results)
+    worst = max((f for _, f in results), key=lambda f: severity(f.status))
     if len(results) == 1:
         return Finding(worst.status, worst.message, {**ev, **dict(worst.evidence)}, worst.remediation)
     return Finding(worst.status, "; ".join(f.message for _, f in results), ev, worst.remediation)

@@ -23,8 +23,8 @@ from preflight.model import (
     fail,
     not_applicable,
     passed,
+    severity,
     skip,
-    status_key,
     stop,
     warn,
     worst,
@@ -494,13 +494,13 @@ def test_not_applicable_and_stop_from_a_helper_become_the_checks_finding() -> No
     assert stopped.remediation == "recreate it" and stopped.evidence == {"secret": "meshery-nats-auth"}
 
 
-def test_worst_ranks_with_status_rank_and_breaks_ties_by_status_order() -> None:
-    order = sorted(STATUS_ORDER, key=status_key)
+def test_worst_follows_the_one_severity_order() -> None:
+    order = sorted(STATUS_ORDER, key=severity)
     assert order.index(Status.SKIP) > order.index(Status.PASS)
-    assert order.index(Status.ERROR) > order.index(Status.FAIL) > order.index(Status.WARN) > order.index(Status.SKIP)
-    assert worst([passed("a"), skip("b"), warn("c")]).message == "c"
-    assert worst([fail("f"), error("e"), fail("g")]).message == "e"
-    assert worst([passed("a"), skip("b")]).message == "b"
+    assert order.index(Status.FAIL) > order.index(Status.ERROR) > order.index(Status.WARN) > order.index(Status.SKIP)
+    assert worst(f.status for f in [passed("a"), skip("b"), warn("c")]) is Status.WARN
+    assert worst(f.status for f in [fail("f"), error("e"), fail("g")]) is Status.FAIL
+    assert worst(f.status for f in [passed("a"), skip("b")]) is Status.SKIP
 
 
 # --- typed facts -------------------------------------------------------------------------------------
