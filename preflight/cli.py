@@ -3,6 +3,7 @@ so that `--help` stays instant."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import ipaddress
 import json
@@ -515,7 +516,7 @@ def check_cmd(
         progress = _progress if sys.stderr.isatty() else None
         settings = _settings(**kw)
         if fingerprint_key_file:
-            settings.fingerprint_key = _fingerprint_key(fingerprint_key_file)
+            settings = dataclasses.replace(settings, fingerprint_key=_fingerprint_key(fingerprint_key_file))
         options = RenderOptions(verbose=verbose, fail_on=fail_on)
         report = execute(request, settings, parsed, include, exclude, progress, guard, options)
         if pushgateway:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -71,12 +71,15 @@ class Guard:
             raise Interrupted(signum)
 
 
-def exit_now(code: int, line: str) -> None:
-    """Leave without waiting for probe threads still inside their deadlines."""
-    try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
+def exit_now(code: int, line: str = "") -> NoReturn:
+    """The one way this tool leaves a process at once: without waiting for probe threads still inside their
+    deadlines, and (in a forked worker) never back into the parent's code, atexit hooks or buffers.
+    ``line``, if any, is the last word on stderr; the CLI's buffers are flushed only then."""
+    if line:
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
     os._exit(code)

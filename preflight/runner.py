@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import gc
 import math
-import os
 import queue
 import signal
 import threading
@@ -23,7 +22,7 @@ from typing import Any
 
 import preflight
 from preflight.context import ClusterContext, FleetContext
-from preflight.interrupt import Guard
+from preflight.interrupt import Guard, exit_now
 from preflight.model import (
     Check,
     ClusterReport,
@@ -36,6 +35,7 @@ from preflight.model import (
     error,
 )
 from preflight.redact import Redactor
+from preflight.runstate import RunState
 from preflight.settings import Settings
 
 # How often the runner looks for a signal while it waits on clusters.
@@ -195,12 +195,11 @@ def _relate(chk: Check, finding: Finding, raw: dict[str, Status]) -> Finding:
     )
 
 
-def run_cluster(
-    ctx: ClusterContext, checks: Sequence[Check], mutes: Sequence[MuteRule], redactor: Redactor
-) -> list[Result]:
+def run_cluster(ctx: ClusterContext, checks: Sequence[Check], mutes: Sequence[MuteRule]) -> list[Result]:
+    """One cluster's checks in order within its budget; results are redacted with the run state's redactor."""
     start = time.monotonic()
     ctx.deadline = start + ctx.settings.cluster_timeout
-    ctx.redactor = redactor
+    redactor = ctx.state.redactor
     raw: dict[str, Status] = {}
     roots: dict[str, str] = {}
     why: dict[str, str] = {}  # a not-applicable check's reason, inherited by its dependants
@@ -284,15 +283,19 @@ def run_fleet_checks(
 
 
 @dataclasses.dataclass(frozen=True)
-class _Run:
+class _Batch:
     """What every cluster of one run is checked with, in this process or in a worker."""
 
     checks: Sequence[Check]
     settings: Settings
     mutes: Sequence[MuteRule]
-    redactor: Redactor
+    state: RunState
     started: float  # time.monotonic() when the clusters started
     guard: Guard | None
+
+    @property
+    def redactor(self) -> Redactor:
+        return self.state.redactor
 
     def report(self, ctx: ClusterContext, results: list[Result]) -> ClusterReport:
         return ClusterReport(
@@ -301,7 +304,7 @@ class _Run:
             provider=ctx.target.provider,
             mode=ctx.target.mode or "embedded",
             results=results,
-            member=_redacted(ctx.member(self.settings.fingerprint_key), self.redactor),
+            member=_redacted(ctx.member(self.state.fingerprint_key), self.redactor),
         )
 
     def all_as(self, ctx: ClusterContext, finding: Finding) -> ClusterReport:
@@ -322,7 +325,7 @@ class Clusters:
         return f"interrupted: {len(self.unfinished)} of {len(self.reports)} clusters did not finish"
 
 
-def _run_here(contexts: Sequence[ClusterContext], run: _Run, progress: Callable[[str], None]) -> Clusters:
+def _run_here(contexts: Sequence[ClusterContext], run: _Batch, progress: Callable[[str], None]) -> Clusters:
     """Every cluster of ``contexts`` in this process, ``settings.parallel`` at a time."""
     by_name: dict[str, list[Result]] = {}
     interrupted = False
@@ -330,7 +333,7 @@ def _run_here(contexts: Sequence[ClusterContext], run: _Run, progress: Callable[
     # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
     pool = ThreadPoolExecutor(max_workers=max(1, run.settings.parallel), thread_name_prefix="cluster")
     try:
-        futures = {pool.submit(run_cluster, c, run.checks, run.mutes, run.redactor): c for c in contexts}
+        futures = {pool.submit(run_cluster, c, run.checks, run.mutes): c for c in contexts}
         pending = set(futures)
         while pending:
             if guard is not None and guard.event.is_set():
@@ -341,8 +344,11 @@ def _run_here(contexts: Sequence[ClusterContext], run: _Run, progress: Callable[
                 try:
                     by_name[ctx.name] = fut.result()
                 except Exception as exc:  # the runner's own bug must cost one cluster, not the run
-                    broken = error(f"internal error: {type(exc).__name__}: {exc}")
-                    by_name[ctx.name] = [_to_result(c, broken, 0.0, ctx.name, (), run.redactor) for c in run.checks[:1]]
+                    broken = error(
+                        f"internal error: {type(exc).__name__}: {exc}",
+                        remediation="Run the check again; if it recurs, report the problem with this message.",
+                    )
+                    by_name[ctx.name] = _finished_or(ctx, run, broken)
                 progress(ctx.name)
         if guard is not None and guard.event.is_set():
             raise KeyboardInterrupt
@@ -355,15 +361,22 @@ def _run_here(contexts: Sequence[ClusterContext], run: _Run, progress: Callable[
         lost = _unfinished(run.started)
         for ctx in contexts:
             if ctx.name not in by_name:
-                done_now = dict(ctx.results)  # the cluster's thread may still be adding to it
-                by_name[ctx.name] = [
-                    done_now[c.id] if c.id in done_now else _to_result(c, lost, 0.0, ctx.name, (), run.redactor)
-                    for c in run.checks
-                ]
+                by_name[ctx.name] = _finished_or(ctx, run, lost)
     return Clusters({c.name: run.report(c, by_name[c.name]) for c in contexts}, unfinished)
 
 
-def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progress: Callable[[str], None]) -> Clusters:
+def _finished_or(ctx: ClusterContext, run: _Batch, cause: Finding) -> list[Result]:
+    """Every selected check of a cluster that ended early: what it decided, the rest ``cause``."""
+    done_now = dict(ctx.results)  # the cluster's thread may still be adding to it
+    return [
+        done_now[c.id] if c.id in done_now else _to_result(c, cause, 0.0, ctx.name, (), run.redactor)
+        for c in run.checks
+    ]
+
+
+def _in_workers(
+    contexts: Sequence[ClusterContext], count: int, run: _Batch, progress: Callable[[str], None]
+) -> Clusters:
     """The clusters dealt round-robin, one share per worker process, gathered here.
 
     Not ``--shard``'s hash: a shard's contexts all have the same hash modulo its shard count, so with
@@ -371,6 +384,7 @@ def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progr
     runs of similar clusters (a region, a broken VPN) over the workers."""
     from preflight import kube, workers
     from preflight.execcred import kill_running
+    from preflight.sharedreads import Channel, ReadServer, WorkerCloudReads
 
     kube.preload()  # once, before the fork, rather than once per worker
     shares = [list(contexts[i::count]) for i in range(count)]
@@ -379,8 +393,10 @@ def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progr
         run, settings=dataclasses.replace(run.settings, parallel=workers.share_size(run.settings.parallel, count))
     )
 
-    def work(share: list[ClusterContext], report: Callable[[str], None]) -> Clusters:
-        done = _run_here(share, in_worker, report)
+    def work(share: list[ClusterContext], channel: Channel) -> Clusters:
+        # This process's copy of the run state: its cloud reads are answered by the parent from here on.
+        run.state.cloud = WorkerCloudReads(channel, run.state.cloud)
+        done = _run_here(share, in_worker, channel)
         if done.unfinished:
             kill_running()
         return done
@@ -392,7 +408,7 @@ def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progr
 
     def quietly(code: int) -> None:
         kill_running()
-        os._exit(code)
+        exit_now(code)
 
     on_second = guard.on_second if guard is not None else None
     if guard is not None:
@@ -408,6 +424,7 @@ def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progr
             on_orphaned=kill_running,
             grace=max(5.0, run.settings.connect_timeout * 2),
             limit=_share_limit(shares, in_worker.settings.parallel),
+            server=ReadServer(run.state.cloud),
         )
     finally:
         if guard is not None and on_second is not None:
@@ -445,17 +462,20 @@ def run_fleet(
     fleet_checks: Sequence[Check],
     settings: Settings,
     mutes: Sequence[MuteRule] = (),
-    redactor: Redactor | None = None,
+    state: RunState | None = None,
     progress: Progress | None = None,
     guard: Guard | None = None,
 ) -> RunReport:
-    """``guard``: the run's signal guard; while clusters run, a signal is polled for rather than raised."""
-    redactor = redactor or Redactor()
+    """``guard``: the run's signal guard; while clusters run, a signal is polled for rather than raised.
+    ``state``: the run's changing state (a caller's long-lived cloud cache, say); default a fresh one."""
+    state = state or RunState(fingerprint_key=settings.fingerprint_key)
+    redactor = state.redactor
     for ctx in contexts:
+        ctx.state = state
         redactor.add(ctx.target.credential.secrets())
     started = dt.datetime.now(dt.timezone.utc)
     _prepare(cluster_checks, [c.target for c in contexts])
-    run = _Run(cluster_checks, settings, mutes, redactor, time.monotonic(), guard)
+    run = _Batch(cluster_checks, settings, mutes, state, time.monotonic(), guard)
     count = _worker_count(settings, len(contexts))
     if guard is not None:
         guard.raising = False  # from here a signal is polled for: the clusters' results must be kept

@@ -95,7 +95,9 @@ def run(
     reg: Registry, ctx: ClusterContext, mutes: Sequence[MuteRule] = (), redactor: Redactor | None = None
 ) -> dict[str, Result]:
     checks = reg.ordered(reg.all(), Scope.CLUSTER)
-    return {r.check_id: r for r in run_cluster(ctx, checks, mutes, redactor or Redactor())}
+    if redactor is not None:
+        ctx.state.redactor = redactor
+    return {r.check_id: r for r in run_cluster(ctx, checks, mutes)}
 
 
 # --- ordering and dependencies ---------------------------------------------------------------------
