@@ -96,6 +96,12 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), ORPHAN_SIGNAL)
 
 
+class Stoppable(Protocol):
+    """Whether the run was asked to stop (a threading.Event, the run's Cancellation)."""
+
+    def is_set(self) -> bool: ...
+
+
 class Server(Protocol):
     """What the parent answers for its workers: replies as (worker index, message) pairs."""
 
@@ -134,7 +140,7 @@ def fan_out(
     work: Callable[[S, Channel], R],
     *,
     progress: Callable[[str], None],
-    stop: threading.Event | None,
+    stop: Stoppable | None,
     on_stop: Callable[[], None],
     on_orphaned: Callable[[], object],
     grace: float,

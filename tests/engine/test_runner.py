@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -659,3 +660,24 @@ def test_prepare_runs_once_before_the_budgets_and_not_against_them() -> None:
     report = run_fleet(ctxs, reg.ordered(reg.all(), Scope.CLUSTER), [], settings)
     assert calls == [2]
     assert all(r.status is Status.PASS for c in report.clusters for r in c.results)
+
+
+# --- a cluster that ends early ----------------------------------------------------------------------------
+
+
+def test_an_internal_error_gives_every_selected_check_of_the_cluster_a_result_with_the_cause() -> None:
+    reg = Registry()
+    first = add(reg, "a.first", returning(passed("fine")))
+    add(reg, "a.second", returning(passed("fine")))
+    add(reg, "a.third", returning(passed("fine")))
+    checks = reg.ordered(reg.all(), Scope.CLUSTER)
+    # A check whose budget cannot be computed: the runner's own code raises while the cluster runs.
+    broken = [first, dataclasses.replace(checks[1], timeout_factor="x"), checks[2]]  # type: ignore[arg-type]
+    report = run_fleet([cluster("c1", Settings())], broken, [], Settings())
+    results = {r.check_id: r for r in report.clusters[0].results}
+    assert list(results) == ["a.first", "a.second", "a.third"]
+    assert results["a.first"].status is Status.PASS  # what finished stands
+    for cid in ("a.second", "a.third"):
+        assert results[cid].status is Status.ERROR and results[cid].message.startswith("internal error: TypeError")
+        assert results[cid].remediation
+    assert report.aborted is None
