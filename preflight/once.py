@@ -20,36 +20,36 @@ class Once:
     def __init__(self) -> None:
         self._values: dict[Hashable, Any] = {}
         self._locks: dict[Hashable, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The value of ``key``, computed by ``compute`` if no thread has yet."""
-        with self._guard:
+        with self._lock:
             value = self._values.get(key, _MISSING)
             if value is not _MISSING:
                 return value
             key_lock = self._locks.setdefault(key, threading.Lock())
         with key_lock:
-            with self._guard:
+            with self._lock:
                 value = self._values.get(key, _MISSING)
             if value is not _MISSING:
                 return value
             value = compute()
-            with self._guard:
+            with self._lock:
                 self._values[key] = value
             return value
 
     def peek(self, key: Hashable) -> tuple[bool, Any]:
         """(True, value) when ``key`` was computed, else (False, None); never computes."""
-        with self._guard:
+        with self._lock:
             value = self._values.get(key, _MISSING)
         return (False, None) if value is _MISSING else (True, value)
 
     def put(self, key: Hashable, value: Any) -> None:
         """Remember a value computed elsewhere (another process) unless one is already known."""
-        with self._guard:
+        with self._lock:
             self._values.setdefault(key, value)
 
     def __len__(self) -> int:
-        with self._guard:
+        with self._lock:
             return len(self._values)

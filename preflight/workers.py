@@ -2,7 +2,7 @@
 
 One process checks clusters with threads, and at fleet scale its own CPU (Python holds one core at a time)
 becomes the bound. Workers are forked after planning, so they inherit the plan, the loaded modules and the
-signal guard without re-importing anything; each sends back what its share produced (pickled, over a
+run's cancellation without re-importing anything; each sends back what its share produced (pickled, over a
 pipe), and the parent carries on as if it had run them itself. While they run, the parent answers what
 they ask of the run's shared state over a second pipe (a ``server``: see :mod:`preflight.sharedreads`).
 
