@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, ClassVar, TypeVar
 
 from preflight.cloud import errors
+from preflight.model import Stop
 from preflight.runstate import CloudReads
 from preflight.settings import Settings
 
@@ -40,6 +41,8 @@ class CloudSession:
                 return fetch()
             except errors.CloudError as exc:
                 return exc
+            except Stop:  # a check's own final answer, never a cloud failure
+                raise
             except Exception as exc:
                 return self.translate(exc, call or str(key[0]))
 
