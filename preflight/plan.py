@@ -92,6 +92,7 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
         mutes.append(MuteRule(m.check, m.cluster, m.reason))
 
     mode = settings.default_mode
+    targets.check_proxy_environment(env)
     if req.in_cluster:
         sa = {"sa_dir": Path(req.service_account_dir)} if req.service_account_dir else {}
         chosen = [targets.in_cluster_target(env, **sa)]

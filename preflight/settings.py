@@ -43,6 +43,8 @@ class Settings:
     # Meshery Server's policy: MESHSYNC_DEFAULT_DEPLOYMENT_MODE and DISABLE_OPERATOR.
     default_mode: str = "embedded"
     disable_operator: bool = False
+    # Where Meshery Server runs on a workstation: "host", or "docker" (a container: loopback is its own).
+    server_vantage: str = "host"
     large_cluster_objects: int = DEFAULT_LARGE_CLUSTER_OBJECTS
     # Cloud endpoints, for sovereign clouds, private endpoints, proxies and tests.
     gcp_api_endpoint: str | None = None
