@@ -203,8 +203,13 @@ def _relate(chk: Check, finding: Finding, raw: dict[str, Status]) -> Finding:
     )
 
 
-def run_cluster(ctx: ClusterContext, checks: Sequence[Check], mutes: Sequence[MuteRule]) -> list[Result]:
-    """One cluster's checks in order within its budget; results are redacted with the run state's redactor."""
+def run_cluster(
+    ctx: ClusterContext, checks: Sequence[Check], mutes: Sequence[MuteRule], redactor: Redactor | None = None
+) -> list[Result]:
+    """One cluster's checks in order within its budget; results are redacted with the run state's redactor
+    (``redactor``, when given, becomes it: a cluster checked on its own, as tests do)."""
+    if redactor is not None:
+        ctx.state.redactor = redactor
     start = time.monotonic()
     ctx.deadline = start + ctx.settings.cluster_timeout
     redactor = ctx.state.redactor
