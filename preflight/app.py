@@ -18,11 +18,12 @@ from preflight import baseline, runner
 from preflight import merge as merging
 from preflight import plan as planning
 from preflight import shard as sharding
+from preflight.cancel import Cancellation
 from preflight.errors import ConfigError
 from preflight.fingerprint import FingerprintKey
-from preflight.interrupt import Guard
 from preflight.model import Check, FleetMember, Result, RunReport, Scope
 from preflight.registry import Registry
+from preflight.runstate import RunState
 from preflight.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,10 +69,13 @@ def run(
     env: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     registry: Registry | None = None,
-    guard: Guard | None = None,
+    cancel: Cancellation | None = None,
+    state: RunState | None = None,
 ) -> RunReport:
-    """Plan and run one check; :class:`ConfigError` for bad input, before any probe runs. ``guard``: the
-    signal guard of the CLI, polled while clusters run."""
+    """Plan, select and run the chosen checks over every planned cluster, then the fleet checks;
+    :class:`ConfigError` for bad input, before any probe runs. ``cancel``: the run's cancellation (the CLI's
+    signals ask it to stop), polled while clusters run. ``state``: the run's changing state, for a caller
+    that supplies parts of it (``RunState(cloud_cache=...)``); default a fresh one."""
     registry = registry or load_registry()
     chosen = select(registry, include, exclude)
     before = load_baseline(request.baseline) if request.baseline else None
@@ -79,7 +83,14 @@ def run(
     # A shard sees part of the fleet: fleet checks would judge that part as if it were the whole.
     fleet_checks = [] if plan.shard else chosen.fleet
     report = runner.run_fleet(
-        plan.contexts, chosen.cluster, fleet_checks, plan.settings, plan.mutes, progress=progress, guard=guard
+        plan.contexts,
+        chosen.cluster,
+        fleet_checks,
+        plan.settings,
+        plan.mutes,
+        state=state,
+        progress=progress,
+        cancel=cancel,
     )
     if plan.shard:
         report.shard = (plan.shard.index, plan.shard.count)

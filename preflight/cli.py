@@ -3,6 +3,7 @@ so that `--help` stays instant."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import ipaddress
 import json
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from preflight import TOOL_NAME, __version__, model
+from preflight.cancel import Cancellation
 from preflight.errors import ConfigError
 from preflight.interrupt import Guard, Interrupted, exit_now
 from preflight.settings import (
@@ -85,7 +87,7 @@ def execute(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int, str], None] | None = None,
-    guard: Guard | None = None,
+    cancel: Cancellation | None = None,
     options: Any = None,
 ) -> RunReport:
     """The `check` command around :func:`preflight.app.run`: bad input exits 2 before any probe runs;
@@ -95,42 +97,39 @@ def execute(
         from preflight import app
 
         app.check_outputs(outputs)
-        report = app.run(request, settings, include=include, exclude=exclude, progress=progress, guard=guard)
+        report = app.run(request, settings, include=include, exclude=exclude, progress=progress, cancel=cancel)
     except ConfigError as exc:
         die(str(exc))
     except KeyboardInterrupt:
-        if guard is not None:
-            guard.raising = False
-        report = _startup_report(guard)
-    if guard is not None:
-        guard.raising = False  # a signal now waits for the reports; a second one still exits at once
+        report = _startup_report(cancel)
+    # From here (the runner made it so) a first signal waits for the reports; a second one still exits at once.
     from preflight import app
     from preflight.execcred import kill_running
 
     if report.aborted:
         kill_running()  # before writing: a report bound for a FIFO may wait for its reader
-    if guard is not None and guard.signum is not None:
+    if cancel is not None and cancel.signum is not None:
         import dataclasses
 
         from preflight.reports.options import RenderOptions
 
         # The reports state the code this process exits with: 143 after SIGTERM, not SIGINT's 130.
-        options = dataclasses.replace(options or RenderOptions(), interrupted_code=guard.exit_code)
+        options = dataclasses.replace(options or RenderOptions(), interrupted_code=cancel.exit_code)
     failed = app.emit(report, outputs, options)
     for line in failed:
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)
-    if report.aborted or (guard is not None and guard.signum is not None):
+    if report.aborted or (cancel is not None and cancel.signum is not None):
         kill_running()
         what = "reports written" if not failed else f"{len(failed)} of {len(outputs)} outputs not written"
-        reason = report.aborted or f"interrupted by {guard.name if guard else 'a signal'} while writing reports"
+        reason = report.aborted or f"interrupted by {cancel.name if cancel else 'a signal'} while writing reports"
         # Probe threads may still be inside their deadlines; do not wait for them on the way out.
-        exit_now(guard.exit_code if guard else EXIT_INTERRUPTED, f"{TOOL_NAME}: {reason}; {what}")
+        exit_now(cancel.exit_code if cancel else EXIT_INTERRUPTED, f"{TOOL_NAME}: {reason}; {what}")
     if failed:
         sys.exit(EXIT_USAGE)
     return report
 
 
-def _startup_report(guard: Guard | None) -> RunReport:
+def _startup_report(cancel: Cancellation | None) -> RunReport:
     """Interrupted before the runner started: the reports still say so, with no cluster in them."""
     import datetime as dt
 
@@ -138,8 +137,8 @@ def _startup_report(guard: Guard | None) -> RunReport:
     from preflight.model import RunReport
 
     now = dt.datetime.now(dt.timezone.utc)
-    took = f" after {guard.elapsed():.0f}s" if guard else ""
-    name = f" by {guard.name}" if guard else ""
+    took = f" after {cancel.elapsed():.0f}s" if cancel else ""
+    name = f" by {cancel.name}" if cancel else ""
     return RunReport(
         tool_name=preflight.TOOL_NAME,
         tool_version=preflight.__version__,
@@ -510,7 +509,7 @@ def check_cmd(
     **kw: Any,
 ) -> None:
     """Check every selected cluster and report."""
-    guard = Guard(_second_signal).install()
+    cancel = Guard(_second_signal).install().cancel
     try:
         from preflight.plan import Request
         from preflight.reports.options import RenderOptions
@@ -535,9 +534,9 @@ def check_cmd(
         progress = _progress if sys.stderr.isatty() else None
         settings = _settings(**kw)
         if fingerprint_key_file:
-            settings.fingerprint_key = _fingerprint_key(fingerprint_key_file)
+            settings = dataclasses.replace(settings, fingerprint_key=_fingerprint_key(fingerprint_key_file))
         options = RenderOptions(verbose=verbose, fail_on=fail_on)
-        report = execute(request, settings, parsed, include, exclude, progress, guard, options)
+        report = execute(request, settings, parsed, include, exclude, progress, cancel, options)
         if pushgateway:
             from pathlib import Path
 
@@ -550,7 +549,7 @@ def check_cmd(
                 die(str(exc))
     except Interrupted:
         # Before the outputs were known: nothing to write yet.
-        exit_now(guard.exit_code, f"{TOOL_NAME}: interrupted by {guard.name} during start-up; no report written")
+        exit_now(cancel.exit_code, f"{TOOL_NAME}: interrupted by {cancel.name} during start-up; no report written")
     sys.exit(exit_code(report, fail_on))
 
 

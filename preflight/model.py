@@ -30,6 +30,8 @@ class Status(str, Enum):
     MUTED = "muted"
 
 
+# The order statuses are listed and counted in (summaries, JSON keys, the Prometheus gauge's values):
+# a display order, not a ranking.
 STATUS_ORDER: tuple[Status, ...] = (
     Status.PASS,
     Status.WARN,
@@ -39,20 +41,41 @@ STATUS_ORDER: tuple[Status, ...] = (
     Status.MUTED,
 )
 
-# How bad a status is, for --fail-on. `error` ranks with `fail`: an undecided probe must not pass CI.
+# THE ranking, best first, behind every "worst status" of the tool: a cluster's status in every report format,
+# a matrix cell, worst-first tables, and a check combining findings. A decided failure outranks an undecided
+# error (both fail a run: see STATUS_RANK); a live warning outranks a muted problem (someone looked at it); a
+# muted problem outranks a skip that says what to fix, and that a pass. Checks that do not apply
+# (:func:`is_not_applicable`) never count towards a status.
+SEVERITY_ORDER: tuple[Status, ...] = (
+    Status.PASS,
+    Status.SKIP,
+    Status.MUTED,
+    Status.WARN,
+    Status.ERROR,
+    Status.FAIL,
+)
+_SEVERITY: dict[Status, int] = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+
+# The gate level of a status, for --fail-on and --baseline: SEVERITY_ORDER coarsened (it never contradicts it).
+# `error` gates with `fail`: an undecided probe must not pass CI.
 STATUS_RANK: dict[Status, int] = {
     Status.PASS: 0,
     Status.SKIP: 0,
     Status.MUTED: 0,
     Status.WARN: 1,
-    Status.FAIL: 2,
     Status.ERROR: 2,
+    Status.FAIL: 2,
 }
 
 
-def status_key(status: Status) -> tuple[int, int]:
-    """Worse sorts higher: STATUS_RANK first, then STATUS_ORDER (a skip above a pass, an error above a fail)."""
-    return STATUS_RANK[status], STATUS_ORDER.index(status)
+def severity(status: Status) -> int:
+    """How bad ``status`` is in :data:`SEVERITY_ORDER` (higher is worse): the sort key for worst-first."""
+    return _SEVERITY[status]
+
+
+def worst(statuses: Iterable[Status], default: Status = Status.PASS) -> Status:
+    """The worst of ``statuses`` by :data:`SEVERITY_ORDER`; ``default`` when there is none."""
+    return max(statuses, key=severity, default=default)
 
 
 class Severity(str, Enum):
@@ -122,11 +145,6 @@ def error(message: str, *, remediation: str | None = None, **evidence: Any) -> F
 def in_meshery_terms(code: str, finding: Finding) -> Finding:
     """``finding`` as the Meshery diagnostic ``code`` (one of MESHERY_CODES), whatever its status."""
     return dataclasses.replace(finding, meshery_code=code)
-
-
-def worst(findings: Iterable[Finding]) -> Finding:
-    """The finding with the worst status (the first of equals)."""
-    return max(findings, key=lambda f: status_key(f.status))
 
 
 class Stop(Exception):
@@ -210,6 +228,21 @@ class Result:
     change: str | None = None
     # The Meshery diagnostic this result corresponds to (MESHERY_CODES), when it is one.
     meshery_code: str | None = None
+
+
+def is_not_applicable(result: Result) -> bool:
+    """A skip with nothing to fix: the check does not apply here (embedded mode, another cloud). The one
+    test for it; such results never make a cluster look worse than a pass."""
+    return result.status is Status.SKIP and not result.remediation
+
+
+def applicable(results: Iterable[Result]) -> list[Result]:
+    return [r for r in results if not is_not_applicable(r)]
+
+
+def cluster_status(results: Iterable[Result]) -> Status:
+    """A cluster's (or the fleet checks') status in every report: the worst of the checks that apply there."""
+    return worst(r.status for r in applicable(results))
 
 
 def summarize(results: list[Result]) -> dict[str, int]:
