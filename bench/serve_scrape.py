@@ -27,7 +27,7 @@ def main() -> None:
     print(f"{'clusters':>8}  {'series':>8}  {'plain':>9}  {'gzip':>8}  {'run':>7}  {'scrape':>7}  {'gzip':>6}")
     for size in (int(s) for s in args.sizes.split(",")):
         report = synthetic_fleet(size)
-        registry = server_registry(lambda r=report: r, Health(), lambda: 0, 300.0)
+        registry = server_registry(lambda r=report: r, Health(), 300.0)
         exposition(registry, report_exposition(report, {}))  # warm-up: imports and caches
         t0 = time.perf_counter()
         once = report_exposition(report, {})  # once per run, in the scheduler's thread

@@ -14,14 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import failure, only_on, preloader, require
+from preflight.checks.cloud_common import cloud_probe, preloader, require
 from preflight.cloud import aws
-from preflight.cloud.errors import CloudError, NotFound
+from preflight.cloud.errors import NotFound
 from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, describe, evaluate, inside
 from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, Stop, error, fail, not_applicable, passed, warn
-from preflight.model import worst as worst_of
+from preflight.model import Finding, Severity, error, fail, not_applicable, passed, severity, warn
 from preflight.permissions import operator_only
 from preflight.probes import addresses
 from preflight.registry import check
@@ -32,26 +31,26 @@ NLB_TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
 NO_ORIGIN_FIX = "Give the Server's egress CIDRs with --origin (or origin.cidrs in the fleet file) to check them."
 
 
-def _run(ctx: ClusterContext, body: Callable[[ClusterContext, CloudIds], Finding], *, broker: bool) -> Finding:
-    """Gate on EKS (and operator mode for Broker checks), apply the cloud failure policy, add the API call count."""
-    ids = only_on(ctx, "eks")
-    if broker and ms.effective_mode(ctx) != "operator":
-        not_applicable("embedded mode: Meshery Server does not use a Broker for this cluster")
+def _probe(ctx: ClusterContext, body: Callable[[ClusterContext, CloudIds], Finding], *, broker: bool) -> Finding:
+    """EKS clusters only (and operator mode for Broker checks), through the one cloud check policy
+    (:func:`cloud_probe`); once the check reached for an account, its finding carries the run's call count."""
     used = ctx.memo("aws:used", threading.Event)  # set once a check of this cluster reached for an account
-    try:
-        finding = body(ctx, ids)
-    except Stop as stopped:  # a helper's early answer carries the call count too
-        finding = stopped.finding
-    except CloudError as exc:
-        finding = failure(ctx, exc)
-    if used.is_set():
-        calls = aws.api_calls(ctx.settings.shared)
-        evidence = {**finding.evidence, "aws_api_calls": sum(calls.values()), "aws_api_calls_by_operation": calls}
-        finding = Finding(finding.status, finding.message, evidence, finding.remediation)
-    return finding
+
+    def gated(ids: CloudIds) -> Finding:
+        if broker and ms.effective_mode(ctx) != "operator":
+            not_applicable("embedded mode: Meshery Server does not use a Broker for this cluster")
+        return body(ctx, ids)
+
+    def calls() -> dict[str, Any]:
+        if not used.is_set():
+            return {}
+        by_operation = aws.api_calls(ctx.state.cloud)
+        return {"aws_api_calls": sum(by_operation.values()), "aws_api_calls_by_operation": by_operation}
+
+    return cloud_probe(ctx, "eks", gated, calls)
 
 
-def _account(ctx: ClusterContext, ids: CloudIds) -> aws.Account:
+def _account(ctx: ClusterContext, ids: CloudIds) -> aws.AwsSession:
     region = ids.get("region")
     if not region:
         require(
@@ -64,10 +63,10 @@ def _account(ctx: ClusterContext, ids: CloudIds) -> aws.Account:
     # An account named by the context's ARN is the cluster's, not necessarily the credential's: only the
     # fleet file's is taken as given.
     account = ids.get("account") if ids.sources.get("account") == "fleet file" else None
-    return aws.connect(ctx.settings.shared, ids.get("profile"), region, ctx.settings.connect_timeout, account)
+    return aws.connect(ctx.settings, ctx.state.cloud, ids.get("profile"), region, account)
 
 
-def _where(acct: aws.Account) -> dict[str, Any]:
+def _where(acct: aws.AwsSession) -> dict[str, Any]:
     return {"account": acct.account, "region": acct.region, "profile": acct.profile}
 
 
@@ -86,7 +85,7 @@ def _quoted(cidrs: list[str]) -> str:
 # Private connectivity (shared by the endpoint and internal load balancer checks)
 
 
-def _private_reach(acct: aws.Account, vpc_id: str, origin: list[str], what: str, ev: dict[str, Any]) -> Finding:
+def _private_reach(acct: aws.AwsSession, vpc_id: str, origin: list[str], what: str, ev: dict[str, Any]) -> Finding:
     """Can `origin` reach a private address in the VPC: inside it, or over peering / TGW / VPN."""
     cidrs = aws.vpc_cidrs(acct, vpc_id)
     paths = aws.private_paths(acct, vpc_id)
@@ -168,7 +167,7 @@ _PREPARE = preloader("eks", ("boto3",))
 def eks_endpoint_access(ctx: ClusterContext) -> Finding:
     """EKS filters its public endpoint by publicAccessCidrs and answers on the private one only inside the VPC:
     a Server outside both sees a timeout that no Kubernetes setting explains."""
-    return _run(ctx, _endpoint_access, broker=False)
+    return _probe(ctx, _endpoint_access, broker=False)
 
 
 def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -279,7 +278,7 @@ def _ingress(st: ms.BrokerState) -> tuple[str | None, str | None]:
     return host, ip
 
 
-def _lb(ctx: ClusterContext, acct: aws.Account) -> aws.LoadBalancer | None:
+def _lb(ctx: ClusterContext, acct: aws.AwsSession) -> aws.LoadBalancer | None:
     st, _spec = _service(ctx)
     host, ip = _ingress(st)
     found: aws.LoadBalancer | None = ctx.memo("aws:lb", lambda: aws.find_load_balancer(acct, host, ip))
@@ -300,7 +299,7 @@ def _lb_gate(ctx: ClusterContext) -> tuple[ms.BrokerState, str, str]:
     return st, kind, host or ip or ""
 
 
-def _not_found(acct: aws.Account, address: str) -> Finding:
+def _not_found(acct: aws.AwsSession, address: str) -> Finding:
     return warn(
         f"{address} is not a load balancer of account {acct.account} in {acct.region}",
         remediation="Point the fleet file's clusters[].aws (profile, region) at the account that owns the "
@@ -340,7 +339,7 @@ def _ports(st: ms.BrokerState, spec: dict[str, Any]) -> tuple[int, int | None, b
 def lb_scheme(ctx: ClusterContext) -> Finding:
     """An internal load balancer has only private addresses in its VPC: a Server outside the VPC and its peered
     networks never reaches it, whatever the security groups say."""
-    return _run(ctx, _lb_scheme, broker=True)
+    return _probe(ctx, _lb_scheme, broker=True)
 
 
 def _lb_scheme(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -371,7 +370,7 @@ def _lb_scheme(ctx: ClusterContext, ids: CloudIds) -> Finding:
 
 
 def _sg_finding(
-    acct: aws.Account,
+    acct: aws.AwsSession,
     ctx: ClusterContext,
     group_ids: list[str],
     port: int,
@@ -395,7 +394,7 @@ def _sg_finding(
         ev["not_found"] = unknown
     first = group_ids[0] if group_ids else "sg-..."
     managed_note = (
-        f" {', '.join(managed)} is managed by the cloud controller: set the Broker Service's "
+        f"\n{', '.join(managed)} is managed by the cloud controller: set the Broker Service's "
         "loadBalancerSourceRanges instead of editing it."
         if managed
         else ""
@@ -403,10 +402,10 @@ def _sg_finding(
     world_verdict = evaluate(rules, list(WORLD), port, semantics=UNION)
     ev["world_open_rules"] = world_verdict.world_open
     if world_verdict.world_open:
-        revoke = "; ".join(sorted({_revoke(r) for r in rules if r.world_open and r.covers_port(port, "tcp")}))
+        revoke = "\n".join(sorted({_revoke(r) for r in rules if r.world_open and r.covers_port(port, "tcp")}))
         return fail(
             f"{prefix}{port}/tcp on {what} is open to the world: {', '.join(world_verdict.world_open)}",
-            remediation=f"Revoke the world-open rule ({revoke}) and allow only the Server's origin." + managed_note,
+            remediation=f"Revoke the world-open rule and allow only the Server's origin:\n{revoke}" + managed_note,
             **ev,
         )
     if not origin:
@@ -428,11 +427,12 @@ def _sg_finding(
         if notes
         else ""
     )
-    fix = "; ".join(
+    # One command a line, nothing glued to its end: `--cidr 10.0.0.0/8.` would not paste.
+    fix = "\n".join(
         f"aws ec2 authorize-security-group-ingress --group-id {first} --protocol tcp --port {port} --cidr {cidr}"
         for cidr in verdict.blocked
     )
-    return fail(prefix + line + near + refs, remediation=f"Allow the origin: {fix}." + managed_note, **ev)
+    return fail(prefix + line + near + refs, remediation=f"Allow the origin:\n{fix}" + managed_note, **ev)
 
 
 def _revoke(rule: Rule) -> str:
@@ -450,7 +450,7 @@ def _revoke(rule: Rule) -> str:
     return f"{base} --protocol {proto} --port {lo if lo == hi else f'{lo}-{hi}'} --cidr {source}"
 
 
-def _node_groups(ctx: ClusterContext, acct: aws.Account) -> tuple[dict[tuple[str, ...], list[str]], dict[str, Any]]:
+def _node_groups(ctx: ClusterContext, acct: aws.AwsSession) -> tuple[dict[tuple[str, ...], list[str]], dict[str, Any]]:
     """Nodes grouped by their instances' security groups, from spec.providerID (aws:///zone/i-...)."""
     nodes = ms.nodes(ctx)
     if nodes is None:
@@ -483,7 +483,9 @@ def _node_groups(ctx: ClusterContext, acct: aws.Account) -> tuple[dict[tuple[str
     return groups, info
 
 
-def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[str, Any], prefix: str = "") -> Finding:
+def _nodes_finding(
+    ctx: ClusterContext, acct: aws.AwsSession, port: int, ev: dict[str, Any], prefix: str = ""
+) -> Finding:
     """Every node group must admit the port: the published endpoint may be any node's address."""
     groups, info = _node_groups(ctx, acct)
     ev["unresolved_nodes"] = info["unresolved_nodes"]
@@ -493,7 +495,7 @@ def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[s
             (members, _sg_finding(acct, ctx, list(sgs), port, f"nodes {', '.join(members)}", {}, prefix=prefix))
         )
     ev["node_groups"] = [{"nodes": m, **dict(f.evidence)} for m, f in results]
-    worst = worst_of(f for _, f in results)
+    worst = max((f for _, f in results), key=lambda f: severity(f.status))
     if len(results) == 1:
         return Finding(worst.status, worst.message, {**ev, **dict(worst.evidence)}, worst.remediation)
     return Finding(worst.status, "; ".join(f.message for _, f in results), ev, worst.remediation)
@@ -515,7 +517,7 @@ def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[s
 def lb_security_groups(ctx: ClusterContext) -> Finding:
     """Security groups drop what they do not allow, silently: the Server sees a timeout on 4222. Open to the
     world, they expose cluster events to anyone. NLBs without security groups hand the decision to the nodes'."""
-    return _run(ctx, _lb_security_groups, broker=True)
+    return _probe(ctx, _lb_security_groups, broker=True)
 
 
 def _lb_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -564,7 +566,7 @@ def _lb_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
 def nodes_security_groups(ctx: ClusterContext) -> Finding:
     """A NodePort Broker (or one behind an NLB without security groups) is reached on the nodes themselves:
     their security groups must admit the node port from the Server's origin, and not from the world."""
-    return _run(ctx, _nodes_security_groups, broker=True)
+    return _probe(ctx, _nodes_security_groups, broker=True)
 
 
 def _nodes_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -603,7 +605,7 @@ def _nodes_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
 _Target = tuple[str, str | None, int, str]  # subnet, vpc, port, role
 
 
-def _acl_targets(ctx: ClusterContext, acct: aws.Account) -> tuple[list[_Target], dict[str, Any]]:
+def _acl_targets(ctx: ClusterContext, acct: aws.AwsSession) -> tuple[list[_Target], dict[str, Any]]:
     """(subnet, vpc, port, role) the Server's packets cross: the LB's subnets, and the nodes' for NodePort/NLB."""
     st, spec = _service(ctx)
     kind = str(spec.get("type") or "ClusterIP")
@@ -666,7 +668,7 @@ def _numbers(labels: list[str], rules: list[Rule]) -> list[int]:
 def network_acl(ctx: ClusterContext) -> Finding:
     """NACLs are stateless and first-match by rule number: a deny numbered below the allow, or a missing outbound
     rule for the ephemeral ports the replies use, drops the Broker's traffic behind every security group."""
-    return _run(ctx, _network_acl, broker=True)
+    return _probe(ctx, _network_acl, broker=True)
 
 
 def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:

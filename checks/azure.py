@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import api_calls, cloud_ids, guard, only_on, preloader, require
+from preflight.checks.cloud_common import cloud_ids, cloud_probe, only_on, preloader, require
 from preflight.cloud import azure as az
 from preflight.cloud.rules import UNION, Rule, Verdict, describe, evaluate
 from preflight.context import ClusterContext
@@ -39,14 +39,14 @@ def _cluster(ctx: ClusterContext) -> az.AksCluster:
 
     def compute() -> az.AksCluster:
         ids = only_on(ctx, "aks")
-        az.credential(ctx.settings)
+        az.credential(_session(ctx))
         sub = ids.get("subscription") or os.environ.get("AZURE_SUBSCRIPTION_ID")
         rg, name = ids.get("resource_group"), ids.get("cluster")
         if not sub:
             require(ids, "the cluster's Azure subscription is unknown", IDS_HINT)
         if rg and name:
-            return az.managed_cluster(ctx.settings, sub, rg, name)
-        found = az.find_cluster(ctx.settings, sub, ctx.target.host or "")
+            return az.managed_cluster(_session(ctx), sub, rg, name)
+        found = az.find_cluster(_session(ctx), sub, ctx.target.host or "")
         if found is None:
             require(ids, f"no AKS cluster in subscription {sub} has API host {ctx.target.host}", IDS_HINT)
         return found
@@ -54,9 +54,9 @@ def _cluster(ctx: ClusterContext) -> az.AksCluster:
     return ctx.memo("azure:cluster", compute)
 
 
-def _run(ctx: ClusterContext, body: Callable[[ClusterContext, az.AksCluster], Finding]) -> Finding:
+def _probe(ctx: ClusterContext, body: Callable[[ClusterContext, az.AksCluster], Finding]) -> Finding:
     """AKS clusters only; a failed ARM read becomes the cloud policy's finding."""
-    return guard(ctx, "aks", lambda _ids: body(ctx, _cluster(ctx)), lambda: {"azure_api_calls": _calls(ctx)})
+    return cloud_probe(ctx, "aks", lambda _ids: body(ctx, _cluster(ctx)), lambda: {"azure_api_calls": _calls(ctx)})
 
 
 def _is_private(cidr: str) -> bool:
@@ -65,7 +65,11 @@ def _is_private(cidr: str) -> bool:
 
 
 def _calls(ctx: ClusterContext) -> int:
-    return api_calls(ctx, az.CACHE)
+    return sum(ctx.state.cloud.calls(az.AzureSession.cloud).values())
+
+
+def _session(ctx: ClusterContext) -> az.AzureSession:
+    return az.AzureSession(ctx.settings, ctx.state.cloud)
 
 
 # Importing the SDK takes seconds: once per run, before any cluster's budget starts.
@@ -86,7 +90,7 @@ _PREPARE = preloader("aks", ("azure.identity", "azure.mgmt.containerservice", "a
 def endpoint_access(ctx: ClusterContext) -> Finding:
     """AKS drops connections from outside authorizedIPRanges and a private cluster has no public address:
     either looks like a firewall timeout from the Server, so this names the setting."""
-    return _run(ctx, _endpoint_access)
+    return _probe(ctx, _endpoint_access)
 
 
 def _endpoint_access(ctx: ClusterContext, c: az.AksCluster) -> Finding:
@@ -198,7 +202,7 @@ def _dns_fix(zone: str | None, rg: str | None) -> str:
 def private_dns(ctx: ClusterContext) -> Finding:
     """A private cluster's name lives in a private DNS zone that only linked VNets see: a Server outside
     them gets NXDOMAIN even with a working network path. A kubeconfig on the public FQDN needs no zone."""
-    return _run(ctx, _private_dns)
+    return _probe(ctx, _private_dns)
 
 
 def _private_dns(ctx: ClusterContext, c: az.AksCluster) -> Finding:
@@ -261,7 +265,7 @@ def _targets(ctx: ClusterContext, st: ms.BrokerState, kind: str) -> list[str]:
 
 def _paths(ctx: ClusterContext, c: az.AksCluster) -> list[tuple[str, list[az.Nsg], tuple[str, ...]]]:
     """Per node subnet: the NSGs a packet crosses (subnet's, then the node resource group's) and the VNet tag space."""
-    s = ctx.settings
+    s = _session(ctx)
     group = az.group_nsgs(s, c.subscription, c.node_resource_group) if c.node_resource_group else []
     out = []
     for sid in c.subnet_ids:
@@ -305,7 +309,7 @@ def _allow_fix(
         return (
             f"nsg {n.name} belongs to AKS: add {' '.join(blocked)} to the Broker's "
             "spec.service.loadBalancerSourceRanges and AKS writes the allow rule (hand edits there are unsupported "
-            f"and may be reverted); or {cmd}"
+            f"and may be reverted); or:\n{cmd}"
         )
     return cmd
 
@@ -326,7 +330,7 @@ def _allow_fix(
 def nsg_broker(ctx: ClusterContext) -> Finding:
     """Azure's load balancer keeps the client's address, so the NSGs on the node subnet and NICs decide who
     reaches 4222 (the node port for NodePort): lowest priority number first, and a packet must pass both."""
-    return _run(ctx, _nsg_broker)
+    return _probe(ctx, _nsg_broker)
 
 
 def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
@@ -394,7 +398,7 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
             _allow_fix(lay, why, cidrs, port, target, c.node_resource_group, kind) for lay, cidrs, why in pv.blockers
         ]
         to = f" to {target}" if target else ""
-        return fail(f"{describe(pv.verdict, what + to)} (path: {label})", remediation=" ; ".join(fixes), **evidence)
+        return fail(f"{describe(pv.verdict, what + to)} (path: {label})", remediation="\n".join(fixes), **evidence)
     if no_nsg:
         return fail(
             f"no NSG on {', '.join(no_nsg)}: nothing filters {port}/tcp, any address reaches the Broker",
@@ -407,7 +411,7 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
         rule = first.partition(": ")[2].split(" (")[0]
         fix = (
             f"Restrict it to the Server's origin: set the Broker's spec.service.loadBalancerSourceRanges to {src} "
-            f"(AKS rewrites its own k8s-azure-lb_* rules), or az network nsg rule update -g {n.resource_group} "
+            f"(AKS rewrites its own k8s-azure-lb_* rules), or:\naz network nsg rule update -g {n.resource_group} "
             f"--nsg-name {n.name} -n {rule} --source-address-prefixes {src}"
         )
         return fail(f"{port}/tcp is open to the whole internet through {', '.join(world)}", remediation=fix, **evidence)

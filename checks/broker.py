@@ -14,11 +14,22 @@ from typing import Any
 
 from preflight import reasons
 from preflight.checks import meshery_state as ms
-from preflight.checks import reach
+from preflight.checks import reach, vantage
 from preflight.cloud.rules import inside
 from preflight.context import ClusterContext
 from preflight.facts import Fact
-from preflight.model import Finding, Severity, Status, error, fail, not_applicable, passed, stop, warn
+from preflight.model import (
+    Finding,
+    Severity,
+    Status,
+    error,
+    fail,
+    in_meshery_terms,
+    not_applicable,
+    passed,
+    stop,
+    warn,
+)
 from preflight.permissions import operator_only, reads
 from preflight.probes import addresses, dns, nats, tcp
 from preflight.registry import check
@@ -28,7 +39,8 @@ _TCP_FIX = reach.fixes(
     "security group / firewall rule, the Service's loadBalancerSourceRanges (Broker "
     "spec.service.loadBalancerSourceRanges) and the subnet's network ACL.",
     refused="The address answers but nothing listens on the port: check the Broker pods "
-    "(kubectl -n meshery get pods -l app=meshery-broker), the Service's port and the load balancer listener.",
+    "(kubectl -n meshery get pods meshery-nats-0 meshery-broker-0: the current and the classic Operator's), the "
+    "Service's port and the load balancer listener.",
     unreachable="No route from here: a private load balancer or node needs VPC/VNet peering, a transit "
     "gateway or a VPN from the Server's network; or expose the Broker on a reachable load balancer.",
 )
@@ -76,6 +88,7 @@ def _ingress(st: ms.BrokerState) -> list[dict[str, Any]]:
 
 @check(
     id="broker.service",
+    meshery_code="broker_unreachable",
     permissions=operator_only(ms.READ_BROKER),
     title="Broker Service can serve an out-of-cluster Server",
     category="broker",
@@ -160,7 +173,7 @@ def _probe_candidate(ctx: ClusterContext, cand: dict[str, Any]) -> dict[str, Any
     if cand["kind"] == "cluster-ip" and ms.remote_server(ctx):
         return {**cand, "answers": "not probed (cluster-internal address)"}
     if ms.is_loopback(host) and not ms.local_cluster(ctx):
-        return {**cand, "answers": "not probed (loopback: this machine, not the cluster)"}
+        return {**cand, "answers": f"not probed (loopback: {vantage.loopback_means(ctx)})"}
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
     except dns.DnsFailure as exc:
@@ -176,7 +189,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
     if port is None:
         return f"the published endpoint {published!r} has no port"
     if ms.is_loopback(host) and not ms.local_cluster(ctx):
-        return f"the published endpoint {published} is loopback: it means this machine, not the cluster"
+        return f"the published endpoint {published} is loopback: it means {vantage.loopback_means(ctx)}"
     cluster_ip = _svc_spec(st).get("clusterIP")
     if ms.remote_server(ctx) and host == cluster_ip:
         return f"the published endpoint {published} is the Service's ClusterIP, unreachable from outside the cluster"
@@ -185,6 +198,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
 
 @check(
     id="broker.endpoint",
+    meshery_code="broker_unreachable",
     permissions=operator_only((*ms.READ_BROKER, *ms.READ_NODES)),
     title="Published Broker endpoint is the right one",
     category="broker",
@@ -216,20 +230,22 @@ def endpoint(ctx: ClusterContext) -> Finding:
     if problem:
         return fail(problem + better, remediation=fix, **evidence)
     if published not in {c["endpoint"] for c in probed}:
-        return warn(
+        stale = warn(
             f"the published endpoint {published} matches none of the Service's current addresses (stale?)" + better,
             remediation=fix or "Restart the Operator so it re-publishes the Broker's endpoint.",
             **evidence,
         )
+        return in_meshery_terms("broker_unreachable", stale)
     kind, answers = next((c["kind"], c["answers"]) for c in probed if c["endpoint"] == published)
     if kind == "classic-localhost-nodeport":
-        return warn(
+        fallback = warn(
             f"publishes {published}, the classic Operator's fallback: reachable only where the Server runs on a "
             "node, or the node port is mapped to this machine" + better,
             remediation=fix
             or "Give the Broker a LoadBalancer, or map the node port to the Server's host (kind: extraPortMappings).",
             **evidence,
         )
+        return in_meshery_terms("broker_unreachable", fallback)
     tally = f"{len(working)} of {len(probed)} candidates answer"
     if answers in _TCP_FIX or str(answers).startswith("dns "):
         # The Operator published the right endpoint by its rules, and the Server still cannot use it from here:
@@ -252,6 +268,7 @@ def _origin_is_private(ctx: ClusterContext) -> bool | None:
 
 @check(
     id="broker.dns",
+    meshery_code="broker_unreachable",
     permissions=operator_only(ms.READ_BROKER),
     title="Broker endpoint resolves to addresses the Server can reach",
     category="broker",
@@ -318,6 +335,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
 
 @check(
     id="broker.tcp",
+    meshery_code="broker_unreachable",
     title="Broker port is reachable over TCP",
     category="broker",
     severity=Severity.CRITICAL,
@@ -338,6 +356,7 @@ def broker_tcp(ctx: ClusterContext) -> Finding:
 
 @check(
     id="broker.nats",
+    meshery_code="broker_unreachable",
     title="What answers on the Broker port is NATS",
     category="broker",
     severity=Severity.HIGH,
@@ -555,6 +574,7 @@ def _unauthenticated(ctx: ClusterContext, address: str, port: int, info: nats.Na
 
 @check(
     id="broker.auth",
+    meshery_code="broker_unreachable",
     permissions=operator_only((reads("secrets", meshery_namespace=True, names=(ms.TOKEN_SECRET,)),)),
     title="Broker accepts Meshery's credentials",
     category="broker",
@@ -604,6 +624,7 @@ def broker_token(ctx: ClusterContext) -> Finding:
 
 @check(
     id="broker.exposure",
+    meshery_codes=("broker_unreachable",),
     permissions=operator_only(ms.READ_BROKER),
     title="Broker exposure is limited to the Server's origin",
     category="broker",
@@ -664,10 +685,11 @@ def exposure(ctx: ClusterContext) -> Finding:
         )
     _covered, uncovered = inside(origin, ranges)
     if uncovered:
-        return fail(
+        blocked = fail(
             f"source ranges {', '.join(ranges)} do not cover the Server's origin {', '.join(uncovered)}: "
             "the Server will be blocked",
             remediation=f"Add {', '.join(uncovered)} to the Broker's spec.service.loadBalancerSourceRanges.",
             **evidence,
         )
+        return in_meshery_terms("broker_unreachable", blocked)
     return passed(f"limited to {', '.join(ranges)}, which admit{'s' * (len(ranges) == 1)} the origin", **evidence)

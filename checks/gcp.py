@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import cloud_ids, failure, guard, preloader, require
+from preflight.checks.cloud_common import cloud_ids, cloud_probe, failure, preloader, require
 from preflight.cloud import gcp
 from preflight.cloud.errors import CloudError
 from preflight.cloud.identity import CloudIds
@@ -24,12 +24,13 @@ from preflight.registry import check
 IDS_HINT = "name the context gke_PROJECT_LOCATION_CLUSTER or set gcp: {project, location, cluster} in the fleet file"
 
 
-def _api(ctx: ClusterContext) -> gcp.GcpApi:
-    return gcp.GcpApi(ctx.settings)
+def _api(ctx: ClusterContext) -> gcp.GcpSession:
+    return gcp.GcpSession(ctx.settings, ctx.state.cloud)
 
 
-def _calls(api: gcp.GcpApi) -> dict[str, Any]:
-    return {"gcp_api_calls": api.calls, "gcp_api_calls_by_operation": api.calls_by_operation()}
+def _calls(api: gcp.GcpSession) -> dict[str, Any]:
+    calls = api.calls()
+    return {"gcp_api_calls": sum(calls.values()), "gcp_api_calls_by_operation": calls}
 
 
 def _ids(ids: CloudIds) -> tuple[str, str, str]:
@@ -39,10 +40,12 @@ def _ids(ids: CloudIds) -> tuple[str, str, str]:
     return project, location, name
 
 
-def _run(ctx: ClusterContext, body: Callable[[ClusterContext, gcp.GcpApi, tuple[str, str, str]], Finding]) -> Finding:
+def _probe(
+    ctx: ClusterContext, body: Callable[[ClusterContext, gcp.GcpSession, tuple[str, str, str]], Finding]
+) -> Finding:
     """GKE clusters only; a failed read becomes the cloud policy's finding, with the run's GCP call count."""
     api = _api(ctx)
-    return guard(ctx, "gke", lambda ids: body(ctx, api, _ids(ids)), lambda: _calls(api))
+    return cloud_probe(ctx, "gke", lambda ids: body(ctx, api, _ids(ids)), lambda: _calls(api))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -97,10 +100,10 @@ _PREPARE = preloader("gke", ("google.auth", "google.cloud.compute_v1", "google.c
 def endpoint_access(ctx: ClusterContext) -> Finding:
     """Authorized networks, a private-only endpoint or a missing DNS endpoint turn the Server away before TLS;
     the cluster's configuration says which, and what to change."""
-    return _run(ctx, _endpoint_access)
+    return _probe(ctx, _endpoint_access)
 
 
-def _endpoint_access(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, str]) -> Finding:
+def _endpoint_access(ctx: ClusterContext, api: gcp.GcpSession, ids: tuple[str, str, str]) -> Finding:
     project, location, name = ids
     cluster = api.cluster(*ids)
     access = gcp.endpoint_access(cluster)
@@ -313,10 +316,10 @@ def _create_fix(
 def firewall_broker(ctx: ClusterContext) -> Finding:
     """GKE's passthrough load balancer keeps the client's address, so the VPC firewall on the nodes decides who
     reaches the Broker: the rules are evaluated as GCP does (lowest priority number wins, deny beats allow)."""
-    return _run(ctx, _firewall_broker)
+    return _probe(ctx, _firewall_broker)
 
 
-def _firewall_broker(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, str]) -> Finding:
+def _firewall_broker(ctx: ClusterContext, api: gcp.GcpSession, ids: tuple[str, str, str]) -> Finding:
     st = ms.broker(ctx)
     spec = (st.service or {}).get("spec") or {}
     kind = str(spec.get("type") or "ClusterIP")
@@ -359,10 +362,10 @@ def _firewall_broker(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, 
         return fail(
             f"{what} is open to the world (0.0.0.0/0) on the Broker's nodes by firewall rule {names}: anyone who "
             "reaches it can try the Broker",
-            remediation=f"Narrow the rule to the Server's origin: gcloud compute firewall-rules update {world[0]} "
-            f"--project {net_project} --source-ranges {','.join(origin) or '<Server egress CIDR>'} "
-            "(for a LoadBalancer Service, set the Broker's spec.service.loadBalancerSourceRanges instead: GKE "
-            "rewrites its k8s-fw-* rule from them).",
+            remediation="Narrow the rule to the Server's origin (for a LoadBalancer Service, set the Broker's "
+            "spec.service.loadBalancerSourceRanges instead: GKE rewrites its k8s-fw-* rule from them):\n"
+            f"gcloud compute firewall-rules update {world[0]} "
+            f"--project {net_project} --source-ranges {','.join(origin) or '<Server egress CIDR>'}",
             **evidence,
         )
     if not origin:

@@ -19,12 +19,13 @@ from preflight import baseline, runner
 from preflight import merge as merging
 from preflight import plan as planning
 from preflight import shard as sharding
+from preflight.cancel import Cancellation
 from preflight.context import ClusterContext
 from preflight.errors import ConfigError
 from preflight.fingerprint import FingerprintKey
-from preflight.interrupt import Guard
 from preflight.model import Check, FleetMember, Result, RunReport, Scope
 from preflight.registry import Registry
+from preflight.runstate import RunState
 from preflight.settings import Settings
 
 if TYPE_CHECKING:
@@ -100,14 +101,30 @@ def prepare(
     return Prepared(plan, chosen, before)
 
 
-def run_prepared(prepared: Prepared, *, progress: Progress | None = None, guard: Guard | None = None) -> RunReport:
-    """Check the clusters of a prepared run, each with a fresh context (a prepared run can be run again)."""
+def run_prepared(
+    prepared: Prepared,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancellation | None = None,
+    state: RunState | None = None,
+) -> RunReport:
+    """Check the clusters of a prepared run, each with a fresh context (a prepared run can be run again).
+    ``cancel``: the run's cancellation (the CLI's signals ask it to stop), polled while clusters run.
+    ``state``: the run's changing state, for a caller that supplies parts of it (``RunState(cloud_cache=...)``);
+    default a fresh one."""
     plan, chosen = prepared.plan, prepared.chosen
     contexts = [ClusterContext(c.target, c.settings) for c in plan.contexts]
     # A shard sees part of the fleet: fleet checks would judge that part as if it were the whole.
     fleet_checks = [] if plan.shard else chosen.fleet
     report = runner.run_fleet(
-        contexts, chosen.cluster, fleet_checks, plan.settings, plan.mutes, progress=progress, guard=guard
+        contexts,
+        chosen.cluster,
+        fleet_checks,
+        plan.settings,
+        plan.mutes,
+        state=state,
+        progress=progress,
+        cancel=cancel,
     )
     if plan.shard:
         report.shard = (plan.shard.index, plan.shard.count)
@@ -125,12 +142,13 @@ def run(
     env: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     registry: Registry | None = None,
-    guard: Guard | None = None,
+    cancel: Cancellation | None = None,
+    state: RunState | None = None,
 ) -> RunReport:
-    """Plan and run one check; :class:`ConfigError` for bad input, before any probe runs. ``guard``: the
-    signal guard of the CLI, polled while clusters run."""
+    """Plan, select and run the chosen checks over every planned cluster, then the fleet checks;
+    :class:`ConfigError` for bad input, before any probe runs. ``cancel`` and ``state``: see :func:`run_prepared`."""
     prepared = prepare(request, settings, include=include, exclude=exclude, env=env, registry=registry)
-    return run_prepared(prepared, progress=progress, guard=guard)
+    return run_prepared(prepared, progress=progress, cancel=cancel, state=state)
 
 
 def load_baseline(path: str) -> baseline.Snapshot:
@@ -178,9 +196,12 @@ def emit(
             else:
                 writer.write_report(path, writer.stream(fmt, report, options=opts, path=path))
         except OSError as exc:
-            failed.append(f"-o {fmt}={path or '-'}: cannot write: {exc.strerror or exc}")
-            if path is None or path == "-":
+            to_stdout = path is None or path == "-" or writer.goes_to_stdout(path)
+            if to_stdout:
                 _drop_stdout()
+            # `check | head -1`: the reader took what it wanted and left; that is no failed report.
+            if not (to_stdout and exc.errno == errno.EPIPE):
+                failed.append(f"-o {fmt}={path or '-'}: cannot write: {exc.strerror or exc}")
     return failed
 
 

@@ -3,6 +3,7 @@ so that `--help` stays instant."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import ipaddress
 import json
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from preflight import TOOL_NAME, __version__, model
+from preflight.cancel import Cancellation
 from preflight.errors import ConfigError
 from preflight.interrupt import Guard, Interrupted, exit_now
 from preflight.settings import (
@@ -63,8 +65,10 @@ def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
         parsed = [writer.parse_output_spec(s) for s in specs] or [("console", None)]
     except ValueError as exc:
         die(str(exc))
-    if sum(1 for _, p in parsed if p in (None, "-")) > 1:
-        die("only one output format can go to stdout; give the others a path (FORMAT=PATH)")
+    on_stdout = [f"{fmt}={path}" if path else fmt for fmt, path in parsed if writer.goes_to_stdout(path)]
+    if len(on_stdout) > 1:
+        # Two formats interleaved on one stream are neither: /dev/stdout is stdout by another name.
+        die(f"only one output format can go to stdout ({', '.join(on_stdout)}); give the others a path (FORMAT=PATH)")
     try:
         writer.check_outputs(parsed)  # here, before the checks and SDKs load: a typo costs no time
     except writer.OutputError as exc:
@@ -83,7 +87,7 @@ def execute(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int, str], None] | None = None,
-    guard: Guard | None = None,
+    cancel: Cancellation | None = None,
     options: Any = None,
 ) -> RunReport:
     """The `check` command around :func:`preflight.app.run`: bad input exits 2 before any probe runs;
@@ -93,35 +97,39 @@ def execute(
         from preflight import app
 
         app.check_outputs(outputs)
-        report = app.run(request, settings, include=include, exclude=exclude, progress=progress, guard=guard)
+        report = app.run(request, settings, include=include, exclude=exclude, progress=progress, cancel=cancel)
     except ConfigError as exc:
         die(str(exc))
     except KeyboardInterrupt:
-        if guard is not None:
-            guard.raising = False
-        report = _startup_report(guard)
-    if guard is not None:
-        guard.raising = False  # a signal now waits for the reports; a second one still exits at once
+        report = _startup_report(cancel)
+    # From here (the runner made it so) a first signal waits for the reports; a second one still exits at once.
     from preflight import app
     from preflight.execcred import kill_running
 
     if report.aborted:
         kill_running()  # before writing: a report bound for a FIFO may wait for its reader
+    if cancel is not None and cancel.signum is not None:
+        import dataclasses
+
+        from preflight.reports.options import RenderOptions
+
+        # The reports state the code this process exits with: 143 after SIGTERM, not SIGINT's 130.
+        options = dataclasses.replace(options or RenderOptions(), interrupted_code=cancel.exit_code)
     failed = app.emit(report, outputs, options)
     for line in failed:
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)
-    if report.aborted or (guard is not None and guard.signum is not None):
+    if report.aborted or (cancel is not None and cancel.signum is not None):
         kill_running()
         what = "reports written" if not failed else f"{len(failed)} of {len(outputs)} outputs not written"
-        reason = report.aborted or f"interrupted by {guard.name if guard else 'a signal'} while writing reports"
+        reason = report.aborted or f"interrupted by {cancel.name if cancel else 'a signal'} while writing reports"
         # Probe threads may still be inside their deadlines; do not wait for them on the way out.
-        exit_now(guard.exit_code if guard else EXIT_INTERRUPTED, f"{TOOL_NAME}: {reason}; {what}")
+        exit_now(cancel.exit_code if cancel else EXIT_INTERRUPTED, f"{TOOL_NAME}: {reason}; {what}")
     if failed:
         sys.exit(EXIT_USAGE)
     return report
 
 
-def _startup_report(guard: Guard | None) -> RunReport:
+def _startup_report(cancel: Cancellation | None) -> RunReport:
     """Interrupted before the runner started: the reports still say so, with no cluster in them."""
     import datetime as dt
 
@@ -129,8 +137,8 @@ def _startup_report(guard: Guard | None) -> RunReport:
     from preflight.model import RunReport
 
     now = dt.datetime.now(dt.timezone.utc)
-    took = f" after {guard.elapsed():.0f}s" if guard else ""
-    name = f" by {guard.name}" if guard else ""
+    took = f" after {cancel.elapsed():.0f}s" if cancel else ""
+    name = f" by {cancel.name}" if cancel else ""
     return RunReport(
         tool_name=preflight.TOOL_NAME,
         tool_version=preflight.__version__,
@@ -164,6 +172,7 @@ def _settings(**kw: Any) -> Settings:
         meshery_namespace=kw["meshery_namespace"],
         default_mode=kw["meshsync_default_mode"],
         disable_operator=kw["disable_operator"],
+        server_vantage=kw["server_vantage"],
         large_cluster_objects=kw["large_cluster_objects"],
         gcp_api_endpoint=kw["gcp_api_endpoint"],
         azure_cloud=kw["azure_cloud"],
@@ -322,6 +331,14 @@ def policy_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             envvar="DISABLE_OPERATOR",
             show_envvar=True,
             help="Meshery Server never deploys the Operator (DISABLE_OPERATOR=true).",
+        ),
+        click.option(
+            "--server-vantage",
+            type=click.Choice(["host", "docker"]),
+            default="host",
+            show_default=True,
+            help="Where Meshery Server runs on this workstation: docker (mesheryctl's default platform) means "
+            "loopback addresses (127.0.0.1, localhost, ::1) are its container's own, not this machine's.",
         ),
         click.option(
             "--large-cluster-objects",
@@ -517,13 +534,15 @@ def check_cmd(
     **kw: Any,
 ) -> None:
     """Check every selected cluster and report."""
-    guard = Guard(_second_signal).install()
+    cancel = Guard(_second_signal).install().cancel
     try:
         from preflight.plan import Request
         from preflight.reports.options import RenderOptions
 
         if in_cluster and (kubeconfigs or contexts):
             die("--in-cluster cannot be combined with --kubeconfig or --context")
+        if in_cluster and kw["server_vantage"] == "docker":
+            die("--server-vantage docker is a Server on a workstation; --in-cluster is a Server inside the cluster")
         if in_cluster and shard:
             die("--shard splits the contexts of a kubeconfig or fleet file; --in-cluster checks one cluster")
         if fail_on == "new" and not baseline:
@@ -540,9 +559,9 @@ def check_cmd(
         progress = _progress if sys.stderr.isatty() else None
         settings = _settings(**kw)
         if fingerprint_key_file:
-            settings.fingerprint_key = _fingerprint_key(fingerprint_key_file)
+            settings = dataclasses.replace(settings, fingerprint_key=_fingerprint_key(fingerprint_key_file))
         options = RenderOptions(verbose=verbose, fail_on=fail_on)
-        report = execute(request, settings, parsed, include, exclude, progress, guard, options)
+        report = execute(request, settings, parsed, include, exclude, progress, cancel, options)
         if pushgateway:
             from pathlib import Path
 
@@ -555,7 +574,7 @@ def check_cmd(
                 die(str(exc))
     except Interrupted:
         # Before the outputs were known: nothing to write yet.
-        exit_now(guard.exit_code, f"{TOOL_NAME}: interrupted by {guard.name} during start-up; no report written")
+        exit_now(cancel.exit_code, f"{TOOL_NAME}: interrupted by {cancel.name} during start-up; no report written")
     sys.exit(exit_code(report, fail_on))
 
 
@@ -640,8 +659,7 @@ def serve_cmd(
     **kw: Any,
 ) -> None:
     """Check the fleet every --interval and serve the results to Prometheus (and people) over HTTP."""
-    guard = Guard(_second_signal).install()
-    guard.raising = False  # a signal ends the serve loop; it never interrupts a request mid-answer
+    cancel = Guard(_second_signal).install().cancel
     from preflight.plan import Request
     from preflight.serve import command
 
@@ -653,13 +671,15 @@ def serve_cmd(
         die(f"--listen {exc}")
     settings = _settings(**kw)
     if fingerprint_key_file:
-        settings.fingerprint_key = _fingerprint_key(fingerprint_key_file)
+        settings = dataclasses.replace(settings, fingerprint_key=_fingerprint_key(fingerprint_key_file))
     request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
     options = command.Options(address, interval, jitter, cloud_cache_ttl, log_format, probe_timeout_margin)
     try:
-        command.serve(request, settings, include, exclude, options, guard)
+        command.serve(request, settings, include, exclude, options, cancel)
     except ConfigError as exc:
         die(str(exc))
+    except Interrupted:  # stopped during start-up, before it served: nothing to close
+        exit_now(EXIT_OK)
 
 
 @main.command("merge")
@@ -670,7 +690,7 @@ def serve_cmd(
     "outputs",
     multiple=True,
     metavar="FORMAT[=PATH]",
-    help="Report format (console, json, junit, prometheus, markdown), to stdout or PATH. Repeatable.",
+    help="Report format (console, json, junit, html, prometheus, markdown), to stdout or PATH. Repeatable.",
 )
 @click.option(
     "--fail-on",
@@ -686,12 +706,28 @@ def serve_cmd(
     default=None,
     help="The key every run was given: a report fingerprinted with another key is an error.",
 )
+@click.option(
+    "--pushgateway",
+    metavar="URL",
+    default=None,
+    help="Also push the merged report's metrics to this Prometheus Pushgateway (grouping key shard=all): "
+    "the fleet's metrics once, for shards that did not push their own.",
+)
+@click.option(
+    "--cluster-set",
+    metavar="NAME",
+    default="default",
+    show_default=True,
+    help="Name of this set of clusters in the Pushgateway grouping key.",
+)
 def merge_cmd(
     reports: tuple[str, ...],
     outputs: tuple[str, ...],
     fail_on: str,
     baseline: str | None,
     fingerprint_key_file: str | None,
+    pushgateway: str | None,
+    cluster_set: str,
 ) -> None:
     """One fleet report from the JSON reports of several runs (regions, shards)."""
     from preflight import app
@@ -701,17 +737,35 @@ def merge_cmd(
         die("merge needs one or more JSON reports: merge A.json B.json ... -o FORMAT[=PATH]")
     if fail_on == "new" and not baseline:
         die("--fail-on new needs --baseline PREVIOUS.json")
+    if pushgateway:
+        from preflight.reports.prometheus import check_url
+
+        if problem := check_url(pushgateway):
+            die(f"--pushgateway: {problem}")
     parsed = parse_outputs(outputs)
     key = _fingerprint_key(fingerprint_key_file) if fingerprint_key_file else None
     try:
         report = app.merge_files(list(reports), baseline_path=baseline, fingerprint_key=key)
     except ConfigError as exc:
         die(str(exc))
+    from preflight.merge import missing_in
+
+    if missing := missing_in(report):
+        click.echo(
+            f"{TOOL_NAME}: warning: merge: shard {', '.join(missing)} missing: the fleet checks are not decided "
+            "(error) until every shard's report is merged",
+            err=True,
+        )
     failed = app.emit(report, parsed, RenderOptions(fail_on=fail_on))
     for line in failed:
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)
     if failed:
         sys.exit(EXIT_USAGE)
+    if pushgateway:
+        try:
+            app.push_metrics(report, pushgateway, cluster_set=cluster_set, timeout=DEFAULT_CONNECT_TIMEOUT_S * 2)
+        except ConfigError as exc:
+            die(str(exc))
     sys.exit(exit_code(report, fail_on))
 
 
@@ -745,6 +799,8 @@ def list_checks(as_json: bool) -> None:
 @click.argument("check_id")
 def explain(check_id: str) -> None:
     """What a check verifies, why it matters for Meshery, and how to fix it."""
+    from preflight.docs import meshery_words
+
     registry = _registry()
     if check_id not in registry:
         die(f"unknown check id {check_id!r} (see `{TOOL_NAME} list-checks`)")
@@ -761,6 +817,7 @@ def explain(check_id: str) -> None:
         "How to fix:",
         f"  {c.remediation}",
         "",
+        *([f"In Meshery's words: {words}", ""] if (words := meshery_words(c)) else []),
         f"Docs: {c.docs_url}",
     ]
     click.echo("\n".join(lines))

@@ -1,4 +1,4 @@
-"""What a probe receives: its cluster, the run's settings, and facts earlier checks established."""
+"""What a probe receives: its cluster, the run's settings and state, and facts earlier checks established."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from preflight.facts import Fact, MissingFact
 from preflight.fingerprint import FingerprintKey
 from preflight.kube import KubeAPI
 from preflight.model import CredentialRef, FleetMember, Result
-from preflight.redact import Redactor
+from preflight.once import Once
+from preflight.runstate import RunState
 from preflight.settings import Settings
 from preflight.targets import ClusterTarget, normalized_server
 
@@ -23,14 +24,14 @@ T = TypeVar("T")
 class ClusterContext:
     target: ClusterTarget
     settings: Settings
+    # The run's changing state (cloud reads, redactor, fingerprint key): the runner hands every cluster its run's.
+    state: RunState = field(default_factory=RunState)
     # Typed facts checks establish for later ones (set_fact / fact), and cached cluster reads (memo).
     _facts: dict[str, Any] = field(default_factory=dict)
-    _memo: dict[str, Any] = field(default_factory=dict)
+    _memo: Once = field(default_factory=Once)
     _fleet_facts: dict[str, Any] = field(default_factory=dict)
-    _memo_locks: dict[str, threading.Lock] = field(default_factory=dict)
     results: dict[str, Result] = field(default_factory=dict)
     deadline: float = float("inf")
-    redactor: Redactor | None = None
     _api: KubeAPI | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -44,13 +45,17 @@ class ClusterContext:
     def api(self) -> KubeAPI:
         with self._lock:
             if self._api is None:
-                self._api = KubeAPI(self.target, self.settings.connect_timeout, self.settings.exec_timeout)
+                self._api = KubeAPI(
+                    self.target, self.settings.connect_timeout, self.settings.exec_timeout, self.add_secrets
+                )
             return self._api
 
     def add_secret(self, secret: str) -> None:
         """A secret a probe read from the cluster: scrubbed from every result from now on."""
-        if self.redactor is not None:
-            self.redactor.add([secret])
+        self.add_secrets([secret])
+
+    def add_secrets(self, secrets: list[str]) -> None:
+        self.state.redactor.add(secrets)
 
     def set_fact(self, fact: Fact[T], value: T) -> None:
         with self._lock:
@@ -88,25 +93,9 @@ class ClusterContext:
             return value
 
     def memo(self, key: str, compute: Callable[[], T]) -> T:
-        """Compute a cluster read once, for every check and thread that asks (Broker, Services, nodes, connects).
-
-        Concurrent callers of one key wait for the first one's computation (one lock per key), so e.g.
-        two candidates on one address cost one connect. A computation that raises is not remembered.
-        """
-        with self._lock:
-            if key in self._memo:
-                done: T = self._memo[key]
-                return done
-            key_lock = self._memo_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._memo:
-                    cached: T = self._memo[key]
-                    return cached
-            value = compute()
-            with self._lock:
-                self._memo[key] = value
-            return value
+        """Compute a cluster read once, for every check and thread that asks (Broker, Services, nodes, connects):
+        two candidates on one address cost one connect. A computation that raises is not remembered."""
+        return self._memo.get(key, compute)
 
     def close(self) -> None:
         if self._api is not None:

@@ -6,6 +6,7 @@ only a :class:`RunReport`. Nothing here performs I/O, so the model stays importa
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ class Status(str, Enum):
     MUTED = "muted"
 
 
+# The order statuses are listed and counted in (summaries, JSON keys, the Prometheus gauge's values):
+# a display order, not a ranking.
 STATUS_ORDER: tuple[Status, ...] = (
     Status.PASS,
     Status.WARN,
@@ -39,20 +42,41 @@ STATUS_ORDER: tuple[Status, ...] = (
     Status.MUTED,
 )
 
-# How bad a status is, for --fail-on. `error` ranks with `fail`: an undecided probe must not pass CI.
+# THE ranking, best first, behind every "worst status" of the tool: a cluster's status in every report format,
+# a matrix cell, worst-first tables, and a check combining findings. A decided failure outranks an undecided
+# error (both fail a run: see STATUS_RANK); a live warning outranks a muted problem (someone looked at it); a
+# muted problem outranks a skip that says what to fix, and that a pass. Checks that do not apply
+# (:func:`is_not_applicable`) never count towards a status.
+SEVERITY_ORDER: tuple[Status, ...] = (
+    Status.PASS,
+    Status.SKIP,
+    Status.MUTED,
+    Status.WARN,
+    Status.ERROR,
+    Status.FAIL,
+)
+_SEVERITY: dict[Status, int] = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+
+# The gate level of a status, for --fail-on and --baseline: SEVERITY_ORDER coarsened (it never contradicts it).
+# `error` gates with `fail`: an undecided probe must not pass CI.
 STATUS_RANK: dict[Status, int] = {
     Status.PASS: 0,
     Status.SKIP: 0,
     Status.MUTED: 0,
     Status.WARN: 1,
-    Status.FAIL: 2,
     Status.ERROR: 2,
+    Status.FAIL: 2,
 }
 
 
-def status_key(status: Status) -> tuple[int, int]:
-    """Worse sorts higher: STATUS_RANK first, then STATUS_ORDER (a skip above a pass, an error above a fail)."""
-    return STATUS_RANK[status], STATUS_ORDER.index(status)
+def severity(status: Status) -> int:
+    """How bad ``status`` is in :data:`SEVERITY_ORDER` (higher is worse): the sort key for worst-first."""
+    return _SEVERITY[status]
+
+
+def worst(statuses: Iterable[Status], default: Status = Status.PASS) -> Status:
+    """The worst of ``statuses`` by :data:`SEVERITY_ORDER`; ``default`` when there is none."""
+    return max(statuses, key=severity, default=default)
 
 
 class Severity(str, Enum):
@@ -68,6 +92,22 @@ class Scope(str, Enum):
     FLEET = "fleet"
 
 
+# Meshery Server's own diagnostics per connection, as its UI shows them. A result that corresponds to one
+# carries it (`meshery_code`), so a user can match a finding with what Meshery says.
+MESHERY_CODES: tuple[str, ...] = (
+    "connection_inactive",
+    "operator_not_deployed",
+    "operator_deploy_failed",
+    "broker_unreachable",
+    "broker_networking",
+)
+
+
+def _known_meshery_code(code: str | None) -> None:
+    if code is not None and code not in MESHERY_CODES:
+        raise ValueError(f"unknown Meshery diagnostic {code!r}; one of {', '.join(MESHERY_CODES)}")
+
+
 @dataclass(frozen=True)
 class Finding:
     """What a probe decides. ``remediation`` overrides the check's default when the cause is known."""
@@ -76,10 +116,13 @@ class Finding:
     message: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
     remediation: str | None = None
+    # The Meshery diagnostic this finding is (overrides the check's default for a fail); see MESHERY_CODES.
+    meshery_code: str | None = None
     # The classified cause, a code from preflight.reasons (a bounded metric label); None: derived from the status.
     reason: str | None = None
 
     def __post_init__(self) -> None:
+        _known_meshery_code(self.meshery_code)
         _validate_reason(self.reason)
 
 
@@ -88,11 +131,11 @@ def passed(message: str, **evidence: Any) -> Finding:
 
 
 def warn(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.WARN, message, evidence, remediation, reason)
+    return Finding(Status.WARN, message, evidence, remediation, reason=reason)
 
 
 def fail(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.FAIL, message, evidence, remediation, reason)
+    return Finding(Status.FAIL, message, evidence, remediation, reason=reason)
 
 
 def skip(message: str, **evidence: Any) -> Finding:
@@ -100,12 +143,12 @@ def skip(message: str, **evidence: Any) -> Finding:
 
 
 def error(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.ERROR, message, evidence, remediation, reason)
+    return Finding(Status.ERROR, message, evidence, remediation, reason=reason)
 
 
-def worst(findings: Iterable[Finding]) -> Finding:
-    """The finding with the worst status (the first of equals)."""
-    return max(findings, key=lambda f: status_key(f.status))
+def in_meshery_terms(code: str, finding: Finding) -> Finding:
+    """``finding`` as the Meshery diagnostic ``code`` (one of MESHERY_CODES), whatever its status."""
+    return dataclasses.replace(finding, meshery_code=code)
 
 
 class Stop(Exception):
@@ -159,6 +202,14 @@ class Check:
     prepare: Callable[[Sequence[Any]], None] | None = None
     # Budget for the probe as a multiple of --connect-timeout; probes that make several calls ask for more.
     timeout_factor: float = 2.0
+    # The Meshery diagnostic (MESHERY_CODES) a fail of this check is, unless the probe names one; `meshery_codes`:
+    # the others its findings may name. Both are documented per check.
+    meshery_code: str | None = None
+    meshery_codes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for code in (self.meshery_code, *self.meshery_codes):
+            _known_meshery_code(code)
 
     @property
     def docs_url(self) -> str:
@@ -179,8 +230,25 @@ class Result:
     duration_s: float
     # Set only when the run is compared with a baseline (--baseline): one of CHANGES.
     change: str | None = None
+    # The Meshery diagnostic this result corresponds to (MESHERY_CODES), when it is one.
+    meshery_code: str | None = None
     # The finding's classified cause (a preflight.reasons code), None when it had none.
     reason: str | None = None
+
+
+def is_not_applicable(result: Result) -> bool:
+    """A skip with nothing to fix: the check does not apply here (embedded mode, another cloud). The one
+    test for it; such results never make a cluster look worse than a pass."""
+    return result.status is Status.SKIP and not result.remediation
+
+
+def applicable(results: Iterable[Result]) -> list[Result]:
+    return [r for r in results if not is_not_applicable(r)]
+
+
+def cluster_status(results: Iterable[Result]) -> Status:
+    """A cluster's (or the fleet checks') status in every report: the worst of the checks that apply there."""
+    return worst(r.status for r in applicable(results))
 
 
 def summarize(results: list[Result]) -> dict[str, int]:

@@ -5,6 +5,7 @@ Shared by `check` and `demo`, so the demo exercises exactly the path users run.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,10 +68,15 @@ def _fleet_contexts_exist(fleet: FleetFile, merged: kubeconfig.MergedKubeconfig)
 def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str, str]) -> Plan:
     part = sharding.parse(req.shard, env) if req.shard else None
     fleet = fleetfile.load(Path(req.fleet)) if req.fleet else None
-    settings.origin_cidrs = _origins(req.origins) or (fleet.origin_cidrs if fleet else [])
+    settings = dataclasses.replace(
+        settings, origin_cidrs=_origins(req.origins) or (fleet.origin_cidrs if fleet else [])
+    )
     if fleet:
-        settings.latency_warn_ms = fleet.thresholds.get("latency_warn_ms", settings.latency_warn_ms)
-        settings.latency_fail_ms = fleet.thresholds.get("latency_fail_ms", settings.latency_fail_ms)
+        settings = dataclasses.replace(
+            settings,
+            latency_warn_ms=fleet.thresholds.get("latency_warn_ms", settings.latency_warn_ms),
+            latency_fail_ms=fleet.thresholds.get("latency_fail_ms", settings.latency_fail_ms),
+        )
         if settings.latency_warn_ms > settings.latency_fail_ms:
             raise ConfigError(
                 f"{fleet.path}: thresholds: latency warn {settings.latency_warn_ms:g} ms exceeds latency fail "
@@ -86,6 +92,7 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
         mutes.append(MuteRule(m.check, m.cluster, m.reason))
 
     mode = settings.default_mode
+    targets.check_proxy_environment(env)
     if req.in_cluster:
         sa = {"sa_dir": Path(req.service_account_dir)} if req.service_account_dir else {}
         chosen = [targets.in_cluster_target(env, **sa)]
@@ -104,6 +111,7 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
     for t in chosen:
         entry = fleet.cluster(t.name) if fleet else None
         t.mode = (entry.meshsync_mode if entry else None) or mode
+        t.mode_from_fleet = bool(entry and entry.meshsync_mode)
         t.declared_provider = entry.provider if entry and entry.provider else None
         t.provider = provider.detect(t).provider
         if entry:

@@ -1,7 +1,13 @@
 """Run checks over a fleet: clusters concurrently, each cluster's checks in dependency order.
 
-A cluster's probes run on its own daemon thread (Prober), each waited for at most its budget, so a probe
+How a run executes, top down: the clusters are checked here (:func:`_check_here`, a thread pool of
+``--parallel``) or dealt to forked workers that each do the same with their share (:func:`_check_in_workers`);
+a cluster's probes run on its own daemon thread (Prober), each waited for at most its budget, so a probe
 stuck in a socket or a plugin costs its cluster at most that budget and never holds up another cluster or the exit.
+
+The runner creates the run's :class:`RunState` and is the only writer of its :class:`Cancellation` (see
+preflight/cancel.py). Every path that ends a cluster early (its budget, an internal error, a signal, a worker
+that died) still gives every selected check of that cluster a result, saying why.
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ import dataclasses
 import datetime as dt
 import gc
 import math
-import os
 import queue
 import signal
 import threading
@@ -22,8 +27,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import preflight
+from preflight.cancel import Cancellation
 from preflight.context import ClusterContext, FleetContext
-from preflight.interrupt import Guard
+from preflight.interrupt import exit_now
 from preflight.model import (
     Check,
     ClusterReport,
@@ -36,6 +42,7 @@ from preflight.model import (
     error,
 )
 from preflight.redact import Redactor
+from preflight.runstate import RunState
 from preflight.settings import Settings
 
 # How often the runner looks for a signal while it waits on clusters.
@@ -140,6 +147,7 @@ def _to_result(
         docs_url=chk.docs_url,
         evidence=redactor.value(evidence),
         duration_s=round(duration, 3),
+        meshery_code=finding.meshery_code or (chk.meshery_code if finding.status is Status.FAIL else None),
         reason=finding.reason,
     )
 
@@ -200,16 +208,20 @@ def _relate(chk: Check, finding: Finding, raw: dict[str, Status]) -> Finding:
         f"{finding.message} [a separate problem from {names}, reported above]",
         {**finding.evidence, "independent_of": also},
         finding.remediation,
-        finding.reason,
+        reason=finding.reason,
     )
 
 
 def run_cluster(
-    ctx: ClusterContext, checks: Sequence[Check], mutes: Sequence[MuteRule], redactor: Redactor
+    ctx: ClusterContext, checks: Sequence[Check], mutes: Sequence[MuteRule], redactor: Redactor | None = None
 ) -> list[Result]:
+    """One cluster's checks in order within its budget; results are redacted with the run state's redactor
+    (``redactor``, when given, becomes it: a cluster checked on its own, as tests do)."""
+    if redactor is not None:
+        ctx.state.redactor = redactor
     start = time.monotonic()
     ctx.deadline = start + ctx.settings.cluster_timeout
-    ctx.redactor = redactor
+    redactor = ctx.state.redactor
     raw: dict[str, Status] = {}
     roots: dict[str, str] = {}
     why: dict[str, str] = {}  # a not-applicable check's reason, inherited by its dependants
@@ -295,15 +307,19 @@ def run_fleet_checks(
 
 
 @dataclasses.dataclass(frozen=True)
-class _Run:
+class _Batch:
     """What every cluster of one run is checked with, in this process or in a worker."""
 
     checks: Sequence[Check]
     settings: Settings
     mutes: Sequence[MuteRule]
-    redactor: Redactor
+    state: RunState
     started: float  # time.monotonic() when the clusters started
-    guard: Guard | None
+    cancel: Cancellation | None
+
+    @property
+    def redactor(self) -> Redactor:
+        return self.state.redactor
 
     def report(self, ctx: ClusterContext, results: list[Result]) -> ClusterReport:
         return ClusterReport(
@@ -312,7 +328,7 @@ class _Run:
             provider=ctx.target.provider,
             mode=ctx.target.mode or "embedded",
             results=results,
-            member=_redacted(ctx.member(self.settings.fingerprint_key), self.redactor),
+            member=_redacted(ctx.member(self.state.fingerprint_key), self.redactor),
         )
 
     def all_as(self, ctx: ClusterContext, finding: Finding) -> ClusterReport:
@@ -333,18 +349,18 @@ class Clusters:
         return f"interrupted: {len(self.unfinished)} of {len(self.reports)} clusters did not finish"
 
 
-def _run_here(contexts: Sequence[ClusterContext], run: _Run, progress: Callable[[str], None]) -> Clusters:
+def _check_here(contexts: Sequence[ClusterContext], batch: _Batch, progress: Callable[[str], None]) -> Clusters:
     """Every cluster of ``contexts`` in this process, ``settings.parallel`` at a time."""
     by_name: dict[str, list[Result]] = {}
     interrupted = False
-    guard = run.guard
+    cancel = batch.cancel
     # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
-    pool = ThreadPoolExecutor(max_workers=max(1, run.settings.parallel), thread_name_prefix="cluster")
+    pool = ThreadPoolExecutor(max_workers=max(1, batch.settings.parallel), thread_name_prefix="cluster")
     try:
-        futures = {pool.submit(run_cluster, c, run.checks, run.mutes, run.redactor): c for c in contexts}
+        futures = {pool.submit(run_cluster, c, batch.checks, batch.mutes): c for c in contexts}
         pending = set(futures)
         while pending:
-            if guard is not None and guard.event.is_set():
+            if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt
             done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -352,10 +368,13 @@ def _run_here(contexts: Sequence[ClusterContext], run: _Run, progress: Callable[
                 try:
                     by_name[ctx.name] = fut.result()
                 except Exception as exc:  # the runner's own bug must cost one cluster, not the run
-                    broken = error(f"internal error: {type(exc).__name__}: {exc}")
-                    by_name[ctx.name] = [_to_result(c, broken, 0.0, ctx.name, (), run.redactor) for c in run.checks[:1]]
+                    broken = error(
+                        f"internal error: {type(exc).__name__}: {exc}",
+                        remediation="Run the check again; if it recurs, report the problem with this message.",
+                    )
+                    by_name[ctx.name] = _finished_or(ctx, batch, broken)
                 progress(ctx.name)
-        if guard is not None and guard.event.is_set():
+        if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
@@ -363,18 +382,25 @@ def _run_here(contexts: Sequence[ClusterContext], run: _Run, progress: Callable[
         pool.shutdown(wait=not interrupted, cancel_futures=True)
     unfinished = [c.name for c in contexts if c.name not in by_name]
     if unfinished:
-        lost = _unfinished(run.started)
+        lost = _unfinished(batch.started)
         for ctx in contexts:
             if ctx.name not in by_name:
-                done_now = dict(ctx.results)  # the cluster's thread may still be adding to it
-                by_name[ctx.name] = [
-                    done_now[c.id] if c.id in done_now else _to_result(c, lost, 0.0, ctx.name, (), run.redactor)
-                    for c in run.checks
-                ]
-    return Clusters({c.name: run.report(c, by_name[c.name]) for c in contexts}, unfinished)
+                by_name[ctx.name] = _finished_or(ctx, batch, lost)
+    return Clusters({c.name: batch.report(c, by_name[c.name]) for c in contexts}, unfinished)
 
 
-def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progress: Callable[[str], None]) -> Clusters:
+def _finished_or(ctx: ClusterContext, batch: _Batch, cause: Finding) -> list[Result]:
+    """Every selected check of a cluster that ended early: what it decided, the rest ``cause``."""
+    done_now = dict(ctx.results)  # the cluster's thread may still be adding to it
+    return [
+        done_now[c.id] if c.id in done_now else _to_result(c, cause, 0.0, ctx.name, (), batch.redactor)
+        for c in batch.checks
+    ]
+
+
+def _check_in_workers(
+    contexts: Sequence[ClusterContext], count: int, batch: _Batch, progress: Callable[[str], None]
+) -> Clusters:
     """The clusters dealt round-robin, one share per worker process, gathered here.
 
     Not ``--shard``'s hash: a shard's contexts all have the same hash modulo its shard count, so with
@@ -382,56 +408,53 @@ def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progr
     runs of similar clusters (a region, a broken VPN) over the workers."""
     from preflight import kube, workers
     from preflight.execcred import kill_running
+    from preflight.sharedreads import Channel, ReadServer, WorkerCloudReads
 
     kube.preload()  # once, before the fork, rather than once per worker
     shares = [list(contexts[i::count]) for i in range(count)]
-    guard = run.guard
+    cancel = batch.cancel
     in_worker = dataclasses.replace(
-        run, settings=dataclasses.replace(run.settings, parallel=workers.share_size(run.settings.parallel, count))
+        batch, settings=dataclasses.replace(batch.settings, parallel=workers.share_size(batch.settings.parallel, count))
     )
 
-    def work(share: list[ClusterContext], report: Callable[[str], None]) -> Clusters:
-        done = _run_here(share, in_worker, report)
+    def work(share: list[ClusterContext], channel: Channel) -> Clusters:
+        # This process's copy of the run state: its cloud reads are answered by the parent from here on.
+        batch.state.cloud = WorkerCloudReads(channel, batch.state.cloud)
+        done = _check_here(share, in_worker, channel)
         if done.unfinished:
             kill_running()
         return done
 
-    def stop() -> None:
-        if guard is not None:
-            guard.signum = guard.signum or signal.SIGTERM
-            guard.event.set()
+    def stop() -> None:  # in a worker, when its parent says stop: the worker's own first request
+        if cancel is not None and not cancel.is_set():
+            cancel.ask_to_stop(signal.SIGTERM)
 
     def quietly(code: int) -> None:
         kill_running()
-        os._exit(code)
+        exit_now(code)
 
-    on_second = guard.on_second if guard is not None else None
-    if guard is not None:
-        # In a worker, a second signal ends that worker at once, without the parent's last words on stderr.
-        guard.on_second = quietly
-    try:
+    # In a worker, a second signal ends that worker at once, without the parent's last words on stderr.
+    with cancel.second_request_does(quietly) if cancel is not None else contextlib.nullcontext():
         outs = workers.fan_out(
             shares,
             work,
             progress=progress,
-            stop=guard.event if guard is not None else None,
+            stop=cancel,
             on_stop=stop,
             on_orphaned=kill_running,
-            grace=max(5.0, run.settings.connect_timeout * 2),
+            grace=max(5.0, batch.settings.connect_timeout * 2),
             limit=_share_limit(shares, in_worker.settings.parallel),
+            server=ReadServer(batch.state.cloud),
         )
-    finally:
-        if guard is not None and on_second is not None:
-            guard.on_second = on_second
     gathered = Clusters({})
-    interrupted = guard is not None and guard.event.is_set()
+    interrupted = cancel is not None and cancel.is_set()
     for share, out in zip(shares, outs, strict=True):
         if isinstance(out, Clusters):
             gathered.reports.update(out.reports)
             gathered.unfinished += out.unfinished
         elif interrupted:  # no answer after the signal: its clusters were not finished
-            lost = _unfinished(run.started)
-            gathered.reports.update({c.name: run.all_as(c, lost) for c in share})
+            lost = _unfinished(batch.started)
+            gathered.reports.update({c.name: batch.all_as(c, lost) for c in share})
             gathered.unfinished += [c.name for c in share]
         else:
             # A crash or the OOM killer: its clusters were not checked (an `error` each); the others' results stand.
@@ -439,7 +462,7 @@ def _in_workers(contexts: Sequence[ClusterContext], count: int, run: _Run, progr
                 f"not checked: the worker process checking this cluster {out}",
                 remediation="Run the check again; if it recurs, run with --workers 1 and report the problem.",
             )
-            gathered.reports.update({c.name: run.all_as(c, lost) for c in share})
+            gathered.reports.update({c.name: batch.all_as(c, lost) for c in share})
     return gathered
 
 
@@ -456,20 +479,26 @@ def run_fleet(
     fleet_checks: Sequence[Check],
     settings: Settings,
     mutes: Sequence[MuteRule] = (),
-    redactor: Redactor | None = None,
+    state: RunState | None = None,
     progress: Progress | None = None,
-    guard: Guard | None = None,
+    cancel: Cancellation | None = None,
 ) -> RunReport:
-    """``guard``: the run's signal guard; while clusters run, a signal is polled for rather than raised."""
-    redactor = redactor or Redactor()
+    """Every cluster's checks, then the fleet checks. ``cancel``: the run's cancellation; while clusters run, a
+    stop request is polled for rather than raised. ``state``: the run's changing state (a caller's long-lived
+    cloud cache, say); default a fresh one. The fingerprint key of ``settings``, if any, is the one used."""
+    state = state or RunState()
+    if settings.fingerprint_key is not None:
+        state.fingerprint_key = settings.fingerprint_key
+    redactor = state.redactor
     for ctx in contexts:
+        ctx.state = state
         redactor.add(ctx.target.credential.secrets())
     started = dt.datetime.now(dt.timezone.utc)
     _prepare(cluster_checks, [c.target for c in contexts])
-    run = _Run(cluster_checks, settings, mutes, redactor, time.monotonic(), guard)
+    batch = _Batch(cluster_checks, settings, mutes, state, time.monotonic(), cancel)
     count = _worker_count(settings, len(contexts))
-    if guard is not None:
-        guard.raising = False  # from here a signal is polled for: the clusters' results must be kept
+    if cancel is not None:
+        cancel.poll_from_now()
     finished: set[str] = set()
 
     def cluster_progress(name: str) -> None:
@@ -482,9 +511,9 @@ def run_fleet(
     gc.freeze()
     try:
         done = (
-            _in_workers(contexts, count, run, cluster_progress)
+            _check_in_workers(contexts, count, batch, cluster_progress)
             if count > 1
-            else _run_here(contexts, run, cluster_progress)
+            else _check_here(contexts, batch, cluster_progress)
         )
     finally:
         gc.unfreeze()
@@ -498,7 +527,7 @@ def run_fleet(
         aborted = "interrupted: every cluster finished, the fleet checks did not"
     if aborted is not None:
         ran = {r.check_id for r in fleet_results}
-        lost = _unfinished(run.started)
+        lost = _unfinished(batch.started)
         fleet_results.extend(
             _to_result(chk, lost, 0.0, "fleet", (), redactor) for chk in fleet_checks if chk.id not in ran
         )

@@ -1,12 +1,17 @@
-"""Run-wide settings: deadlines, thresholds and the Server's origin, with documented defaults."""
+"""Run-wide settings: deadlines, thresholds and the Server's origin, with documented defaults.
+
+Configuration only, and frozen: what changes while a run goes (cloud caches, call counts, breakers, the
+redactor's secrets, the fingerprint key in use) is the run's :class:`preflight.runstate.RunState`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from preflight.fingerprint import FingerprintKey, random_key
+from preflight.fingerprint import FingerprintKey
 
 DEFAULT_CONNECT_TIMEOUT_S = 3.0
 DEFAULT_EXEC_TIMEOUT_S = 10.0
@@ -19,7 +24,7 @@ DEFAULT_MESHERY_NAMESPACE = "meshery"
 DEFAULT_LARGE_CLUSTER_OBJECTS = 5000
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
     # Per-check budget; None derives it from connect_timeout and the check's timeout_factor.
@@ -38,6 +43,8 @@ class Settings:
     # Meshery Server's policy: MESHSYNC_DEFAULT_DEPLOYMENT_MODE and DISABLE_OPERATOR.
     default_mode: str = "embedded"
     disable_operator: bool = False
+    # Where Meshery Server runs on a workstation: "host", or "docker" (a container: loopback is its own).
+    server_vantage: str = "host"
     large_cluster_objects: int = DEFAULT_LARGE_CLUSTER_OBJECTS
     # Cloud endpoints, for sovereign clouds, private endpoints, proxies and tests.
     gcp_api_endpoint: str | None = None
@@ -48,22 +55,16 @@ class Settings:
     azure_credential: Callable[[str], Any] | None = None
     # CA file for the cloud APIs' HTTPS (a TLS-inspecting proxy's CA, a lab CA); default: the environment's.
     cloud_ca_file: str | None = None
-    # Keys the credential fingerprints (fleet.shared-credential); one --fingerprint-key-file makes runs comparable.
-    fingerprint_key: FingerprintKey = field(default_factory=random_key)
-    # Run-wide state shared by every cluster of one run (cloud describe results, call counts);
-    # with_overrides keeps the same object, so clusters share it.
-    shared: dict[str, Any] = field(default_factory=dict)
+    # Keys the credential fingerprints (fleet.shared-credential); one --fingerprint-key-file makes runs
+    # comparable. None: a random key per run (RunState.fingerprint_key).
+    fingerprint_key: FingerprintKey | None = None
 
     def with_overrides(self, overrides: dict[str, float]) -> Settings:
         """A copy with a cluster's own timeouts (fleet file) applied."""
-        s = Settings(**self.__dict__)
-        s.origin_cidrs = list(self.origin_cidrs)
-        if "connect" in overrides:
-            s.connect_timeout = overrides["connect"]
-        if "check" in overrides:
-            s.check_timeout = overrides["check"]
-        if "cluster" in overrides:
-            s.cluster_timeout = overrides["cluster"]
-        if "exec" in overrides:
-            s.exec_timeout = overrides["exec"]
-        return s
+        return dataclasses.replace(
+            self,
+            connect_timeout=overrides.get("connect", self.connect_timeout),
+            check_timeout=overrides.get("check", self.check_timeout),
+            cluster_timeout=overrides.get("cluster", self.cluster_timeout),
+            exec_timeout=overrides.get("exec", self.exec_timeout),
+        )

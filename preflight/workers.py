@@ -2,8 +2,9 @@
 
 One process checks clusters with threads, and at fleet scale its own CPU (Python holds one core at a time)
 becomes the bound. Workers are forked after planning, so they inherit the plan, the loaded modules and the
-signal guard without re-importing anything; each sends back what its share produced (pickled, over a
-pipe), and the parent carries on as if it had run them itself.
+run's cancellation without re-importing anything; each sends back what its share produced (pickled, over a
+pipe), and the parent carries on as if it had run them itself. While they run, the parent answers what
+they ask of the run's shared state over a second pipe (a ``server``: see :mod:`preflight.sharedreads`).
 
 Signals: Ctrl-C reaches every process of the terminal's group, and each one stops the way a single
 process would. A SIGTERM sent to the parent only is passed on to the workers as SIGUSR1 (a first signal
@@ -22,7 +23,10 @@ import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
+
+from preflight.interrupt import exit_now
+from preflight.sharedreads import Channel
 
 S = TypeVar("S")
 R = TypeVar("R")
@@ -92,62 +96,93 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), ORPHAN_SIGNAL)
 
 
+class Stoppable(Protocol):
+    """Whether the run was asked to stop (a threading.Event, the run's Cancellation)."""
+
+    def is_set(self) -> bool: ...
+
+
+class Server(Protocol):
+    """What the parent answers for its workers: replies as (worker index, message) pairs."""
+
+    def handle(self, worker: int, request: Any) -> list[tuple[int, Any]]: ...
+
+    def lost(self, worker: int) -> list[tuple[int, Any]]: ...
+
+
 def _child(
     share: S,
-    work: Callable[[S, Callable[[str], None]], R],
-    conn: Connection,
+    work: Callable[[S, Channel], R],
+    conn: Channel,
     on_stop: Callable[[], None],
     on_orphaned: Callable[[], object],
     parent: int,
 ) -> int:
     def orphaned(signum: int, frame: Any) -> None:
         on_orphaned()
-        os._exit(1)
+        exit_now(1)
 
     signal.signal(STOP_SIGNAL, lambda signum, frame: on_stop())
     signal.signal(ORPHAN_SIGNAL, orphaned)
     _die_with_parent(parent)
     try:
-        result = work(share, lambda name: conn.send(("progress", name)))
-        conn.send(("done", result))
+        result = work(share, conn)
+        conn.send("done", result)
         return 0
     except BaseException as exc:  # the parent reports this share's clusters as not checked, with this cause
         with contextlib.suppress(BaseException):
-            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+            conn.send("failed", f"{type(exc).__name__}: {exc}")
         return 1
 
 
 def fan_out(
     shares: Sequence[S],
-    work: Callable[[S, Callable[[str], None]], R],
+    work: Callable[[S, Channel], R],
     *,
     progress: Callable[[str], None],
-    stop: threading.Event | None,
+    stop: Stoppable | None,
     on_stop: Callable[[], None],
     on_orphaned: Callable[[], object],
     grace: float,
     limit: float,
+    server: Server | None = None,
 ) -> list[R | str]:
-    """``work(share, report_progress)`` in one forked process per share: per share its result, or a line saying
+    """``work(share, channel)`` in one forked process per share: per share its result, or a line saying
     why there is none (the worker raised, was killed, had not answered ``grace`` seconds after ``stop`` was
     set, or ``limit`` seconds after it started: the longest its share can take, so even a worker stuck for
-    good costs the run a deadline, not forever). ``on_stop`` runs in a worker told to stop; ``on_orphaned``
-    in one whose parent died."""
+    good costs the run a deadline, not forever). ``channel(name)`` reports progress; ``channel.ask`` and
+    ``channel.tell`` reach ``server``. ``on_stop`` runs in a worker told to stop; ``on_orphaned`` in one
+    whose parent died."""
     started = time.monotonic()
     workers: dict[Connection, tuple[int, int]] = {}
+    answers: dict[int, Connection] = {}
     parent = os.getpid()
     for index, share in enumerate(shares):
         read_fd, write_fd = os.pipe()
+        down_read, down_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(read_fd)
+            os.close(down_write)
+            for conn in list(workers) + list(answers.values()):  # the earlier workers' lines are not this one's
+                conn.close()
+            channel = Channel(Connection(write_fd, readable=False), Connection(down_read, writable=False))
             code = 1
             try:
-                code = _child(share, work, Connection(write_fd, readable=False), on_stop, on_orphaned, parent)
+                code = _child(share, work, channel, on_stop, on_orphaned, parent)
             finally:
-                os._exit(code)  # never back into the parent's code, its atexit hooks or its buffers
+                exit_now(code)  # never back into the parent's code, its atexit hooks or its buffers
         os.close(write_fd)
+        os.close(down_read)
         workers[Connection(read_fd, writable=False)] = (index, pid)
+        answers[index] = Connection(down_write, readable=False)
+
+    def answer(replies: Sequence[tuple[int, Any]]) -> None:
+        for to, message in replies:
+            if to in answers:
+                with contextlib.suppress(OSError):
+                    answers[to].send(message)
+
     outcomes: list[R | str] = [f"did not finish within its deadline of {limit:.0f}s"] * len(shares)
     pids = {pid: index for index, pid in workers.values()}
     give_up_at = started + limit
@@ -176,8 +211,15 @@ def fan_out(
                 if kind == "progress":
                     progress(payload)
                     continue
+                if kind == "ask":
+                    if server is not None:
+                        answer(server.handle(index, payload))
+                    continue
                 conn.close()
                 del workers[conn]
+                answers.pop(index).close()
+                if server is not None:
+                    answer(server.lost(index))
                 # Its pipe is closed: the worker is exiting, or already gone. Reaped now, not left a zombie.
                 del pids[pid]
                 status = _reap(pid)
@@ -191,6 +233,8 @@ def fan_out(
         _end([pid for _, pid in workers.values()])
         for conn in workers:
             conn.close()
+        for down in answers.values():
+            down.close()
         for pid in pids:
             _reap(pid)
     return outcomes

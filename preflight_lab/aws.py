@@ -24,6 +24,8 @@ import hashlib
 import ipaddress
 import json
 import logging
+import re
+import threading
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ __all__ = ["ACCOUNT", "AclEntry", "AwsLab", "EksLabCluster", "EksSetup", "SgRule
 
 ACCOUNT = "123456789012"  # moto's default account
 _AMI = "ami-12c6146b"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 _KEYS = {"AWS_ACCESS_KEY_ID": "AKIALABLABLABLAB0000", "AWS_SECRET_ACCESS_KEY": "lab-secret-not-a-real-key"}
 NODE_PORT_RANGE = (30000, 32767)
 
@@ -169,6 +172,8 @@ class AwsLab(Startable):
         self.clusters: dict[str, EksLabCluster] = {}
         self._clients: dict[str, Any] = {}
         self._vpcs = 0
+        self._requests: list[str] = []
+        self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -178,11 +183,35 @@ class AwsLab(Startable):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
+        self._log_requests(server)
         host, port = server.get_host_and_port()
         self._server, self.endpoint = server, f"http://{host}:{port}"
         # moto's backends are process-wide: start from an empty account whatever ran before.
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
         return self
+
+    def _log_requests(self, server: Any) -> None:
+        """Record the service of every API request moto answers (its own /moto-api aside)."""
+        wsgi = server._server  # werkzeug's server: its request handler calls wsgi.app per request
+        inner = wsgi.app
+
+        def logged(environ: dict[str, Any], start_response: Any) -> Any:
+            if not str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+                scope = _CREDENTIAL_SCOPE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+                with self._lock:
+                    self._requests.append(scope.group(1) if scope else "?")
+            return inner(environ, start_response)
+
+        wsgi.app = logged
+
+    def requests(self) -> list[str]:
+        """The service (from the request's SigV4 scope) of each API request answered since the last clear."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -78,6 +78,12 @@ _PORT_NAME = {"current": "nats", "classic": "client"}
 _DEFAULT_OPERATOR_VERSION = {"current": "v1.0.3", "classic": "v0.8.2"}
 _DEFAULT_SERVICE_TYPE = {"current": "ClusterIP", "classic": "LoadBalancer"}
 _NATS_IMAGE = {"current": "nats:2.10.22-alpine", "classic": "nats:2.1.9-alpine3.12"}
+# The labels the official NATS chart (release "meshery") puts on the pods its StatefulSet and Service select.
+_NATS_CHART_SELECTOR = {
+    "app.kubernetes.io/name": "nats",
+    "app.kubernetes.io/instance": "meshery",
+    "app.kubernetes.io/component": "nats",
+}
 _EVENTS = ["ADDED", "MODIFIED", "DELETED"]
 _TIMESTAMP = "2024-09-02T08:15:00Z"
 
@@ -354,6 +360,63 @@ def _workload(
     }
 
 
+def _broker_selector(setup: MesherySetup) -> dict[str, str]:
+    """What the broker's Service and StatefulSet select: the official NATS chart's labels (current), or classic's."""
+    if setup.generation == "current":
+        return dict(_NATS_CHART_SELECTOR)
+    return {"app.kubernetes.io/name": _SERVICE_NAME["classic"]}
+
+
+def _broker_workload(setup: MesherySetup, node: str) -> list[dict[str, Any]]:
+    """The broker's StatefulSet and its one pod (``<name>-0``), Running and ready unless ``broker_ready`` is off.
+
+    The current generation's are the official NATS chart's (containers nats and reloader, the chart's labels);
+    a pod that is not ready is crash-looping, the commonest way a NATS pod is not ready.
+    """
+    gen = setup.generation
+    assert gen is not None
+    name, ns = _SERVICE_NAME[gen], setup.namespace
+    containers: list[dict[str, Any]] = [
+        {"name": "nats", "image": _NATS_IMAGE[gen], "ports": [{"name": "nats", "containerPort": NATS_PORT}]}
+    ]
+    if gen == "current":
+        containers.append({"name": "reloader", "image": "natsio/nats-server-config-reloader:0.16.0"})
+    sts = _workload("StatefulSet", name, ns, "broker", containers, setup.broker_ready)
+    selector = _broker_selector(setup)
+    pod_labels = {**sts["spec"]["template"]["metadata"]["labels"], **selector}
+    sts["spec"]["selector"] = {"matchLabels": selector}
+    sts["spec"]["template"]["metadata"]["labels"] = pod_labels
+    pod_name = f"{name}-0"
+    statuses = []
+    for c in containers:
+        digest = hashlib.sha256(c["image"].encode()).hexdigest()
+        st: dict[str, Any] = {"name": c["name"], "image": c["image"], "imageID": f"{c['image']}@sha256:{digest}"}
+        st.update(ready=True, restartCount=0)
+        st["state"] = {"running": {"startedAt": _TIMESTAMP}}
+        if not setup.broker_ready and c["name"] == "nats":
+            st.update(ready=False, restartCount=7)
+            st["state"] = {
+                "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}
+            }
+        statuses.append(st)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "namespace": ns,
+            "labels": {**pod_labels, "statefulset.kubernetes.io/pod-name": pod_name},
+        },
+        "spec": {"containers": copy.deepcopy(containers), "nodeName": node},
+        "status": {
+            "phase": "Running",
+            "conditions": [_condition("Ready", setup.broker_ready, "", "")],
+            "containerStatuses": statuses,
+        },
+    }
+    return [sts, pod]
+
+
 def _broker_service(setup: MesherySetup, port: int) -> dict[str, Any]:
     gen = setup.generation
     assert gen is not None and setup.service_type is not None
@@ -382,7 +445,7 @@ def _broker_service(setup: MesherySetup, port: int) -> dict[str, Any]:
         "ipFamilyPolicy": "SingleStack",
         "internalTrafficPolicy": "Cluster",
         "sessionAffinity": "None",
-        "selector": {"app.kubernetes.io/name": name},
+        "selector": _broker_selector(setup),
         "ports": ports,
     }
     if exposed:
@@ -607,16 +670,7 @@ def meshery_objects(
                 setup.operator_ready,
             )
         )
-        objs.append(
-            _workload(
-                "StatefulSet",
-                _SERVICE_NAME[gen],
-                ns,
-                "broker",
-                [{"name": "nats", "image": _NATS_IMAGE[gen]}],
-                setup.broker_ready,
-            )
-        )
+        objs += _broker_workload(setup, node_objs[0]["metadata"]["name"])
         service = _broker_service(setup, port)
         objs.append(service)
         if gen == "current" and setup.secret_token:

@@ -19,11 +19,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from preflight.model import STATUS_ORDER, Result, RunReport, Status
+from preflight.model import (
+    SEVERITY_ORDER,
+    STATUS_ORDER,
+    Result,
+    RunReport,
+    Status,
+    applicable,
+    cluster_status,
+    severity,
+)
 
-from ._common import SEVERITY, plural
+from ._common import plural
 from .json_report import iso_utc, jsonable
-from .options import verdict
+from .options import EXIT_INTERRUPTED, verdict
 
 SYMBOLS: dict[Status, str] = {
     Status.PASS: "✔",
@@ -49,14 +58,10 @@ def fix_command(remediation: str) -> str | None:
     return rest[:end].rstrip(" .,") or None
 
 
-def _idle(r: Result) -> bool:
-    return r.status is Status.SKIP and not r.remediation
-
-
 def worst(results: Iterable[Result]) -> Status | None:
-    """The worst status, not counting checks that do not apply; None when nothing applied."""
-    statuses = [r.status for r in results if not _idle(r)]
-    return max(statuses, key=SEVERITY.__getitem__) if statuses else None
+    """The model's :func:`cluster_status`, or None when no check applied (a matrix cell shows that apart)."""
+    results = list(results)
+    return cluster_status(results) if applicable(results) else None
 
 
 @dataclass
@@ -93,7 +98,9 @@ def _data(report: RunReport) -> Iterator[str]:
         evidence = jsonable(dict(r.evidence)) or None
         command = fix_command(r.remediation) if r.status is not Status.PASS else None
         fix = [strings(r.remediation), strings(command) if command else -1]
-        return [r.check_id, r.status.value, strings(r.message), *fix, evidence]
+        # The Meshery diagnostic, only where there is one: rows stay as short as before.
+        coded = [r.meshery_code] if r.meshery_code else []
+        return [r.check_id, r.status.value, strings(r.message), *fix, evidence, *coded]
 
     yield Markup(f'{{"checks": {_safe_json(checks)}, "clusters": [')
     for i, c in enumerate(report.clusters):
@@ -114,7 +121,7 @@ def _cell(results: list[Result]) -> dict[str, str]:
     status = worst(results)
     if status is None:
         return {"status": NOT_APPLICABLE, "symbol": "·", "label": "not applicable" if results else "not run"}
-    problems = [r.check_id for r in results if SEVERITY[r.status] >= SEVERITY[Status.MUTED]]
+    problems = [r.check_id for r in results if severity(r.status) >= severity(Status.MUTED)]
     return {"status": status.value, "symbol": SYMBOLS[status], "label": ", ".join(problems) or status.value}
 
 
@@ -125,7 +132,7 @@ def _rows(report: RunReport, categories: list[str]) -> list[dict[str, Any]]:
         for r in c.results:
             by_cat[r.category].append(r)
         status = worst(c.results) or Status.PASS
-        problems = [r.check_id for r in c.results if SEVERITY[r.status] >= SEVERITY[Status.WARN]]
+        problems = [r.check_id for r in c.results if severity(r.status) >= severity(Status.WARN)]
         rows.append(
             {
                 "index": i,
@@ -135,7 +142,7 @@ def _rows(report: RunReport, categories: list[str]) -> list[dict[str, Any]]:
                 "mode": c.mode,
                 "status": status.value,
                 "symbol": SYMBOLS[status],
-                "rank": SEVERITY[status],
+                "rank": severity(status),
                 "cells": [(cat, _cell(by_cat[cat])) for cat in categories],
                 "problems": problems,
                 "problem_categories": " ".join(sorted({r.category for r in c.results if r.check_id in problems})),
@@ -176,11 +183,11 @@ def _sha256(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
-def render(report: RunReport, *, fail_on: str = "fail") -> str:
-    return "".join(chunks(report, fail_on=fail_on))
+def render(report: RunReport, *, fail_on: str = "fail", interrupted_code: int = EXIT_INTERRUPTED) -> str:
+    return "".join(chunks(report, fail_on=fail_on, interrupted_code=interrupted_code))
 
 
-def chunks(report: RunReport, *, fail_on: str = "fail") -> Iterator[str]:
+def chunks(report: RunReport, *, fail_on: str = "fail", interrupted_code: int = EXIT_INTERRUPTED) -> Iterator[str]:
     """:func:`render`'s text as the template produces it; the result data, the page's bulk, a cluster at
     a time. The matrix rows are built whole first: they are sorted worst first."""
     categories = _categories(report)
@@ -200,7 +207,7 @@ def chunks(report: RunReport, *, fail_on: str = "fail") -> Iterator[str]:
             started=iso_utc(report.started_at),
             finished=iso_utc(report.finished_at),
             duration=f"{max(report.duration_s, 0.0):.2f}s",
-            verdict=verdict(report, fail_on),
+            verdict=verdict(report, fail_on, interrupted_code),
             fail_on=fail_on,
             clusters_label=plural(len(report.clusters), "cluster"),
             counts=_counts(results),
@@ -208,9 +215,7 @@ def chunks(report: RunReport, *, fail_on: str = "fail") -> Iterator[str]:
             rows=rows,
             providers=sorted({r["provider"] for r in rows}),
             modes=sorted({r["mode"] for r in rows}),
-            statuses=[
-                (s.value, SYMBOLS[s]) for s in sorted(SEVERITY, key=lambda s: -SEVERITY[s]) if s is not Status.SKIP
-            ],
+            statuses=[(s.value, SYMBOLS[s]) for s in reversed(SEVERITY_ORDER) if s is not Status.SKIP],
             fleet_status=worst(report.fleet_results),
             fleet_counts=_counts(report.fleet_results),
             symbols={s.value: sym for s, sym in SYMBOLS.items()},

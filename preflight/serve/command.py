@@ -9,22 +9,25 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import NoReturn
 
 from preflight import app
+from preflight.cancel import Cancellation, Interrupted
 from preflight.errors import ConfigError
-from preflight.interrupt import Guard
 from preflight.plan import Request
 from preflight.serve.http import ServeApp, Server
 from preflight.serve.logs import Log
 from preflight.serve.metrics import server_registry
 from preflight.serve.scheduler import Scheduler
-from preflight.serve.ttlcache import TtlShared
+from preflight.serve.ttlcache import TtlOnce
 from preflight.settings import Settings
 
 # How long the shutdown waits for the current run to notice the signal before leaving anyway.
 SHUTDOWN_GRACE_S = 10.0
+# How often the main thread looks for a stop request (the signal handler only records it once runs poll).
+POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,12 @@ def serve(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     options: Options,
-    guard: Guard,
+    cancel: Cancellation,
 ) -> NoReturn:
     """Raises ConfigError (exit 2 in the CLI) for input that does not plan or a listener that cannot bind."""
     log = Log(options.log_format)
     registry = app.load_registry()
-    shared = TtlShared(options.cloud_cache_ttl)
+    cache = TtlOnce(options.cloud_cache_ttl)
     scheduler = Scheduler(
         request,
         settings,
@@ -74,14 +77,14 @@ def serve(
         exclude=exclude,
         interval=options.interval,
         jitter=options.jitter,
-        shared=shared,
-        guard=guard,
+        cache=cache,
+        cancel=cancel,
         log=log,
         registry=registry,
         fail_on=options.fail_on,
     )
     scheduler.plan(first=True)
-    metrics = server_registry(scheduler.latest, scheduler.health, shared.api_calls, options.interval)
+    metrics = server_registry(scheduler.latest, scheduler.health, options.interval)
     try:
         server = Server(options.listen, ServeApp(scheduler, metrics, log, options.probe_margin))
     except OSError as exc:
@@ -97,8 +100,13 @@ def serve(
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http", daemon=True).start()
     runs = threading.Thread(target=scheduler.loop, name="scheduler", daemon=True)
     runs.start()
-    guard.event.wait()
-    log.event("stopping", signal=guard.name)
+    try:
+        while not cancel.is_set():
+            time.sleep(POLL_S)
+    except Interrupted:  # a signal before the first run made the cancellation polled: the same stop
+        pass
+    scheduler.stopping.set()
+    log.event("stopping", signal=cancel.name)
     runs.join(SHUTDOWN_GRACE_S)
     server.shutdown()
     server.server_close()

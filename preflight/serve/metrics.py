@@ -90,6 +90,7 @@ class Health:
     last_success: float | None = None
     last_run_duration: float | None = None
     plugin_timeouts: int = 0
+    cloud_api_calls: int = 0
     config_valid: bool = True
     config_errors: int = 0
     config_loaded_at: float | None = None
@@ -111,8 +112,8 @@ class Health:
 
 
 class HealthCollector(Collector):
-    def __init__(self, health: Health, api_calls: Callable[[], int], interval: float) -> None:
-        self.health, self.api_calls, self.interval = health, api_calls, interval
+    def __init__(self, health: Health, interval: float) -> None:
+        self.health, self.interval = health, interval
 
     def collect(self) -> Iterator[Any]:
         h = self.health
@@ -120,7 +121,7 @@ class HealthCollector(Collector):
             runs, probes = dict(h.runs), dict(h.probes)
             last_success, duration = h.last_success, h.last_run_duration
             timeouts, valid, loaded = h.plugin_timeouts, h.config_valid, h.config_loaded_at
-            config_errors = h.config_errors
+            config_errors, api_calls = h.config_errors, h.cloud_api_calls
         info = InfoMetricFamily(f"{PREFIX}_build", "The prober's version.")
         info.add_metric([], {"version": preflight.__version__})
         yield info
@@ -157,8 +158,8 @@ class HealthCollector(Collector):
         )
         yield CounterMetricFamily(
             f"{PREFIX}_cloud_api_calls",
-            "Cloud API calls made (cache misses), across runs and probes.",
-            value=self.api_calls(),
+            "Cloud API requests sent (describes the cache did not answer), across runs and probes.",
+            value=api_calls,
         )
         yield CounterMetricFamily(
             f"{PREFIX}_plugin_timeouts", "Exec credential plugins that did not answer in time.", value=timeouts
@@ -188,9 +189,7 @@ class AgeCollector(Collector):
             yield age_family(report)
 
 
-def server_registry(
-    latest: Callable[[], RunReport | None], health: Health, api_calls: Callable[[], int], interval: float
-) -> CollectorRegistry:
+def server_registry(latest: Callable[[], RunReport | None], health: Health, interval: float) -> CollectorRegistry:
     """`/metrics`'s live part: the prober's health, the latest report's age (``latest()``: the report or None),
     and the standard process/Python collectors. The report's own families come from :func:`report_exposition`."""
     from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
@@ -198,7 +197,7 @@ def server_registry(
     reg = CollectorRegistry(auto_describe=False)
     for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         reg.register(standard)
-    reg.register(HealthCollector(health, api_calls, interval))
+    reg.register(HealthCollector(health, interval))
     reg.register(AgeCollector(latest))
     return reg
 

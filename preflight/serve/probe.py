@@ -112,22 +112,23 @@ class Prober:
         one = prepared.only(name, chosen)
         assert one is not None
         ctx = one.plan.contexts[0]
-        # A fresh copy of the context's settings, bounded by the scrape and sharing the long-lived cloud cache. The
-        # exec plugin's deadline too, inside the budget: the cluster's context waits for a plugin already started,
-        # and a plugin that hangs is then reported as such (exec_plugin_timeout) rather than as a slow check.
+        # The context's settings bounded by the scrape (its cloud reads go through the long-lived cache, see
+        # Scheduler.run_state), the exec plugin's deadline inside that budget: the cluster's context waits for a
+        # plugin already started, and a hung one is then reported as such (exec_plugin_timeout).
         cluster = min(ctx.settings.cluster_timeout, budget)
         bound = {"cluster": cluster, "exec": min(ctx.settings.exec_timeout, cluster * EXEC_SHARE)}
         settings = ctx.settings.with_overrides(bound)
-        settings.shared = self.scheduler.shared
         bounded = app.Prepared(
             dataclasses.replace(one.plan, contexts=[ClusterContext(ctx.target, settings)]), one.chosen, None
         )
 
         def work() -> None:
             t0 = time.monotonic()
+            state = self.scheduler.run_state()
             try:
-                flight.report = app.run_prepared(bounded, guard=self.scheduler.guard)
+                flight.report = app.run_prepared(bounded, cancel=self.scheduler.cancel, state=state)
                 self.scheduler.health.count_plugin_timeouts(flight.report)
+                self.scheduler.count_cloud_calls(state)
             except Exception as exc:  # the prober's failure, reported to the scraper, never a crash
                 flight.error = f"probe failed: {type(exc).__name__}"
             finally:

@@ -7,7 +7,6 @@ kept as one immutable snapshot that scrapes and page views read without waiting 
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import threading
 import time
@@ -15,17 +14,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from preflight import app
+from preflight.cancel import Cancellation
 from preflight.errors import ConfigError
-from preflight.interrupt import Guard
 from preflight.model import RunReport
 from preflight.plan import Request
 from preflight.registry import Registry
 from preflight.reports import prometheus as textfile
 from preflight.reports._common import as_utc
+from preflight.runstate import RunState
 from preflight.serve.logs import Log
 from preflight.serve.metrics import Health
-from preflight.serve.ttlcache import TtlShared
+from preflight.serve.ttlcache import TtlOnce
 from preflight.settings import Settings
+
+# The clouds whose API calls RunState counts (its keys are "cloud:operation").
+CLOUDS = ("aws", "gcp", "azure")
 
 
 @dataclass
@@ -68,8 +71,8 @@ class Scheduler:
         exclude: Sequence[str],
         interval: float,
         jitter: float,
-        shared: TtlShared,
-        guard: Guard,
+        cache: TtlOnce,
+        cancel: Cancellation,
         log: Log,
         registry: Registry,
         fail_on: str = "fail",
@@ -78,7 +81,8 @@ class Scheduler:
         self.request, self.base = request, settings
         self.include, self.exclude = list(include), list(exclude)
         self.interval, self.jitter = interval, jitter
-        self.shared, self.guard, self.log, self.registry = shared, guard, log, registry
+        self.cache, self.cancel, self.log, self.registry = cache, cancel, log, registry
+        self.stopping = threading.Event()  # set once the cancellation is seen: no further run starts
         self.fail_on, self.clock = fail_on, clock
         self.health = Health()
         self.prepared: app.Prepared | None = None
@@ -87,17 +91,22 @@ class Scheduler:
         self.config_error: str | None = None
         self._lock = threading.Lock()  # one run at a time
 
-    def settings(self) -> Settings:
-        """A fresh copy of the flags' settings for one run or probe, sharing the long-lived cloud cache.
-        The single place a run's shared state is made in `serve`."""
-        return dataclasses.replace(self.base, origin_cidrs=list(self.base.origin_cidrs), shared=self.shared)
+    def run_state(self) -> RunState:
+        """A run's (or probe's) changing state, its cloud reads answered by the long-lived cache: the single
+        place `serve` makes one."""
+        return RunState(cloud_cache=self.cache, fingerprint_key=self.base.fingerprint_key)
+
+    def count_cloud_calls(self, state: RunState) -> None:
+        calls = sum(n for cloud in CLOUDS for n in state.cloud.calls(cloud).values())
+        with self.health.lock:
+            self.health.cloud_api_calls += calls
 
     def plan(self, *, first: bool = False) -> app.Prepared | None:
         """Plan from the files as they are now; on a bad edit, the last good plan (None before any).
         ``first``: the plan at start-up, whose :class:`ConfigError` is the caller's (exit 2)."""
         try:
             prepared = app.prepare(
-                self.request, self.settings(), include=self.include, exclude=self.exclude, registry=self.registry
+                self.request, self.base, include=self.include, exclude=self.exclude, registry=self.registry
             )
         except ConfigError as exc:
             if first:
@@ -131,13 +140,15 @@ class Scheduler:
                 self.health.count_run("no_config")
                 return None
             t0 = time.monotonic()
+            state = self.run_state()
             try:
-                report = app.run_prepared(prepared, guard=self.guard)
+                report = app.run_prepared(prepared, cancel=self.cancel, state=state)
             except Exception as exc:  # the prober's own failure: counted and logged, the service stays up
                 self.health.count_run("crashed")
                 self.log.event("run", level="error", outcome="crashed", error=f"{type(exc).__name__}: {exc}")
                 return None
             took = time.monotonic() - t0
+            self.count_cloud_calls(state)
             outcome = "aborted" if report.aborted else "completed"
             self.publish(report, took)
             self.health.count_run(outcome)
@@ -152,7 +163,7 @@ class Scheduler:
             return report
 
     def publish(self, report: RunReport, took: float) -> None:
-        if report.aborted and self.guard.event.is_set():
+        if report.aborted and self.cancel.is_set():
             return  # stopped by shutdown: the last complete run stays the latest
         finished = as_utc(report.finished_at).timestamp()
         names = {c.name for c in report.clusters}
@@ -180,8 +191,8 @@ class Scheduler:
         return max(0.0, self.interval + random.uniform(-spread, spread))
 
     def loop(self) -> None:
-        """Run, wait an interval (with jitter, so many probers do not fire in step), until the guard fires."""
-        stop = self.guard.event
+        """Run, wait an interval (with jitter, so many probers do not fire in step), until told to stop."""
+        stop = self.stopping
         while not stop.is_set():
             try:
                 self.run_once()

@@ -1,75 +1,66 @@
-"""Run-wide shared state that outlives a run: cloud describes cached across runs and probes for a while.
+"""Cloud describes that outlive a run: cached across runs and probes for a while.
 
-A run keeps what every cluster shares (cloud describe results, account sessions) in ``Settings.shared``;
-`check` starts each run with an empty dict. `serve` hands every run and probe one :class:`TtlShared`
-instead, so a describe made by one run answers the next ones until it is ``ttl`` seconds old, and a
-fleet's scrapes never hammer the cloud APIs.
+A run's cloud reads go through ``RunState.cloud`` (preflight/runstate.py), whose cache `check` makes fresh
+per run. `serve` hands every run and probe one :class:`TtlOnce` instead (``RunState(cloud_cache=...)``), so a
+describe made by one run answers the next ones until it is ``ttl`` seconds old, and a fleet's scrapes never
+hammer the cloud APIs.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
+from preflight.once import Once
+
+T = TypeVar("T")
 DEFAULT_TTL_S = 600.0
 
 
-class TtlShared(dict[str, Any]):
-    """A ``Settings.shared`` whose entries (each a whole cache: one CallCache per API) expire ``ttl``
-    seconds after they were made; an expired entry is gone, so the next run fetches afresh."""
+class TtlOnce(Once):
+    """:class:`~preflight.once.Once` whose values expire ``ttl`` seconds after they were computed (or put):
+    an expired key is computed afresh by the next asker, once, as any missing key is."""
 
     def __init__(self, ttl: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.ttl, self._clock = ttl, clock
-        self._born: dict[str, float] = {}
-        self._lock = threading.RLock()
-        # Fetches (API calls) of caches that expired: with the live ones, every call ever made.
-        self._retired_calls = 0
+        self._born: dict[Hashable, float] = {}
+        self._ttl_lock = threading.Lock()
+        self.computed = 0  # values computed (cache misses) since start
 
-    def _expire(self, key: str) -> None:
-        born = self._born.get(key)
-        if born is not None and self._clock() - born >= self.ttl:
-            self._retired_calls += int(getattr(super().get(key), "calls", 0) or 0)
-            super().pop(key, None)
+    def _expire(self, key: Hashable) -> None:
+        with self._ttl_lock:
+            born = self._born.get(key)
+            if born is None or self._clock() - born < self.ttl:
+                return
             del self._born[key]
-
-    def __getitem__(self, key: str) -> Any:
         with self._lock:
-            self._expire(key)
-            return super().__getitem__(key)
+            self._values.pop(key, None)
 
-    def __contains__(self, key: object) -> bool:
-        with self._lock:
-            if isinstance(key, str):
-                self._expire(key)
-            return super().__contains__(key)
+    def _stamp(self, key: Hashable) -> None:
+        with self._ttl_lock:
+            self._born[key] = self._clock()
+            self.computed += 1
 
-    def get(self, key: str, default: Any = None) -> Any:
-        with self._lock:
-            self._expire(key)
-            return super().get(key, default)
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        self._expire(key)
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        with self._lock:
-            if not super().__contains__(key):
-                self._born[key] = self._clock()
-            super().__setitem__(key, value)
+        def stamped() -> T:
+            value = compute()
+            self._stamp(key)
+            return value
 
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        with self._lock:
-            self._expire(key)
-            if not super().__contains__(key):
-                self[key] = default
-            return super().__getitem__(key)
+        return super().get(key, stamped)
 
-    def __iter__(self) -> Iterator[str]:
-        with self._lock:
-            return iter(list(super().keys()))
+    def peek(self, key: Hashable) -> tuple[bool, Any]:
+        self._expire(key)
+        return super().peek(key)
 
-    def api_calls(self) -> int:
-        """Cloud API calls made through the caches so far (their fetches), expired caches included."""
-        with self._lock:
-            live = sum(int(getattr(v, "calls", 0) or 0) for v in super().values())
-            return self._retired_calls + live
+    def put(self, key: Hashable, value: Any) -> None:
+        self._expire(key)
+        known, _ = super().peek(key)
+        super().put(key, value)
+        if not known:
+            self._stamp(key)

@@ -17,7 +17,7 @@ from preflight.interrupt import Guard
 from preflight.plan import Request
 from preflight.serve.logs import Log
 from preflight.serve.scheduler import Scheduler
-from preflight.serve.ttlcache import TtlShared
+from preflight.serve.ttlcache import TtlOnce
 from preflight.settings import Settings
 from preflight_lab.addresses import allocate
 from preflight_lab.aws import OFFICE, AwsLab, EksSetup, SgRule
@@ -66,7 +66,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 def test_describes_are_cache_hits_across_scheduled_runs_until_the_ttl(world: tuple[Path, str]) -> None:
     path, dns = world
     clock = Clock()
-    shared = TtlShared(ttl=600, clock=clock)
+    cache = TtlOnce(ttl=600, clock=clock)
     sched = Scheduler(
         Request(fleet=str(path), origins=[OFFICE]),
         Settings(connect_timeout=2.0, dns_server=dns),
@@ -74,8 +74,8 @@ def test_describes_are_cache_hits_across_scheduled_runs_until_the_ttl(world: tup
         exclude=[],
         interval=60,
         jitter=0,
-        shared=shared,
-        guard=Guard(lambda code: None),
+        cache=cache,
+        cancel=Guard(lambda code: None).cancel,
         log=Log(),
         registry=load_registry(),
     )
@@ -83,13 +83,13 @@ def test_describes_are_cache_hits_across_scheduled_runs_until_the_ttl(world: tup
     assert first is not None
     aws = [r for c in first.clusters for r in c.results if r.check_id.startswith("aws.")]
     assert aws and all(r.status.value in ("pass", "fail", "warn") for r in aws), [(r.check_id, r.message) for r in aws]
-    calls = shared.api_calls()
+    calls = sched.health.cloud_api_calls
     assert calls >= 3  # the account, the cluster describes and the firewall describes
     clock.now += 599
     second = sched.run_once()
-    assert second is not None and shared.api_calls() == calls  # every describe answered from the cache
+    assert second is not None and sched.health.cloud_api_calls == calls  # every describe answered from the cache
     statuses = [[r.status for c in rep.clusters for r in c.results] for rep in (first, second)]
     assert statuses[0] == statuses[1]
     clock.now += 1
     assert sched.run_once() is not None
-    assert shared.api_calls() == 2 * calls  # ten minutes on: described afresh, once each
+    assert sched.health.cloud_api_calls == 2 * calls  # ten minutes on: described afresh, once each

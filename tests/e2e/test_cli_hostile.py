@@ -120,6 +120,31 @@ def test_directory_as_kubeconfig(tmp_path: Path) -> None:
     assert str(tmp_path) in line and "directory" in line
 
 
+def test_kubeconfig_variable_naming_a_directory_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | {"KUBECONFIG": str(tmp_path)}
+    proc = subprocess.run([*CLI, "check"], capture_output=True, text=True, timeout=60, env=env)
+    line = one_line_exit_2(proc)
+    assert f"{tmp_path} is a directory" in line and "KUBECONFIG_FOLDER" in line
+
+
+def test_a_line_break_in_a_context_name_cannot_forge_a_console_line(tmp_path: Path) -> None:
+    """A context named to look like a passing cluster's header: the console shows the name escaped."""
+    forged = "prod-eu\n\ncluster prod-eu ✔ pass  (35 pass)"
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t" * 20}}],
+        "contexts": [{"name": forged, "context": {"cluster": "c", "user": "u"}}],
+    }
+    (tmp_path / "config").write_text(yaml.safe_dump(doc))
+    proc = cli("check", "--kubeconfig", str(tmp_path / "config"), "--checks", "kube-api.tcp", "-o", "console")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("cluster prod-eu ✔")], proc.stdout
+    assert "cluster prod-eu\\n\\ncluster prod-eu ✔ pass  (35 pass)  ✖ fail" in proc.stdout
+
+
 KUBECONFIG = {
     "apiVersion": "v1",
     "kind": "Config",
@@ -202,3 +227,30 @@ def test_alias_bomb_names_the_file(what: str, tmp_path: Path) -> None:
     bomb.write_text("\n".join([*lines, "clusters: *l10"]) + "\n")
     line = one_line_exit_2(cli("check", what, str(bomb)))
     assert str(bomb) in line and "aliases" in line
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("HTTPS_PROXY", "::::"),
+        ("https_proxy", "http://[::1"),
+        ("HTTPS_PROXY", "http://proxy.lab.test:abc"),
+        ("HTTPS_PROXY", "ftp://proxy.lab.test:21"),
+        ("HTTP_PROXY", "http://proxy-user:ProxyPw-77c1@bad host:3128"),
+    ],
+)
+def test_unparsable_proxy_variable_is_a_configuration_error(tmp_path: Path, var: str, value: str) -> None:
+    """Never `probe raised ValueError` per cluster: one line naming the variable, before any probe runs."""
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(yaml.safe_dump(KUBECONFIG))
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")} | {"NO_COLOR": "1", var: value}
+    proc = subprocess.run(
+        [*CLI, "check", "--kubeconfig", str(kubeconfig), "--checks", "kube-api.*"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    line = one_line_exit_2(proc)
+    assert line.startswith(f"error: {var} ") or f" {var} " in f" {line}", line
+    assert "ProxyPw-77c1" not in proc.stderr + proc.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,8 +24,8 @@ from preflight.model import (
     fail,
     not_applicable,
     passed,
+    severity,
     skip,
-    status_key,
     stop,
     warn,
     worst,
@@ -95,7 +96,9 @@ def run(
     reg: Registry, ctx: ClusterContext, mutes: Sequence[MuteRule] = (), redactor: Redactor | None = None
 ) -> dict[str, Result]:
     checks = reg.ordered(reg.all(), Scope.CLUSTER)
-    return {r.check_id: r for r in run_cluster(ctx, checks, mutes, redactor or Redactor())}
+    if redactor is not None:
+        ctx.state.redactor = redactor
+    return {r.check_id: r for r in run_cluster(ctx, checks, mutes)}
 
 
 # --- ordering and dependencies ---------------------------------------------------------------------
@@ -494,13 +497,13 @@ def test_not_applicable_and_stop_from_a_helper_become_the_checks_finding() -> No
     assert stopped.remediation == "recreate it" and stopped.evidence == {"secret": "meshery-nats-auth"}
 
 
-def test_worst_ranks_with_status_rank_and_breaks_ties_by_status_order() -> None:
-    order = sorted(STATUS_ORDER, key=status_key)
+def test_worst_follows_the_one_severity_order() -> None:
+    order = sorted(STATUS_ORDER, key=severity)
     assert order.index(Status.SKIP) > order.index(Status.PASS)
-    assert order.index(Status.ERROR) > order.index(Status.FAIL) > order.index(Status.WARN) > order.index(Status.SKIP)
-    assert worst([passed("a"), skip("b"), warn("c")]).message == "c"
-    assert worst([fail("f"), error("e"), fail("g")]).message == "e"
-    assert worst([passed("a"), skip("b")]).message == "b"
+    assert order.index(Status.FAIL) > order.index(Status.ERROR) > order.index(Status.WARN) > order.index(Status.SKIP)
+    assert worst(f.status for f in [passed("a"), skip("b"), warn("c")]) is Status.WARN
+    assert worst(f.status for f in [fail("f"), error("e"), fail("g")]) is Status.FAIL
+    assert worst(f.status for f in [passed("a"), skip("b")]) is Status.SKIP
 
 
 # --- typed facts -------------------------------------------------------------------------------------
@@ -657,3 +660,24 @@ def test_prepare_runs_once_before_the_budgets_and_not_against_them() -> None:
     report = run_fleet(ctxs, reg.ordered(reg.all(), Scope.CLUSTER), [], settings)
     assert calls == [2]
     assert all(r.status is Status.PASS for c in report.clusters for r in c.results)
+
+
+# --- a cluster that ends early ----------------------------------------------------------------------------
+
+
+def test_an_internal_error_gives_every_selected_check_of_the_cluster_a_result_with_the_cause() -> None:
+    reg = Registry()
+    first = add(reg, "a.first", returning(passed("fine")))
+    add(reg, "a.second", returning(passed("fine")))
+    add(reg, "a.third", returning(passed("fine")))
+    checks = reg.ordered(reg.all(), Scope.CLUSTER)
+    # A check whose budget cannot be computed: the runner's own code raises while the cluster runs.
+    broken = [first, dataclasses.replace(checks[1], timeout_factor="x"), checks[2]]  # type: ignore[arg-type]
+    report = run_fleet([cluster("c1", Settings())], broken, [], Settings())
+    results = {r.check_id: r for r in report.clusters[0].results}
+    assert list(results) == ["a.first", "a.second", "a.third"]
+    assert results["a.first"].status is Status.PASS  # what finished stands
+    for cid in ("a.second", "a.third"):
+        assert results[cid].status is Status.ERROR and results[cid].message.startswith("internal error: TypeError")
+        assert results[cid].remediation
+    assert report.aborted is None

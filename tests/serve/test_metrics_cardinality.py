@@ -65,7 +65,7 @@ def fleet(clusters: int, seed: int = 7) -> RunReport:
 def scrape(report: RunReport, last_success: dict[str, float]) -> list[tuple[str, dict[str, str]]]:
     # The prober's health after its first run: every one of its series present.
     health = Health(last_success=1.0, last_run_duration=1.0, config_loaded_at=1.0)
-    reg = server_registry(lambda: report, health, lambda: 0, 300.0)
+    reg = server_registry(lambda: report, health, 300.0)
     text = exposition(reg, Snapshot(report, last_success).metrics()).decode()
     return [
         (s.name, s.labels)
