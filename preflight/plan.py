@@ -17,7 +17,7 @@ from preflight.errors import ConfigError
 from preflight.fleetfile import FleetFile
 from preflight.registry import Registry
 from preflight.runner import MuteRule
-from preflight.settings import Settings
+from preflight.settings import Settings, port_forward_policy
 
 
 @dataclass
@@ -85,6 +85,8 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
             )
         mutes.append(MuteRule(m.check, m.cluster, m.reason))
 
+    if settings.broker_port_forward is None:
+        settings.broker_port_forward, settings.broker_port_forward_source = port_forward_policy(None, env)
     mode = settings.default_mode
     if req.in_cluster:
         sa = {"sa_dir": Path(req.service_account_dir)} if req.service_account_dir else {}
@@ -109,5 +111,8 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
         if entry:
             t.provider_ids = {k: v for k, v in (("aws", entry.aws), ("gcp", entry.gcp), ("azure", entry.azure)) if v}
             t.timeouts = entry.timeouts
-        contexts.append(ClusterContext(t, settings.with_overrides(t.timeouts)))
+        own = settings.with_overrides(t.timeouts)
+        if entry and entry.broker_port_forward is not None:
+            own.broker_port_forward, own.broker_port_forward_source = entry.broker_port_forward, "fleet file"
+        contexts.append(ClusterContext(t, own))
     return Plan(contexts, settings, mutes, fleet, part)

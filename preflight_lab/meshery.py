@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import json
 import secrets as _secrets
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,7 +44,9 @@ __all__ = [
     "MESHSYNC_V1ALPHA1",
     "MONITOR_PORT",
     "SERVICE_TYPES",
+    "NATS_POD_STATES",
     "MesherySetup",
+    "nats_pod_name",
     "add_dns_records",
     "broker_resource_type",
     "dns_records",
@@ -56,6 +59,8 @@ __all__ = [
 
 GENERATIONS = ("current", "classic")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+# The NATS pod of the Broker's StatefulSet: running and ready, crash-looping, unable to pull its image, or absent.
+NATS_POD_STATES = ("running", "crashloop", "imagepull", "missing")
 # What the Broker's serving certificate is, when its nats-server requires TLS.
 BROKER_TLS = ("cluster-ca", "other-ca", "wrong-name", "expired")
 
@@ -143,6 +148,11 @@ class MesherySetup:
     node_internal_ips: Sequence[str] = ()
     node_provider_id: str | None = None
     node_labels: Mapping[str, str] = field(default_factory=dict)
+    # The Broker's NATS pod (NATS_POD_STATES), whether the API server reaches the node's kubelet (reachable,
+    # timeout, refused), and the status a proxy in front of the API answers an Upgrade with (400, 426, 502).
+    nats_pod: str = "running"
+    kubelet: str = "reachable"
+    upgrade_stripped_by: int | None = None
 
     def resolved(self) -> MesherySetup:
         """A validated copy with every default filled in; the token is generated here (once)."""
@@ -162,6 +172,12 @@ class MesherySetup:
             raise ValueError(f"bad node port {self.node_port}")
         if self.broker_address is not None:
             require_loopback(self.broker_address)
+        if self.nats_pod not in NATS_POD_STATES:
+            raise ValueError(f"unknown nats_pod {self.nats_pod!r}; choose from {', '.join(NATS_POD_STATES)}")
+        if self.kubelet not in ("reachable", "timeout", "refused"):
+            raise ValueError(f"unknown kubelet {self.kubelet!r}; choose from reachable, timeout, refused")
+        if self.upgrade_stripped_by not in (None, 400, 426, 502):
+            raise ValueError("upgrade_stripped_by is 400, 426, 502 or None")
         if self.extra_objects < 0:
             raise ValueError("extra_objects cannot be negative")
         token, secret_token = self.token, self.secret_token
@@ -448,6 +464,70 @@ def _broker_cr(
     }
 
 
+def nats_pod_name(setup: MesherySetup) -> str | None:
+    """The Broker StatefulSet's first pod, when the setup has one."""
+    if setup.generation is None or setup.nats_pod == "missing":
+        return None
+    return f"{_SERVICE_NAME[setup.generation]}-0"
+
+
+def _nats_pod(setup: MesherySetup, nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The Broker's NATS pod with the status a kubelet reports for ``setup.nats_pod``.
+
+    Current Operators deploy the official NATS chart, whose pods carry ``app.kubernetes.io/name=nats`` (what
+    Meshery's port-forward selects); classic Broker pods do not.
+    """
+    name = nats_pod_name(setup)
+    if name is None or setup.generation is None:
+        return None
+    gen = setup.generation
+    labels = {"app.kubernetes.io/name": "nats" if gen == "current" else _SERVICE_NAME[gen]}
+    labels |= {"app.kubernetes.io/instance": _SERVICE_NAME[gen], "statefulset.kubernetes.io/pod-name": name}
+    image = _NATS_IMAGE[gen]
+    container: dict[str, Any] = {"name": "nats", "image": image, "imageID": "", "restartCount": 0, "started": False}
+    phase = "Running"
+    if setup.nats_pod == "running":
+        container.update(ready=True, started=True, state={"running": {"startedAt": _TIMESTAMP}})
+        container["imageID"] = f"docker.io/library/{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+    elif setup.nats_pod == "crashloop":
+        container.update(
+            ready=False,
+            restartCount=7,
+            state={
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off 5m0s restarting failed container=nats pod={name}_{setup.namespace}",
+                }
+            },
+            lastState={"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": _TIMESTAMP}},
+        )
+    else:
+        phase = "Pending"
+        container.update(
+            ready=False,
+            state={"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}},
+        )
+    host_ip = _node_ip(nodes) or "10.0.1.23"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": setup.namespace,
+            "labels": labels,
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{setup.namespace}/{name}")),
+        },
+        "spec": {"containers": [{"name": "nats", "image": image, "ports": [{"name": "nats", "containerPort": 4222}]}]},
+        "status": {
+            "phase": phase,
+            "hostIP": host_ip,
+            "podIP": "10.244.0.17",
+            "conditions": [_condition("Ready", setup.nats_pod == "running", "", "")],
+            "containerStatuses": [container],
+        },
+    }
+
+
 def _watch_entries(items: Sequence[Any]) -> str:
     entries = [{"Resource": i, "Events": list(_EVENTS)} if isinstance(i, str) else i for i in items]
     return json.dumps(entries, separators=(",", ":"))
@@ -631,6 +711,9 @@ def meshery_objects(
             )
         broker = _broker_cr(setup, service, node_objs, api_host)
         objs.append(broker)
+        pod = _nats_pod(setup, node_objs)
+        if pod is not None:
+            objs.append(pod)
         if setup.meshsync_present:
             objs += _meshsync(setup, broker["status"]["endpoint"]["internal"])
     objs += node_objs
