@@ -54,7 +54,6 @@ def loopback_only() -> Iterator[None]:
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
 
 
-
 # Tests written before Meshery's managed Broker port-forward judge the endpoint path alone, as Servers with
 # MESHERY_MANAGED_BROKER_PORTFORWARD=false do (session-wide: module fixtures run their labs before any function
 # fixture). Tests of the port-forward turn it on explicitly (--broker-port-forward, or the setting).

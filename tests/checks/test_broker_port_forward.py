@@ -236,7 +236,8 @@ def test_a_bad_broker_port_forward_in_the_fleet_file_is_one_line(tmp_path: Path,
 def test_defaults_and_clusters_set_broker_port_forward(tmp_path: Path) -> None:
     path = tmp_path / "fleet.yaml"
     path.write_text(
-        "defaults:\n  broker_port_forward: false\nclusters:\n  - context: a\n  - context: b\n    broker_port_forward: true\n"
+        "defaults:\n  broker_port_forward: false\n"
+        "clusters:\n  - context: a\n  - context: b\n    broker_port_forward: true\n"
     )
     fleet = load(path)
     assert [c.broker_port_forward for c in fleet.clusters] == [False, True]
