@@ -11,9 +11,9 @@ import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from preflight.checks import broker_path as bp
 from preflight.checks import meshery_state as ms
 from preflight.checks import reach
-from preflight.checks import broker_path as bp
 from preflight.checks.broker_path import endpoint_path
 from preflight.checks.broker_secret import secret_token as _secret_token
 from preflight.cloud.rules import inside
@@ -595,7 +595,7 @@ def exposure(ctx: ClusterContext) -> Finding:
 
 _CLUSTER_IP_FIX = (
     "Make the Broker ClusterIP-only: set the Broker resource's spec.service.type to ClusterIP (kubectl -n meshery "
-    "patch brokers.meshery.io meshery-broker --type merge -p '{\"spec\":{\"service\":{\"type\":\"ClusterIP\"}}}'), "
+    'patch brokers.meshery.io meshery-broker --type merge -p \'{"spec":{"service":{"type":"ClusterIP"}}}\'), '
     f"unless some Server runs with {bp.PORT_FORWARD_ENV}=false or predates the managed port-forward."
 )
 
@@ -680,9 +680,19 @@ def _endpoint_outcome(ctx: ClusterContext) -> tuple[bool | None, str]:
     """Whether the published endpoint gets the Server to a Broker that accepts it (None: the checks did not
     decide), and the first endpoint check's problem."""
     results = ctx.results
-    problem = next((f"{cid}: {results[cid].message}" for cid in _ENDPOINT_CHECKS if cid in results and (
-        results[cid].status in _PROBLEM and cid != "broker.auth" or results[cid].status in (Status.FAIL, Status.ERROR)
-    )), "")
+    problem = next(
+        (
+            f"{cid}: {results[cid].message}"
+            for cid in _ENDPOINT_CHECKS
+            if cid in results
+            and (
+                results[cid].status in _PROBLEM
+                and cid != "broker.auth"
+                or results[cid].status in (Status.FAIL, Status.ERROR)
+            )
+        ),
+        "",
+    )
     nats_result = results.get("broker.nats")
     if nats_result is None:
         return None, problem
@@ -706,7 +716,8 @@ def transport(ctx: ClusterContext) -> Finding:
     """Which paths Meshery Server tries for this cluster (its broker_networking): in the cluster, the Broker
     Service's ClusterIP; outside with the managed port-forward on, the forward, then the published endpoint,
     then 127.0.0.1:<port> and host.docker.internal:<port>; with MESHERY_MANAGED_BROKER_PORTFORWARD=false, the
-    published endpoint only. Passes when one of them reaches the Broker; both causes, root cause first, when none does."""
+    published endpoint only. Passes when one of them reaches the Broker; both causes, root cause first, when
+    none does."""
     _operator_only(ctx)
     st = _broker_state(ctx)
     published = st.published_external or "(none published)"
@@ -717,10 +728,12 @@ def transport(ctx: ClusterContext) -> Finding:
         svc = f"{st.service_name or 'meshery-nats'}.{ms.ns(ctx)}:{st.port.get('port') or ms.NATS_PORT}"
         evidence["broker_networking"] = {"paths": [f"clusterip {svc}"]}
         if endpoint_ok is False:
-            return fail(f"in cluster, Meshery Server connects to {svc} (ClusterIP); it fails: {endpoint_problem}",
-                        **evidence)
-        return passed(f"in cluster: Meshery Server connects to the Broker Service's ClusterIP ({svc}) directly",
-                      **evidence)
+            return fail(
+                f"in cluster, Meshery Server connects to {svc} (ClusterIP); it fails: {endpoint_problem}", **evidence
+            )
+        return passed(
+            f"in cluster: Meshery Server connects to the Broker Service's ClusterIP ({svc}) directly", **evidence
+        )
     if not bp.forward_on(ctx):
         evidence["broker_networking"] = {"paths": [f"endpoint {published}"]}
         head = f"the managed port-forward is off ({bp.policy(ctx)}): Meshery Server connects to {published} only"

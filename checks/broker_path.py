@@ -161,13 +161,13 @@ def _pod(ctx: ClusterContext) -> tuple[str, dict[str, Any]]:
     phase = (pod.get("status") or {}).get("phase") or "Unknown"
     mine, reason, restarts = _waiting(pod)
     why = f", container {mine.get('name', NATS_CONTAINER)} {reason}" if reason else ", its nats container not ready"
+    pull = " (ImagePullBackOff: the image or its registry is unreachable from the nodes)"
     _stop(
         "pod",
         str(reason or "not-ready"),
         f"NATS pod {name} is {phase}{why}, {restarts} restarts: the port-forward has no Broker to reach",
         f"Read why: `kubectl -n {ns} logs {name} -c {mine.get('name', NATS_CONTAINER)} --previous` and "
-        f"`kubectl -n {ns} describe pod {name}`"
-        + (" (ImagePullBackOff: the image or registry is unreachable from the nodes)" if reason == "ImagePullBackOff" else ""),
+        f"`kubectl -n {ns} describe pod {name}`" + (pull if reason == "ImagePullBackOff" else ""),
         pod=name,
         phase=phase,
         waiting=reason,
