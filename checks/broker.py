@@ -724,24 +724,18 @@ def transport(ctx: ClusterContext) -> Finding:
     endpoint_ok, endpoint_problem = _endpoint_outcome(ctx)
     forward = ctx.get_fact(bp.FORWARD)
     evidence: dict[str, Any] = {"policy": bp.policy(ctx), "published": st.published_external}
-    if ctx.target.in_cluster:
-        svc = f"{st.service_name or 'meshery-nats'}.{ms.ns(ctx)}:{st.port.get('port') or ms.NATS_PORT}"
-        evidence["broker_networking"] = {"paths": [f"clusterip {svc}"]}
-        if endpoint_ok is False:
-            return fail(
-                f"in cluster, Meshery Server connects to {svc} (ClusterIP); it fails: {endpoint_problem}", **evidence
-            )
-        return passed(
-            f"in cluster: Meshery Server connects to the Broker Service's ClusterIP ({svc}) directly", **evidence
-        )
-    if not bp.forward_on(ctx):
-        evidence["broker_networking"] = {"paths": [f"endpoint {published}"]}
-        head = f"the managed port-forward is off ({bp.policy(ctx)}): Meshery Server connects to {published} only"
-        if endpoint_ok is None:
-            not_applicable(f"{head}; the endpoint checks did not decide whether it answers", **evidence)
-        if not endpoint_ok:
-            return fail(f"{head}, which fails: {endpoint_problem}", **evidence)
-        return passed(f"{head}, which answers", **evidence)
+    if ctx.target.in_cluster or not bp.forward_on(ctx):
+        # One path: the endpoint checks' verdicts are this Server's; this result only names the path.
+        if ctx.target.in_cluster:
+            svc = f"{st.service_name or 'meshery-nats'}.{ms.ns(ctx)}:{st.port.get('port') or ms.NATS_PORT}"
+            head = f"in cluster: Meshery Server connects to the Broker Service's ClusterIP ({svc}) directly"
+            evidence["broker_networking"] = {"paths": [f"clusterip {svc}"]}
+        else:
+            head = f"the managed port-forward is off ({bp.policy(ctx)}): Meshery Server connects to {published} only"
+            evidence["broker_networking"] = {"paths": [f"endpoint {published}"]}
+        if endpoint_ok:
+            return passed(f"{head}, which reaches the Broker", **evidence)
+        not_applicable(f"{head}; the endpoint checks judge that path ({endpoint_problem or 'undecided'})", **evidence)
     port = st.port.get("port") or ms.NATS_PORT
     paths = ["port-forward", f"endpoint {published}", f"127.0.0.1:{port}", f"host.docker.internal:{port}"]
     works = [p for p, ok in (("port-forward", forward.works if forward else None), ("endpoint", endpoint_ok)) if ok]
@@ -758,4 +752,5 @@ def transport(ctx: ClusterContext) -> Finding:
     causes = [f"port-forward: {forward.message}", f"endpoint {endpoint_problem or 'does not answer'}"]
     if forward.step == "pod":
         causes[0] = f"root cause: {forward.message} (neither path has a Broker to reach)"
-    return fail(f"{tries}; none reaches the Broker: " + "; ".join(causes), **evidence)
+    # Each cause carries its own fix (broker.port-forward, the endpoint checks): none repeated here.
+    return fail(f"{tries}; none reaches the Broker: " + "; ".join(causes), remediation="", **evidence)

@@ -340,11 +340,12 @@ def judge_endpoint(ctx: ClusterContext, finding: Finding) -> Finding:
     if finding.status is not Status.FAIL or forward is None or not forward_on(ctx):
         return finding
     if forward.works:
+        # Nothing to fix for Meshery: the endpoint's own fix stays in the evidence for Servers that need it.
         return Finding(
             Status.WARN,
             f"{finding.message} — {WHY_ENDPOINT}",
-            {**finding.evidence, "reached_through": "port-forward"},
-            finding.remediation,
+            {**finding.evidence, "reached_through": "port-forward", "endpoint_fix": finding.remediation},
+            "",
         )
     return Finding(
         Status.FAIL,

@@ -96,6 +96,7 @@ def test_a_healthy_clusterip_only_broker_is_reached_through_the_forward(report) 
         assert "Meshery reaches this Broker through its managed port-forward" in r.message
         assert "MESHERY_MANAGED_BROKER_PORTFORWARD=false" in r.message
         assert r.evidence["reached_through"] == "port-forward"
+        assert r.remediation == "" and r.evidence["endpoint_fix"]  # nothing to fix for Meshery; kept for others
     transport = res(report, "clusterip", "broker.transport")
     assert transport.status.value == "pass"
     assert transport.evidence["broker_networking"]["works"] == ["port-forward"]
@@ -195,7 +196,11 @@ def test_the_fleet_files_broker_port_forward_false_keeps_todays_verdicts(report)
     assert off.status.value == "skip" and "broker_port_forward: false in the fleet file" in off.message
     service = res(report, "forward-off", "broker.service")
     assert service.status.value == "fail" and "port-forward" not in service.message
-    assert res(report, "forward-off", "broker.transport").status.value == "fail"
+    transport = res(report, "forward-off", "broker.transport")
+    # One path: its verdict is the endpoint checks'; this result only names it (no second failure).
+    assert transport.status.value == "skip"
+    assert "the managed port-forward is off (broker_port_forward: false in the fleet file)" in transport.message
+    assert transport.evidence["broker_networking"]["paths"] == [f"endpoint {transport.evidence['published']}"]
 
 
 def test_the_api_servers_saw_only_reads_reviews_and_port_forward_connects(lab, report) -> None:
