@@ -340,11 +340,16 @@ def judge_endpoint(ctx: ClusterContext, finding: Finding) -> Finding:
     if finding.status is not Status.FAIL or forward is None or not forward_on(ctx):
         return finding
     if forward.works:
-        # Nothing to fix for Meshery: the endpoint's own fix stays in the evidence for Servers that need it.
+        # Nothing to fix for Meshery: a cause-specific endpoint fix stays in the evidence for Servers that need it
+        # (the check's general fix is in `explain`).
         return Finding(
             Status.WARN,
             f"{finding.message} — {WHY_ENDPOINT}",
-            {**finding.evidence, "reached_through": "port-forward", "endpoint_fix": finding.remediation},
+            {
+                **finding.evidence,
+                "reached_through": "port-forward",
+                **({"endpoint_fix": finding.remediation} if finding.remediation else {}),
+            },
             "",
         )
     return Finding(

@@ -96,7 +96,7 @@ def test_a_healthy_clusterip_only_broker_is_reached_through_the_forward(report) 
         assert "Meshery reaches this Broker through its managed port-forward" in r.message
         assert "MESHERY_MANAGED_BROKER_PORTFORWARD=false" in r.message
         assert r.evidence["reached_through"] == "port-forward"
-        assert r.remediation == "" and r.evidence["endpoint_fix"]  # nothing to fix for Meshery; kept for others
+        assert r.remediation == ""  # nothing to fix for Meshery
     transport = res(report, "clusterip", "broker.transport")
     assert transport.status.value == "pass"
     assert transport.evidence["broker_networking"]["works"] == ["port-forward"]
