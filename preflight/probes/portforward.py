@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from preflight.kube import KubeAPI
+from preflight.probes.proxy import Proxy
+from preflight.probes.proxy import tunnel as proxy_tunnel
 
 # Why a tunnel did not open.
 FORBIDDEN = "forbidden"  # 403: RBAC refused create pods/portforward
@@ -113,9 +115,15 @@ def _target(api: KubeAPI) -> tuple[str, int, str, Any]:
 
 
 def _dial(api: KubeAPI, timeout: float) -> tuple[ssl.SSLSocket, Any]:
+    """TLS to the API server as the client reaches it: through the context's HTTP proxy (CONNECT) when it has one."""
     host, port, server_name, conf = _target(api)
-    raw = socket.create_connection((host, port), timeout=timeout)
+    proxy_url = api.target.proxy_url
+    if proxy_url and Proxy.from_url(proxy_url).scheme in ("http", "https"):
+        raw = proxy_tunnel(Proxy.from_url(proxy_url), host, port, timeout)
+    else:
+        raw = socket.create_connection((host, port), timeout=timeout)
     try:
+        raw.settimeout(timeout)
         tls = _ssl_context(conf).wrap_socket(raw, server_hostname=server_name)
     except BaseException:
         raw.close()
@@ -201,18 +209,22 @@ def tunnel(api: KubeAPI, namespace: str, pod: str, port: int, timeout: float) ->
     import websocket
     from kubernetes.stream.ws_client import PortForward
 
-    host, api_port, server_name, conf = _target(api)
-    sslopt: dict[str, Any] = {"context": _ssl_context(conf), "server_hostname": server_name}
-    ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
+    host, api_port, _server_name, _conf = _target(api)
+    try:
+        sock, _conf = _dial(api, timeout)
+    except (OSError, ssl.SSLError) as exc:
+        raise TunnelError(NO_ANSWER, f"no connection to the API server: {exc}") from None
+    ws = websocket.WebSocket(skip_utf8_validation=True)
     headers = [f"{k}: {v}" for k, v in _auth_headers(api).items()]
     url = f"wss://{host if ':' not in host else f'[{host}]'}:{api_port}{_path(namespace, pod, port)}"
     try:
-        ws.connect(url, header=headers, subprotocols=[WS_PROTOCOLS], timeout=timeout)
+        ws.connect(url, socket=sock, header=headers, subprotocols=[WS_PROTOCOLS], timeout=timeout)
     except websocket.WebSocketBadStatusException as exc:
+        sock.close()
         body = exc.resp_body.decode(errors="replace") if isinstance(exc.resp_body, bytes) else str(exc.resp_body or "")
         raise classify(exc.status_code, body) from None
     except (websocket.WebSocketException, OSError) as exc:
-        ws.shutdown()
+        sock.close()
         raise TunnelError(NO_ANSWER, f"no WebSocket upgrade within {timeout:g}s: {exc}") from None
     ws.settimeout(timeout)
     forward = PortForward(ws, [port])
