@@ -620,7 +620,7 @@ class FakeKubeAPI(LabServer):
             message = f"error dialing backend: dial tcp {node_ip}:10250: {why}"
             return _failure(500, "InternalError", message), identity.username, None
         ports = [int(p) for v in parse_qs(query).get("ports", []) for p in v.split(",") if p.strip().isdigit()]
-        if not ports:
+        if not ports and upgrade == "websocket":  # SPDY clients name their ports in stream headers instead
             return _failure(400, "BadRequest", 'query parameter "port" is required'), identity.username, None
         uid = str((pod.get("metadata") or {}).get("uid") or uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{name}"))
         return None, identity.username, (ports, dict(self.pod_ports.get((namespace, name), {})), uid)
