@@ -246,3 +246,29 @@ def test_defaults_and_clusters_set_broker_port_forward(tmp_path: Path) -> None:
     )
     fleet = load(path)
     assert [c.broker_port_forward for c in fleet.clusters] == [False, True]
+
+
+def test_in_cluster_the_server_uses_the_clusterip_and_no_forward(tmp_path: Path) -> None:
+    from preflight import app
+    from preflight.plan import Request
+    from preflight.settings import Settings
+
+    with LabFleet([ClusterSpec(name="self", meshery=MesherySetup(broker_address=A[15]))], tmp_path / "lab") as fleet:
+        c = fleet.clusters["self"]
+        assert c.token is not None and fleet.ca is not None
+        sa = tmp_path / "sa"
+        sa.mkdir()
+        (sa / "token").write_text(c.token)
+        (sa / "ca.crt").write_bytes(fleet.ca.cert_pem)
+        env = {"KUBERNETES_SERVICE_HOST": c.address, "KUBERNETES_SERVICE_PORT": str(c.port)}
+        report = app.run(
+            Request(in_cluster=True, service_account_dir=str(sa)),
+            Settings(connect_timeout=2.0, default_mode="operator", broker_port_forward=True),
+            include=["broker.port-forward", "broker.transport"],
+            env=env,
+        )
+    forward = result(report, "in-cluster", "broker.port-forward")
+    assert forward.status.value == "skip" and "ClusterIP, no port-forward" in forward.message
+    transport = result(report, "in-cluster", "broker.transport")
+    assert "Broker Service's ClusterIP (meshery-nats.meshery:4222)" in transport.message
+    assert transport.evidence["broker_networking"]["paths"] == ["clusterip meshery-nats.meshery:4222"]
