@@ -7,19 +7,32 @@ whether the way in is wider (or narrower) than the Server's origin.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from preflight.checks import broker_path as bp
 from preflight.checks import meshery_state as ms
-from preflight.checks import reach
+from preflight.checks import reach, vantage
 from preflight.checks.broker_path import endpoint_path
 from preflight.checks.broker_secret import secret_token as _secret_token
 from preflight.cloud.rules import inside
 from preflight.context import ClusterContext
 from preflight.facts import Fact
-from preflight.model import Finding, Severity, Status, error, fail, not_applicable, passed, stop, warn
+from preflight.model import (
+    Finding,
+    Severity,
+    Status,
+    Stop,
+    error,
+    fail,
+    in_meshery_terms,
+    not_applicable,
+    passed,
+    stop,
+    warn,
+)
 from preflight.permissions import operator_only, reads
 from preflight.probes import addresses, dns, nats, tcp
 from preflight.registry import check
@@ -29,7 +42,8 @@ _TCP_FIX = reach.fixes(
     "security group / firewall rule, the Service's loadBalancerSourceRanges (Broker "
     "spec.service.loadBalancerSourceRanges) and the subnet's network ACL.",
     refused="The address answers but nothing listens on the port: check the Broker pods "
-    "(kubectl -n meshery get pods -l app=meshery-broker), the Service's port and the load balancer listener.",
+    "(kubectl -n meshery get pods meshery-nats-0 meshery-broker-0: the current and the classic Operator's), the "
+    "Service's port and the load balancer listener.",
     unreachable="No route from here: a private load balancer or node needs VPC/VNet peering, a transit "
     "gateway or a VPN from the Server's network; or expose the Broker on a reachable load balancer.",
 )
@@ -77,6 +91,7 @@ def _ingress(st: ms.BrokerState) -> list[dict[str, Any]]:
 
 @check(
     id="broker.service",
+    meshery_code="broker_unreachable",
     permissions=operator_only(ms.READ_BROKER),
     title="Broker Service can serve an out-of-cluster Server",
     category="broker",
@@ -162,7 +177,7 @@ def _probe_candidate(ctx: ClusterContext, cand: dict[str, Any]) -> dict[str, Any
     if cand["kind"] == "cluster-ip" and ms.remote_server(ctx):
         return {**cand, "answers": "not probed (cluster-internal address)"}
     if ms.is_loopback(host) and not ms.local_cluster(ctx):
-        return {**cand, "answers": "not probed (loopback: this machine, not the cluster)"}
+        return {**cand, "answers": f"not probed (loopback: {vantage.loopback_means(ctx)})"}
     try:
         res = dns.resolve(host, ctx.settings.connect_timeout, ctx.settings.dns_server)
     except dns.DnsFailure as exc:
@@ -178,7 +193,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
     if port is None:
         return f"the published endpoint {published!r} has no port"
     if ms.is_loopback(host) and not ms.local_cluster(ctx):
-        return f"the published endpoint {published} is loopback: it means this machine, not the cluster"
+        return f"the published endpoint {published} is loopback: it means {vantage.loopback_means(ctx)}"
     cluster_ip = _svc_spec(st).get("clusterIP")
     if ms.remote_server(ctx) and host == cluster_ip:
         return f"the published endpoint {published} is the Service's ClusterIP, unreachable from outside the cluster"
@@ -187,6 +202,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
 
 @check(
     id="broker.endpoint",
+    meshery_code="broker_unreachable",
     permissions=operator_only((*ms.READ_BROKER, *ms.READ_NODES)),
     title="Published Broker endpoint is the right one",
     category="broker",
@@ -219,20 +235,22 @@ def endpoint(ctx: ClusterContext) -> Finding:
     if problem:
         return fail(problem + better, remediation=fix, **evidence)
     if published not in {c["endpoint"] for c in probed}:
-        return warn(
+        stale = warn(
             f"the published endpoint {published} matches none of the Service's current addresses (stale?)" + better,
             remediation=fix or "Restart the Operator so it re-publishes the Broker's endpoint.",
             **evidence,
         )
+        return in_meshery_terms("broker_unreachable", stale)
     kind, answers = next((c["kind"], c["answers"]) for c in probed if c["endpoint"] == published)
     if kind == "classic-localhost-nodeport":
-        return warn(
+        fallback = warn(
             f"publishes {published}, the classic Operator's fallback: reachable only where the Server runs on a "
             "node, or the node port is mapped to this machine" + better,
             remediation=fix
             or "Give the Broker a LoadBalancer, or map the node port to the Server's host (kind: extraPortMappings).",
             **evidence,
         )
+        return in_meshery_terms("broker_unreachable", fallback)
     tally = f"{len(working)} of {len(probed)} candidates answer"
     if answers in _TCP_FIX or str(answers).startswith("dns "):
         # The Operator published the right endpoint by its rules, and the Server still cannot use it from here:
@@ -255,6 +273,7 @@ def _origin_is_private(ctx: ClusterContext) -> bool | None:
 
 @check(
     id="broker.dns",
+    meshery_code="broker_unreachable",
     permissions=operator_only(ms.READ_BROKER),
     title="Broker endpoint resolves to addresses the Server can reach",
     category="broker",
@@ -321,6 +340,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
 
 @check(
     id="broker.tcp",
+    meshery_code="broker_unreachable",
     title="Broker port is reachable over TCP",
     category="broker",
     severity=Severity.CRITICAL,
@@ -342,6 +362,7 @@ def broker_tcp(ctx: ClusterContext) -> Finding:
 
 @check(
     id="broker.nats",
+    meshery_code="broker_unreachable",
     title="What answers on the Broker port is NATS",
     category="broker",
     severity=Severity.HIGH,
@@ -528,6 +549,7 @@ def _unauthenticated(ctx: ClusterContext, address: str, port: int, info: nats.Na
 
 @check(
     id="broker.auth",
+    meshery_code="broker_unreachable",
     permissions=operator_only((reads("secrets", meshery_namespace=True, names=(ms.TOKEN_SECRET,)),)),
     title="Broker accepts Meshery's credentials",
     category="broker",
@@ -577,6 +599,7 @@ def broker_token(ctx: ClusterContext) -> Finding:
 
 @check(
     id="broker.exposure",
+    meshery_codes=("broker_unreachable",),
     permissions=operator_only(ms.READ_BROKER),
     title="Broker exposure is limited to the Server's origin",
     category="broker",
@@ -610,7 +633,7 @@ def _unneeded(ctx: ClusterContext, finding: Finding) -> Finding:
         "(broker.port-forward passed): exposure nobody needs"
     )
     if finding.status in (Status.FAIL, Status.ERROR):
-        return Finding(finding.status, f"{finding.message}; and {note}", finding.evidence, finding.remediation)
+        return dataclasses.replace(finding, message=f"{finding.message}; and {note}")
     return warn(f"{note} ({finding.message})", remediation=_CLUSTER_IP_FIX, **finding.evidence)
 
 
@@ -663,12 +686,13 @@ def _exposure(ctx: ClusterContext) -> Finding:
         )
     _covered, uncovered = inside(origin, ranges)
     if uncovered:
-        return fail(
+        blocked = fail(
             f"source ranges {', '.join(ranges)} do not cover the Server's origin {', '.join(uncovered)}: "
             "the Server will be blocked",
             remediation=f"Add {', '.join(uncovered)} to the Broker's spec.service.loadBalancerSourceRanges.",
             **evidence,
         )
+        return in_meshery_terms("broker_unreachable", blocked)
     return passed(f"limited to {', '.join(ranges)}, which admit{'s' * (len(ranges) == 1)} the origin", **evidence)
 
 
@@ -711,6 +735,8 @@ def _endpoint_outcome(ctx: ClusterContext) -> tuple[bool | None, str]:
     depends_on=("kube-api.auth",),
     remediation="Fix the path the Server uses: broker.port-forward (the managed port-forward) or the endpoint "
     "checks (broker.endpoint, broker.dns, broker.tcp, broker.nats, broker.auth) name the cause and the fix.",
+    meshery_code="broker_unreachable",
+    meshery_codes=("broker_networking",),
 )
 def transport(ctx: ClusterContext) -> Finding:
     """Which paths Meshery Server tries for this cluster (its broker_networking): in the cluster, the Broker
@@ -718,6 +744,17 @@ def transport(ctx: ClusterContext) -> Finding:
     then 127.0.0.1:<port> and host.docker.internal:<port>; with MESHERY_MANAGED_BROKER_PORTFORWARD=false, the
     published endpoint only. Passes when one of them reaches the Broker; both causes, root cause first, when
     none does."""
+    try:
+        finding = _paths(ctx)
+    except Stop as stopped:
+        finding = stopped.finding
+    if finding.status is Status.FAIL or finding.evidence.get("broker_networking") is None:
+        return finding
+    return in_meshery_terms("broker_networking", finding)
+
+
+def _paths(ctx: ClusterContext) -> Finding:
+    """The paths, which one works, and the verdict (broker.transport's probe without its Meshery code)."""
     _operator_only(ctx)
     st = _broker_state(ctx)
     published = st.published_external or "(none published)"

@@ -10,6 +10,7 @@ check does not apply, and ``after`` would make every endpoint check not applicab
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -277,6 +278,8 @@ def _endpoint_answers(ctx: ClusterContext) -> str | None:
     "the NATS pod running, let the control plane reach the nodes' kubelets on tcp/10250 and every hop pass the "
     f"HTTP Upgrade; or set {PORT_FORWARD_ENV}=false on the Server and publish a reachable endpoint.",
     timeout_factor=6.0,
+    meshery_code="broker_unreachable",
+    meshery_codes=("broker_networking",),
 )
 def port_forward(ctx: ClusterContext) -> Finding:
     """Current Meshery Servers outside the cluster reach the Broker through a port-forward over the API server
@@ -342,21 +345,22 @@ def judge_endpoint(ctx: ClusterContext, finding: Finding) -> Finding:
     if forward.works:
         # Nothing to fix for Meshery: a cause-specific endpoint fix stays in the evidence for Servers that need it
         # (the check's general fix is in `explain`).
-        return Finding(
-            Status.WARN,
-            f"{finding.message} — {WHY_ENDPOINT}",
-            {
+        return dataclasses.replace(
+            finding,
+            status=Status.WARN,
+            message=f"{finding.message} — {WHY_ENDPOINT}",
+            evidence={
                 **finding.evidence,
                 "reached_through": "port-forward",
                 **({"endpoint_fix": finding.remediation} if finding.remediation else {}),
             },
-            "",
+            remediation="",
+            meshery_code="broker_networking",
         )
-    return Finding(
-        Status.FAIL,
-        f"{finding.message}; the port-forward fails too ({forward.cause}: broker.port-forward)",
-        {**finding.evidence, "port_forward": forward.cause},
-        finding.remediation,
+    return dataclasses.replace(
+        finding,
+        message=f"{finding.message}; the port-forward fails too ({forward.cause}: broker.port-forward)",
+        evidence={**finding.evidence, "port_forward": forward.cause},
     )
 
 

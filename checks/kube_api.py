@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Any
 
-from preflight.checks import reach
+from preflight.checks import reach, vantage
 from preflight.context import ClusterContext
 from preflight.execcred import ExecError
 from preflight.facts import Fact
@@ -106,6 +106,7 @@ def proxy_remediation(t: ClusterTarget, proxy: Proxy, kind: str, status: int | N
 
 @check(
     id="kube-api.dns",
+    meshery_code="connection_inactive",
     title="API server host resolves",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -153,6 +154,7 @@ def api_dns(ctx: ClusterContext) -> Finding:
 
 @check(
     id="kube-api.tcp",
+    meshery_code="connection_inactive",
     title="API server port is reachable over TCP",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -161,10 +163,13 @@ def api_dns(ctx: ClusterContext) -> Finding:
     remediation=_TCP_REMEDIATION[tcp.FILTERED],
 )
 def api_tcp(ctx: ClusterContext) -> Finding:
-    """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route)."""
+    """Distinguishes filtered (firewall), refused (nothing listening) and unreachable (no route); with
+    --server-vantage docker, a loopback API server (kind, minikube, k3d) is the Server's own container."""
     t = ctx.target
     targets = ctx.get_fact(API_ADDRESSES) or [t.host or ""]
     proxy = _proxy_of(t)
+    if not proxy and (own := vantage.unreachable_api(ctx, t.host or "", t.port or 443)):
+        return own
     if proxy:
         port, via = proxy.port, f" (the proxy {proxy.endpoint})"
     else:
@@ -185,6 +190,7 @@ def api_tcp(ctx: ClusterContext) -> Finding:
 
 @check(
     id="kube-api.tls",
+    meshery_code="connection_inactive",
     title="API server certificate verifies and is not expiring",
     category="kube-api",
     severity=Severity.CRITICAL,
@@ -220,6 +226,14 @@ def api_tls(ctx: ClusterContext) -> Finding:
             remediation=proxy_remediation(t, proxy, pe.kind, pe.status),
             **evidence,
         )
+    if res.timed_out:
+        return error(
+            f"no TLS answer from {addresses.hostport(address, t.port or 443)} within "
+            f"{ctx.settings.connect_timeout:g} s: {res.handshake_error}",
+            remediation=_hung_handshake_remediation(t, name, proxy),
+            handshake="timeout",
+            **evidence,
+        )
     if res.handshake_error:
         return fail(f"TLS handshake failed: {res.handshake_error}", **evidence)
     now = dt.datetime.now(dt.timezone.utc)
@@ -252,6 +266,20 @@ def api_tls(ctx: ClusterContext) -> Finding:
     return passed(f"chain verifies against the {evidence['ca']}; valid until {expiry}", **evidence)
 
 
+def _hung_handshake_remediation(t: ClusterTarget, name: str, proxy: Proxy | None) -> str:
+    """Nothing answered the ClientHello: no CA can be blamed; the server or something in the path holds it."""
+    api = addresses.hostport(t.host or "", t.port or 443)
+    via = f" (through the proxy {proxy.endpoint})" if proxy else ""
+    test = f"openssl s_client -connect {shlex.quote(api)} -servername {shlex.quote(name)} </dev/null"
+    return (
+        f"{api} accepts the connection{via} but never answers the TLS handshake: the API server may be hung or "
+        "overloaded (check the control plane's health, and that its load balancer has healthy targets), or a "
+        "middlebox in the path (a firewall inspecting TLS, a transparent proxy, a load balancer without a backend) "
+        "holds the connection. From the Server's network the handshake should finish within seconds. "
+        f"Test with: {test}"
+    )
+
+
 def _auth_remediation(kind: str) -> str:
     return {
         "token": "The token was rejected: it expired or was revoked. Issue a new one for this cluster "
@@ -267,6 +295,7 @@ def _auth_remediation(kind: str) -> str:
 
 @check(
     id="kube-api.auth",
+    meshery_code="connection_inactive",
     title="Authenticated request succeeds",
     category="kube-api",
     severity=Severity.CRITICAL,

@@ -18,6 +18,7 @@ EXPIRY_WARN_DAYS = 14
 
 @check(
     id="kubeconfig.context",
+    meshery_code="connection_inactive",
     title="Context resolves to a cluster, a user and a server URL",
     category="kubeconfig",
     severity=Severity.CRITICAL,
@@ -35,6 +36,13 @@ def context_resolves(ctx: ClusterContext) -> Finding:
     }
     if t.shadowed:
         evidence["shadowed"] = t.shadowed
+    if t.rejected_file:
+        return fail(
+            "; ".join(t.problems),
+            remediation=f"Give every cluster, user and context in {t.rejected_file} a name of its own (rename or "
+            "delete the repeat): until then kubectl and Meshery Server load nothing from that file.",
+            **evidence,
+        )
     if t.problems:
         return fail("; ".join(t.problems), **evidence)
     if t.shadowed:

@@ -9,7 +9,7 @@ from preflight.checks import meshery_state as ms
 from preflight.checks.broker_path import judge_endpoint
 from preflight.context import ClusterContext
 from preflight.facts import Fact
-from preflight.model import Finding, Severity, error, fail, not_applicable, passed, stop, warn
+from preflight.model import Finding, Severity, error, fail, in_meshery_terms, not_applicable, passed, stop, warn
 from preflight.permissions import operator_only, reads
 from preflight.registry import check
 
@@ -32,6 +32,7 @@ def _deployed(ctx: ClusterContext) -> dict[str, bool]:
 
 @check(
     id="meshery.mode",
+    meshery_codes=("operator_not_deployed",),
     permissions=(*ms.READ_DEPLOYMENTS, *ms.READ_BROKER),
     title="MeshSync mode matches what is deployed",
     category="meshery",
@@ -48,11 +49,12 @@ def mode(ctx: ClusterContext) -> Finding:
     source = "fleet file" if ctx.target.mode else "MESHSYNC_DEFAULT_DEPLOYMENT_MODE / --meshsync-default-mode"
     evidence: dict[str, Any] = {"effective_mode": want, "mode_source": source, "deployed": present}
     if want == "operator" and ctx.settings.disable_operator:
-        return fail(
+        disabled = fail(
             "operator mode is expected, but DISABLE_OPERATOR=true stops Meshery from deploying the Operator",
             remediation="Unset DISABLE_OPERATOR on Meshery Server, or use embedded mode for this cluster.",
             **evidence,
         )
+        return in_meshery_terms("operator_not_deployed", disabled)
     if want == "embedded" and present:
         return fail(
             f"embedded mode is expected, but operator-mode components are deployed: {', '.join(present)}",
@@ -61,16 +63,19 @@ def mode(ctx: ClusterContext) -> Finding:
             **evidence,
         )
     if want == "operator" and not have["operator"]:
-        return warn(
+        absent = warn(
             "operator mode is expected, but the Operator is not deployed yet (Meshery deploys it on connection)",
             remediation="Connect the cluster in Meshery (or switch the connection to operator mode) and re-run.",
             **evidence,
         )
+        return in_meshery_terms("operator_not_deployed", absent)
     return passed(f"{want} mode ({source}); deployed: {', '.join(present) or 'nothing'}", **evidence)
 
 
 @check(
     id="meshery.operator",
+    meshery_code="operator_deploy_failed",
+    meshery_codes=("operator_not_deployed",),
     permissions=ms.READ_DEPLOYMENTS,
     title="Meshery Operator is ready (operator mode) or absent (embedded)",
     category="meshery",
@@ -96,7 +101,8 @@ def operator(ctx: ClusterContext) -> Finding:
             )
         return passed(f"{why}: no Operator expected, none deployed")
     if dep is None:
-        return fail(f"no Deployment {ms.ns(ctx)}/{ms.OPERATOR_DEPLOYMENT} in operator mode", namespace=ms.ns(ctx))
+        absent = fail(f"no Deployment {ms.ns(ctx)}/{ms.OPERATOR_DEPLOYMENT} in operator mode", namespace=ms.ns(ctx))
+        return in_meshery_terms("operator_not_deployed", absent)
     ready, detail = ms.deployment_ready(dep)
     evidence = {"version": ms.image_version(dep), "replicas": detail}
     if not ready:
@@ -111,9 +117,38 @@ def _condition(resource: dict[str, Any], kind: str = "Ready") -> dict[str, Any] 
     return None
 
 
+def _broker_workload(ctx: ClusterContext) -> ms.BrokerWorkload | None:
+    try:
+        return ms.broker_workload(ctx)
+    except ms.ReadError as exc:
+        stop(error(str(exc), remediation=f"Grant get on statefulsets.apps in {ms.ns(ctx)}."))
+
+
+def _without_broker(ctx: ClusterContext) -> str:
+    """No Broker resource: Meshery says the Operator is not deployed, or (it is) that deploying failed."""
+    try:
+        operator = ms.deployment(ctx, ms.OPERATOR_DEPLOYMENT)
+    except ms.ReadError:
+        return "operator_deploy_failed"  # the Operator unreadable: only the Broker's absence is known
+    return "operator_deploy_failed" if operator is not None else "operator_not_deployed"
+
+
+def _pods_fix(ctx: ClusterContext, workload: ms.BrokerWorkload | None) -> str | None:
+    """Where to look when the Broker's pods are not ready: its first pod, by name."""
+    if workload is None:
+        return None
+    pod = workload.first_pod
+    return (
+        f"Look at the Broker's pod: kubectl -n {ms.ns(ctx)} describe pod {pod} (events: image pulls, scheduling, "
+        f"probes) and kubectl -n {ms.ns(ctx)} logs {pod} (a config NATS refuses crash-loops it)."
+    )
+
+
 @check(
     id="meshery.broker-resource",
-    permissions=operator_only(ms.READ_BROKER),
+    meshery_code="broker_unreachable",
+    meshery_codes=("operator_not_deployed", "operator_deploy_failed"),
+    permissions=operator_only((*ms.READ_BROKER, *ms.READ_BROKER_WORKLOAD, *ms.READ_DEPLOYMENTS)),
     title="Broker resource is ready and publishes its endpoints",
     category="meshery",
     severity=Severity.CRITICAL,
@@ -122,31 +157,44 @@ def _condition(resource: dict[str, Any], kind: str = "Ready") -> dict[str, Any] 
     "and the Broker's Service: the Operator publishes status.endpoint only once the Service has an address.",
 )
 def broker_resource(ctx: ClusterContext) -> Finding:
-    """Meshery Server connects to whatever the Broker resource publishes in status.endpoint.external."""
+    """Meshery Server connects to whatever the Broker resource publishes in status.endpoint.external; its
+    StatefulSet (meshery-nats, or classic meshery-broker) says whether the NATS pods behind it are ready."""
     if ms.effective_mode(ctx) != "operator":
         not_applicable("embedded mode: MeshSync runs inside Meshery Server, no Broker is used")
     st = ms.broker(ctx)
+    workload = _broker_workload(ctx)
     if st.resource is None:
         if st.problems:
             return error("; ".join(st.problems), remediation=f"Grant get on brokers.meshery.io in {ms.ns(ctx)}.")
-        return fail(
-            f"no Broker resource {ms.ns(ctx)}/{ms.BROKER_NAME} (tried {', '.join(ms.BROKER_VERSIONS)})",
+        runs = f"; StatefulSet {workload.name} ({workload.generation} generation) exists without it" if workload else ""
+        missing = fail(
+            f"no Broker resource {ms.ns(ctx)}/{ms.BROKER_NAME} (tried {', '.join(ms.BROKER_VERSIONS)}){runs}",
             remediation="Meshery deploys it with the Operator: connect the cluster in operator mode, or check that "
             "the meshery-operator chart installed the brokers.meshery.io CRD.",
         )
+        return in_meshery_terms(_without_broker(ctx), missing)
     evidence: dict[str, Any] = {
         "api_version": f"{ms.GROUP}/{st.version}",
         "generation": st.generation,
         "external": st.published_external,
         "internal": st.published_internal,
+        "statefulset": {"name": workload.name, "replicas": workload.detail} if workload else None,
     }
+    pods = _pods_fix(ctx, workload)
     ready = _condition(st.resource)
     if ready is not None:
         evidence["ready"] = {k: ready.get(k) for k in ("status", "reason", "message")}
         if str(ready.get("status")) != "True":
+            sts = f" (StatefulSet {workload.name}: {workload.detail})" if workload else ""
             return fail(
-                f"Broker is not Ready: {ready.get('reason') or ''} {ready.get('message') or ''}".strip(), **evidence
+                f"Broker is not Ready: {ready.get('reason') or ''} {ready.get('message') or ''}".strip() + sts,
+                remediation=pods,
+                **evidence,
             )
+    if workload is not None and not workload.ready:
+        return fail(
+            f"the Broker's StatefulSet {workload.name} is not ready: {workload.detail}", remediation=pods, **evidence
+        )
     if not st.published_external:
         return judge_endpoint(
             ctx, fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)

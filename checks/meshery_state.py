@@ -6,10 +6,11 @@ memoised on the cluster context so a fleet of 200 costs each read once per clust
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.checks import vantage
+from preflight.checks.vantage import is_loopback
 from preflight.context import ClusterContext
 from preflight.permissions import Permission, reads
 
@@ -23,6 +24,8 @@ TOKEN_SECRET = "meshery-nats-auth"
 NATS_PORT = 4222
 # Service name, port name, generation
 SERVICES = (("meshery-nats", "nats", "current"), ("meshery-broker", "client", "classic"))
+# The Broker's StatefulSet per generation (current: the official NATS chart's, whose first pod is meshery-nats-0).
+STATEFULSETS = {"current": "meshery-nats", "classic": "meshery-broker"}
 
 
 # What the shared reads below need; every check that may be the first to make one declares it.
@@ -31,6 +34,7 @@ READ_BROKER: tuple[Permission, ...] = (
     reads("services", meshery_namespace=True),
 )
 READ_DEPLOYMENTS: tuple[Permission, ...] = (reads("deployments", "apps", meshery_namespace=True),)
+READ_BROKER_WORKLOAD: tuple[Permission, ...] = (reads("statefulsets", "apps", meshery_namespace=True),)
 READ_MESHSYNC: tuple[Permission, ...] = (reads("meshsyncs", GROUP, meshery_namespace=True),)
 READ_NODES: tuple[Permission, ...] = (reads("nodes", verbs=("list",)),)
 
@@ -64,19 +68,10 @@ def remote_server(ctx: ClusterContext) -> bool:
     return not ctx.target.in_cluster
 
 
-def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1 (bracketed or not)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def local_cluster(ctx: ClusterContext) -> bool:
-    """The API is on this machine's loopback (kind, minikube, k3d): loopback endpoints are reachable."""
-    return is_loopback(ctx.target.host or "")
+    """The API is on this machine's loopback (kind, minikube, k3d) and the Server runs on this machine, not in a
+    container: loopback endpoints are reachable."""
+    return is_loopback(ctx.target.host or "") and not vantage.in_container(ctx)
 
 
 def deployment(ctx: ClusterContext, name: str) -> dict[str, Any] | None:
@@ -128,6 +123,38 @@ class BrokerState:
         named = [p for p in ports if p.get("name") == self.port_name]
         by_number = [p for p in ports if p.get("port") == NATS_PORT]
         return (named or by_number or ports or [{}])[0]
+
+
+@dataclass(frozen=True)
+class BrokerWorkload:
+    """The StatefulSet that runs the Broker's NATS pods, and its first pod's name (what `kubectl logs` wants)."""
+
+    name: str
+    generation: str
+    ready: bool
+    detail: str
+
+    @property
+    def first_pod(self) -> str:
+        return f"{self.name}-0"
+
+
+def broker_workload(ctx: ClusterContext) -> BrokerWorkload | None:
+    """The Broker's StatefulSet, of the generation its Service or resource shows (else either), or None."""
+
+    def read() -> BrokerWorkload | None:
+        known = broker(ctx).generation
+        order = [known] if known else list(STATEFULSETS)
+        for generation in order:
+            name = STATEFULSETS[generation]
+            path = f"/apis/apps/v1/namespaces/{ns(ctx)}/statefulsets/{name}"
+            sts = _get(ctx, path, f"statefulset {ns(ctx)}/{name}")
+            if sts is not None:
+                ready, detail = deployment_ready(sts)
+                return BrokerWorkload(name, generation, ready, detail)
+        return None
+
+    return ctx.memo("meshery:broker-workload", read)
 
 
 def broker(ctx: ClusterContext) -> BrokerState:

@@ -117,6 +117,7 @@ def discovery(ctx: ClusterContext) -> Finding:
 
 @check(
     id="rbac.operator-deploy",
+    meshery_code="operator_deploy_failed",
     title="Credential can install the Operator and Broker (operator mode)",
     category="rbac",
     severity=Severity.HIGH,

@@ -166,6 +166,7 @@ def _settings(**kw: Any) -> Settings:
         disable_operator=kw["disable_operator"],
         broker_port_forward=kw["broker_port_forward"],
         broker_port_forward_source="flag" if kw["broker_port_forward"] is not None else "default",
+        server_vantage=kw["server_vantage"],
         large_cluster_objects=kw["large_cluster_objects"],
         gcp_api_endpoint=kw["gcp_api_endpoint"],
         azure_cloud=kw["azure_cloud"],
@@ -330,6 +331,14 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Whether Meshery Server reaches Brokers through its managed port-forward over the API server "
             "(default: MESHERY_MANAGED_BROKER_PORTFORWARD, on unless false); a cluster's broker_port_forward in the "
             "fleet file wins. --in-cluster: the Broker's ClusterIP.",
+        ),
+        click.option(
+            "--server-vantage",
+            type=click.Choice(["host", "docker"]),
+            default="host",
+            show_default=True,
+            help="Where Meshery Server runs on this workstation: docker (mesheryctl's default platform) means "
+            "loopback addresses (127.0.0.1, localhost, ::1) are its container's own, not this machine's.",
         ),
         click.option(
             "--large-cluster-objects",
@@ -508,6 +517,8 @@ def check_cmd(
 
         if in_cluster and (kubeconfigs or contexts):
             die("--in-cluster cannot be combined with --kubeconfig or --context")
+        if in_cluster and kw["server_vantage"] == "docker":
+            die("--server-vantage docker is a Server on a workstation; --in-cluster is a Server inside the cluster")
         if in_cluster and shard:
             die("--shard splits the contexts of a kubeconfig or fleet file; --in-cluster checks one cluster")
         if fail_on == "new" and not baseline:
@@ -626,6 +637,8 @@ def list_checks(as_json: bool) -> None:
 @click.argument("check_id")
 def explain(check_id: str) -> None:
     """What a check verifies, why it matters for Meshery, and how to fix it."""
+    from preflight.docs import meshery_words
+
     registry = _registry()
     if check_id not in registry:
         die(f"unknown check id {check_id!r} (see `{TOOL_NAME} list-checks`)")
@@ -642,6 +655,7 @@ def explain(check_id: str) -> None:
         "How to fix:",
         f"  {c.remediation}",
         "",
+        *([f"In Meshery's words: {words}", ""] if (words := meshery_words(c)) else []),
         f"Docs: {c.docs_url}",
     ]
     click.echo("\n".join(lines))

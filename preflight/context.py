@@ -44,13 +44,18 @@ class ClusterContext:
     def api(self) -> KubeAPI:
         with self._lock:
             if self._api is None:
-                self._api = KubeAPI(self.target, self.settings.connect_timeout, self.settings.exec_timeout)
+                self._api = KubeAPI(
+                    self.target, self.settings.connect_timeout, self.settings.exec_timeout, self.add_secrets
+                )
             return self._api
 
     def add_secret(self, secret: str) -> None:
         """A secret a probe read from the cluster: scrubbed from every result from now on."""
+        self.add_secrets([secret])
+
+    def add_secrets(self, secrets: list[str]) -> None:
         if self.redactor is not None:
-            self.redactor.add([secret])
+            self.redactor.add(secrets)
 
     def set_fact(self, fact: Fact[T], value: T) -> None:
         with self._lock:

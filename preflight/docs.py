@@ -2,7 +2,53 @@
 
 from __future__ import annotations
 
-from preflight.model import Check
+from preflight.model import MESHERY_CODES, Check
+
+# What Meshery Server means by each of its per-connection diagnostics (the words its UI shows).
+MESHERY_MEANINGS = {
+    "connection_inactive": "Meshery cannot reach or authenticate to the cluster's Kubernetes API: the connection "
+    "is inactive.",
+    "operator_not_deployed": "Operator mode, but the Operator is not (yet) deployed in the cluster.",
+    "operator_deploy_failed": "Meshery could not deploy the Operator, or it runs but is not ready or did not "
+    "create its Broker.",
+    "broker_unreachable": "Meshery Server cannot connect to the cluster's Broker (NATS, 4222).",
+    "broker_networking": "Informational: which path the Server takes to the Broker (in cluster, port-forward, "
+    "published endpoint) and the address.",
+}
+assert tuple(MESHERY_MEANINGS) == MESHERY_CODES
+
+
+def meshery_words(c: Check) -> str | None:
+    """Which of Meshery Server's diagnostics this check's results carry (``meshery_code``), in one sentence."""
+    also = ", ".join(f"`{x}`" for x in c.meshery_codes)
+    if c.meshery_code and also:
+        return f"a fail is `{c.meshery_code}` in Meshery's UI; findings with a known cause may name {also} instead."
+    if c.meshery_code:
+        return f"a fail is `{c.meshery_code}` in Meshery's UI."
+    if also:
+        return f"the findings that are one of Meshery's diagnostics name it: {also}."
+    return None
+
+
+def _meshery_section(checks: list[Check]) -> list[str]:
+    lines = [
+        "",
+        '<a id="meshery-diagnostics"></a>',
+        "## Meshery's diagnostics",
+        "",
+        "Meshery Server reports per connection one of the codes below, and its UI shows them. A result that "
+        'corresponds to one carries it (`meshery_code` in the JSON report, "In Meshery\'s words" in the HTML '
+        "detail), so a finding here matches what Meshery shows. A check's fail carries its code unless the finding "
+        "names another; a skip never does (its root cause carries it).",
+        "",
+        "| code | Meshery means | checks |",
+        "| --- | --- | --- |",
+    ]
+    for code, meaning in MESHERY_MEANINGS.items():
+        ids = [c.id for c in checks if code == c.meshery_code or code in c.meshery_codes]
+        lines.append(f"| `{code}` | {meaning} | {', '.join(f'`{i}`' for i in ids) or 'none yet'} |")
+    return lines
+
 
 TERMS = [
     "",
@@ -18,6 +64,10 @@ TERMS = [
     "(`depends_on`) cannot run until that one passes (or warns); it is skipped, naming the root cause to fix "
     "first. A check reported after another (`after`) stands on its own: it runs whatever the other found, and "
     "when both fail it says they are separate problems, the other one listed first.",
+    "- **Server vantage** (`--server-vantage host|docker`): where Meshery Server runs on a workstation. With "
+    "`docker` (mesheryctl's default platform) loopback addresses (127.0.0.0/8, localhost, ::1) are the Server's "
+    "own container: a kubeconfig server or Broker endpoint on loopback is judged unreachable from the Server "
+    "without dialing, though it answers from this machine.",
     "- **Filtered / refused / unreachable**: a connect that times out (something drops the SYN) / is answered "
     "with a reset (reachable, nothing listens) / fails at once with no route (the network path does not exist).",
     "",
@@ -63,6 +113,7 @@ def render(checks: list[Check]) -> str:
     ]
     lines += [f"| [`{c.id}`](#{c.docs_anchor}) | {c.severity.value} | {c.scope.value} | {c.title} |" for c in checks]
     lines += TERMS
+    lines += _meshery_section(checks)
     for c in checks:
         lines += [
             "",
@@ -78,4 +129,7 @@ def render(checks: list[Check]) -> str:
             "",
             f"**How to fix.** {c.remediation}",
         ]
+        words = meshery_words(c)
+        if words:
+            lines += ["", f"**In Meshery's words.** {words[0].upper()}{words[1:]}"]
     return "\n".join(lines) + "\n"

@@ -12,12 +12,14 @@ import copy
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from preflight.execcred import ExecResult, ExecTimeout, run_plugin
 from preflight.probes.proxy import Proxy
+from preflight.redact import bearer_forms
 from preflight.targets import ClusterTarget
 
 if TYPE_CHECKING:
@@ -66,11 +68,35 @@ class Response:
     def reason(self) -> str:
         if isinstance(self.body, dict):
             return str(self.body.get("message") or self.body.get("reason") or "")
-        return str(self.body)[:200]
+        return body_summary(str(self.body if self.body is not None else ""))
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+_REASON_CHARS = 120
+
+
+def body_summary(text: str) -> str:
+    """What a non-JSON answer (a proxy's or load balancer's page) says, without quoting it: some echo the
+    request, headers and all. An HTML page is its title; text is its first line; bounded and printable."""
+    title = _TITLE.search(text)
+    if title:
+        first = title.group(1)
+    elif text.lstrip().startswith("<"):
+        return f"an HTML page ({len(text)} characters)"
+    else:
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    shown = " ".join("".join(c if c.isprintable() else " " for c in first).split())
+    return shown if len(shown) <= _REASON_CHARS else shown[: _REASON_CHARS - 1] + "…"
 
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+def _secrets_of(cred: ExecResult) -> list[str]:
+    """What an exec plugin handed over, in every form the client carries it (a header, base64 kubeconfig data)."""
+    out = bearer_forms(cred.token) if cred.token else []
+    return out + [form for pem in (cred.client_cert_pem, cred.client_key_pem) if pem for form in (pem, _b64(pem))]
 
 
 def _substitute_user(config: dict[str, Any], cred: ExecResult | None) -> dict[str, Any]:
@@ -110,8 +136,16 @@ def preload() -> None:
 
 
 class KubeAPI:
-    def __init__(self, target: ClusterTarget, connect_timeout: float, exec_timeout: float) -> None:
+    def __init__(
+        self,
+        target: ClusterTarget,
+        connect_timeout: float,
+        exec_timeout: float,
+        on_secrets: Callable[[list[str]], None] = lambda _: None,
+    ) -> None:
+        """``on_secrets`` registers the credentials the client obtains mid-run (an exec plugin's token)."""
         self.target = target
+        self._on_secrets = on_secrets
         self.connect_timeout = connect_timeout
         self.exec_timeout = exec_timeout
         self._lock = threading.Lock()
@@ -137,6 +171,7 @@ class KubeAPI:
             except ExecTimeout as exc:
                 raise PluginTimeout(str(exc)) from None
             self.exec_result = cred
+            self._on_secrets(_secrets_of(cred))
         config = _substitute_user(self.target.config_dict, cred)
         conf = k8s_client.Configuration()
         try:
@@ -154,9 +189,9 @@ class KubeAPI:
         conf.proxy = self.target.proxy_url
         conf.no_proxy = None
         proxy = Proxy.from_url(self.target.proxy_url) if self.target.proxy_url else None
-        if proxy and proxy.username is not None:
+        if proxy and proxy.authorization is not None:
             # urllib3 does not turn the proxy URL's credentials into Proxy-Authorization; Go's client does.
-            conf.proxy_headers = urllib3.make_headers(proxy_basic_auth=f"{proxy.username}:{proxy.password or ''}")
+            conf.proxy_headers = {"Proxy-Authorization": proxy.authorization}
         return k8s_client.ApiClient(conf)
 
     def client(self) -> k8s_client.ApiClient:

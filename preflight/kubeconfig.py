@@ -2,6 +2,8 @@
 
 kubectl merges a KUBECONFIG path list so that the first file to define a name wins; users are
 surprised when a later file's entry is silently ignored, so shadowed duplicates are recorded.
+A name given twice within one file is another matter: Go's client rejects that whole file, so its
+entries take part in no merge, and its contexts (where no other file defines them) fail with the cause.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Entry:
     name: str
     body: dict[str, Any]
     source: Path
+    # Why Go's client rejects the file this context comes from (a name given twice in it); None when it loads.
+    rejected: str | None = None
 
 
 @dataclass
@@ -98,30 +102,77 @@ def _folder_kubeconfig(path: Path) -> bool:
     return isinstance(data, dict) and looks_like_kubeconfig(data)
 
 
+def _entries(path: Path, data: Mapping[str, Any]) -> dict[str, list[Entry]]:
+    """Each section's entries, in file order, checked for shape."""
+    out: dict[str, list[Entry]] = {}
+    for section, key in _SECTIONS:
+        entries = out[section] = []
+        for i, item in enumerate(data.get(section) or []):
+            if not isinstance(item, dict) or not item.get("name"):
+                raise ConfigError(f"{path}: malformed kubeconfig: {section}[{i}] has no 'name'")
+            body = item.get(key) or {}
+            if not isinstance(body, dict):
+                raise ConfigError(
+                    f"{path}: malformed kubeconfig: {section}[{i}] ({item['name']!r}): field '{key}' must be a mapping"
+                )
+            entries.append(Entry(str(item["name"]), body, path))
+    return out
+
+
+def _duplicate(path: Path, entries: Mapping[str, list[Entry]]) -> str | None:
+    """Why Go's client rejects the file: the first name given twice in one section, at the line of its repeat."""
+    for section, _ in _SECTIONS:
+        seen: set[str] = set()
+        for i, entry in enumerate(entries[section]):
+            if entry.name in seen:
+                line = _item_line(path, section, i)
+                return (
+                    f"{path}{f':{line}' if line else ''}: {section[:-1]} name {entry.name!r} appears twice in this "
+                    "file: Go's client (kubectl, Meshery Server) rejects the whole file"
+                )
+            seen.add(entry.name)
+    return None
+
+
+def _item_line(path: Path, section: str, index: int) -> int | None:
+    """The 1-based line of ``section[index]``, read again from the file (only ever for a rejected file)."""
+    try:
+        root = yamlfile.compose(yamlfile.read_text(path))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if key.value == section and isinstance(value, yaml.SequenceNode) and index < len(value.value):
+            return int(value.value[index].start_mark.line) + 1
+    return None
+
+
 def merge(paths: Iterable[Path]) -> MergedKubeconfig:
     merged = MergedKubeconfig()
+    rejected: dict[str, Entry] = {}
     for path in paths:
         data = load_file(path)
         merged.files.append(path)
+        entries = _entries(path, data)
+        cause = _duplicate(path, entries)
+        if cause is not None:
+            for entry in entries["contexts"]:
+                rejected.setdefault(entry.name, Entry(entry.name, entry.body, path, cause))
+            continue
         if merged.current_context is None and data.get("current-context"):
             merged.current_context = str(data["current-context"])
-        for section, key in _SECTIONS:
+        for section, _ in _SECTIONS:
             target: dict[str, Entry] = getattr(merged, section)
-            for i, item in enumerate(data.get(section) or []):
-                if not isinstance(item, dict) or not item.get("name"):
-                    raise ConfigError(f"{path}: malformed kubeconfig: {section}[{i}] has no 'name'")
-                body = item.get(key) or {}
-                if not isinstance(body, dict):
-                    raise ConfigError(
-                        f"{path}: malformed kubeconfig: {section}[{i}] ({item['name']!r}): "
-                        f"field '{key}' must be a mapping"
-                    )
-                name = str(item["name"])
+            for entry in entries[section]:
+                name = entry.name
                 if name in target:
-                    differs = body != target[name].body
+                    differs = entry.body != target[name].body
                     merged.shadowed.append((section, name, path, target[name].source, differs))
                     continue
-                target[name] = Entry(name, body, path)
+                target[name] = entry
+    for name, entry in rejected.items():
+        merged.contexts.setdefault(name, entry)
     return merged
 
 

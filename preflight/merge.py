@@ -28,6 +28,7 @@ def _not_recomputed(template: Result, why: str) -> Result:
         evidence={},
         duration_s=0.0,
         change=None,
+        meshery_code=None,
     )
 
 

@@ -6,6 +6,7 @@ only a :class:`RunReport`. Nothing here performs I/O, so the model stays importa
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,22 @@ class Scope(str, Enum):
     FLEET = "fleet"
 
 
+# Meshery Server's own diagnostics per connection, as its UI shows them. A result that corresponds to one
+# carries it (`meshery_code`), so a user can match a finding with what Meshery says.
+MESHERY_CODES: tuple[str, ...] = (
+    "connection_inactive",
+    "operator_not_deployed",
+    "operator_deploy_failed",
+    "broker_unreachable",
+    "broker_networking",
+)
+
+
+def _known_meshery_code(code: str | None) -> None:
+    if code is not None and code not in MESHERY_CODES:
+        raise ValueError(f"unknown Meshery diagnostic {code!r}; one of {', '.join(MESHERY_CODES)}")
+
+
 @dataclass(frozen=True)
 class Finding:
     """What a probe decides. ``remediation`` overrides the check's default when the cause is known."""
@@ -75,6 +92,11 @@ class Finding:
     message: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
     remediation: str | None = None
+    # The Meshery diagnostic this finding is (overrides the check's default for a fail); see MESHERY_CODES.
+    meshery_code: str | None = None
+
+    def __post_init__(self) -> None:
+        _known_meshery_code(self.meshery_code)
 
 
 def passed(message: str, **evidence: Any) -> Finding:
@@ -95,6 +117,11 @@ def skip(message: str, **evidence: Any) -> Finding:
 
 def error(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
     return Finding(Status.ERROR, message, evidence, remediation)
+
+
+def in_meshery_terms(code: str, finding: Finding) -> Finding:
+    """``finding`` as the Meshery diagnostic ``code`` (one of MESHERY_CODES), whatever its status."""
+    return dataclasses.replace(finding, meshery_code=code)
 
 
 def worst(findings: Iterable[Finding]) -> Finding:
@@ -153,6 +180,14 @@ class Check:
     prepare: Callable[[Sequence[Any]], None] | None = None
     # Budget for the probe as a multiple of --connect-timeout; probes that make several calls ask for more.
     timeout_factor: float = 2.0
+    # The Meshery diagnostic (MESHERY_CODES) a fail of this check is, unless the probe names one; `meshery_codes`:
+    # the others its findings may name. Both are documented per check.
+    meshery_code: str | None = None
+    meshery_codes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for code in (self.meshery_code, *self.meshery_codes):
+            _known_meshery_code(code)
 
     @property
     def docs_url(self) -> str:
@@ -173,6 +208,8 @@ class Result:
     duration_s: float
     # Set only when the run is compared with a baseline (--baseline): one of CHANGES.
     change: str | None = None
+    # The Meshery diagnostic this result corresponds to (MESHERY_CODES), when it is one.
+    meshery_code: str | None = None
 
 
 def summarize(results: list[Result]) -> dict[str, int]:

@@ -88,6 +88,7 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
     if settings.broker_port_forward is None:
         settings.broker_port_forward, settings.broker_port_forward_source = port_forward_policy(None, env)
     mode = settings.default_mode
+    targets.check_proxy_environment(env)
     if req.in_cluster:
         sa = {"sa_dir": Path(req.service_account_dir)} if req.service_account_dir else {}
         chosen = [targets.in_cluster_target(env, **sa)]

@@ -6,13 +6,19 @@ exception message or a server's echo.
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|\Z)", re.S)
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+# An Authorization or Proxy-Authorization header a peer echoed back, in any of HTTP's usual schemes.
+_AUTH_HEADER = re.compile(
+    r"(?i)(authorization\s*:\s*(?:basic|bearer|digest|negotiate|ntlm|token|aws4-hmac-sha256)\s+)[^\s\"'<>]+"
+)
 # scheme://user:password@host: the user name stays (it says who), the password goes.
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+@")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
@@ -32,6 +38,28 @@ def url_password(url: str) -> str | None:
     return m.group(1) if m else None
 
 
+def basic_credential(user: str, password: str) -> str:
+    """The base64 of ``user:password`` that HTTP Basic (and so Proxy-Authorization) carries."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def credential_forms(user: str | None, password: str) -> list[str]:
+    """Every form the tool derives from a user and password, to register as secrets where it derives them:
+    the password as written, percent-decoded and percent-encoded, and the base64 of ``user:password`` with the
+    ``Basic`` header value built from it. (Not the pair itself: the user name stays readable, it says who.)"""
+    forms = {password, unquote(password), quote(unquote(password), safe="")}
+    if user is not None:
+        for pw in {password, unquote(password)}:
+            basic = basic_credential(unquote(user), pw)
+            forms |= {basic, f"Basic {basic}"}
+    return sorted(f for f in forms if f)
+
+
+def bearer_forms(token: str) -> list[str]:
+    """A bearer token and the Authorization header value the client builds from it."""
+    return [token, f"Bearer {token}"] if token else []
+
+
 def _shapes(value: str) -> str:
     # Substring tests first: nearly every string has none of the shapes, and these cost a fraction of a regex scan.
     if "-----BEGIN " in value:
@@ -40,6 +68,8 @@ def _shapes(value: str) -> str:
         value = _JWT.sub(REDACTED, value)
     if "://" in value:
         value = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", value)
+    if "uthorization" in value or "UTHORIZATION" in value:
+        value = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, value)
     return _BEARER.sub(lambda m: m.group(1) + REDACTED, value)
 
 

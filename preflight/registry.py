@@ -127,12 +127,15 @@ def check(
     prepare: Callable[[Sequence[Any]], None] | None = None,
     scope: Scope = Scope.CLUSTER,
     timeout_factor: float = 2.0,
+    meshery_code: str | None = None,
+    meshery_codes: tuple[str, ...] = (),
     registry: Registry | None = None,
 ) -> Callable[[Probe], Probe]:
     """Declare a check. The probe's docstring is its description in ``explain``.
 
     ``depends_on``: checks whose data this one needs (it is skipped until they pass); ``after``: checks it is
-    reported after but does not need (it runs whatever they found).
+    reported after but does not need (it runs whatever they found). ``meshery_code``: the Meshery diagnostic a
+    fail is (``meshery_codes``: others its findings may name).
     """
 
     def decorate(probe: Probe) -> Probe:
@@ -153,6 +156,8 @@ def check(
                 prepare=prepare,
                 description=" ".join((probe.__doc__ or "").split()),
                 timeout_factor=timeout_factor,
+                meshery_code=meshery_code,
+                meshery_codes=meshery_codes,
             )
         )
         return probe

@@ -140,6 +140,7 @@ def _to_result(
         docs_url=chk.docs_url,
         evidence=redactor.value(evidence),
         duration_s=round(duration, 3),
+        meshery_code=finding.meshery_code or (chk.meshery_code if finding.status is Status.FAIL else None),
     )
 
 

@@ -57,6 +57,8 @@ class Settings:
     broker_port_forward: bool | None = None
     # Where broker_port_forward came from, for messages: flag, environment, default or fleet file.
     broker_port_forward_source: str = "default"
+    # Where Meshery Server runs on a workstation: "host", or "docker" (a container: loopback is its own).
+    server_vantage: str = "host"
     large_cluster_objects: int = DEFAULT_LARGE_CLUSTER_OBJECTS
     # Cloud endpoints, for sovereign clouds, private endpoints, proxies and tests.
     gcp_api_endpoint: str | None = None

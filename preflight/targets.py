@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, urlsplit
 
+from preflight import proxyenv
 from preflight.errors import ConfigError
 from preflight.fingerprint import FingerprintKey
 from preflight.kubeconfig import MergedKubeconfig, read_file_or_data
 from preflight.probes.addresses import hostport
-from preflight.redact import REDACTED, url_password
+from preflight.redact import REDACTED, bearer_forms, credential_forms, url_password
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _GLOB_CHARS = frozenset("*?[")
@@ -59,7 +60,7 @@ class Credential:
     def secrets(self) -> list[str]:
         out: list[str] = list(self.extra_secrets)
         if self.token:
-            out.append(self.token)
+            out += bearer_forms(self.token)
         for item in (self.exec_spec or {}).get("env") or []:
             # Exec plugins often get keys through env (AWS_SECRET_ACCESS_KEY, AZURE_CLIENT_SECRET...).
             if isinstance(item, Mapping) and item.get("value"):
@@ -92,6 +93,8 @@ class ClusterTarget:
     ca_problem: str | None = None
     # Entries of this context that another kubeconfig file defines differently (and loses).
     shadowed: list[str] = field(default_factory=list)
+    # The file of this context, when Go's client rejects it as a whole (a name given twice in it).
+    rejected_file: str | None = None
     # A single-context kubeconfig, handed to the real kubernetes client's loader.
     config_dict: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
@@ -118,46 +121,34 @@ def normalized_server(url: str) -> str:
     return f"{parts.scheme}://{hostport((parts.hostname or '').lower(), port)}"
 
 
-def _in_no_proxy_cidr(host: str, no_proxy: str) -> bool:
-    """NO_PROXY CIDR entries (10.0.0.0/8), which kubectl honours and urllib does not."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    for entry in no_proxy.split(","):
-        try:
-            net = ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError:
-            continue
-        if net.version == ip.version and ip in net:
-            return True
-    return False
-
-
-def _proxy_for(host: str, proxy_url: str | None, env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """The proxy the client would use for host, and where it was configured."""
+def _proxy_for(
+    scheme: str, host: str, port: int | None, proxy_url: str | None, env: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """The proxy the client would use for host, and where it was configured: the cluster's proxy-url for every
+    request (as client-go does), else the environment's by Go's rules (see preflight.proxyenv)."""
     if proxy_url:
         return proxy_url, "proxy-url"
-    names = {k.lower().removesuffix("_proxy"): k for k in env if k.lower().endswith("_proxy")}
-    https = env.get(names["https"]) if "https" in names else None
-    if not https:
-        return None, None
-    no_proxy = env.get(names["no"], "") if "no" in names else ""
-    import urllib.request  # lazily: it pulls in http, email and ssl
+    return proxyenv.from_environment(env).proxy_for(scheme, host, port)
 
-    if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
-        return None, names["no"]
-    if no_proxy and _in_no_proxy_cidr(host, no_proxy):
-        return None, names["no"]
-    return https, names["https"]
+
+def check_proxy_environment(env: Mapping[str, str]) -> None:
+    """A proxy variable the Server's client cannot use is a configuration error of the whole run, named."""
+    cfg = proxyenv.from_environment(env)
+    for value, var in ((cfg.https, cfg.https_var), (cfg.http, cfg.http_var)):
+        if var is not None:
+            problem, _ = _url_problem(proxyenv.with_scheme(value), var, proxyenv.PROXY_SCHEMES, shown=value)
+            if problem:
+                raise ConfigError(f"{problem}: set it to http://HOST:PORT (user and password before an @), or unset it")
 
 
 _HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
 
 
-def _url_problem(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str | None, SplitResult | None]:
+def _url_problem(
+    url: str, what: str, schemes: tuple[str, ...], shown: str | None = None
+) -> tuple[str | None, SplitResult | None]:
     """Why ``url`` is not usable (None when it is), checked as strictly as Go's URL parser does in kubectl."""
-    shown = redact_url(url)
+    shown = redact_url(shown if shown is not None else url)
     if url != url.strip() or any(c.isspace() or ord(c) < 32 for c in url):
         return f"{what} {shown!r} contains a space or a control character", None
     try:
@@ -186,6 +177,22 @@ def redact_url(url: str) -> str:
     return url.replace(f":{password}@", f":{REDACTED}@", 1) if password else url
 
 
+def _host_as_written(server: str, host: str) -> str:
+    """The server URL's host in its own case, as Go's url.Hostname() gives it (urlsplit lower-cases it): Go's
+    localhost rule compares it exactly."""
+    netloc = urlsplit(server).netloc.rpartition("@")[2]
+    return netloc[: len(host) + 2].strip("[]") if netloc.startswith("[") else netloc[: len(host)]
+
+
+def _choose_proxy(t: ClusterTarget, proxy_url: str | None, env: Mapping[str, str]) -> None:
+    scheme = urlsplit(t.server).scheme if t.server else "https"
+    host = _host_as_written(t.server, t.host or "") if t.server else t.host or ""
+    try:
+        t.proxy_url, t.proxy_source = _proxy_for(scheme, host, t.port, proxy_url, env)
+    except proxyenv.CgiRefusal as exc:
+        t.problems.append(str(exc))
+
+
 def _parse_server(target: ClusterTarget, server: str) -> None:
     problem, parts = _url_problem(server, "server", ("https", "http"))
     if problem or parts is None:
@@ -202,6 +209,15 @@ def _parse_server(target: ClusterTarget, server: str) -> None:
         )
 
 
+# The in-tree auth-providers client-go dropped in 1.26, and the exec plugin that replaces each.
+_REMOVED_AUTH_PROVIDERS = {
+    "gcp": "Switch this user to the gke-gcloud-auth-plugin exec plugin: gcloud components install "
+    "gke-gcloud-auth-plugin, then USE_GKE_GCLOUD_AUTH_PLUGIN=True gcloud container clusters get-credentials "
+    "CLUSTER --location LOCATION re-writes the user (the plugin must also be on the Server's PATH).",
+    "azure": "Switch this user to the kubelogin exec plugin: install kubelogin (az aks install-cli), then "
+    "KUBECONFIG=FILE kubelogin convert-kubeconfig -l azurecli (or re-run az aks get-credentials) re-writes the "
+    "user (kubelogin must also be on the Server's PATH).",
+}
 _TOKEN_FIX = (
     "Write the token as one string on the token: line (quoted if it has special characters), with no line "
     "break: a block scalar `token: |` keeps the final newline, `token: |-` does not."
@@ -283,11 +299,17 @@ def _credential(user: Mapping[str, Any], base: Path, problems: list[str]) -> Cre
         cfg: Mapping[str, Any] = raw_cfg if isinstance(raw_cfg, Mapping) else {}
         token = cfg.get("id-token") or cfg.get("access-token")
         hidden = [str(v) for k, v in cfg.items() if k in ("refresh-token", "client-secret", "access-token") and v]
+        removed = _REMOVED_AUTH_PROVIDERS.get(name)
         return Credential(
             "oidc" if name == "oidc" else "auth-provider",
             token=str(token) if token else None,
             provider=name,
             extra_secrets=hidden,
+            problem=f"auth-provider {name!r} was removed from client-go in Kubernetes 1.26: kubectl and Meshery "
+            "Server can no longer authenticate with it"
+            if removed
+            else None,
+            fix=removed,
         )
     try:
         cert = read_file_or_data(user, "client-certificate", "client-certificate-data", base)
@@ -331,7 +353,8 @@ def _plain_credential(
             problems.append("user has a client certificate without its key, or a key without its certificate")
         return Credential("client-cert", client_cert_pem=cert, client_key_pem=key)
     if user.get("username") or user.get("password"):
-        return Credential("basic", extra_secrets=[str(user.get("password") or "")])
+        password = str(user.get("password") or "")
+        return Credential("basic", extra_secrets=credential_forms(str(user.get("username") or ""), password))
     return Credential("none")
 
 
@@ -345,12 +368,20 @@ def _absolutize(body: Mapping[str, Any], base: Path, keys: tuple[str, ...]) -> d
 
 
 def _url_secrets(*urls: str | None) -> list[str]:
-    """A URL's password, as written and percent-decoded (as the client sends it), must never be printed."""
+    """A URL's password in every form the tool derives from it (percent-decoded as the client sends it, the
+    user:password pair and its base64, the Basic header value): none may ever be printed."""
     out: list[str] = []
-    for password in (url_password(u) for u in urls if u):
-        if password:
-            out += [password] if unquote(password) == password else [password, unquote(password)]
+    for url in urls:
+        password = url_password(url) if url else None
+        if url and password:
+            parts = urlsplit(url if "://" in url else f"http://{url}")
+            out += credential_forms(parts.username, password)
     return out
+
+
+def _env_proxies(env: Mapping[str, str]) -> list[str]:
+    """Every proxy URL in the environment, used for this cluster or not: their passwords are secrets anyway."""
+    return [v for k, v in env.items() if k.lower() in ("https_proxy", "http_proxy", "all_proxy") and v]
 
 
 def _ca_problem(pem: bytes, cluster: Mapping[str, Any]) -> str | None:
@@ -375,6 +406,11 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
     t = ClusterTarget(name=name, source=ctx_entry.source, base_dir=ctx_entry.source.parent)
     t.cluster_name = str(ctx.get("cluster") or "") or None
     t.user_name = str(ctx.get("user") or "") or None
+    if ctx_entry.rejected:
+        # Go's client never loads the file: nothing of it is used, and this is the only problem worth naming.
+        t.problems.append(ctx_entry.rejected)
+        t.rejected_file = str(ctx_entry.source)
+        return t
     cluster = merged.clusters.get(t.cluster_name or "")
     user = merged.users.get(t.user_name or "")
     if not t.cluster_name:
@@ -403,17 +439,18 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
         t.tls_server_name = cbody.get("tls-server-name")
         proxy = cbody.get("proxy-url")
         if proxy:
-            problem, _ = _url_problem(str(proxy), "proxy-url", ("http", "https", "socks5"))
+            problem, _ = _url_problem(str(proxy), "proxy-url", proxyenv.PROXY_SCHEMES)
             if problem:
                 t.problems.append(f"cluster {t.cluster_name!r}: {problem}")
+                proxy = None  # never used: the context fails on it
         if t.host:
-            t.proxy_url, t.proxy_source = _proxy_for(t.host, str(proxy) if proxy else None, env)
+            _choose_proxy(t, str(proxy) if proxy else None, env)
     ubody: dict[str, Any] = {}
     if user is not None:
         ubase = user.source.parent
         ubody = _absolutize(user.body, ubase, ("client-certificate", "client-key", "tokenFile"))
         t.credential = _credential(ubody, ubase, t.problems)
-    t.credential.extra_secrets.extend(_url_secrets(str(cbody.get("server") or ""), t.proxy_url))
+    t.credential.extra_secrets.extend(_url_secrets(str(cbody.get("server") or ""), t.proxy_url, *_env_proxies(env)))
     t.shadowed = [
         f"{section[:-1]} {n!r} in {lost}"
         for section, n, lost, _won, differs in merged.shadowed_of(
@@ -483,8 +520,8 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
         t.credential = Credential("token-file", token=token_path.read_text().strip())
     except OSError as exc:
         raise ConfigError(f"--in-cluster: cannot read {token_path}: {exc.strerror or exc}") from None
-    t.proxy_url, t.proxy_source = _proxy_for(host, None, env)
-    t.credential.extra_secrets.extend(_url_secrets(t.proxy_url))
+    _choose_proxy(t, None, env)
+    t.credential.extra_secrets.extend(_url_secrets(t.proxy_url, *_env_proxies(env)))
     return t
 
 

@@ -496,7 +496,7 @@ class LabFleet(Startable):
             setup, server = cluster.meshery, cluster.server
             server.kubelet, server.upgrade_stripped_by = setup.kubelet, setup.upgrade_stripped_by
             pod = nats_pod_name(setup)
-            if pod is not None and setup.nats_pod == "running" and cluster.broker is not None:
+            if pod is not None and setup.nats_pod == "running" and setup.broker_ready and cluster.broker is not None:
                 # The pod's 4222 is where the cluster's nats-server (or imposter) really listens.
                 server.pod_ports[(setup.namespace, pod)] = {NATS_PORT: (cluster.broker.host, cluster.broker.port)}
 

@@ -83,6 +83,12 @@ _PORT_NAME = {"current": "nats", "classic": "client"}
 _DEFAULT_OPERATOR_VERSION = {"current": "v1.0.3", "classic": "v0.8.2"}
 _DEFAULT_SERVICE_TYPE = {"current": "ClusterIP", "classic": "LoadBalancer"}
 _NATS_IMAGE = {"current": "nats:2.10.22-alpine", "classic": "nats:2.1.9-alpine3.12"}
+# The labels the official NATS chart (release "meshery") puts on the pods its StatefulSet and Service select.
+_NATS_CHART_SELECTOR = {
+    "app.kubernetes.io/name": "nats",
+    "app.kubernetes.io/instance": "meshery",
+    "app.kubernetes.io/component": "nats",
+}
 _EVENTS = ["ADDED", "MODIFIED", "DELETED"]
 _TIMESTAMP = "2024-09-02T08:15:00Z"
 
@@ -370,6 +376,74 @@ def _workload(
     }
 
 
+def _broker_selector(setup: MesherySetup) -> dict[str, str]:
+    """What the broker's Service and StatefulSet select: the official NATS chart's labels (current), or classic's."""
+    if setup.generation == "current":
+        return dict(_NATS_CHART_SELECTOR)
+    return {"app.kubernetes.io/name": _SERVICE_NAME["classic"]}
+
+
+def _broker_workload(setup: MesherySetup, node: str, host_ip: str | None = None) -> list[dict[str, Any]]:
+    """The broker's StatefulSet and its one pod (``<name>-0``), Running and ready unless ``broker_ready`` is off.
+
+    The current generation's are the official NATS chart's (containers nats and reloader, the chart's labels);
+    a pod that is not ready is crash-looping, the commonest way a NATS pod is not ready. ``nats_pod`` says more:
+    crash-looping, unable to pull its image (Pending), or missing (the StatefulSet without its pod).
+    """
+    gen = setup.generation
+    assert gen is not None
+    name, ns = _SERVICE_NAME[gen], setup.namespace
+    containers: list[dict[str, Any]] = [
+        {"name": "nats", "image": _NATS_IMAGE[gen], "ports": [{"name": "nats", "containerPort": NATS_PORT}]}
+    ]
+    if gen == "current":
+        containers.append({"name": "reloader", "image": "natsio/nats-server-config-reloader:0.16.0"})
+    sts = _workload("StatefulSet", name, ns, "broker", containers, setup.broker_ready)
+    selector = _broker_selector(setup)
+    pod_labels = {**sts["spec"]["template"]["metadata"]["labels"], **selector}
+    sts["spec"]["selector"] = {"matchLabels": selector}
+    sts["spec"]["template"]["metadata"]["labels"] = pod_labels
+    pod_name = f"{name}-0"
+    statuses = []
+    for c in containers:
+        digest = hashlib.sha256(c["image"].encode()).hexdigest()
+        st: dict[str, Any] = {"name": c["name"], "image": c["image"], "imageID": f"{c['image']}@sha256:{digest}"}
+        st.update(ready=True, restartCount=0)
+        st["state"] = {"running": {"startedAt": _TIMESTAMP}}
+        if (not setup.broker_ready or setup.nats_pod == "crashloop") and c["name"] == "nats":
+            st.update(ready=False, restartCount=7)
+            st["state"] = {
+                "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}
+            }
+            st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": _TIMESTAMP}}
+        if setup.nats_pod == "imagepull":
+            st.update(ready=False, restartCount=0, imageID="")
+            st["state"] = {
+                "waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{c["image"]}"'}
+            }
+        statuses.append(st)
+    if setup.nats_pod == "missing":
+        return [sts]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "namespace": ns,
+            "labels": {**pod_labels, "statefulset.kubernetes.io/pod-name": pod_name},
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ns}/{pod_name}")),
+        },
+        "spec": {"containers": copy.deepcopy(containers), "nodeName": node},
+        "status": {
+            "phase": "Pending" if setup.nats_pod == "imagepull" else "Running",
+            "hostIP": host_ip or "10.0.1.23",
+            "conditions": [_condition("Ready", setup.broker_ready and setup.nats_pod == "running", "", "")],
+            "containerStatuses": statuses,
+        },
+    }
+    return [sts, pod]
+
+
 def _broker_service(setup: MesherySetup, port: int) -> dict[str, Any]:
     gen = setup.generation
     assert gen is not None and setup.service_type is not None
@@ -398,7 +472,7 @@ def _broker_service(setup: MesherySetup, port: int) -> dict[str, Any]:
         "ipFamilyPolicy": "SingleStack",
         "internalTrafficPolicy": "Cluster",
         "sessionAffinity": "None",
-        "selector": {"app.kubernetes.io/name": name},
+        "selector": _broker_selector(setup),
         "ports": ports,
     }
     if exposed:
@@ -469,63 +543,6 @@ def nats_pod_name(setup: MesherySetup) -> str | None:
     if setup.generation is None or setup.nats_pod == "missing":
         return None
     return f"{_SERVICE_NAME[setup.generation]}-0"
-
-
-def _nats_pod(setup: MesherySetup, nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The Broker's NATS pod with the status a kubelet reports for ``setup.nats_pod``.
-
-    Current Operators deploy the official NATS chart, whose pods carry ``app.kubernetes.io/name=nats`` (what
-    Meshery's port-forward selects); classic Broker pods do not.
-    """
-    name = nats_pod_name(setup)
-    if name is None or setup.generation is None:
-        return None
-    gen = setup.generation
-    labels = {"app.kubernetes.io/name": "nats" if gen == "current" else _SERVICE_NAME[gen]}
-    labels |= {"app.kubernetes.io/instance": _SERVICE_NAME[gen], "statefulset.kubernetes.io/pod-name": name}
-    image = _NATS_IMAGE[gen]
-    container: dict[str, Any] = {"name": "nats", "image": image, "imageID": "", "restartCount": 0, "started": False}
-    phase = "Running"
-    if setup.nats_pod == "running":
-        container.update(ready=True, started=True, state={"running": {"startedAt": _TIMESTAMP}})
-        container["imageID"] = f"docker.io/library/{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
-    elif setup.nats_pod == "crashloop":
-        container.update(
-            ready=False,
-            restartCount=7,
-            state={
-                "waiting": {
-                    "reason": "CrashLoopBackOff",
-                    "message": f"back-off 5m0s restarting failed container=nats pod={name}_{setup.namespace}",
-                }
-            },
-            lastState={"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": _TIMESTAMP}},
-        )
-    else:
-        phase = "Pending"
-        container.update(
-            ready=False,
-            state={"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}},
-        )
-    host_ip = _node_ip(nodes) or "10.0.1.23"
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": setup.namespace,
-            "labels": labels,
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{setup.namespace}/{name}")),
-        },
-        "spec": {"containers": [{"name": "nats", "image": image, "ports": [{"name": "nats", "containerPort": 4222}]}]},
-        "status": {
-            "phase": phase,
-            "hostIP": host_ip,
-            "podIP": "10.244.0.17",
-            "conditions": [_condition("Ready", setup.nats_pod == "running", "", "")],
-            "containerStatuses": [container],
-        },
-    }
 
 
 def _watch_entries(items: Sequence[Any]) -> str:
@@ -687,16 +704,7 @@ def meshery_objects(
                 setup.operator_ready,
             )
         )
-        objs.append(
-            _workload(
-                "StatefulSet",
-                _SERVICE_NAME[gen],
-                ns,
-                "broker",
-                [{"name": "nats", "image": _NATS_IMAGE[gen]}],
-                setup.broker_ready,
-            )
-        )
+        objs += _broker_workload(setup, node_objs[0]["metadata"]["name"], _node_ip(node_objs))
         service = _broker_service(setup, port)
         objs.append(service)
         if gen == "current" and setup.secret_token:
@@ -711,9 +719,6 @@ def meshery_objects(
             )
         broker = _broker_cr(setup, service, node_objs, api_host)
         objs.append(broker)
-        pod = _nats_pod(setup, node_objs)
-        if pod is not None:
-            objs.append(pod)
         if setup.meshsync_present:
             objs += _meshsync(setup, broker["status"]["endpoint"]["internal"])
     objs += node_objs

@@ -93,7 +93,9 @@ def _data(report: RunReport) -> Iterator[str]:
         evidence = jsonable(dict(r.evidence)) or None
         command = fix_command(r.remediation) if r.status is not Status.PASS else None
         fix = [strings(r.remediation), strings(command) if command else -1]
-        return [r.check_id, r.status.value, strings(r.message), *fix, evidence]
+        # The Meshery diagnostic, only where there is one: rows stay as short as before.
+        coded = [r.meshery_code] if r.meshery_code else []
+        return [r.check_id, r.status.value, strings(r.message), *fix, evidence, *coded]
 
     yield Markup(f'{{"checks": {_safe_json(checks)}, "clusters": [')
     for i, c in enumerate(report.clusters):

@@ -134,6 +134,8 @@ def result_document(result: Result) -> dict[str, Any]:
     }
     if result.change is not None:
         doc["change"] = result.change
+    if result.meshery_code is not None:
+        doc["meshery_code"] = result.meshery_code
     return doc
 
 
@@ -274,6 +276,7 @@ def _result(doc: Mapping[str, Any]) -> Result:
         evidence=dict(doc["evidence"]),
         duration_s=float(doc["duration_s"]),
         change=doc.get("change"),
+        meshery_code=doc.get("meshery_code"),
     )
 
 

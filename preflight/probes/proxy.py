@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
+import re
 import socket
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from preflight.probes.addresses import hostport
-from preflight.redact import REDACTED
+from preflight.redact import REDACTED, basic_credential, credential_forms
 
 # Why a proxy did not open the tunnel.
 UNREACHABLE = "unreachable"  # no TCP connection to the proxy itself
@@ -20,6 +20,9 @@ NO_ANSWER = "no-answer"  # closed or silent instead of an HTTP answer: not an HT
 
 _BY_STATUS = {403: ACL, 407: AUTH, 502: UPSTREAM, 503: UPSTREAM, 504: UPSTREAM}
 _MAX_HEAD = 8192
+# Of a proxy's answer only the status line is shown, and only this much of it: some proxies echo the request,
+# Proxy-Authorization included, in their error page (some with bare LF line ends, which a CRLF split misses).
+_MAX_STATUS_LINE = 80
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,17 @@ class Proxy:
         return hostport(self.host, self.port)
 
     @property
+    def authorization(self) -> str | None:
+        """The Proxy-Authorization value Go's client (and so kubectl and Meshery) sends for the URL's user."""
+        if self.username is None:
+            return None
+        return f"Basic {basic_credential(self.username, self.password or '')}"
+
+    def secrets(self) -> list[str]:
+        """Every form of the URL's credential the tool derives, to register with the redactor."""
+        return credential_forms(self.username, self.password) if self.password else []
+
+    @property
     def label(self) -> str:
         if not self.username:
             return f"{self.scheme}://{self.endpoint}"
@@ -66,6 +80,13 @@ class ProxyError(OSError):
         return f"proxy {self.proxy.endpoint} refused the tunnel to {self.target}: {self.detail}"
 
 
+def status_line(answer: bytes) -> str:
+    """The first line of a peer's answer, printable and bounded: never its headers or body."""
+    first = re.split(rb"[\r\n]", answer, maxsplit=1)[0].decode("latin-1").strip()
+    shown = "".join(c if c.isprintable() else "?" for c in first)
+    return shown if len(shown) <= _MAX_STATUS_LINE else shown[: _MAX_STATUS_LINE - 1] + "…"
+
+
 def _status(line: str) -> int | None:
     parts = line.split(" ", 2)
     return int(parts[1]) if len(parts) > 1 and parts[0].startswith("HTTP/") and parts[1].isdigit() else None
@@ -79,13 +100,12 @@ def tunnel(proxy: Proxy, address: str, port: int, timeout: float) -> socket.sock
     except OSError as exc:
         raise ProxyError(proxy, target, UNREACHABLE, exc.strerror or str(exc) or type(exc).__name__) from None
     head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
-    if proxy.username is not None:
-        basic = base64.b64encode(f"{proxy.username}:{proxy.password or ''}".encode()).decode()
-        head += f"Proxy-Authorization: Basic {basic}\r\n"
+    if proxy.authorization is not None:
+        head += f"Proxy-Authorization: {proxy.authorization}\r\n"
     answer = b""
     try:
         raw.sendall((head + "\r\n").encode())
-        while b"\r\n\r\n" not in answer and len(answer) < _MAX_HEAD:
+        while b"\n\r\n" not in answer and b"\n\n" not in answer and len(answer) < _MAX_HEAD:
             chunk = raw.recv(1024)
             if not chunk:
                 break
@@ -93,12 +113,12 @@ def tunnel(proxy: Proxy, address: str, port: int, timeout: float) -> socket.sock
     except OSError as exc:
         raw.close()
         raise ProxyError(proxy, target, NO_ANSWER, f"no answer to CONNECT ({exc.strerror or exc})") from None
-    line = answer.split(b"\r\n", 1)[0].decode("latin-1").strip()
+    line = status_line(answer)
     status = _status(line)
     if status == 200:
         return raw
     raw.close()
     if status is None:
-        what = f"answered {line[:60]!r}" if line else "closed the connection"
+        what = f"answered {line[:40]!r}" if line else "closed the connection"
         raise ProxyError(proxy, target, NO_ANSWER, f"{what} instead of an HTTP CONNECT answer")
     raise ProxyError(proxy, target, _BY_STATUS.get(status, REFUSED), line, status)

@@ -21,6 +21,8 @@ class TlsInspection:
     sans: list[str] = field(default_factory=list)
     tls_version: str | None = None
     handshake_error: str | None = None
+    # The connection was accepted and then nothing answered the handshake in time: nothing could be decided.
+    timed_out: bool = False
     # Set when the proxy, not the server, stopped the handshake.
     proxy_error: ProxyError | None = None
 
@@ -86,6 +88,8 @@ def inspect(
     except ssl.SSLCertVerificationError as exc:
         first_error = exc.verify_message or str(exc)
         name_mismatch = exc.verify_code == 62 or "mismatch" in first_error
+    except TimeoutError:
+        return TlsInspection(False, None, None, handshake_error="the handshake timed out", timed_out=True)
     except ssl.SSLError as exc:
         return TlsInspection(False, None, None, handshake_error=f"{exc.reason or exc}")
     except (OSError, ValueError) as exc:

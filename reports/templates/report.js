@@ -15,19 +15,19 @@
   let current = null;
 
   function result(r) {
-    const [id, status, message, fix, command, evidence] = r;
+    const [id, status, message, fix, command, evidence, mesheryCode] = r;
     const check = data.checks[id] || [id, "", "", ""];
     return { id, status, message: S[message], fix: S[fix], command: command >= 0 ? S[command] : "", evidence,
-      title: check[0], category: check[1], severity: check[2], docs: check[3] };
+      mesheryCode: mesheryCode || "", title: check[0], category: check[1], severity: check[2], docs: check[3] };
   }
 
-  // What free text matches: the cluster's identity and every non-passing result's id and message.
+  // What free text matches: the cluster's identity and every non-passing result's id, message and Meshery code.
   const haystacks = rows.map((tr) => {
     const parts = [tr.dataset.name, tr.dataset.server, tr.dataset.provider, tr.dataset.mode];
     for (const raw of data.clusters[Number(tr.dataset.index)]) {
       const r = result(raw);
       parts.push(r.id);
-      if (r.status !== "pass") parts.push(r.message);
+      if (r.status !== "pass") parts.push(r.message, r.mesheryCode);
     }
     return parts.join("\n").toLowerCase();
   });
@@ -118,6 +118,11 @@
       docs.hidden = false;
     }
     li.querySelector(".category").textContent = "category " + r.category + ", severity " + r.severity;
+    if (r.mesheryCode) {
+      const said = li.querySelector(".meshery-code");
+      said.hidden = false;
+      said.querySelector("code").textContent = r.mesheryCode;
+    }
     if (r.evidence) {
       const ev = li.querySelector("details.evidence");
       ev.hidden = false;

@@ -195,3 +195,42 @@ def test_broken_context_fails_its_check_and_others_still_run(lab: LabFleet, tmp_
     assert ctx.status.value == "fail" and "'nope'" in ctx.message
     assert result(rep, "dangling", "kube-api.tcp").status.value == "skip"
     assert result(rep, "healthy", "kube-api.auth").status.value == "pass"
+
+
+def test_api_that_accepts_and_never_answers_the_handshake_is_undecided(lab: LabFleet, tmp_path: Path) -> None:
+    """A real listener that accepts the connection and never sends a byte (a hung API server, or a middlebox
+    that swallows the ClientHello): nothing is known about the certificate, so `error`, not the CA fix."""
+    from preflight_lab.broker import SilentBroker
+
+    with SilentBroker("127.0.0.1", 0) as silent:
+        kc = yaml.safe_load(Path(lab.kubeconfig_path).read_text())
+        healthy = next(c for c in kc["clusters"] if c["name"] == "healthy")
+        healthy["cluster"]["server"] = f"https://127.0.0.1:{silent.port}"
+        path = tmp_path / "silent.yaml"
+        path.write_text(yaml.safe_dump(kc))
+        rep = run(kubeconfig=[str(path)], contexts=["healthy"], include=["kube-api.*"], connect_timeout=1.0)
+    assert result(rep, "healthy", "kube-api.tcp").status.value == "pass"
+    tls = result(rep, "healthy", "kube-api.tls")
+    assert tls.status.value == "error", tls.message
+    assert tls.message == f"no TLS answer from 127.0.0.1:{silent.port} within 1 s: the handshake timed out"
+    assert "hung" in tls.remediation and "middlebox" in tls.remediation
+    assert "certificate-authority-data" not in tls.remediation
+    assert tls.evidence["handshake"] == "timeout"
+
+
+def test_exec_plugin_token_is_registered_as_a_secret_when_obtained(lab: LabFleet) -> None:
+    """A plugin's token exists only mid-run: the client hands it, and its Bearer header form, to the redactor."""
+    from preflight.kube import KubeAPI
+    from preflight.kubeconfig import merge
+    from preflight.targets import from_context
+
+    target = from_context(merge([lab.kubeconfig_path]), "exec-ok", {})
+    registered: list[str] = []
+    api = KubeAPI(target, 2.0, 2.0, registered.extend)
+    try:
+        assert api.get("/version").ok
+    finally:
+        api.close()
+    token = lab.clusters["exec-ok"].token
+    assert token not in target.credential.secrets()  # not known before the plugin ran
+    assert {token, f"Bearer {token}"} <= set(registered)

@@ -202,3 +202,30 @@ def test_alias_bomb_names_the_file(what: str, tmp_path: Path) -> None:
     bomb.write_text("\n".join([*lines, "clusters: *l10"]) + "\n")
     line = one_line_exit_2(cli("check", what, str(bomb)))
     assert str(bomb) in line and "aliases" in line
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("HTTPS_PROXY", "::::"),
+        ("https_proxy", "http://[::1"),
+        ("HTTPS_PROXY", "http://proxy.lab.test:abc"),
+        ("HTTPS_PROXY", "ftp://proxy.lab.test:21"),
+        ("HTTP_PROXY", "http://proxy-user:ProxyPw-77c1@bad host:3128"),
+    ],
+)
+def test_unparsable_proxy_variable_is_a_configuration_error(tmp_path: Path, var: str, value: str) -> None:
+    """Never `probe raised ValueError` per cluster: one line naming the variable, before any probe runs."""
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(yaml.safe_dump(KUBECONFIG))
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")} | {"NO_COLOR": "1", var: value}
+    proc = subprocess.run(
+        [*CLI, "check", "--kubeconfig", str(kubeconfig), "--checks", "kube-api.*"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    line = one_line_exit_2(proc)
+    assert line.startswith(f"error: {var} ") or f" {var} " in f" {line}", line
+    assert "ProxyPw-77c1" not in proc.stderr + proc.stdout

@@ -1,8 +1,11 @@
 """A distinct secret planted in each place a kubeconfig or a plugin can carry one; none reaches the console,
-the JSON, the JUnit, stdout or stderr. User names stay: they say who, not how."""
+the JSON, the JUnit, the HTML, the markdown, the Prometheus text, stdout or stderr, in any form the tool
+derives from it (a proxy that echoes the request quotes the Basic value the tool built). User names stay:
+they say who, not how."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -13,6 +16,7 @@ import pytest
 import yaml
 
 from preflight_lab.fleet import ClusterSpec, LabFleet
+from preflight_lab.proxy import LabProxy
 
 CLI = [sys.executable, "-m", "preflight.cli"]
 
@@ -27,6 +31,16 @@ SECRETS = {
     "stderr-token": "TokValuePlanted-58",
     "stderr-env": "EnvSecretPlanted-0042",
 }
+# The users of the URLs that carry a password: the Basic value the tool builds from each is a secret too.
+PROXY_USERS = {"proxy-url": "proxy-user", "env-proxy": "env-user"}
+
+
+def _forms(place: str, secret: str) -> dict[str, str]:
+    forms = {place: secret}
+    if place in PROXY_USERS:
+        pair = f"{PROXY_USERS[place]}:{secret}"
+        forms |= {f"{place} (user:password)": pair, f"{place} (base64)": base64.b64encode(pair.encode()).decode()}
+    return forms
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +50,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_planted_secrets_reach_no_output(lab: LabFleet, tmp_path: Path) -> None:
+    good_cluster = lab.clusters["good"]
+    # Every proxy here echoes the request, Proxy-Authorization included, in its 407 page.
+    with LabProxy(
+        credentials=("nobody", "accepted"), echo=True, hosts={good_cluster.dns_name: good_cluster.address}
+    ) as proxy:
+        _planted_secrets_reach_no_output(lab, tmp_path, proxy)
+
+
+def _planted_secrets_reach_no_output(lab: LabFleet, tmp_path: Path, proxy: LabProxy) -> None:
     doc = lab.kubeconfig()
     good = doc["clusters"][0]["cluster"]
     url = lab.clusters["good"].url.removeprefix("https://")
+    proxy_at = proxy.url.removeprefix("http://")
     plugin = tmp_path / "noisy-plugin.py"
     plugin.write_text(
         "import sys\n"
@@ -52,9 +76,9 @@ def test_planted_secrets_reach_no_output(lab: LabFleet, tmp_path: Path) -> None:
     )
     variants = {
         "url-password": ({**good, "server": f"https://svc-user:{SECRETS['server-url']}@{url}"}, None),
-        "proxy-password": ({**good, "proxy-url": f"http://proxy-user:{SECRETS['proxy-url']}@127.0.0.1:9"}, None),
+        "proxy-password": ({**good, "proxy-url": f"http://proxy-user:{SECRETS['proxy-url']}@{proxy_at}"}, None),
         # Not in NO_PROXY: reached through HTTPS_PROXY, whose URL carries a password.
-        "env-proxied": ({**good, "server": f"https://localhost:{url.rsplit(':', 1)[1]}"}, None),
+        "env-proxied": ({**good, "server": f"https://{lab.clusters['good'].dns_name}:{url.rsplit(':', 1)[1]}"}, None),
         "noisy-plugin": (
             good,
             {
@@ -76,7 +100,7 @@ def test_planted_secrets_reach_no_output(lab: LabFleet, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
     env |= {
         "NO_COLOR": "1",
-        "HTTPS_PROXY": f"http://env-user:{SECRETS['env-proxy']}@127.0.0.1:9",
+        "HTTPS_PROXY": f"http://env-user:{SECRETS['env-proxy']}@{proxy_at}",
         "NO_PROXY": url.rsplit(":", 1)[0],
     }
     proc = subprocess.run(
@@ -95,6 +119,12 @@ def test_planted_secrets_reach_no_output(lab: LabFleet, tmp_path: Path) -> None:
             f"json={tmp_path / 'r.json'}",
             "-o",
             f"junit={tmp_path / 'j.xml'}",
+            "-o",
+            f"html={tmp_path / 'r.html'}",
+            "-o",
+            f"markdown={tmp_path / 'r.md'}",
+            "-o",
+            f"prometheus={tmp_path / 'r.prom'}",
         ],
         capture_output=True,
         text=True,
@@ -107,10 +137,14 @@ def test_planted_secrets_reach_no_output(lab: LabFleet, tmp_path: Path) -> None:
         "stderr": proc.stderr,
         "json": (tmp_path / "r.json").read_text(),
         "junit": (tmp_path / "j.xml").read_text(),
+        "html": (tmp_path / "r.html").read_text(),
+        "markdown": (tmp_path / "r.md").read_text(),
+        "prometheus": (tmp_path / "r.prom").read_text(),
     }
     for where, text in outputs.items():
         for place, secret in SECRETS.items():
-            assert secret not in text, f"the secret planted in {place} leaked into {where}"
+            for form, value in _forms(place, secret).items():
+                assert value not in text, f"the secret planted in {form} leaked into {where}"
     report = json.loads(outputs["json"])
     by_name = {c["name"]: c for c in report["clusters"]}
     # User names are kept, passwords are not: the reader still sees which account is configured.
@@ -122,3 +156,8 @@ def test_planted_secrets_reach_no_output(lab: LabFleet, tmp_path: Path) -> None:
     # At most a few of the plugin's lines, the last of them intact.
     assert "error: login required" in auth["message"] and "exited 3" in auth["message"]
     assert "from the cache" not in auth["message"]
+    # Both proxied clusters met the echoing proxy: its 407 is summarised by its status line.
+    for name in ("proxy-password", "env-proxied"):
+        tls = next(r for r in by_name[name]["results"] if r["check_id"] == "kube-api.tls")
+        assert tls["status"] == "fail" and "407 Proxy Authentication Required" in tls["message"], tls["message"]
+    assert len(proxy.connects) >= 2

@@ -56,6 +56,7 @@ def test_bad_server_urls_fail_their_own_context(lab: LabFleet, tmp_path: Path) -
         "open-bracket": {"cluster": {"server": "https://[::1"}},
         "bad-port": {"cluster": {"server": f"https://{host}:abc"}},
         "bad-proxy": {"cluster": {"proxy-url": "http://proxy.lab.test:0"}},
+        "garbage-proxy": {"cluster": {"proxy-url": "::::"}},
     }
     report = _run(_with(lab, tmp_path / "config", variants))
     assert result(report, "good", "kubeconfig.context").status.value == "pass"
@@ -63,7 +64,7 @@ def test_bad_server_urls_fail_their_own_context(lab: LabFleet, tmp_path: Path) -
     for name in variants:
         ctx = result(report, name, "kubeconfig.context")
         assert ctx.status.value == "fail", (name, ctx.message)
-        field = "proxy-url" if name == "bad-proxy" else "server"
+        field = "proxy-url" if name.endswith("-proxy") else "server"
         assert f"cluster '{name}': {field} " in ctx.message, ctx.message
         assert result(report, name, "kube-api.auth").status.value == "skip"
     assert "port 0" in result(report, "port-zero", "kubeconfig.context").message
@@ -141,3 +142,50 @@ def test_plugin_that_exits_while_its_child_holds_stdout(lab: LabFleet, tmp_path:
     auth = result(report, "lingering", "kube-api.auth")
     assert auth.status.value == "pass", auth.message
     assert not running(marker), "the plugin's child was left running"
+
+
+def test_a_file_that_repeats_a_name_fails_its_contexts_only(lab: LabFleet, tmp_path: Path) -> None:
+    """Go's client rejects a kubeconfig file that names a user twice: its context fails with the file, the name
+    and the line; the good file beside it still connects."""
+    doc = lab.kubeconfig()
+    doc["contexts"] = [{"name": "twice", "context": dict(doc["contexts"][0]["context"])}]
+    doc["users"].append(copy.deepcopy(doc["users"][0]))
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(yaml.safe_dump(doc, sort_keys=False))
+    lines = [i for i, text in enumerate(dup.read_text().splitlines(), 1) if text.startswith("- name: good-user")]
+    line = lines[1]  # the repeat
+    report = run(kubeconfig=[str(lab.kubeconfig_path), str(dup)], include=CHECKS)
+    ctx = result(report, "twice", "kubeconfig.context")
+    assert ctx.status.value == "fail"
+    assert ctx.message == (
+        f"{dup}:{line}: user name 'good-user' appears twice in this file: Go's client (kubectl, Meshery Server) "
+        "rejects the whole file"
+    )
+    assert f"Give every cluster, user and context in {dup} a name of its own" in ctx.remediation
+    assert result(report, "twice", "kube-api.auth").status.value == "skip"
+    assert result(report, "good", "kube-api.auth").status.value == "pass"
+    assert result(report, "good", "kubeconfig.context").status.value == "pass"  # no "first file wins" warning
+
+
+@pytest.mark.parametrize(
+    ("provider", "plugin", "command"),
+    [
+        ("gcp", "gke-gcloud-auth-plugin", "gcloud components install gke-gcloud-auth-plugin"),
+        ("azure", "kubelogin", "kubelogin convert-kubeconfig"),
+    ],
+)
+def test_removed_auth_providers_fail_naming_their_plugin(
+    lab: LabFleet, tmp_path: Path, provider: str, plugin: str, command: str
+) -> None:
+    """client-go dropped the gcp and azure auth-providers in 1.26: even with a token the lab would accept,
+    Meshery Server cannot authenticate this way, so neither does the preflight; oidc is still supported."""
+    token = lab.clusters["good"].token  # the lab accepts it: only the removed provider is wrong
+    ap = {"auth-provider": {"name": provider, "config": {"access-token": token, "expiry": "2099-01-01T00:00:00Z"}}}
+    report = _run(_with(lab, tmp_path / "config", {"removed": {"user_exact": ap}}))
+    cred = result(report, "removed", "kubeconfig.credential")
+    assert cred.status.value == "fail", cred.message
+    assert f"auth-provider {provider!r} was removed from client-go in Kubernetes 1.26" in cred.message
+    assert plugin in cred.remediation and command in cred.remediation
+    auth = result(report, "removed", "kube-api.auth")
+    assert auth.status.value == "fail" and "auth-provider" in auth.message
+    assert result(report, "good", "kube-api.auth").status.value == "pass"

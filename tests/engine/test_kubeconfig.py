@@ -363,7 +363,7 @@ def test_wrapped_base64_data_is_accepted_like_kubectl(tmp_path: Path) -> None:
 def test_token(tmp_path: Path) -> None:
     c = target_of(single(tmp_path, user={"token": TOKEN})).credential
     assert (c.kind, c.token) == ("token", TOKEN)
-    assert c.secrets() == [TOKEN]
+    assert c.secrets() == [TOKEN, f"Bearer {TOKEN}"]
 
 
 def test_token_file_relative_to_the_users_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -646,3 +646,79 @@ def test_folder_scan_still_reports_a_malformed_yaml_file(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as info:
         merge(discover_paths([], {"KUBECONFIG_FOLDER": str(tmp_path)}))
     assert str(info.value).startswith(f"{broken}:")
+
+
+def test_every_derived_form_of_a_proxy_password_is_a_secret(tmp_path: Path) -> None:
+    """The Basic value the tool builds and the encoded and decoded password all get registered,
+    for the proxy that is used and for an environment proxy this cluster bypasses alike."""
+    import base64
+
+    cluster = {"server": "https://api.lab.test", "proxy-url": "http://u%40corp:p%2Fss-w0rd-1@127.0.0.1:3128"}
+    env = {"https_proxy": "http://env-user:env-pass-0042@127.0.0.1:3128", "NO_PROXY": "api.lab.test"}
+    secrets = set(target_of(single(tmp_path, cluster), env).credential.secrets())
+    basic = base64.b64encode(b"u@corp:p/ss-w0rd-1").decode()
+    assert {"p%2Fss-w0rd-1", "p/ss-w0rd-1", basic, f"Basic {basic}"} <= secrets
+    assert not any(s.startswith("u@corp:") for s in secrets)  # the user name stays readable
+    env_basic = base64.b64encode(b"env-user:env-pass-0042").decode()
+    assert {"env-pass-0042", f"Basic {env_basic}"} <= secrets
+
+
+# --- duplicate names within one file: Go's client rejects the file ----------------------------------
+
+
+def test_duplicate_name_in_one_file_fails_that_files_contexts(tmp_path: Path) -> None:
+    """client-go refuses a file that names a cluster, user or context twice; another file still loads, and a
+    name the rejected file shares with it resolves there, as client-go would resolve it."""
+    broken = write(
+        tmp_path / "broken.yaml",
+        "apiVersion: v1\nkind: Config\nclusters:\n"
+        "- name: c\n  cluster: {server: 'https://203.0.113.1:6443'}\n"
+        "- name: c\n  cluster: {server: 'https://203.0.113.2:6443'}\n"
+        "users:\n- name: u\n  user: {token: abcdefgh12345678}\n"
+        "contexts:\n- name: only-here\n  context: {cluster: c, user: u}\n"
+        "- name: shared\n  context: {cluster: c, user: u}\n",
+    )
+    good = write(
+        tmp_path / "good.yaml",
+        kubeconfig(
+            {"c": {"server": "https://198.51.100.1:6443"}},
+            {"u": {"token": TOKEN}},
+            {"shared": {"cluster": "c", "user": "u"}, "fine": {"cluster": "c", "user": "u"}},
+        ),
+    )
+    merged = merge([broken, good])
+    assert merged.shadowed == []  # a rejected file's entries shadow nothing
+    only = from_context(merged, "only-here", {})
+    assert only.problems == [
+        f"{broken}:6: cluster name 'c' appears twice in this file: Go's client (kubectl, Meshery Server) "
+        "rejects the whole file"
+    ]
+    assert only.rejected_file == str(broken)
+    for name in ("shared", "fine"):
+        t = from_context(merged, name, {})
+        assert (t.problems, t.server, t.source) == ([], "https://198.51.100.1:6443", good)
+
+
+@pytest.mark.parametrize("section", ["users", "contexts"])
+def test_duplicate_user_or_context_name_rejects_the_file(tmp_path: Path, section: str) -> None:
+    doc = kubeconfig({"c": {"server": "https://203.0.113.1:6443"}}, {"u": {"token": TOKEN}}, {"x": {"cluster": "c"}})
+    doc[section].append(dict(doc[section][0]))
+    path = write(tmp_path / "dup.yaml", doc)
+    t = from_context(merge([path]), "x", {})
+    assert len(t.problems) == 1 and f"{section[:-1]} name " in t.problems[0] and str(path) in t.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("server", "proxied"),
+    [
+        ("https://localhost:6443", False),
+        ("https://LOCALHOST:6443", True),  # Go compares the host as written with "localhost"
+        ("https://user:pw-Value-1@LocalHost:6443", True),
+        ("https://127.0.0.1:6443", False),
+        ("https://[::1]:6443", False),
+        ("https://Api.Lab.Test:6443", True),
+    ],
+)
+def test_environment_proxy_sees_the_host_as_written(tmp_path: Path, server: str, proxied: bool) -> None:
+    t = target_of(single(tmp_path, {"server": server}), {"HTTPS_PROXY": "http://127.0.0.1:3128"})
+    assert (t.proxy_url is not None) is proxied

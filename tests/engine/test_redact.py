@@ -172,3 +172,23 @@ def test_no_registered_secret_survives(secrets: list[str], filler: list[str], sp
     out = r.text(text)
     for s in secrets:
         assert s not in out
+
+
+def test_an_echoed_authorization_header_is_removed_whatever_its_scheme() -> None:
+    """A peer that quotes the request back: the header's value goes even when nobody registered it."""
+    out = Redactor().text("got: Proxy-Authorization: Basic bWVzaGVyeTpzM2NyZXQ=\nAuthorization: Negotiate YIIGhg")
+    assert "bWVzaGVyeTpzM2NyZXQ" not in out and "YIIGhg" not in out
+    assert out == f"got: Proxy-Authorization: Basic {REDACTED}\nAuthorization: Negotiate {REDACTED}"
+    assert Redactor().text("basic authentication was removed") == "basic authentication was removed"
+    assert Redactor().text("authorization: denied by policy") == "authorization: denied by policy"
+
+
+def test_a_peer_page_is_summarised_never_quoted() -> None:
+    """A load balancer's or proxy's page: its title or first line, bounded; never the echoed request below."""
+    from preflight.kube import body_summary
+
+    page = "<html><head><title>502 Bad Gateway</title></head><body>Your request:\nCookie: s=abcdef</body></html>"
+    assert body_summary(page) == "502 Bad Gateway"
+    assert body_summary("<html><body>Authorization: Basic dXNlcjpw</body></html>") == "an HTML page (55 characters)"
+    assert body_summary("\nforbidden by policy\nX-Echo: secret-header-value") == "forbidden by policy"
+    assert len(body_summary("x" * 500)) == 120
