@@ -272,3 +272,12 @@ def test_in_cluster_the_server_uses_the_clusterip_and_no_forward(tmp_path: Path)
     transport = result(report, "in-cluster", "broker.transport")
     assert "Broker Service's ClusterIP (meshery-nats.meshery:4222)" in transport.message
     assert transport.evidence["broker_networking"]["paths"] == ["clusterip meshery-nats.meshery:4222"]
+
+
+def test_results_carry_mesherys_own_diagnostic_codes(report) -> None:
+    assert res(report, "kubelet-timeout", "broker.port-forward").meshery_code == "broker_unreachable"
+    assert res(report, "kubelet-timeout", "broker.transport").meshery_code == "broker_unreachable"
+    assert res(report, "clusterip", "broker.transport").meshery_code == "broker_networking"
+    # An endpoint failure Meshery lives with is its networking information, not an unreachable Broker.
+    assert res(report, "clusterip", "broker.service").meshery_code == "broker_networking"
+    assert res(report, "forward-off", "broker.service").meshery_code == "broker_unreachable"
