@@ -281,3 +281,29 @@ def test_results_carry_mesherys_own_diagnostic_codes(report) -> None:
     # An endpoint failure Meshery lives with is its networking information, not an unreachable Broker.
     assert res(report, "clusterip", "broker.service").meshery_code == "broker_networking"
     assert res(report, "forward-off", "broker.service").meshery_code == "broker_unreachable"
+
+
+def test_the_tunnel_and_the_spdy_upgrade_go_through_the_contexts_proxy(tmp_path: Path) -> None:
+    from preflight_lab.proxy import LabProxy
+
+    spec = ClusterSpec(name="proxied", meshery=MesherySetup(broker_address=allocate(NATS_PORT)))
+    with LabFleet([spec], tmp_path / "lab") as fleet, LabProxy() as proxy:
+        kc = yaml.safe_load(fleet.kubeconfig_path.read_text())
+        kc["clusters"][0]["cluster"]["proxy-url"] = proxy.url
+        path = tmp_path / "kubeconfig.yaml"
+        path.write_text(yaml.safe_dump(kc))
+        c = fleet.clusters["proxied"]
+        target = f"{c.address}:{c.port}"
+        counts = []
+        for forward in (False, True):
+            before = proxy.connects.count(target)
+            rep = run(
+                kubeconfig=[str(path)],
+                include=["broker.port-forward"],
+                broker_port_forward=forward,
+                default_mode="operator",
+            )
+            counts.append(proxy.connects.count(target) - before)
+    assert result(rep, "proxied", "broker.port-forward").status.value == "pass"
+    # The API's requests are sequential on one kept-alive connection; the WebSocket and the SPDY upgrade are two more.
+    assert counts[1] >= counts[0] + 2, counts
