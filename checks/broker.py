@@ -24,7 +24,6 @@ from preflight.model import (
     Finding,
     Severity,
     Status,
-    Stop,
     error,
     fail,
     in_meshery_terms,
@@ -736,7 +735,6 @@ def _endpoint_outcome(ctx: ClusterContext) -> tuple[bool | None, str]:
     remediation="Fix the path the Server uses: broker.port-forward (the managed port-forward) or the endpoint "
     "checks (broker.endpoint, broker.dns, broker.tcp, broker.nats, broker.auth) name the cause and the fix.",
     meshery_code="broker_unreachable",
-    meshery_codes=("broker_networking",),
 )
 def transport(ctx: ClusterContext) -> Finding:
     """Which paths Meshery Server tries for this cluster (its broker_networking): in the cluster, the Broker
@@ -744,13 +742,7 @@ def transport(ctx: ClusterContext) -> Finding:
     then 127.0.0.1:<port> and host.docker.internal:<port>; with MESHERY_MANAGED_BROKER_PORTFORWARD=false, the
     published endpoint only. Passes when one of them reaches the Broker; both causes, root cause first, when
     none does."""
-    try:
-        finding = _paths(ctx)
-    except Stop as stopped:
-        finding = stopped.finding
-    if finding.status is Status.FAIL or finding.evidence.get("broker_networking") is None:
-        return finding
-    return in_meshery_terms("broker_networking", finding)
+    return _paths(ctx)
 
 
 def _paths(ctx: ClusterContext) -> Finding:

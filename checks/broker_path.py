@@ -279,7 +279,6 @@ def _endpoint_answers(ctx: ClusterContext) -> str | None:
     f"HTTP Upgrade; or set {PORT_FORWARD_ENV}=false on the Server and publish a reachable endpoint.",
     timeout_factor=6.0,
     meshery_code="broker_unreachable",
-    meshery_codes=("broker_networking",),
 )
 def port_forward(ctx: ClusterContext) -> Finding:
     """Current Meshery Servers outside the cluster reach the Broker through a port-forward over the API server
@@ -355,7 +354,6 @@ def judge_endpoint(ctx: ClusterContext, finding: Finding) -> Finding:
                 **({"endpoint_fix": finding.remediation} if finding.remediation else {}),
             },
             remediation="",
-            meshery_code="broker_networking",
         )
     return dataclasses.replace(
         finding,

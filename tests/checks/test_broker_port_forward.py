@@ -277,9 +277,10 @@ def test_in_cluster_the_server_uses_the_clusterip_and_no_forward(tmp_path: Path)
 def test_results_carry_mesherys_own_diagnostic_codes(report) -> None:
     assert res(report, "kubelet-timeout", "broker.port-forward").meshery_code == "broker_unreachable"
     assert res(report, "kubelet-timeout", "broker.transport").meshery_code == "broker_unreachable"
-    assert res(report, "clusterip", "broker.transport").meshery_code == "broker_networking"
-    # An endpoint failure Meshery lives with is its networking information, not an unreachable Broker.
-    assert res(report, "clusterip", "broker.service").meshery_code == "broker_networking"
+    # What Meshery lives with is no diagnostic: the paths are evidence (broker_networking), not a code.
+    assert res(report, "clusterip", "broker.transport").meshery_code is None
+    assert res(report, "clusterip", "broker.transport").evidence["broker_networking"]["works"] == ["port-forward"]
+    assert res(report, "clusterip", "broker.service").meshery_code is None
     assert res(report, "forward-off", "broker.service").meshery_code == "broker_unreachable"
 
 
