@@ -339,7 +339,17 @@ WHY_ENDPOINT = (
 def judge_endpoint(ctx: ClusterContext, finding: Finding) -> Finding:
     """An endpoint-path failure, as Meshery lives it: a warning while the forward works, both causes when not."""
     forward = ctx.get_fact(FORWARD)
-    if finding.status is not Status.FAIL or forward is None or not forward_on(ctx):
+    if forward is None or not forward_on(ctx):
+        return finding
+    if forward.works and finding.status is Status.WARN and finding.meshery_code == "broker_unreachable":
+        # A warning that the endpoint may not get the Server to its Broker: it does not need to.
+        return dataclasses.replace(
+            finding,
+            message=f"{finding.message} — {WHY_ENDPOINT}",
+            evidence={**finding.evidence, "reached_through": "port-forward"},
+            meshery_code=None,
+        )
+    if finding.status is not Status.FAIL:
         return finding
     if forward.works:
         # Nothing to fix for Meshery: a cause-specific endpoint fix stays in the evidence for Servers that need it
@@ -354,6 +364,7 @@ def judge_endpoint(ctx: ClusterContext, finding: Finding) -> Finding:
                 **({"endpoint_fix": finding.remediation} if finding.remediation else {}),
             },
             remediation="",
+            meshery_code=None,
         )
     return dataclasses.replace(
         finding,

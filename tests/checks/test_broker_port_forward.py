@@ -182,6 +182,13 @@ def test_an_endpoint_that_does_not_answer_is_a_warning_while_the_forward_works(r
     tcp = res(report, "endpoint-refused", "broker.tcp")
     assert tcp.status.value == "warn" and "through its managed port-forward" in tcp.message
     assert res(report, "endpoint-refused", "broker.transport").status.value == "pass"
+    stale = res(report, "endpoint-refused", "broker.endpoint")  # published, but none of the Service's addresses
+    assert (
+        stale.status.value == "warn"
+        and "stale" in stale.message
+        and "through its managed port-forward" in stale.message
+    )
+    assert stale.meshery_code is None and stale.remediation  # its fix (the address that answers) still stands
 
 
 def test_load_balancer_exposure_is_exposure_nobody_needs_with_the_forward_working(report) -> None:
