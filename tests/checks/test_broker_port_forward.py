@@ -9,6 +9,7 @@ the run.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -226,6 +227,11 @@ def test_no_tunnel_outlives_the_check(report) -> None:
         if t.ident not in report.__dict__["threads_before"] and "port forward" in t.name
     ]
     assert leftover == []
+    # The API servers' side too: every relay to a nats-server ended, so every tunnel was closed, not abandoned.
+    deadline = time.monotonic() + 5
+    while any(t.name == "lab-portforward-pump" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "lab-portforward-pump" for t in threading.enumerate())
 
 
 def test_policy_flag_wins_then_the_environment_case_insensitively() -> None:
