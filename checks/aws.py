@@ -395,7 +395,7 @@ def _sg_finding(
         ev["not_found"] = unknown
     first = group_ids[0] if group_ids else "sg-..."
     managed_note = (
-        f" {', '.join(managed)} is managed by the cloud controller: set the Broker Service's "
+        f"\n{', '.join(managed)} is managed by the cloud controller: set the Broker Service's "
         "loadBalancerSourceRanges instead of editing it."
         if managed
         else ""
@@ -403,10 +403,10 @@ def _sg_finding(
     world_verdict = evaluate(rules, list(WORLD), port, semantics=UNION)
     ev["world_open_rules"] = world_verdict.world_open
     if world_verdict.world_open:
-        revoke = "; ".join(sorted({_revoke(r) for r in rules if r.world_open and r.covers_port(port, "tcp")}))
+        revoke = "\n".join(sorted({_revoke(r) for r in rules if r.world_open and r.covers_port(port, "tcp")}))
         return fail(
             f"{prefix}{port}/tcp on {what} is open to the world: {', '.join(world_verdict.world_open)}",
-            remediation=f"Revoke the world-open rule ({revoke}) and allow only the Server's origin." + managed_note,
+            remediation=f"Revoke the world-open rule and allow only the Server's origin:\n{revoke}" + managed_note,
             **ev,
         )
     if not origin:
@@ -428,11 +428,12 @@ def _sg_finding(
         if notes
         else ""
     )
-    fix = "; ".join(
+    # One command a line, nothing glued to its end: `--cidr 10.0.0.0/8.` would not paste.
+    fix = "\n".join(
         f"aws ec2 authorize-security-group-ingress --group-id {first} --protocol tcp --port {port} --cidr {cidr}"
         for cidr in verdict.blocked
     )
-    return fail(prefix + line + near + refs, remediation=f"Allow the origin: {fix}." + managed_note, **ev)
+    return fail(prefix + line + near + refs, remediation=f"Allow the origin:\n{fix}" + managed_note, **ev)
 
 
 def _revoke(rule: Rule) -> str:

@@ -305,7 +305,7 @@ def _allow_fix(
         return (
             f"nsg {n.name} belongs to AKS: add {' '.join(blocked)} to the Broker's "
             "spec.service.loadBalancerSourceRanges and AKS writes the allow rule (hand edits there are unsupported "
-            f"and may be reverted); or {cmd}"
+            f"and may be reverted); or:\n{cmd}"
         )
     return cmd
 
@@ -394,7 +394,7 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
             _allow_fix(lay, why, cidrs, port, target, c.node_resource_group, kind) for lay, cidrs, why in pv.blockers
         ]
         to = f" to {target}" if target else ""
-        return fail(f"{describe(pv.verdict, what + to)} (path: {label})", remediation=" ; ".join(fixes), **evidence)
+        return fail(f"{describe(pv.verdict, what + to)} (path: {label})", remediation="\n".join(fixes), **evidence)
     if no_nsg:
         return fail(
             f"no NSG on {', '.join(no_nsg)}: nothing filters {port}/tcp, any address reaches the Broker",
@@ -407,7 +407,7 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
         rule = first.partition(": ")[2].split(" (")[0]
         fix = (
             f"Restrict it to the Server's origin: set the Broker's spec.service.loadBalancerSourceRanges to {src} "
-            f"(AKS rewrites its own k8s-azure-lb_* rules), or az network nsg rule update -g {n.resource_group} "
+            f"(AKS rewrites its own k8s-azure-lb_* rules), or:\naz network nsg rule update -g {n.resource_group} "
             f"--nsg-name {n.name} -n {rule} --source-address-prefixes {src}"
         )
         return fail(f"{port}/tcp is open to the whole internet through {', '.join(world)}", remediation=fix, **evidence)

@@ -359,10 +359,10 @@ def _firewall_broker(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, 
         return fail(
             f"{what} is open to the world (0.0.0.0/0) on the Broker's nodes by firewall rule {names}: anyone who "
             "reaches it can try the Broker",
-            remediation=f"Narrow the rule to the Server's origin: gcloud compute firewall-rules update {world[0]} "
-            f"--project {net_project} --source-ranges {','.join(origin) or '<Server egress CIDR>'} "
-            "(for a LoadBalancer Service, set the Broker's spec.service.loadBalancerSourceRanges instead: GKE "
-            "rewrites its k8s-fw-* rule from them).",
+            remediation="Narrow the rule to the Server's origin (for a LoadBalancer Service, set the Broker's "
+            "spec.service.loadBalancerSourceRanges instead: GKE rewrites its k8s-fw-* rule from them):\n"
+            f"gcloud compute firewall-rules update {world[0]} "
+            f"--project {net_project} --source-ranges {','.join(origin) or '<Server egress CIDR>'}",
             **evidence,
         )
     if not origin:

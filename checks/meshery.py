@@ -46,7 +46,9 @@ def mode(ctx: ClusterContext) -> Finding:
     ctx.set_fact(DEPLOYED, have)
     want = ms.effective_mode(ctx)
     present = sorted(k for k, v in have.items() if v)
-    source = "fleet file" if ctx.target.mode else "MESHSYNC_DEFAULT_DEPLOYMENT_MODE / --meshsync-default-mode"
+    source = (
+        "fleet file" if ctx.target.mode_from_fleet else "MESHSYNC_DEFAULT_DEPLOYMENT_MODE / --meshsync-default-mode"
+    )
     evidence: dict[str, Any] = {"effective_mode": want, "mode_source": source, "deployed": present}
     if want == "operator" and ctx.settings.disable_operator:
         disabled = fail(

@@ -133,9 +133,12 @@ def emit(
             else:
                 writer.write_report(path, writer.stream(fmt, report, options=opts, path=path))
         except OSError as exc:
-            failed.append(f"-o {fmt}={path or '-'}: cannot write: {exc.strerror or exc}")
-            if path is None or path == "-":
+            to_stdout = path is None or path == "-" or writer.goes_to_stdout(path)
+            if to_stdout:
                 _drop_stdout()
+            # `check | head -1`: the reader took what it wanted and left; that is no failed report.
+            if not (to_stdout and exc.errno == errno.EPIPE):
+                failed.append(f"-o {fmt}={path or '-'}: cannot write: {exc.strerror or exc}")
     return failed
 
 

@@ -63,8 +63,10 @@ def parse_outputs(specs: tuple[str, ...]) -> list[tuple[str, str | None]]:
         parsed = [writer.parse_output_spec(s) for s in specs] or [("console", None)]
     except ValueError as exc:
         die(str(exc))
-    if sum(1 for _, p in parsed if p in (None, "-")) > 1:
-        die("only one output format can go to stdout; give the others a path (FORMAT=PATH)")
+    on_stdout = [f"{fmt}={path}" if path else fmt for fmt, path in parsed if writer.goes_to_stdout(path)]
+    if len(on_stdout) > 1:
+        # Two formats interleaved on one stream are neither: /dev/stdout is stdout by another name.
+        die(f"only one output format can go to stdout ({', '.join(on_stdout)}); give the others a path (FORMAT=PATH)")
     try:
         writer.check_outputs(parsed)  # here, before the checks and SDKs load: a typo costs no time
     except writer.OutputError as exc:
@@ -107,6 +109,13 @@ def execute(
 
     if report.aborted:
         kill_running()  # before writing: a report bound for a FIFO may wait for its reader
+    if guard is not None and guard.signum is not None:
+        import dataclasses
+
+        from preflight.reports.options import RenderOptions
+
+        # The reports state the code this process exits with: 143 after SIGTERM, not SIGINT's 130.
+        options = dataclasses.replace(options or RenderOptions(), interrupted_code=guard.exit_code)
     failed = app.emit(report, outputs, options)
     for line in failed:
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)
@@ -562,7 +571,7 @@ def check_cmd(
     "outputs",
     multiple=True,
     metavar="FORMAT[=PATH]",
-    help="Report format (console, json, junit, prometheus, markdown), to stdout or PATH. Repeatable.",
+    help="Report format (console, json, junit, html, prometheus, markdown), to stdout or PATH. Repeatable.",
 )
 @click.option(
     "--fail-on",
@@ -578,12 +587,28 @@ def check_cmd(
     default=None,
     help="The key every run was given: a report fingerprinted with another key is an error.",
 )
+@click.option(
+    "--pushgateway",
+    metavar="URL",
+    default=None,
+    help="Also push the merged report's metrics to this Prometheus Pushgateway (grouping key shard=all): "
+    "the fleet's metrics once, for shards that did not push their own.",
+)
+@click.option(
+    "--cluster-set",
+    metavar="NAME",
+    default="default",
+    show_default=True,
+    help="Name of this set of clusters in the Pushgateway grouping key.",
+)
 def merge_cmd(
     reports: tuple[str, ...],
     outputs: tuple[str, ...],
     fail_on: str,
     baseline: str | None,
     fingerprint_key_file: str | None,
+    pushgateway: str | None,
+    cluster_set: str,
 ) -> None:
     """One fleet report from the JSON reports of several runs (regions, shards)."""
     from preflight import app
@@ -593,17 +618,35 @@ def merge_cmd(
         die("merge needs one or more JSON reports: merge A.json B.json ... -o FORMAT[=PATH]")
     if fail_on == "new" and not baseline:
         die("--fail-on new needs --baseline PREVIOUS.json")
+    if pushgateway:
+        from preflight.reports.prometheus import check_url
+
+        if problem := check_url(pushgateway):
+            die(f"--pushgateway: {problem}")
     parsed = parse_outputs(outputs)
     key = _fingerprint_key(fingerprint_key_file) if fingerprint_key_file else None
     try:
         report = app.merge_files(list(reports), baseline_path=baseline, fingerprint_key=key)
     except ConfigError as exc:
         die(str(exc))
+    from preflight.merge import missing_in
+
+    if missing := missing_in(report):
+        click.echo(
+            f"{TOOL_NAME}: warning: merge: shard {', '.join(missing)} missing: the fleet checks are not decided "
+            "(error) until every shard's report is merged",
+            err=True,
+        )
     failed = app.emit(report, parsed, RenderOptions(fail_on=fail_on))
     for line in failed:
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)
     if failed:
         sys.exit(EXIT_USAGE)
+    if pushgateway:
+        try:
+            app.push_metrics(report, pushgateway, cluster_set=cluster_set, timeout=DEFAULT_CONNECT_TIMEOUT_S * 2)
+        except ConfigError as exc:
+            die(str(exc))
     sys.exit(exit_code(report, fail_on))
 
 

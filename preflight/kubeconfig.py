@@ -192,6 +192,12 @@ def discover_paths(explicit: list[str], env: Mapping[str, str]) -> list[Path]:
         listed = [Path(p).expanduser() for p in env["KUBECONFIG"].split(os.pathsep) if p]
         found = [p for p in listed if p.is_file()]
         if not found:
+            folders = [p for p in listed if p.is_dir()]
+            if folders:
+                raise ConfigError(
+                    f"KUBECONFIG={env['KUBECONFIG']}: {folders[0]} is a directory; KUBECONFIG lists kubeconfig "
+                    f"files (for a folder of them, set KUBECONFIG_FOLDER={folders[0]} instead)"
+                )
             raise ConfigError(f"KUBECONFIG={env['KUBECONFIG']}: none of these files exist")
         return found
     folder = Path(env.get("KUBECONFIG_FOLDER") or "~/.kube").expanduser()

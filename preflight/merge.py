@@ -4,7 +4,8 @@ Each cluster keeps its origin (input file, start time, shard). A cluster name ch
 one cluster when both saw the same API server (the later run wins) and a conflict otherwise. The fleet
 checks are rerun over the merged clusters' fleet records (``ClusterReport.member``) by ``recompute``,
 which the application layer supplies (the engine knows no check); they are skipped when an input lacks
-the records (a report of an older version).
+the records (a report of an older version). Shards of a sharded run must all be there: with one missing,
+every fleet check is an error naming it (a verdict over part of the fleet would read as the fleet's).
 """
 
 from __future__ import annotations
@@ -32,6 +33,39 @@ def _not_recomputed(template: Result, why: str) -> Result:
     )
 
 
+def missing_shards(inputs: Sequence[tuple[str, RunReport]]) -> list[str]:
+    """``K/N`` of every shard absent from the inputs, for each shard count N some input was a shard of."""
+    seen: dict[int, set[int]] = {}
+    for _, report in inputs:
+        if report.shard is not None:
+            seen.setdefault(report.shard[1], set()).add(report.shard[0])
+    return [f"{k}/{n}" for n, got in sorted(seen.items()) for k in range(n) if k not in got]
+
+
+def missing_in(report: RunReport) -> list[str]:
+    """The shards a merged report lacks, as its fleet results name them."""
+    found: list[str] = []
+    for r in report.fleet_results:
+        found += [s for s in r.evidence.get("missing_shards", ()) if s not in found]
+    return found
+
+
+def _undecided(template: Result, missing: Sequence[str]) -> Result:
+    """A fleet check over part of the fleet: a pass there could hide the duplicate in the missing shard."""
+    listed = ", ".join(missing)
+    return dataclasses.replace(
+        template,
+        status=Status.ERROR,
+        message=f"not decided: the merge lacks shard{'s' if len(missing) > 1 else ''} {listed}; "
+        "fleet checks need every shard's report",
+        remediation=f"Find out why shard {listed} left no report (its pod's log), run it again "
+        f"(meshery-preflight check --shard {missing[0]} ...), and merge every shard's report.",
+        evidence={"missing_shards": list(missing)},
+        duration_s=0.0,
+        change=None,
+    )
+
+
 def _fleet_results(
     inputs: Sequence[tuple[str, RunReport]],
     clusters: Sequence[ClusterReport],
@@ -42,6 +76,9 @@ def _fleet_results(
     for _, report in inputs:
         for r in report.fleet_results:
             templates.setdefault(r.check_id, r)
+    missing = missing_shards(inputs)
+    if missing:
+        return [_undecided(r, missing) for r in templates.values()]
     lacking = sorted({source for source, _, c in chosen.values() if c.member is None})
     if lacking:
         why = f"{', '.join(lacking)} carries no fleet records (written by an older version; run it again)"
@@ -60,7 +97,7 @@ def merge(inputs: Sequence[tuple[str, RunReport]], recompute: Recompute | None =
     """
     if not inputs:
         raise ConfigError("merge needs at least one report")
-    if len(inputs) == 1:
+    if len(inputs) == 1 and inputs[0][1].shard is None:
         return inputs[0][1]
     chosen: dict[str, tuple[str, RunReport, ClusterReport]] = {}
     for source, report in inputs:

@@ -107,6 +107,7 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
     for t in chosen:
         entry = fleet.cluster(t.name) if fleet else None
         t.mode = (entry.meshsync_mode if entry else None) or mode
+        t.mode_from_fleet = bool(entry and entry.meshsync_mode)
         t.declared_provider = entry.provider if entry and entry.provider else None
         t.provider = provider.detect(t).provider
         if entry:

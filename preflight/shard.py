@@ -76,6 +76,11 @@ def select(items: Iterable[T], shard: Shard, name: Callable[[T], str]) -> list[T
     return [item for item in items if shard.owns(name(item))]
 
 
+def _report_names(count: int) -> str:
+    names = [f"SHARD-{k}.json" for k in range(count)]
+    return " ".join(names) if count <= 3 else f"{names[0]} {names[1]} ... {names[-1]}"
+
+
 def skipped(chk: Check, shard: Shard) -> Result:
     """A fleet check's result in a sharded run: it needs every cluster, which no shard has."""
     return Result(
@@ -84,9 +89,10 @@ def skipped(chk: Check, shard: Shard) -> Result:
         category=chk.category,
         severity=chk.severity,
         status=Status.SKIP,
-        message=f"not applicable in a sharded run (shard {shard}): fleet checks need the whole fleet "
-        "(merge reruns them)",
-        remediation="",
+        message=f"not checked in a shard (shard {shard}): fleet checks need the whole fleet (merge reruns them)",
+        # A skip with something to do: the fleet verdict comes from `merge`, never from a shard alone.
+        remediation="Merge the JSON reports of every shard, which reruns the fleet checks over the whole fleet:\n"
+        f"meshery-preflight merge {_report_names(shard.count)} -o console",
         docs_url=chk.docs_url,
         evidence={"shard": str(shard)},
         duration_s=0.0,

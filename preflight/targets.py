@@ -99,8 +99,9 @@ class ClusterTarget:
     config_dict: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     in_cluster: bool = False
-    # Filled from the fleet file.
+    # Filled from the fleet file (mode: else the default mode; mode_from_fleet says which).
     mode: str | None = None
+    mode_from_fleet: bool = False
     provider: str = "unknown"
     declared_provider: str | None = None  # the fleet file's provider:, which wins over every signal
     provider_ids: dict[str, Any] = field(default_factory=dict)

@@ -49,6 +49,22 @@ def terminal_safe(text: str) -> str:
     return _TERMINAL_CONTROL_RE.sub("", text)
 
 
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def one_line(text: str) -> str:
+    """A name, id or address as one visible line: a line break or escape sequence in a context name is
+    shown as ``\\n`` or ``\\e``, so it can neither forge a report line nor vanish from the name."""
+    return _CONTROL_RE.sub(_escape, _SURROGATE_RE.sub("\ufffd", text))
+
+
 def xml_safe(text: str) -> str:
     """Text an XML 1.0 parser accepts; lone surrogates (from undecodable bytes) become U+FFFD."""
     text = _SURROGATE_RE.sub("\ufffd", strip_ansi(text))
@@ -72,3 +88,17 @@ def seconds(value: float) -> float:
 def plural(n: int, singular: str, many: str | None = None) -> str:
     """``1 check``, ``2 checks``: counts in reports read as sentences."""
     return f"{n} {singular if n == 1 else (many or singular + 's')}"
+
+
+# What a fix's command line starts with: the CLIs the checks tell people to run.
+COMMAND_WORDS = ("aws ", "az ", "gcloud ", "kubectl ", "helm ", "mesheryctl ", "meshery-preflight ")
+
+
+def is_command(line: str) -> bool:
+    """Whether a line of a fix is a command to paste: it stands on its own line in every report."""
+    return line.lstrip().startswith(COMMAND_WORDS)
+
+
+def is_pasteable(line: str) -> bool:
+    """A console line kept whole however narrow the terminal: a command, or a docs link."""
+    return is_command(line) or line.lstrip().startswith("docs: ")

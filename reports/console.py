@@ -18,7 +18,7 @@ from typing import Protocol
 from preflight.model import STATUS_ORDER, ClusterReport, Result, RunReport, Status, summarize
 
 from . import changes
-from ._common import SEVERITY, plural, strip_ansi, terminal_safe
+from ._common import SEVERITY, is_command, one_line, plural, strip_ansi, terminal_safe
 from .options import RenderOptions, verdict
 
 SYMBOLS: dict[Status, str] = {
@@ -44,6 +44,8 @@ _INDENT = "  "
 _DETAIL_INDENT = "      "
 # Without a terminal (CI logs, files) lists of check ids and cluster names still stop here, with a count.
 LIST_WIDTH = 160
+# Fewest columns a wrapped text gets beside its head; with less, it wraps below the head.
+MIN_ROOM = 24
 # Longest message or fix the default view prints in full; -v and the JSON report keep everything.
 TEXT_LIMIT = 1000
 
@@ -166,8 +168,22 @@ class _Renderer:
 
     # -- text shaping --------------------------------------------------------------------------------
 
-    def emit(self, line: str) -> None:
-        self.lines.append(_truncate(line, self.width) if self.width else line)
+    def emit(self, line: str, *, whole: bool = False, cut: bool = False) -> None:
+        """One line fitted to the terminal: wrapped at its words, continuing below at a deeper indent;
+        ``cut`` (a table row) ends in an ellipsis instead; ``whole`` (a command, a link) stays as it is,
+        since a command cut or folded by us would not paste."""
+        if not self.width or whole or _visible_len(line) <= self.width:
+            self.lines.append(line)
+            return
+        if cut:
+            self.lines.append(_truncate(line, self.width))
+            return
+        lead = " " * (len(line) - len(line.lstrip(" ")) + 4)
+        if max(_visible_len(word) for word in line.split()) > self.width - len(lead):
+            # A word (a long context name) wider than a line is broken; its colour would break with it.
+            line = strip_ansi(line)
+        for part in textwrap.wrap(line, self.width, subsequent_indent=lead, break_on_hyphens=False):
+            self.lines.append(_truncate(part, self.width))
 
     def take(self) -> str:
         """The lines emitted since the last call, each ending in a newline."""
@@ -182,25 +198,34 @@ class _Renderer:
         return text
 
     def hanging(self, head: str, text: str, indent: str) -> None:
-        """``head`` then ``text``; continuation lines (the text's own, or wrapping on a terminal) under it."""
+        """``head`` then ``text``; continuation lines (the text's own, or wrapping on a terminal) under it.
+
+        A line of the text that is a command stands alone on its own line, never wrapped or cut, so it
+        pastes as it is. On a narrow terminal, where the head leaves too little room, the text wraps below
+        the head at a short indent instead of being cut to fragments."""
         paragraphs = self._text(text).split("\n")
+        if self.width and self.width - len(indent) < MIN_ROOM:
+            indent = _DETAIL_INDENT
+        if is_command(paragraphs[0]):
+            self.emit(head.rstrip())
+            head = indent
         if not self.width:
             self.emit(head + ("\n" + indent).join(paragraphs))
             return
-        room = max(self.width - len(indent), 20)
-        first_room = max(self.width - _visible_len(head), 20)
-        out: list[str] = []
+        if self.width - _visible_len(head) < MIN_ROOM:
+            self.emit(head.rstrip())
+            head = indent
+        room = self.width - len(indent)
         for n, para in enumerate(paragraphs):
-            if n == 0:
-                wrapped = textwrap.wrap(para, first_room, break_on_hyphens=False) or [""]
-                out.append(head + wrapped[0])
-                rest = " ".join(wrapped[1:])
-                wrapped = textwrap.wrap(rest, room, break_on_hyphens=False) if rest else []
-            else:
-                wrapped = textwrap.wrap(para, room, break_on_hyphens=False) or [""]
-            out.extend(indent + w for w in wrapped)
-        for line in out:
-            self.emit(line)
+            lead = head if n == 0 else indent
+            if is_command(para):
+                self.emit(lead + para, whole=True)
+                continue
+            first = textwrap.wrap(para, self.width - _visible_len(lead), break_on_hyphens=False) or [""]
+            self.emit(lead + first[0])
+            rest = " ".join(first[1:])
+            for line in textwrap.wrap(rest, room, break_on_hyphens=False) if rest else []:
+                self.emit(indent + line)
 
     # -- pieces --------------------------------------------------------------------------------------
 
@@ -209,7 +234,7 @@ class _Renderer:
         return self.paint(f"{SYMBOLS[status]} {word}", COLORS[status])
 
     def result_line(self, r: Result, width: int) -> None:
-        check_id = terminal_safe(r.check_id).ljust(width)
+        check_id = one_line(r.check_id).ljust(width)
         head = f"{_INDENT}{self.status_tag(r.status)}  {check_id}  "
         self.hanging(head, changes.tag(r) + r.message, _INDENT + " " * (7 + 2 + width + 2))
 
@@ -218,7 +243,7 @@ class _Renderer:
             key = (r.check_id, r.remediation)
             first = self.fixes_shown.get(key)
             if dedupe and first is not None and first != where:
-                self.emit(f"{_DETAIL_INDENT}fix: same as for {terminal_safe(r.check_id)} on {first} above")
+                self.emit(f"{_DETAIL_INDENT}fix: same as for {one_line(r.check_id)} on {first} above")
                 return
             self.fixes_shown.setdefault(key, where)
             self.hanging(f"{_DETAIL_INDENT}fix: ", r.remediation, _DETAIL_INDENT + "     ")
@@ -226,18 +251,18 @@ class _Renderer:
         wanted = self.opts.verbose or (r.status is not Status.WARN and r.check_id not in self.docs_shown)
         if r.status in _DOCS_STATUSES and r.docs_url and wanted:
             self.docs_shown.add(r.check_id)
-            self.emit(f"{_DETAIL_INDENT}docs: {terminal_safe(r.docs_url)}")
+            self.emit(f"{_DETAIL_INDENT}docs: {one_line(r.docs_url)}", whole=True)
 
     def waiting_line(self, root: str, ids: list[str], indent: str) -> None:
-        names = join_limited([terminal_safe(i) for i in ids], self.list_room - 40)
+        names = join_limited([one_line(i) for i in ids], self.list_room - 40)
         verb = "waits" if len(ids) == 1 else "wait"
-        self.emit(f"{indent}{plural(len(ids), 'check')} {verb} on {terminal_safe(root)}: {names}")
+        self.emit(f"{indent}{plural(len(ids), 'check')} {verb} on {one_line(root)}: {names}")
 
     def idle_line(self, idle: list[Result]) -> None:
         head = f"{_INDENT}{self.status_tag(Status.SKIP)}  {len(idle)} not applicable here: "
-        names = join_limited([terminal_safe(r.check_id) for r in idle], self.list_room - 30)
+        names = join_limited([one_line(r.check_id) for r in idle], self.list_room - 30)
         if self.opts.verbose:
-            self.hanging(head, ", ".join(terminal_safe(r.check_id) for r in idle), _DETAIL_INDENT)
+            self.hanging(head, ", ".join(one_line(r.check_id) for r in idle), _DETAIL_INDENT)
         else:
             self.emit(head + names)
 
@@ -248,7 +273,7 @@ class _Renderer:
         if not results:
             self.emit(f"{_INDENT}(no results)")
             return
-        width = max(len(terminal_safe(r.check_id)) for r in results)
+        width = max(len(one_line(r.check_id)) for r in results)
         idle = [r for r in results if is_idle(r)]
         for r in changes.ordered(results):
             if is_idle(r):
@@ -271,7 +296,7 @@ class _Renderer:
         )
         if not shown and not waiting:
             return
-        width = max((len(terminal_safe(r.check_id)) for r in shown), default=0)
+        width = max((len(one_line(r.check_id)) for r in shown), default=0)
         for r in shown:
             self.result_line(r, width)
             self.fix_lines(r, where, dedupe=True)
@@ -291,11 +316,11 @@ class _Renderer:
 
     def cluster_header(self, cluster: ClusterReport) -> None:
         status = worst(cluster.results)
-        name = self.paint(f"cluster {terminal_safe(cluster.name)}", _BOLD)
+        name = self.paint(f"cluster {one_line(cluster.name)}", _BOLD)
         self.emit(
             f"{name}  {self.status_tag(status, pad=False)}  ({self.counts(cluster.results) or 'no results'})"
-            f"  provider={terminal_safe(cluster.provider)} mode={terminal_safe(cluster.mode)}"
-            f" server={terminal_safe(cluster.server)}"
+            f"  provider={one_line(cluster.provider)} mode={one_line(cluster.mode)}"
+            f" server={one_line(cluster.server)}"
         )
 
     def fleet_table(self, report: RunReport) -> None:
@@ -306,19 +331,21 @@ class _Renderer:
             # Failures and errors both fail a run: list both when the worst is either.
             floor = min(SEVERITY[status], SEVERITY[Status.ERROR])
             ids = [r.check_id for r in c.results if SEVERITY[r.status] >= max(floor, SEVERITY[Status.MUTED])]
-            cells.append((status, terminal_safe(c.name), terminal_safe(c.provider), terminal_safe(c.mode), ids))
+            cells.append((status, one_line(c.name), one_line(c.provider), one_line(c.mode), ids))
         w_name = min(max([len("CLUSTER")] + [len(c[1]) for c in cells]), 40)
         w_prov = max([len("PROVIDER")] + [len(c[2]) for c in cells])
         w_mode = max([len("MODE")] + [len(c[3]) for c in cells])
         self.emit(self.paint(f"fleet: {plural(len(rows), 'cluster')}, worst first", _BOLD))
-        self.emit(f"{_INDENT}{'STATUS':<7}  {'CLUSTER':<{w_name}}  {'PROVIDER':<{w_prov}}  {'MODE':<{w_mode}}  CHECKS")
+        columns = f"{'STATUS':<7}  {'CLUSTER':<{w_name}}  {'PROVIDER':<{w_prov}}  {'MODE':<{w_mode}}  CHECKS"
+        self.emit(_INDENT + columns, cut=True)
         used = len(_INDENT) + 7 + 2 + w_name + 2 + w_prov + 2 + w_mode + 2
         room = max((self.width or LIST_WIDTH) - used, 20)
         for status, name, provider, mode, ids in cells:
             shown_name = name if len(name) <= w_name else name[: w_name - 1] + "…"
             self.emit(
                 f"{_INDENT}{self.status_tag(status)}  {shown_name:<{w_name}}  {provider:<{w_prov}}  {mode:<{w_mode}}"
-                f"  {join_limited([terminal_safe(i) for i in ids], room) if ids else '-'}"
+                f"  {join_limited([one_line(i) for i in ids], room) if ids else '-'}",
+                cut=True,
             )
 
 
@@ -340,13 +367,13 @@ def chunks(report: RunReport, *, options: RenderOptions | None = None) -> Iterat
     opts = options or RenderOptions()
     out = _Renderer(opts)
     paint = out.paint
-    head = paint(f"{terminal_safe(report.tool_name)} {terminal_safe(report.tool_version)}", _BOLD)
+    head = paint(f"{one_line(report.tool_name)} {one_line(report.tool_version)}", _BOLD)
     if report.origin_cidrs:
-        head += " from " + ", ".join(terminal_safe(c) for c in report.origin_cidrs)
+        head += " from " + ", ".join(one_line(c) for c in report.origin_cidrs)
     out.emit(head)
     abort_banner = None
     if report.aborted:
-        abort_banner = paint(f"RUN ABORTED: {terminal_safe(report.aborted)} (results are incomplete)", _ABORT)
+        abort_banner = paint(f"RUN ABORTED: {one_line(report.aborted)} (results are incomplete)", _ABORT)
         out.emit(abort_banner)
     if changes.headline(report):
         out.emit(paint(str(changes.headline(report)), _BOLD))
@@ -354,16 +381,16 @@ def chunks(report: RunReport, *, options: RenderOptions | None = None) -> Iterat
     for cluster, _ in changes.ordered_groups([(c, c.results) for c in report.clusters]):
         out.emit("")
         if opts.verbose:
-            name = paint(f"cluster {terminal_safe(cluster.name)}", _BOLD)
+            name = paint(f"cluster {one_line(cluster.name)}", _BOLD)
             out.emit(
-                f"{name}  server={terminal_safe(cluster.server)} provider={terminal_safe(cluster.provider)}"
-                f" mode={terminal_safe(cluster.mode)}"
+                f"{name}  server={one_line(cluster.server)} provider={one_line(cluster.provider)}"
+                f" mode={one_line(cluster.mode)}"
             )
             out.every_result(cluster.results, cluster.name)
             out.emit(f"{_INDENT}{_summary_line(cluster.summary, paint)}")
         else:
             out.cluster_header(cluster)
-            out.problems(cluster.results, terminal_safe(cluster.name))
+            out.problems(cluster.results, one_line(cluster.name))
         yield out.take()
 
     if report.fleet_results:
@@ -390,7 +417,7 @@ def chunks(report: RunReport, *, options: RenderOptions | None = None) -> Iterat
         f"{paint('total', _BOLD)}: {_summary_line(report.summary, paint)}"
         f" | {plural(n, 'cluster')} in {_duration(report.duration_s)}"
     )
-    out.emit(paint(str(verdict(report, opts.fail_on)), _BOLD))
+    out.emit(paint(str(verdict(report, opts.fail_on, opts.interrupted_code)), _BOLD))
     if abort_banner:
         out.emit(abort_banner)
     yield out.take()

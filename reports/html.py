@@ -23,7 +23,7 @@ from preflight.model import STATUS_ORDER, Result, RunReport, Status
 
 from ._common import SEVERITY, plural
 from .json_report import iso_utc, jsonable
-from .options import verdict
+from .options import EXIT_INTERRUPTED, verdict
 
 SYMBOLS: dict[Status, str] = {
     Status.PASS: "✔",
@@ -178,11 +178,11 @@ def _sha256(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
-def render(report: RunReport, *, fail_on: str = "fail") -> str:
-    return "".join(chunks(report, fail_on=fail_on))
+def render(report: RunReport, *, fail_on: str = "fail", interrupted_code: int = EXIT_INTERRUPTED) -> str:
+    return "".join(chunks(report, fail_on=fail_on, interrupted_code=interrupted_code))
 
 
-def chunks(report: RunReport, *, fail_on: str = "fail") -> Iterator[str]:
+def chunks(report: RunReport, *, fail_on: str = "fail", interrupted_code: int = EXIT_INTERRUPTED) -> Iterator[str]:
     """:func:`render`'s text as the template produces it; the result data, the page's bulk, a cluster at
     a time. The matrix rows are built whole first: they are sorted worst first."""
     categories = _categories(report)
@@ -202,7 +202,7 @@ def chunks(report: RunReport, *, fail_on: str = "fail") -> Iterator[str]:
             started=iso_utc(report.started_at),
             finished=iso_utc(report.finished_at),
             duration=f"{max(report.duration_s, 0.0):.2f}s",
-            verdict=verdict(report, fail_on),
+            verdict=verdict(report, fail_on, interrupted_code),
             fail_on=fail_on,
             clusters_label=plural(len(report.clusters), "cluster"),
             counts=_counts(results),

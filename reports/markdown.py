@@ -16,7 +16,7 @@ from itertools import chain
 from preflight.model import STATUS_RANK, ClusterReport, Result, RunReport, Status
 
 from . import changes
-from ._common import terminal_safe
+from ._common import one_line, terminal_safe
 
 LIMIT_BYTES = 1024 * 1024
 BUDGET_BYTES = 512 * 1024
@@ -46,6 +46,11 @@ def text(value: str, limit: int = MAX_TEXT) -> str:
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
     return _SPECIAL_RE.sub(r"\\\1", flat.replace("&", "&amp;"))
+
+
+def name(value: str, limit: int = MAX_TEXT) -> str:
+    """A cluster name or check id: its control characters shown escaped (``\\n``), never a line break."""
+    return text(one_line(value), limit)
 
 
 def worst(results: Sequence[Result]) -> Status:
@@ -93,18 +98,18 @@ def _problems(report: RunReport) -> list[Problem]:
 
 
 def _names(names: Sequence[str]) -> str:
-    shown = ", ".join(text(n, 80) for n in names[:MAX_NAMES])
+    shown = ", ".join(name(n, 80) for n in names[:MAX_NAMES])
     more = len(names) - MAX_NAMES
     return shown + (f" and {more} more" if more > 0 else "")
 
 
 def _row(cluster: ClusterReport) -> str:
     problems = problems_of(cluster.results)
-    ids = [text(r.check_id, 60) + (f" ({r.change})" if changes.tag(r) else "") for r in problems[:MAX_FAILED_IDS]]
+    ids = [name(r.check_id, 60) + (f" ({r.change})" if changes.tag(r) else "") for r in problems[:MAX_FAILED_IDS]]
     if len(problems) > MAX_FAILED_IDS:
         ids.append(f"+{len(problems) - MAX_FAILED_IDS} more")
     status = worst(cluster.results)
-    cells = [text(cluster.name, 80), text(cluster.provider, 20), text(cluster.mode, 20)]
+    cells = [name(cluster.name, 80), name(cluster.provider, 20), name(cluster.mode, 20)]
     return f"| {' | '.join(cells)} | {ICONS[status]} {status.value} | {', '.join(ids)} |"
 
 
@@ -147,7 +152,7 @@ def _table(report: RunReport) -> list[str]:
 
 def _problem(p: Problem) -> list[str]:
     tag = f"[{p.change}] " if p.change and p.change != "unchanged" else ""
-    head = f"#### {ICONS[p.status]} {tag}{text(p.check_id, 80)}: {text(p.title, 120)} ({p.status.value})"
+    head = f"#### {ICONS[p.status]} {tag}{name(p.check_id, 80)}: {text(p.title, 120)} ({p.status.value})"
     n = len(p.clusters)
     where = (
         "Fleet-wide check" if p.clusters == [FLEET] else f"On {n} cluster{'' if n == 1 else 's'}: {_names(p.clusters)}"

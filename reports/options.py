@@ -23,6 +23,8 @@ class RenderOptions:
     fail_on: str = "fail"
     # Columns of the terminal the console goes to; None for files and pipes (no wrapping).
     width: int | None = None
+    # What an aborted run exits with: 128 + the signal that stopped it (130 SIGINT, 143 SIGTERM).
+    interrupted_code: int = EXIT_INTERRUPTED
 
     def __post_init__(self) -> None:
         if self.fail_on not in (*FAIL_ON, "new"):
@@ -50,10 +52,11 @@ def _tally(report: RunReport, statuses: tuple[Status, ...]) -> str:
     return ", ".join(plural(n, _NOUNS[s]) for s, n in counts.items() if n)
 
 
-def verdict(report: RunReport, fail_on: str = "fail") -> Verdict:
-    """The exit code a run implies (model.run_fails, as the CLI decides it), with the reason in words."""
+def verdict(report: RunReport, fail_on: str = "fail", interrupted_code: int = EXIT_INTERRUPTED) -> Verdict:
+    """The exit code a run implies (model.run_fails, as the CLI decides it), with the reason in words;
+    ``interrupted_code`` is what the CLI exits with when the run was aborted."""
     if report.aborted:
-        return Verdict(EXIT_INTERRUPTED, f"the run was aborted ({report.aborted}); results are incomplete")
+        return Verdict(interrupted_code, f"the run was aborted ({report.aborted}); results are incomplete")
     code = EXIT_FINDINGS if run_fails(report, fail_on) else EXIT_OK
     if fail_on == "new":
         worse = sum(1 for r in report.all_results if r.change == "new")

@@ -81,7 +81,7 @@ def stream(
     if name == "junit":
         return junit.chunks(report, fail_on=opts.fail_on)
     if name == "html":
-        return html.chunks(report, fail_on=opts.fail_on)
+        return html.chunks(report, fail_on=opts.fail_on, interrupted_code=opts.interrupted_code)
     return console.chunks(report, options=opts)
 
 
@@ -118,6 +118,22 @@ def _own_fd(path: str) -> int | None:
         return _STD_PATHS[path]
     m = _FD_PATH.match(path)
     return int(m.group(1)) if m else None
+
+
+def goes_to_stdout(path: str | None) -> bool:
+    """Whether an output lands on stdout: none or ``-``, the process's descriptor 1 by any of its names
+    (/dev/stdout, /dev/fd/1, /proc/self/fd/1), or the very file stdout was redirected to. /dev/null is
+    everyone's: two outputs there interleave nothing anyone reads."""
+    if path is None or path == "-":
+        return True
+    if _own_fd(path) == 1:
+        return True
+    try:
+        target, out = os.stat(path), os.fstat(1)
+    except (OSError, ValueError):
+        return False
+    same = (target.st_dev, target.st_ino) == (out.st_dev, out.st_ino)
+    return same and not os.path.samefile(path, os.devnull)
 
 
 def _why(exc: OSError) -> str:

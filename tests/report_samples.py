@@ -203,7 +203,7 @@ def synthetic_cluster(i: int, name: str | None = None) -> ClusterReport:
                     category,
                     Status.FAIL,
                     f"10.70.{i % 250}.9:4222 is filtered: no answer within 1s (SYN dropped)",
-                    remediation="Allow the origin: aws ec2 authorize-security-group-ingress --group-id sg-0abc "
+                    remediation="Allow the origin:\naws ec2 authorize-security-group-ingress --group-id sg-0abc "
                     "--protocol tcp --port 4222 --cidr 10.0.0.0/8",
                     evidence={"state": "filtered"},
                 )

@@ -250,6 +250,9 @@ def test_embedded_policy_with_operator_components_is_a_mismatch(world) -> None:
     )
     mode = result(rep, "op-healthy", "meshery.mode")
     assert mode.status.value == "fail" and "embedded mode is expected" in mode.message
+    # No fleet file here: the mode came from --meshsync-default-mode (its default), and the report says so.
+    assert mode.evidence["mode_source"] == "MESHSYNC_DEFAULT_DEPLOYMENT_MODE / --meshsync-default-mode"
+    assert "(fleet file)" not in result(rep, "embedded-plain", "meshery.mode").message
     assert status(rep, "op-healthy", "meshery.operator") == "warn"
     assert status(rep, "op-healthy", "broker.tcp") == "skip"  # embedded: no Broker in use
     assert status(rep, "embedded-plain", "meshery.mode") == "pass"
@@ -264,6 +267,7 @@ def test_disable_operator_conflicts_with_operator_mode(world) -> None:
     )
     mode = result(rep, "op-healthy", "meshery.mode")
     assert mode.status.value == "fail" and "DISABLE_OPERATOR" in mode.message
+    assert mode.evidence["mode_source"] == "fleet file"
 
 
 def test_broker_token_never_reaches_a_result(world, report) -> None:

@@ -266,8 +266,9 @@ def test_world_open_lb_security_group_fails_with_the_revoke_command(report, worl
     r = res(report, "eks-world", "aws.lb.security-groups")
     assert r.status.value == "fail" and "open to the world" in r.message
     assert f"{sg} (k8s-meshery-eks-world-lb): tcp 4222 from 0.0.0.0/0" in r.message
+    # The command stands alone on its line: nothing glued to its end (`0.0.0.0/0.` would not paste).
     assert f"aws ec2 revoke-security-group-ingress --group-id {sg} --protocol tcp --port 4222 --cidr 0.0.0.0/0" in (
-        r.remediation
+        r.remediation.splitlines()
     )
 
 
@@ -280,7 +281,7 @@ def test_lb_security_group_missing_the_origin_fails_naming_the_rules(report, wor
     assert "reference never matches an external origin" in r.message and r.evidence["references"]
     assert (
         f"aws ec2 authorize-security-group-ingress --group-id {sg} --protocol tcp --port 4222 --cidr {ORIGIN}"
-        in r.remediation
+        in r.remediation.splitlines()
     )
 
 

@@ -367,7 +367,8 @@ def test_deny_at_a_lower_priority_number_blocks_and_is_named(public_run) -> None
     r = result(public_run[0], "aks-ranges-ok", "azure.nsg.broker")
     assert r.status.value == "fail"
     assert "deny-partner-4222 (priority 150)" in r.message and "203.0.113.10/32" in r.message
-    assert "az network nsg rule create" in r.remediation and "--priority 149 " in r.remediation
+    [command] = [line for line in r.remediation.splitlines() if line.startswith("az network nsg rule create")]
+    assert "--priority 149 " in command and not command.endswith(".")
     assert "loadBalancerSourceRanges" in r.remediation  # the blocking NSG is AKS's own
 
 

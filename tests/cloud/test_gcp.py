@@ -711,7 +711,7 @@ def test_world_open_rule_fails(fw_run: RunReport) -> None:
     assert r.status.value == "fail" and "open to the world" in r.message and "world-broker" in r.message
     assert r.evidence["verdicts"][0]["world_open_rules"] == ["world-broker"]
     assert f"gcloud compute firewall-rules update world-broker --project {FP} --source-ranges {ORIGIN}" in (
-        r.remediation
+        r.remediation.splitlines()
     )
 
 

@@ -58,10 +58,14 @@ def _run_until_stuck(lab: LabFleet, *outputs: str) -> subprocess.Popen[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_writes_every_report(lab: LabFleet, tmp_path: Path, sig: signal.Signals) -> None:
-    proc = _run_until_stuck(lab, f"json={tmp_path / 'r.json'}", f"junit={tmp_path / 'j.xml'}")
+    outputs = [f"json={tmp_path / 'r.json'}", f"junit={tmp_path / 'j.xml'}"]
+    proc = _run_until_stuck(lab, *outputs, f"console={tmp_path / 'c.txt'}", f"html={tmp_path / 'r.html'}")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == CODES[sig], err
+    # The reports state the code the process exits with (143 after SIGTERM, not SIGINT's 130).
+    assert f"exit {CODES[sig]}: the run was aborted" in (tmp_path / "c.txt").read_text()
+    assert f'class="verdict-{CODES[sig]}">exit {CODES[sig]}:' in (tmp_path / "r.html").read_text()
     assert "interrupted" in err and "Traceback" not in err and "Aborted!" not in err
     assert len(err.strip().splitlines()) == 1, err
     doc = json.loads((tmp_path / "r.json").read_text())

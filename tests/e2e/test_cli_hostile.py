@@ -120,6 +120,31 @@ def test_directory_as_kubeconfig(tmp_path: Path) -> None:
     assert str(tmp_path) in line and "directory" in line
 
 
+def test_kubeconfig_variable_naming_a_directory_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | {"KUBECONFIG": str(tmp_path)}
+    proc = subprocess.run([*CLI, "check"], capture_output=True, text=True, timeout=60, env=env)
+    line = one_line_exit_2(proc)
+    assert f"{tmp_path} is a directory" in line and "KUBECONFIG_FOLDER" in line
+
+
+def test_a_line_break_in_a_context_name_cannot_forge_a_console_line(tmp_path: Path) -> None:
+    """A context named to look like a passing cluster's header: the console shows the name escaped."""
+    forged = "prod-eu\n\ncluster prod-eu ✔ pass  (35 pass)"
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t" * 20}}],
+        "contexts": [{"name": forged, "context": {"cluster": "c", "user": "u"}}],
+    }
+    (tmp_path / "config").write_text(yaml.safe_dump(doc))
+    proc = cli("check", "--kubeconfig", str(tmp_path / "config"), "--checks", "kube-api.tcp", "-o", "console")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("cluster prod-eu ✔")], proc.stdout
+    assert "cluster prod-eu\\n\\ncluster prod-eu ✔ pass  (35 pass)  ✖ fail" in proc.stdout
+
+
 KUBECONFIG = {
     "apiVersion": "v1",
     "kind": "Config",

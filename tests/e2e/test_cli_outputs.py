@@ -151,15 +151,35 @@ def test_dev_stdout_and_stderr(lab: LabFleet, tmp_path: Path) -> None:
     assert proc.returncode in (0, 1), proc.stderr
     assert json.loads(proc.stdout)["clusters"][0]["name"] == "one"
     assert "one" in proc.stderr
-    # Redirected to a file: the JSON follows the console report instead of overwriting it or the file.
+    # Redirected to a file that already holds text: the report follows it instead of replacing the file.
     out = tmp_path / "out.txt"
-    with out.open("w") as handle:
-        proc = run(lab, "console", "junit=/dev/stdout", stdout=handle, stderr=subprocess.PIPE)
+    out.write_text("before\n")
+    with out.open("a") as handle:
+        proc = run(lab, "junit=/dev/stdout", stdout=handle, stderr=subprocess.PIPE)
     text = out.read_text()
     assert proc.returncode in (0, 1), proc.stderr
-    console_end = text.index("<?xml")
-    assert "one" in text[:console_end]
-    etree.fromstring(text[console_end:].encode())
+    assert text.startswith("before\n")
+    etree.fromstring(text[len("before\n") :].encode())
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "-"])
+def test_two_formats_on_stdout_by_any_name_are_refused(lab: LabFleet, name: str) -> None:
+    """`-o json=/dev/stdout -o console` would interleave two formats on one stream: neither parses."""
+    before = _requests(lab)
+    proc = run(lab, f"json={name}", "console")
+    assert proc.returncode == 2 and "only one output format can go to stdout" in _one_line(proc.stderr)
+    assert f"json={name}" in proc.stderr and proc.stdout == ""
+    assert _requests(lab) == before, "refused before any probe ran"
+
+
+def test_the_file_stdout_was_redirected_to_counts_as_stdout(lab: LabFleet, tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    with out.open("w") as handle:
+        proc = run(lab, "console", f"json={out}", stdout=handle, stderr=subprocess.PIPE)
+    assert proc.returncode == 2 and "only one output format can go to stdout" in _one_line(proc.stderr)
+    # /dev/null is everyone's: two outputs there are no interleaving anyone reads.
+    proc = run(lab, "console", "json=/dev/null", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_dash_is_stdout(lab: LabFleet) -> None:
@@ -169,8 +189,9 @@ def test_dash_is_stdout(lab: LabFleet) -> None:
     assert proc.returncode == 2 and "only one output format can go to stdout" in _one_line(proc.stderr)
 
 
-def test_stdout_nobody_reads_is_one_line_and_exit_2(lab: LabFleet, tmp_path: Path) -> None:
-    """`| head -0`: the reader is gone; the JSON file beside it is still written."""
+def test_stdout_whose_reader_left_ends_quietly(lab: LabFleet, tmp_path: Path) -> None:
+    """`| head -1`: the reader took what it wanted and left. No `cannot write: Broken pipe`, no exit 2
+    (as `list-checks | head -1`): the run's own verdict, and the JSON file beside it is still written."""
     args = [*CLI, "check", "--kubeconfig", str(lab.kubeconfig_path), "--checks", "kube-api.tcp"]
     proc = subprocess.Popen(
         [*args, "-o", "console", "-o", f"json={tmp_path / 'r.json'}"],
@@ -182,6 +203,6 @@ def test_stdout_nobody_reads_is_one_line_and_exit_2(lab: LabFleet, tmp_path: Pat
     assert proc.stdout is not None
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2
-    assert "console=-" in _one_line(err) and "Broken pipe" in err
+    assert proc.returncode == 0, err
+    assert err == ""
     assert json.loads((tmp_path / "r.json").read_text())["clusters"][0]["name"] == "one"

@@ -155,8 +155,11 @@ def test_random_or_different_keys_make_shared_credential_skip(
     again = check(fleet_file, tmp_path / "a-again", "--shard", "0/2")
     assert set(fingerprints(a).values()).isdisjoint(fingerprints(again).values())  # a random key per run
     random_keys = merge(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", "json")
-    c = check(fleet_file, tmp_path / "c", "--shard", "1/2", "--fingerprint-key-file", str(key_files[1]))
-    mixed = merge(str(runs["dir"] / "shard-0.json"), str(tmp_path / "c.json"), "-o", "json")
+    # Shard 1 of the keyed run again, with another key: a complete set whose keys differ.
+    c = check(fleet_file, tmp_path / "c", "--shard", "1/3", "--fingerprint-key-file", str(key_files[1]))
+    mixed = merge(
+        str(runs["dir"] / "shard-0.json"), str(tmp_path / "c.json"), str(runs["dir"] / "shard-2.json"), "-o", "json"
+    )
     for proc in (random_keys, mixed):
         fleet = verdicts(json.loads(proc.stdout))
         assert fleet["fleet.shared-credential"][:2] == ("skip", DIFFERENT_KEYS), proc.stdout
@@ -195,3 +198,40 @@ def test_bad_key_file_is_one_line_and_exit_2(fleet_file: Path, tmp_path: Path) -
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=_env())
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "--fingerprint-key-file" in proc.stderr
+
+
+@pytest.mark.parametrize("present", [[0], [0, 2]], ids=["shard-0-only", "shard-1-missing"])
+def test_an_incomplete_set_of_shards_says_which_are_missing(runs: dict[str, Any], present: list[int]) -> None:
+    """A merge over part of a sharded fleet: no fleet verdict read as the fleet's (a pass could hide the
+    shared credential in the missing shard); stderr and every report name the missing shards."""
+    where = runs["dir"]
+    missing = [f"{k}/3" for k in range(3) if k not in present]
+    stem = where / f"partial-{'-'.join(map(str, present))}"
+    proc = merge(*(str(where / f"shard-{k}.json") for k in present), *_outputs(stem))
+    assert proc.returncode == 1, proc.stderr
+    assert f"shard {', '.join(missing)} missing" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    fleet = verdicts(json.loads(Path(f"{stem}.json").read_text()))
+    assert set(fleet) == FLEET_CHECKS
+    for status, message, evidence in fleet.values():
+        assert status == "error" and evidence["missing_shards"] == missing
+        assert all(m in message for m in missing)
+    console = Path(f"{stem}.txt").read_text()
+    lacks = f"lacks shard{'s' if len(missing) > 1 else ''} {missing[0]}"
+    assert "fleet checks  ? error" in console and lacks in " ".join(console.split())
+
+
+def test_a_shards_own_fleet_section_says_skip_not_pass(runs: dict[str, Any]) -> None:
+    console = (runs["dir"] / "shard-0.txt").read_text()
+    assert "fleet checks  - skip" in console and "fleet checks  ✔ pass" not in console
+    assert "not checked in a shard (shard 0/3)" in console
+    lines = [line.strip() for line in console.splitlines()]
+    assert "meshery-preflight merge SHARD-0.json SHARD-1.json SHARD-2.json -o console" in lines
+
+
+def test_merge_help_lists_every_output_format() -> None:
+    from preflight.reports.writer import FORMATS
+
+    proc = subprocess.run([*CLI, "merge", "--help"], capture_output=True, text=True, timeout=60, env=_env())
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert all(fmt in text.split("--output FORMAT[=PATH]", 1)[1].split("--fail-on")[0] for fmt in FORMATS), text

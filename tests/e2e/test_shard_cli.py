@@ -49,7 +49,8 @@ def test_shards_partition_the_selection_and_skip_fleet_checks(lab: LabFleet) -> 
         fleet = {r["check_id"]: r for r in doc["fleet"]["results"]}
         assert set(fleet) >= FLEET_CHECKS
         for r in fleet.values():
-            assert r["status"] == "skip" and "sharded run (shard " in r["message"] and r["remediation"] == ""
+            assert r["status"] == "skip" and f"not checked in a shard (shard {k}/3)" in r["message"]
+            assert "meshery-preflight merge SHARD-0.json SHARD-1.json SHARD-2.json" in r["remediation"]
     assert sorted(seen) == NAMES  # every cluster checked exactly once
 
 

@@ -194,6 +194,17 @@ def test_kubeconfig_env_with_no_existing_file_is_an_error(tmp_path: Path) -> Non
         discover_paths([], {"KUBECONFIG": str(tmp_path / "missing.yaml")})
 
 
+def test_kubeconfig_env_naming_a_directory_says_so(tmp_path: Path) -> None:
+    """KUBECONFIG lists files; a folder of them is KUBECONFIG_FOLDER: the error says that, not "none exist"."""
+    folder = tmp_path / "kube"
+    single(folder, name="x")
+    with pytest.raises(ConfigError) as caught:
+        discover_paths([], {"KUBECONFIG": str(folder)})
+    message = str(caught.value)
+    assert f"{folder} is a directory" in message and f"KUBECONFIG_FOLDER={folder}" in message
+    assert "none of these files exist" not in message
+
+
 def test_folder_scan_finds_kubeconfigs_and_ignores_other_yaml(tmp_path: Path) -> None:
     folder = tmp_path / "kube"
     cfg = single(folder, name="x")

@@ -172,3 +172,24 @@ def test_fleet_records_read_back_from_json() -> None:
     jsonschema.Draft202012Validator(json_report.load_schema()).validate(doc)
     assert doc["clusters"][0]["fleet"]["credential"] == {"kind": "token", "fingerprint": "f1", "key_id": KEY.id}
     assert json_report.from_document(doc).clusters[0].member == report.clusters[0].member
+
+
+def test_missing_shards_are_named_per_shard_count() -> None:
+    from preflight.merge import missing_shards
+
+    def shard(k: int, n: int) -> tuple[str, RunReport]:
+        return (f"s{k}of{n}.json", dataclasses.replace(sample_report(), shard=(k, n)))
+
+    assert missing_shards([shard(0, 2)]) == ["1/2"]
+    assert missing_shards([shard(0, 2), shard(1, 2)]) == []
+    assert missing_shards([shard(2, 4), shard(0, 4), shard(0, 1)]) == ["1/4", "3/4"]
+    assert missing_shards([("whole.json", sample_report())]) == []
+
+
+def test_one_shard_alone_is_no_fleet_verdict() -> None:
+    """`merge` of shard 0 of 2 alone: the fleet checks are errors naming shard 1/2, not the shard's skips."""
+    (pa, a), _ = _split()
+    merged = merge.merge([(pa, a)], lambda members, ids: [])
+    assert merged.fleet_results and {r.status for r in merged.fleet_results} == {Status.ERROR}
+    assert all("lacks shard 1/2" in r.message for r in merged.fleet_results)
+    assert merge.missing_in(merged) == ["1/2"]

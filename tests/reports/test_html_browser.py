@@ -103,7 +103,9 @@ def test_clicking_a_cell_shows_the_fix_with_a_copy_button(page: Any) -> None:
     assert page.find_element("id", "detail-title").text == "cluster-0002-broker-filtered — broker: fail"
     (item,) = page.find_elements("css selector", "#detail-results li[data-check-id='broker.tcp']")
     assert "is filtered" in item.find_element("css selector", ".message").text
-    assert item.find_element("css selector", ".fix-text").text.startswith("Allow the origin: aws ec2")
+    # The fix keeps its line breaks: the command stands on its own line, as the console shows it.
+    fix_lines = item.find_element("css selector", ".fix-text").text.splitlines()
+    assert fix_lines[0] == "Allow the origin:" and fix_lines[1].startswith("aws ec2 authorize-security-group-ingress")
     command = item.find_element("css selector", ".command-text").text
     assert command.startswith("aws ec2 authorize-security-group-ingress") and command.endswith("10.0.0.0/8")
     assert item.find_element("css selector", "a.docs").get_attribute("href").endswith("#broker-tcp")
