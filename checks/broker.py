@@ -12,6 +12,7 @@ import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from preflight import reasons
 from preflight.checks import broker_path as bp
 from preflight.checks import meshery_state as ms
 from preflight.checks import reach, vantage
@@ -313,7 +314,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
                 "The load balancer behind this name was deleted or never provisioned: check the Broker "
                 "Service's events, then let the Operator re-publish the endpoint."
             )
-        return fail(str(exc), remediation=fix, host=host, failure=exc.kind)
+        return fail(str(exc), remediation=fix, reason=reasons.of(reasons.DNS, exc.kind), host=host, failure=exc.kind)
     classes = {a: addresses.classify(a) for a in res.addresses}
     ctx.set_fact(ADDRESSES, res.addresses)
     evidence: dict[str, Any] = {
@@ -332,6 +333,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
             f"({', '.join(ctx.settings.origin_cidrs)}) is outside private ranges: an internal load balancer",
             remediation="Reach it over VPC/VNet peering, a transit gateway or a VPN, or make the Broker's load "
             "balancer internet-facing and restrict it with loadBalancerSourceRanges.",
+            reason="private_address_unreachable",
             **evidence,
         )
     return passed(f"{shown} {listed}", **evidence)
@@ -492,6 +494,7 @@ def _tls_failed(exc: nats.TlsFailure) -> Finding:
     return fail(
         message,
         remediation=_TLS_FIX[exc.cause].format(name=name),
+        reason=reasons.of(reasons.TLS, exc.cause),
         auth_required=True,
         tls=True,
         tls_failure=exc.cause,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from preflight import reasons
 from preflight.context import ClusterContext
 from preflight.model import Finding, error, fail, passed
 from preflight.probes import addresses as addr
@@ -48,6 +49,7 @@ def first_open(
         fail(
             f"{addr.hostport(str(last['address']), port)}{via} is {state}: {last['detail']}",
             remediation=fix.get(state),
+            reason=reasons.of(reasons.TCP, state),
             attempts=attempts,
             state=state,
         ),

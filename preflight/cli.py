@@ -258,7 +258,8 @@ _seconds = Number(0.05, MAX_SECONDS)
 _millis = Number(0.05, MAX_SECONDS * 1000)
 
 
-def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def policy_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Deadlines, thresholds and the check selection: shared by `check` and `serve`."""
     options = [
         click.option(
             "--connect-timeout",
@@ -374,6 +375,17 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Send Azure Resource Manager calls here instead (overrides --azure-cloud's endpoint).",
         ),
+        click.option("--checks", "include", multiple=True, metavar="GLOB", help="Run only these check ids."),
+        click.option("--skip-checks", "exclude", multiple=True, metavar="GLOB", help="Do not run these check ids."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`check`'s policy options plus where its reports go and what fails the run."""
+    options = [
         click.option(
             "-o",
             "--output",
@@ -390,12 +402,10 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Exit 1 when any result is at or above this status (error counts as fail); "
             "`new`: only when a result got worse than in --baseline.",
         ),
-        click.option("--checks", "include", multiple=True, metavar="GLOB", help="Run only these check ids."),
-        click.option("--skip-checks", "exclude", multiple=True, metavar="GLOB", help="Do not run these check ids."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
-    return fn
+    return policy_options(fn)
 
 
 # click >= 8.2 shows the help for a bare command as an error; that stays a help page.
@@ -445,25 +455,46 @@ def main() -> None:
     """
 
 
-@main.command("check")
-@click.option(
-    "--kubeconfig",
-    "kubeconfigs",
-    multiple=True,
+def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Which clusters to check, and from where: shared by `check` and `serve`."""
+    options = [
+        click.option(
+            "--kubeconfig",
+            "kubeconfigs",
+            multiple=True,
+            metavar="PATH",
+            help="Kubeconfig file (repeatable; merged as kubectl merges). Default: $KUBECONFIG, "
+            "else every kubeconfig in $KUBECONFIG_FOLDER (~/.kube).",
+        ),
+        click.option(
+            "--context", "contexts", multiple=True, metavar="GLOB", help="Contexts to check (repeatable, globs)."
+        ),
+        click.option("--in-cluster", is_flag=True, help="Check the cluster this pod runs in, with its ServiceAccount."),
+        click.option("--fleet", "fleet", metavar="FILE", help="Fleet file (YAML) describing the connection set."),
+        click.option(
+            "--origin",
+            "origins",
+            multiple=True,
+            metavar="CIDR",
+            help="Address range Meshery Server's traffic comes from (repeatable).",
+        ),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+FINGERPRINT_KEY_OPTION = click.option(
+    "--fingerprint-key-file",
     metavar="PATH",
-    help="Kubeconfig file (repeatable; merged as kubectl merges). Default: $KUBECONFIG, "
-    "else every kubeconfig in $KUBECONFIG_FOLDER (~/.kube).",
+    default=None,
+    help="Key (16+ bytes) for the credential fingerprints in reports; give every run of a fleet the same one "
+    "so merge can compare credentials across runs. Default: a random key per run.",
 )
-@click.option("--context", "contexts", multiple=True, metavar="GLOB", help="Contexts to check (repeatable, globs).")
-@click.option("--in-cluster", is_flag=True, help="Check the cluster this pod runs in, with its ServiceAccount.")
-@click.option("--fleet", "fleet", metavar="FILE", help="Fleet file (YAML) describing the connection set.")
-@click.option(
-    "--origin",
-    "origins",
-    multiple=True,
-    metavar="CIDR",
-    help="Address range Meshery Server's traffic comes from (repeatable).",
-)
+
+
+@main.command("check")
+@target_options
 @click.option(
     "--baseline",
     metavar="PREVIOUS.json",
@@ -490,13 +521,7 @@ def main() -> None:
     default=None,
     help="Name of this set of clusters in the Pushgateway grouping key (default: the fleet file's name, else default).",
 )
-@click.option(
-    "--fingerprint-key-file",
-    metavar="PATH",
-    default=None,
-    help="Key (16+ bytes) for the credential fingerprints in reports; give every run of a fleet the same one "
-    "so merge can compare credentials across runs. Default: a random key per run.",
-)
+@FINGERPRINT_KEY_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Console: list every result, passes and skips included.")
 @run_options
 def check_cmd(
@@ -560,6 +585,110 @@ def check_cmd(
         # Before the outputs were known: nothing to write yet.
         exit_now(cancel.exit_code, f"{TOOL_NAME}: interrupted by {cancel.name} during start-up; no report written")
     sys.exit(exit_code(report, fail_on))
+
+
+class Duration(click.ParamType):
+    """Seconds, or a number with a unit: ``90``, ``30s``, ``5m``, ``1h``, ``1m30s``."""
+
+    name = "DURATION"
+    _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        import re
+
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+            if re.fullmatch(r"\d+(?:\.\d+)?", text):
+                seconds = float(text)
+            elif parts and "".join(n + u for n, u in parts) == text:
+                seconds = sum(float(n) * self._UNITS[u] for n, u in parts)
+            else:
+                self.fail(f"{value!r} is not a duration (90, 30s, 5m, 1h, 1m30s)", param, ctx)
+        if not (math.isfinite(seconds) and self.low <= seconds <= self.high):
+            self.fail(f"{value!r} must be from {self.low:g}s to {self.high:g}s", param, ctx)
+        return seconds
+
+
+@main.command("serve")
+@target_options
+@FINGERPRINT_KEY_OPTION
+@click.option(
+    "--listen",
+    default="127.0.0.1:9464",
+    show_default=True,
+    metavar="ADDR:PORT",
+    help="Where to serve /metrics, /probe, / (HTML report), /report.json, /healthz and /readyz; "
+    ":PORT for every interface.",
+)
+@click.option("--interval", type=Duration(1.0, MAX_SECONDS), default="5m", show_default=True, help="Time between runs.")
+@click.option(
+    "--jitter",
+    type=Number(0.0, 0.5),
+    default=0.1,
+    show_default=True,
+    help="Spread each wait by up to this fraction of --interval, so probers do not fire in step.",
+)
+@click.option(
+    "--cloud-cache-ttl",
+    type=Duration(0.0, MAX_SECONDS),
+    default="10m",
+    show_default=True,
+    help="Keep cloud API describes this long across runs and probes.",
+)
+@click.option(
+    "--probe-timeout-margin",
+    type=Number(0.0, 60.0),
+    default=0.5,
+    show_default=True,
+    help="Seconds a /probe leaves of the scrape's timeout (X-Prometheus-Scrape-Timeout-Seconds).",
+)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@policy_options
+def serve_cmd(
+    kubeconfigs: tuple[str, ...],
+    contexts: tuple[str, ...],
+    in_cluster: bool,
+    fleet: str | None,
+    origins: tuple[str, ...],
+    fingerprint_key_file: str | None,
+    listen: str,
+    interval: float,
+    jitter: float,
+    cloud_cache_ttl: float,
+    probe_timeout_margin: float,
+    log_format: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    **kw: Any,
+) -> None:
+    """Check the fleet every --interval and serve the results to Prometheus (and people) over HTTP."""
+    cancel = Guard(_second_signal).install().cancel
+    from preflight.plan import Request
+    from preflight.serve import command
+
+    if in_cluster and (kubeconfigs or contexts):
+        die("--in-cluster cannot be combined with --kubeconfig or --context")
+    try:
+        address = command.parse_listen(listen)
+    except ValueError as exc:
+        die(f"--listen {exc}")
+    settings = _settings(**kw)
+    if fingerprint_key_file:
+        settings = dataclasses.replace(settings, fingerprint_key=_fingerprint_key(fingerprint_key_file))
+    request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
+    options = command.Options(address, interval, jitter, cloud_cache_ttl, log_format, probe_timeout_margin)
+    try:
+        command.serve(request, settings, include, exclude, options, cancel)
+    except ConfigError as exc:
+        die(str(exc))
+    except Interrupted:  # stopped during start-up, before it served: nothing to close
+        exit_now(EXIT_OK)
 
 
 @main.command("merge")

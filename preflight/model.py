@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 from preflight.facts import Fact
 from preflight.permissions import Permission
+from preflight.reasons import validate as _validate_reason
 
 T = TypeVar("T")
 
@@ -117,29 +118,32 @@ class Finding:
     remediation: str | None = None
     # The Meshery diagnostic this finding is (overrides the check's default for a fail); see MESHERY_CODES.
     meshery_code: str | None = None
+    # The classified cause, a code from preflight.reasons (a bounded metric label); None: derived from the status.
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         _known_meshery_code(self.meshery_code)
+        _validate_reason(self.reason)
 
 
 def passed(message: str, **evidence: Any) -> Finding:
     return Finding(Status.PASS, message, evidence)
 
 
-def warn(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.WARN, message, evidence, remediation)
+def warn(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.WARN, message, evidence, remediation, reason=reason)
 
 
-def fail(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.FAIL, message, evidence, remediation)
+def fail(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.FAIL, message, evidence, remediation, reason=reason)
 
 
 def skip(message: str, **evidence: Any) -> Finding:
     return Finding(Status.SKIP, message, evidence)
 
 
-def error(message: str, *, remediation: str | None = None, **evidence: Any) -> Finding:
-    return Finding(Status.ERROR, message, evidence, remediation)
+def error(message: str, *, remediation: str | None = None, reason: str | None = None, **evidence: Any) -> Finding:
+    return Finding(Status.ERROR, message, evidence, remediation, reason=reason)
 
 
 def in_meshery_terms(code: str, finding: Finding) -> Finding:
@@ -165,7 +169,7 @@ def stop(finding: Finding) -> NoReturn:
 
 def not_applicable(reason: str, **evidence: Any) -> NoReturn:
     """End the probe with a skip: the check does not apply to this cluster, and its dependants inherit why."""
-    raise Stop(skip(reason, **evidence))
+    raise Stop(Finding(Status.SKIP, reason, evidence, reason="not_applicable"))
 
 
 Probe = Callable[[Any], Finding]
@@ -228,6 +232,8 @@ class Result:
     change: str | None = None
     # The Meshery diagnostic this result corresponds to (MESHERY_CODES), when it is one.
     meshery_code: str | None = None
+    # The finding's classified cause (a preflight.reasons code), None when it had none.
+    reason: str | None = None
 
 
 def is_not_applicable(result: Result) -> bool:

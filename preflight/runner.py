@@ -69,9 +69,9 @@ def _invoke(chk: Check, arg: Any) -> Finding:
     except Stop as stopped:  # not applicable, or a helper's final answer
         return stopped.finding
     except Exception as exc:  # a probe's bug must become that check's `error`, not a crash
-        return error(f"probe raised {type(exc).__name__}: {exc}")
+        return error(f"probe raised {type(exc).__name__}: {exc}", reason="probe_crashed")
     if not isinstance(finding, Finding):
-        return error(f"probe returned {type(finding).__name__}, not a Finding")
+        return error(f"probe returned {type(finding).__name__}, not a Finding", reason="probe_crashed")
     return finding
 
 
@@ -105,7 +105,7 @@ class Prober:
             return answer.get(timeout=max(budget, 0.0))
         except queue.Empty:
             self.close()
-            return error(f"did not finish within its budget of {budget:.1f}s")
+            return error(f"did not finish within its budget of {budget:.1f}s", reason="check_timeout")
 
     def close(self) -> None:
         if self._jobs is not None:
@@ -148,6 +148,7 @@ def _to_result(
         evidence=redactor.value(evidence),
         duration_s=round(duration, 3),
         meshery_code=finding.meshery_code or (chk.meshery_code if finding.status is Status.FAIL else None),
+        reason=finding.reason,
     )
 
 
@@ -175,13 +176,20 @@ def _run_one(
         roots[chk.id] = root
         if raw[root] is Status.SKIP:
             why[chk.id] = why.get(root, "")
-            return Finding(Status.SKIP, f"not applicable: {why[chk.id]}", {"blocked_by": root}, remediation="")
+            return Finding(
+                Status.SKIP,
+                f"not applicable: {why[chk.id]}",
+                {"blocked_by": root},
+                remediation="",
+                reason="not_applicable",
+            )
         via = "" if root == dep else f" (via {dep})"
         return Finding(
             Status.SKIP,
             f"skipped: {root} did not pass ({raw[root].value}){via}",
             {"blocked_by": root},
             remediation=f"Fix {root} first; this check runs once it passes.",
+            reason="dependency_failed",
         )
     return _relate(chk, prober.call(chk, arg, budget), raw)
 
@@ -200,6 +208,7 @@ def _relate(chk: Check, finding: Finding, raw: dict[str, Status]) -> Finding:
         f"{finding.message} [a separate problem from {names}, reported above]",
         {**finding.evidence, "independent_of": also},
         finding.remediation,
+        reason=finding.reason,
     )
 
 
@@ -226,6 +235,7 @@ def run_cluster(
                 finding = error(
                     f"not run: the cluster's budget of {ctx.settings.cluster_timeout:g}s was used up",
                     remediation="raise --cluster-timeout, or fix what made earlier checks slow",
+                    reason="cluster_budget_exhausted",
                 )
             else:
                 finding = _run_one(prober, chk, ctx, min(_budget(chk, ctx.settings), remaining), raw, roots, why)
@@ -259,6 +269,7 @@ def _unfinished(t_start: float) -> Finding:
     return error(
         f"not finished: interrupted after {time.monotonic() - t_start:.0f}s",
         remediation="Run the check again to completion; this result was never decided.",
+        reason="interrupted",
     )
 
 

@@ -182,6 +182,12 @@ class _Families:
         return iter(self.families)
 
 
+def collector(report: RunReport, previous: Mapping[str, float] | None = None) -> Any:
+    """A prometheus-client collector of every metric of ``report`` (what the textfile holds), for a server
+    that exposes the latest run (`serve`); ``previous``: last-success times of clusters that failed now."""
+    return _RunCollector(report, previous or {})
+
+
 def registry(report: RunReport, previous: Mapping[str, float] | None = None) -> CollectorRegistry:
     from prometheus_client import CollectorRegistry
 

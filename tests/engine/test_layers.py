@@ -12,7 +12,7 @@ import grimp
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
-APPLICATION = {"preflight.app", "preflight.cli", "preflight.demo", "preflight.docs"}
+APPLICATION = {"preflight.app", "preflight.cli", "preflight.demo", "preflight.docs", "preflight.serve"}
 LINKED = {"preflight.checks", "preflight.cloud", "preflight.reports"}
 
 
