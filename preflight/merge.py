@@ -30,6 +30,7 @@ def _not_recomputed(template: Result, why: str) -> Result:
         duration_s=0.0,
         change=None,
         meshery_code=None,
+        reason=None,
     )
 
 

@@ -136,6 +136,8 @@ def result_document(result: Result) -> dict[str, Any]:
         doc["change"] = result.change
     if result.meshery_code is not None:
         doc["meshery_code"] = result.meshery_code
+    if result.reason is not None:
+        doc["reason"] = result.reason
     return doc
 
 
@@ -277,6 +279,7 @@ def _result(doc: Mapping[str, Any]) -> Result:
         duration_s=float(doc["duration_s"]),
         change=doc.get("change"),
         meshery_code=doc.get("meshery_code"),
+        reason=doc.get("reason"),
     )
 
 
