@@ -266,6 +266,7 @@ def _time(text: Any) -> _dt.datetime:
 
 
 def _result(doc: Mapping[str, Any]) -> Result:
+    cause = doc.get("reason")
     return Result(
         check_id=str(doc["check_id"]),
         title=str(doc["title"]),
@@ -279,7 +280,7 @@ def _result(doc: Mapping[str, Any]) -> Result:
         duration_s=float(doc["duration_s"]),
         change=doc.get("change"),
         meshery_code=doc.get("meshery_code"),
-        reason=doc.get("reason"),
+        reason=cause,
     )
 
 

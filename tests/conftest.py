@@ -13,6 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests judge outcomes, never speed: on a shared, loaded machine a slow example is not a failure.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 _HOST_NETNS = os.readlink("/proc/self/ns/net")
 _real_connect = socket.socket.connect
