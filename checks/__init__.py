@@ -5,8 +5,8 @@ Import order is report order.
 """
 
 # isort: off
-from preflight.checks import kubeconfig, kube_api, meshery, broker, rbac, aws, gcp, azure, fleet
+from preflight.checks import kubeconfig, kube_api, broker_path, meshery, broker, rbac, aws, gcp, azure, fleet
 
 # isort: on
 
-__all__ = ["aws", "azure", "broker", "fleet", "gcp", "kube_api", "kubeconfig", "meshery", "rbac"]
+__all__ = ["aws", "azure", "broker", "broker_path", "fleet", "gcp", "kube_api", "kubeconfig", "meshery", "rbac"]

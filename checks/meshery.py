@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from preflight.checks import meshery_state as ms
+from preflight.checks.broker_path import judge_endpoint
 from preflight.context import ClusterContext
 from preflight.facts import Fact
 from preflight.model import Finding, Severity, error, fail, in_meshery_terms, not_applicable, passed, stop, warn
@@ -219,7 +220,9 @@ def decide_broker_resource(
             f"the Broker's StatefulSet {workload.name} is not ready: {workload.detail}", remediation=pods, **evidence
         )
     if not st.published_external:
-        return fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)
+        return judge_endpoint(
+            ctx, fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)
+        )
     return passed(f"Broker ({st.generation} generation, {st.version}) publishes {st.published_external}", **evidence)
 
 

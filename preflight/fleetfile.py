@@ -36,6 +36,8 @@ class Mute:
 class ClusterEntry:
     context: str
     meshsync_mode: str | None = None
+    # Whether this cluster's Server uses the managed Broker port-forward (None: the run's policy).
+    broker_port_forward: bool | None = None
     provider: str | None = None
     aws: dict[str, str] = field(default_factory=dict)
     gcp: dict[str, str] = field(default_factory=dict)
@@ -116,6 +118,12 @@ class _Reader:
             )
         return value
 
+    def boolean(self, node: yaml.Node, where: str) -> bool:
+        """YAML's true or false only: a quoted "false" or a 0 is a typo that must not read as on."""
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool"):
+            return str(node.value).lower() in ("true", "yes", "on")
+        raise self.err(node, where, f"must be true or false, got {getattr(node, 'value', '?')!r}")
+
     def cidr(self, node: yaml.Node, where: str) -> str:
         text = self.string(node, where)
         try:
@@ -161,9 +169,11 @@ def load(path: Path) -> FleetFile:
         raise r.err(top["version"], "version", f"unsupported version {top['version'].value!r} (supported: 1)")
     defaults: dict[str, Any] = {}
     if "defaults" in top:
-        d = r.mapping(top["defaults"], "defaults", ("meshsync_mode", "timeouts"))
+        d = r.mapping(top["defaults"], "defaults", ("meshsync_mode", "broker_port_forward", "timeouts"))
         if "meshsync_mode" in d:
             defaults["meshsync_mode"] = r.string(d["meshsync_mode"], "defaults.meshsync_mode", MODES)
+        if "broker_port_forward" in d:
+            defaults["broker_port_forward"] = r.boolean(d["broker_port_forward"], "defaults.broker_port_forward")
         if "timeouts" in d:
             defaults["timeouts"] = r.timeouts(d["timeouts"], "defaults.timeouts")
     if "kubeconfig" in top:
@@ -184,7 +194,11 @@ def load(path: Path) -> FleetFile:
             )
 
     def cluster(node: yaml.Node, where: str) -> ClusterEntry:
-        m = r.mapping(node, where, ("context", "meshsync_mode", "provider", "aws", "gcp", "azure", "timeouts"))
+        m = r.mapping(
+            node,
+            where,
+            ("context", "meshsync_mode", "broker_port_forward", "provider", "aws", "gcp", "azure", "timeouts"),
+        )
         if "context" not in m:
             raise r.err(node, f"{where}.context", "is required")
         entry = ClusterEntry(context=r.string(m["context"], f"{where}.context"), line=m["context"].start_mark.line + 1)
@@ -192,6 +206,9 @@ def load(path: Path) -> FleetFile:
         entry.timeouts = dict(defaults.get("timeouts", {}))
         if "meshsync_mode" in m:
             entry.meshsync_mode = r.string(m["meshsync_mode"], f"{where}.meshsync_mode", MODES)
+        entry.broker_port_forward = defaults.get("broker_port_forward")
+        if "broker_port_forward" in m:
+            entry.broker_port_forward = r.boolean(m["broker_port_forward"], f"{where}.broker_port_forward")
         if "provider" in m:
             entry.provider = r.string(m["provider"], f"{where}.provider", PROVIDERS)
         if "aws" in m:

@@ -233,11 +233,15 @@ class KubeAPI:
     def get(self, path: str) -> Response:
         return self.request("GET", path)
 
-    def can(self, verb: str, resource: str, group: str = "", namespace: str | None = None) -> bool | None:
+    def can(
+        self, verb: str, resource: str, group: str = "", namespace: str | None = None, subresource: str = ""
+    ) -> bool | None:
         """A SelfSubjectAccessReview (non-persistent, the only kind of write we send). None: no answer."""
         attrs: dict[str, str] = {"verb": verb, "resource": resource, "group": group}
         if namespace:
             attrs["namespace"] = namespace
+        if subresource:
+            attrs["subresource"] = subresource
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",

@@ -26,6 +26,8 @@ class Permission:
     names: tuple[str, ...] = ()
     # MeshSync modes in which the check makes this request (operator-only checks skip in embedded mode).
     modes: tuple[str, ...] = MODES
+    # Needed only where Meshery Server reaches Brokers through its managed port-forward (broker.port-forward).
+    port_forward_only: bool = False
 
 
 def reads(
@@ -43,6 +45,11 @@ def reads(
 def operator_only(perms: Iterable[Permission]) -> tuple[Permission, ...]:
     """The same requests, made only in operator mode (the check does not apply in embedded mode)."""
     return tuple(dataclasses.replace(p, modes=("operator",)) for p in perms)
+
+
+def port_forward_only(perms: Iterable[Permission]) -> tuple[Permission, ...]:
+    """The same requests, made only when the Server's managed Broker port-forward is on."""
+    return tuple(dataclasses.replace(p, port_forward_only=True) for p in perms)
 
 
 def _rules(perms: Iterable[Permission]) -> list[dict[str, object]]:
@@ -64,10 +71,16 @@ def _rules(perms: Iterable[Permission]) -> list[dict[str, object]]:
 
 
 def manifests(
-    perms: Iterable[Permission], mode: str, meshery_namespace: str, sa_namespace: str, sa_name: str = NAME
+    perms: Iterable[Permission],
+    mode: str,
+    meshery_namespace: str,
+    sa_namespace: str,
+    sa_name: str = NAME,
+    port_forward: bool = True,
 ) -> list[dict[str, object]]:
-    """ClusterRole + binding for cluster-wide needs, Role + binding in the Meshery namespace for the rest."""
-    wanted = [p for p in perms if mode in p.modes]
+    """ClusterRole + binding for cluster-wide needs, Role + binding in the Meshery namespace for the rest.
+    ``port_forward``: include what testing Meshery's managed Broker port-forward needs."""
+    wanted = [p for p in perms if mode in p.modes and (port_forward or not p.port_forward_only)]
     subject = [{"kind": "ServiceAccount", "name": sa_name, "namespace": sa_namespace}]
     labels = {"app.kubernetes.io/name": NAME, "meshery-preflight/mode": mode}
     docs: list[dict[str, object]] = [

@@ -18,7 +18,7 @@ from preflight.errors import ConfigError
 from preflight.fleetfile import FleetFile
 from preflight.registry import Registry
 from preflight.runner import MuteRule
-from preflight.settings import Settings
+from preflight.settings import Settings, port_forward_policy
 
 
 @dataclass
@@ -91,6 +91,9 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
             )
         mutes.append(MuteRule(m.check, m.cluster, m.reason))
 
+    if settings.broker_port_forward is None:
+        forward, source = port_forward_policy(None, env)
+        settings = dataclasses.replace(settings, broker_port_forward=forward, broker_port_forward_source=source)
     mode = settings.default_mode
     targets.check_proxy_environment(env)
     if req.in_cluster:
@@ -117,5 +120,10 @@ def build(req: Request, settings: Settings, registry: Registry, env: Mapping[str
         if entry:
             t.provider_ids = {k: v for k, v in (("aws", entry.aws), ("gcp", entry.gcp), ("azure", entry.azure)) if v}
             t.timeouts = entry.timeouts
-        contexts.append(ClusterContext(t, settings.with_overrides(t.timeouts)))
+        own = settings.with_overrides(t.timeouts)
+        if entry and entry.broker_port_forward is not None:
+            own = dataclasses.replace(
+                own, broker_port_forward=entry.broker_port_forward, broker_port_forward_source="fleet file"
+            )
+        contexts.append(ClusterContext(t, own))
     return Plan(contexts, settings, mutes, fleet, part)

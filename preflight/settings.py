@@ -7,7 +7,7 @@ redactor's secrets, the fingerprint key in use) is the run's :class:`preflight.r
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,20 @@ DEFAULT_LATENCY_FAIL_MS = 500.0
 DEFAULT_LATENCY_SAMPLES = 5
 DEFAULT_MESHERY_NAMESPACE = "meshery"
 DEFAULT_LARGE_CLUSTER_OBJECTS = 5000
+
+
+PORT_FORWARD_ENV = "MESHERY_MANAGED_BROKER_PORTFORWARD"
+
+
+def port_forward_policy(flag: bool | None, env: Mapping[str, str]) -> tuple[bool, str]:
+    """Whether Meshery Server opens its managed Broker port-forward, and what said so: the flag wins, else
+    MESHERY_MANAGED_BROKER_PORTFORWARD as the Server reads it (on unless "false", in any case)."""
+    if flag is not None:
+        return flag, "flag"
+    raw = env.get(PORT_FORWARD_ENV)
+    if raw is None:
+        return True, "default"
+    return raw.lower() != "false", "environment"
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,11 @@ class Settings:
     # Meshery Server's policy: MESHSYNC_DEFAULT_DEPLOYMENT_MODE and DISABLE_OPERATOR.
     default_mode: str = "embedded"
     disable_operator: bool = False
+    # Meshery Server's MESHERY_MANAGED_BROKER_PORTFORWARD (--broker-port-forward wins; None: decided from the
+    # environment when the run is planned); a cluster's broker_port_forward in the fleet file wins over both.
+    broker_port_forward: bool | None = None
+    # Where broker_port_forward came from, for messages: flag, environment, default or fleet file.
+    broker_port_forward_source: str = "default"
     # Where Meshery Server runs on a workstation: "host", or "docker" (a container: loopback is its own).
     server_vantage: str = "host"
     large_cluster_objects: int = DEFAULT_LARGE_CLUSTER_OBJECTS

@@ -106,7 +106,7 @@ def empty_aborted_report() -> RunReport:
     return dataclasses.replace(sample_report(aborted="interrupted by user (SIGINT)"), clusters=[], fleet_results=[])
 
 
-# The shipped cluster checks (id, category) in run order, for fleets that look like real runs.
+# The shipped cluster checks (id, category), for fleets that look like real runs.
 CLUSTER_CHECKS: tuple[tuple[str, str], ...] = tuple(
     (cid, cid.split(".")[0])
     for cid in [
@@ -145,6 +145,9 @@ CLUSTER_CHECKS: tuple[tuple[str, str], ...] = tuple(
         "azure.aks.endpoint-access",
         "azure.aks.private-dns",
         "azure.nsg.broker",
+        # Added with Meshery's managed Broker port-forward; last, so the positions above stay what tests index.
+        "broker.port-forward",
+        "broker.transport",
     ]
 )
 _AFTER_API = {cid for cid, _ in CLUSTER_CHECKS[5:]}

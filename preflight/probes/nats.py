@@ -188,6 +188,21 @@ def read_info(address: str, port: int, timeout: float) -> NatsInfo:
         return _parse_info(line)
 
 
+def handshake(sock: Any, token: str | None, timeout: float) -> tuple[NatsInfo, AuthOutcome]:
+    """INFO, then CONNECT (with the token) and PING, over a connection opened elsewhere (a port-forward's
+    tunnel): the endpoint path's handshake, on another transport. A Broker that requires TLS is left there:
+    its INFO says so and the answer is an -ERR naming it. Raises :class:`NotNats`."""
+    deadline = time.monotonic() + timeout
+    lines = _Lines(sock)
+    try:
+        info = _parse_info(lines.line(deadline, MAX_INFO_BYTES))
+    except TimeoutError:
+        raise NotNats("silent", f"said nothing within {timeout:g}s") from None
+    if info.tls_required:
+        return info, AuthOutcome("-ERR the Broker requires TLS (not tested through the port-forward)")
+    return info, AuthOutcome(_connect_ping(lines, token, deadline, timeout))
+
+
 def _connect_ping(lines: _Lines, token: str | None, deadline: float, timeout: float) -> str:
     opts: dict[str, Any] = {"verbose": False, "pedantic": False, "name": "meshery-preflight", "lang": "python"}
     if token:
