@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from preflight.checks import meshery_state as ms
@@ -178,15 +179,23 @@ def broker_resource(ctx: ClusterContext) -> Finding:
     st = ms.broker(ctx)
     workload = _broker_workload(ctx)
     code = _without_broker(ctx) if st.resource is None and not st.problems else None
-    return decide_broker_resource(st, workload, ms.ns(ctx), without_code=code)
+    return decide_broker_resource(
+        st, workload, ms.ns(ctx), without_code=code, no_endpoint=lambda finding: judge_endpoint(ctx, finding)
+    )
 
 
 def decide_broker_resource(
-    st: ms.BrokerState, workload: ms.BrokerWorkload | None, namespace: str, *, without_code: str | None
+    st: ms.BrokerState,
+    workload: ms.BrokerWorkload | None,
+    namespace: str,
+    *,
+    without_code: str | None,
+    no_endpoint: Callable[[Finding], Finding] = lambda finding: finding,
 ) -> Finding:
     """The Broker resource must exist, be Ready, have ready pods and publish an external endpoint.
 
-    `without_code` is Meshery's diagnostic for a missing resource (read only when it is missing)."""
+    `without_code` is Meshery's diagnostic for a missing resource (read only when it is missing);
+    `no_endpoint` judges the missing-endpoint failure (the Broker path's view: a working port-forward)."""
     if st.resource is None:
         if st.problems:
             return error("; ".join(st.problems), remediation=f"Grant get on brokers.meshery.io in {namespace}.")
@@ -220,8 +229,8 @@ def decide_broker_resource(
             f"the Broker's StatefulSet {workload.name} is not ready: {workload.detail}", remediation=pods, **evidence
         )
     if not st.published_external:
-        return judge_endpoint(
-            ctx, fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)
+        return no_endpoint(
+            fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)
         )
     return passed(f"Broker ({st.generation} generation, {st.version}) publishes {st.published_external}", **evidence)
 

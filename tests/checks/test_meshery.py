@@ -297,3 +297,18 @@ PARSE_CASES = [
 @pytest.mark.parametrize(("value", "expected"), [c[1:] for c in PARSE_CASES], ids=[c[0] for c in PARSE_CASES])
 def test_watch_lists_are_read_in_every_written_form(value: Any, expected: list[str]) -> None:
     assert checks._parse_list(value) == expected
+
+
+def test_only_the_missing_endpoint_goes_to_the_broker_paths_judgement() -> None:
+    """A working port-forward may soften a missing endpoint; a Broker that is not ready stays a failure."""
+    judged: list[str] = []
+
+    def judge(finding: Finding) -> Finding:
+        judged.append(finding.message)
+        return Finding(Status.WARN, finding.message + " (forwarded)", finding.evidence)
+
+    for st, workload in ((broker(), NATS), (broker("False"), NATS), (broker(), NATS_DOWN), (broker("absent"), None)):
+        checks.decide_broker_resource(st, workload, "meshery", without_code="operator_not_deployed", no_endpoint=judge)
+    assert judged == []
+    soft = checks.decide_broker_resource(broker(external=""), NATS, "meshery", without_code=None, no_endpoint=judge)
+    assert soft.status is Status.WARN and soft.message.endswith("(forwarded)") and len(judged) == 1
