@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from preflight.checks import meshery_state as ms
@@ -86,9 +87,16 @@ def _quoted(cidrs: list[str]) -> str:
 
 
 def _private_reach(acct: aws.AwsSession, vpc_id: str, origin: list[str], what: str, ev: dict[str, Any]) -> Finding:
-    """Can `origin` reach a private address in the VPC: inside it, or over peering / TGW / VPN."""
-    cidrs = aws.vpc_cidrs(acct, vpc_id)
-    paths = aws.private_paths(acct, vpc_id)
+    """Read the VPC's CIDRs and private paths, then decide with :func:`private_reach`."""
+    return private_reach(aws.vpc_reach(acct, vpc_id), origin, what, ev)
+
+
+def private_reach(vpc: aws.VpcReach, origin: Sequence[str], what: str, ev: dict[str, Any]) -> Finding:
+    """Can `origin` reach a private address in the VPC: inside it, or over peering / TGW / VPN.
+
+    Adds the VPC's evidence to `ev` (callers go on using it for the finding they make after this one)."""
+    vpc_id, cidrs, paths = vpc.vpc_id, list(vpc.cidrs), list(vpc.paths)
+    origin = list(origin)
     usable = [p for p in paths if p.usable]
     ev.update(vpc=vpc_id, vpc_cidrs=cidrs, private_paths=[p.as_evidence() for p in paths])
     listed = ", ".join(p.label() for p in usable)
@@ -195,17 +203,42 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
         raise
     cfg = aws.endpoint_config(cluster)
     origin = list(ctx.settings.origin_cidrs)
+    vpc_id = aws.cluster_vpc(acct, cfg) if endpoint_needs_vpc(cfg, origin) else None
+    vpc = aws.vpc_reach(acct, vpc_id) if vpc_id else None
+    base = {"cluster": name, **_where(acct), "ids_from": dict(ids.sources)}
+    return decide_endpoint_access(cfg, origin, name, acct.region, base, vpc)
+
+
+def endpoint_needs_vpc(cfg: aws.EndpointConfig, origin: Sequence[str]) -> bool:
+    """Whether the decision needs the cluster's VPC: a private-only endpoint, or a private origin that
+    publicAccessCidrs leave out while the private endpoint is on. Nothing else pays for its describes."""
+    if not cfg.public:
+        return cfg.private
+    if not origin:
+        return False
+    _covered, uncovered = inside(origin, cfg.public_cidrs)
+    return bool(uncovered) and cfg.private and not any(_is_public(o) for o in uncovered)
+
+
+def decide_endpoint_access(
+    cfg: aws.EndpointConfig,
+    origin: Sequence[str],
+    name: str,
+    region: str,
+    base: dict[str, Any],
+    vpc: aws.VpcReach | None,
+) -> Finding:
+    """The endpoint's verdict from its configuration and, when :func:`endpoint_needs_vpc`, the VPC (None: unknown)."""
+    origin = list(origin)
     ev: dict[str, Any] = {
-        "cluster": name,
-        **_where(acct),
-        "ids_from": dict(ids.sources),
+        **base,
         "endpoint_public": cfg.public,
         "endpoint_private": cfg.private,
         "public_access_cidrs": cfg.public_cidrs,
         "defaults_applied": cfg.defaulted,
         "origin": origin,
     }
-    base = f"aws eks update-cluster-config --region {acct.region} --name {name} --resources-vpc-config"
+    cmd = f"aws eks update-cluster-config --region {region} --name {name} --resources-vpc-config"
     world = [c for c in cfg.public_cidrs if c in WORLD]
     if not cfg.public and not cfg.private:
         return fail("both the public and the private endpoint are disabled", **ev)
@@ -230,7 +263,7 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
                 return warn(
                     "the public API endpoint is open to the world (publicAccessCidrs 0.0.0.0/0): the "
                     "Server gets in, and so does everyone else",
-                    remediation=f"Limit it to the Server's origin: {base} publicAccessCidrs={_quoted(origin)}",
+                    remediation=f"Limit it to the Server's origin: {cmd} publicAccessCidrs={_quoted(origin)}",
                     **ev,
                 )
             return passed(
@@ -239,27 +272,24 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
                 **ev,
             )
         add = [c for c in cfg.public_cidrs if c not in WORLD] + uncovered
-        fix = f"Add {', '.join(uncovered)} to publicAccessCidrs: {base} publicAccessCidrs={_quoted(add)}"
-        if cfg.private and not any(_is_public(o) for o in uncovered):
-            vpc = aws.cluster_vpc(acct, cfg)
-            if vpc:
-                via = _private_reach(acct, vpc, uncovered, "the origin is private and the private endpoint is on", ev)
-                if via.status.value == "pass":
-                    return passed(f"publicAccessCidrs do not cover {', '.join(uncovered)}, but {via.message}", **ev)
+        fix = f"Add {', '.join(uncovered)} to publicAccessCidrs: {cmd} publicAccessCidrs={_quoted(add)}"
+        if vpc is not None and endpoint_needs_vpc(cfg, origin):
+            via = private_reach(vpc, uncovered, "the origin is private and the private endpoint is on", ev)
+            if via.status.value == "pass":
+                return passed(f"publicAccessCidrs do not cover {', '.join(uncovered)}, but {via.message}", **ev)
         return fail(
             f"publicAccessCidrs {', '.join(cfg.public_cidrs)} do not cover the Server's origin "
             f"{', '.join(uncovered)}: the API endpoint drops its connections",
             remediation=fix,
             **ev,
         )
-    vpc = aws.cluster_vpc(acct, cfg)
-    if not vpc:
+    if vpc is None:
         return error(
             f"private-only endpoint, and the cluster's VPC cannot be told (subnets "
             f"{', '.join(cfg.subnet_ids) or 'none'} not found)",
             **ev,
         )
-    return _private_reach(acct, vpc, origin, "the API endpoint is private only", ev)
+    return private_reach(vpc, origin, "the API endpoint is private only", ev)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,20 +379,34 @@ def _lb_scheme(ctx: ClusterContext, ids: CloudIds) -> Finding:
     if lb is None:
         return _not_found(acct, address)
     origin = list(ctx.settings.origin_cidrs)
-    ev: dict[str, Any] = {"load_balancer": lb.as_evidence(), **_where(acct), "origin": origin}
+    vpc = aws.vpc_reach(acct, lb.vpc_id) if lb_scheme_needs_vpc(lb, origin) and lb.vpc_id else None
+    return decide_lb_scheme(lb, origin, _where(acct), vpc)
+
+
+def lb_scheme_needs_vpc(lb: aws.LoadBalancer, origin: Sequence[str]) -> bool:
+    """Only an internal load balancer in a known VPC, checked against a given origin, needs the VPC read."""
+    return lb.scheme == "internal" and bool(lb.vpc_id) and bool(origin)
+
+
+def decide_lb_scheme(
+    lb: aws.LoadBalancer, origin: Sequence[str], where: dict[str, Any], vpc: aws.VpcReach | None
+) -> Finding:
+    """Internet-facing passes; internal needs the origin to reach the VPC (read when :func:`lb_scheme_needs_vpc`)."""
+    origin = list(origin)
+    ev: dict[str, Any] = {"load_balancer": lb.as_evidence(), **where, "origin": origin}
     what = f"{lb.label()} ({lb.dns_name})"
     if lb.scheme != "internal":
         return passed(f"{what} is {lb.scheme or 'internet-facing'}", **ev)
     if not lb.vpc_id:
         return warn(f"{what} is internal and its VPC is unknown", **ev)
-    if not origin:
+    if not origin or vpc is None:
         return warn(
             f"{what} is internal: reachable only from {lb.vpc_id} and networks connected to it; pass "
             "--origin to check the Server's",
             remediation=NO_ORIGIN_FIX,
             **ev,
         )
-    return _private_reach(acct, lb.vpc_id, origin, f"{what} is internal", ev)
+    return private_reach(vpc, origin, f"{what} is internal", ev)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,24 +423,33 @@ def _sg_finding(
     *,
     prefix: str = "",
 ) -> Finding:
+    """Read the groups, then decide with :func:`decide_security_groups`."""
+    view = aws.groups_view(acct, group_ids)
+    return decide_security_groups(view, list(ctx.settings.origin_cidrs), port, what, ev, prefix=prefix)
+
+
+def decide_security_groups(
+    view: aws.GroupsView,
+    origin: Sequence[str],
+    port: int,
+    what: str,
+    ev: dict[str, Any],
+    *,
+    prefix: str = "",
+) -> Finding:
     """UNION over the groups for `port` from the origin: world-open fails, anything short of allowed fails."""
-    rules, notes, unknown = aws.group_rules(acct, group_ids)
-    groups = aws.security_groups(acct)
-    managed = [gid for gid in group_ids if gid in groups and groups[gid].managed_by_kubernetes]
-    origin = list(ctx.settings.origin_cidrs)
-    ev.update(
-        security_groups=[groups[g].label() if g in groups else g for g in group_ids],
-        port=port,
-        origin=origin,
-        references=notes,
-    )
-    if unknown:
-        ev["not_found"] = unknown
-    first = group_ids[0] if group_ids else "sg-..."
+    origin = list(origin)
+    rules = list(view.rules)
+    notes = list(view.references)
+    ev = dict(ev)
+    ev.update(security_groups=list(view.labels), port=port, origin=origin, references=notes)
+    if view.not_found:
+        ev["not_found"] = list(view.not_found)
+    first = view.group_ids[0] if view.group_ids else "sg-..."
     managed_note = (
-        f"\n{', '.join(managed)} is managed by the cloud controller: set the Broker Service's "
+        f"\n{', '.join(view.managed)} is managed by the cloud controller: set the Broker Service's "
         "loadBalancerSourceRanges instead of editing it."
-        if managed
+        if view.managed
         else ""
     )
     world_verdict = evaluate(rules, list(WORLD), port, semantics=UNION)
@@ -494,7 +547,12 @@ def _nodes_finding(
         results.append(
             (members, _sg_finding(acct, ctx, list(sgs), port, f"nodes {', '.join(members)}", {}, prefix=prefix))
         )
-    ev["node_groups"] = [{"nodes": m, **dict(f.evidence)} for m, f in results]
+    return combine_node_groups(results, ev)
+
+
+def combine_node_groups(results: Sequence[tuple[list[str], Finding]], ev: dict[str, Any]) -> Finding:
+    """Every node group must admit the port: the worst group's verdict, every group's message and evidence."""
+    ev = {**ev, "node_groups": [{"nodes": m, **dict(f.evidence)} for m, f in results]}
     worst = max((f for _, f in results), key=lambda f: severity(f.status))
     if len(results) == 1:
         return Finding(worst.status, worst.message, {**ev, **dict(worst.evidence)}, worst.remediation)
@@ -687,12 +745,33 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
     ev.update(_where(acct), origin=origin)
     if not targets:
         not_applicable("no subnet found for the Broker's load balancer or nodes", **ev)
+    crossings = [
+        AclCrossing(subnet, port, role, *aws.acl_for_subnet(acct, subnet, vpc)) for subnet, vpc, port, role in targets
+    ]
+    return decide_network_acls(crossings, origin, ev)
+
+
+@dataclass(frozen=True)
+class AclCrossing:
+    """One subnet the Broker's traffic crosses, the port it arrives on there, and the NACL that filters it."""
+
+    subnet: str
+    port: int
+    role: str  # "<lb> subnet", "node subnet", "pod subnet"
+    acl: aws.NetworkAcl | None
+    explicit: bool  # False: the VPC's default NACL by implicit association
+
+
+def decide_network_acls(crossings: Sequence[AclCrossing], origin: Sequence[str], ev: dict[str, Any]) -> Finding:
+    """Each NACL must let the port in from the origin and the replies out (stateless, first match by number)."""
+    origin = list(origin)
+    ev = dict(ev)
     seen: dict[tuple[str, int], dict[str, Any]] = {}
     lines_bad: list[str] = []
     lines_ok: list[str] = []
     fixes: list[str] = []
-    for subnet, vpc, port, role in targets:
-        acl, explicit = aws.acl_for_subnet(acct, subnet, vpc)
+    for crossing in crossings:
+        subnet, port, role, acl = crossing.subnet, crossing.port, crossing.role, crossing.acl
         if acl is None:
             lines_bad.append(f"{role} {subnet}: no network ACL found")
             continue
@@ -708,7 +787,7 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
         )
         seen[key] = {
             "network_acl": acl.label(),
-            "association": "explicit" if explicit else "implicit (the VPC's default NACL)",
+            "association": "explicit" if crossing.explicit else "implicit (the VPC's default NACL)",
             "role": role,
             "subnets": [subnet],
             "port": port,

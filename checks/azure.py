@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from preflight.checks import meshery_state as ms
@@ -94,7 +95,14 @@ def endpoint_access(ctx: ClusterContext) -> Finding:
 
 
 def _endpoint_access(ctx: ClusterContext, c: az.AksCluster) -> Finding:
-    origin = ctx.settings.origin_cidrs
+    seen = {"ids_from": dict(cloud_ids(ctx).sources), "kubeconfig_host": ctx.target.host}
+    return decide_endpoint_access(c, ctx.settings.origin_cidrs, {**seen, "azure_api_calls": _calls(ctx)})
+
+
+def decide_endpoint_access(c: az.AksCluster, origin: Sequence[str], context: dict[str, Any]) -> Finding:
+    """A private API server needs a private origin; a public one, authorized IP ranges that cover the origin.
+
+    `context` is the evidence the cluster's record does not hold (ids_from, kubeconfig_host, azure_api_calls)."""
     ranges = list(c.authorized_ranges)
     evidence: dict[str, Any] = {
         "cluster": c.id,
@@ -105,9 +113,7 @@ def _endpoint_access(ctx: ClusterContext, c: az.AksCluster) -> Finding:
         "private_dns_zone": c.private_dns_zone,
         "authorized_ip_ranges": ranges,
         "origin": origin,
-        "ids_from": dict(cloud_ids(ctx).sources),
-        "kubeconfig_host": ctx.target.host,
-        "azure_api_calls": _calls(ctx),
+        **context,
     }
     if c.private:
         kind = (
@@ -208,38 +214,74 @@ def private_dns(ctx: ClusterContext) -> Finding:
 def _private_dns(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     if not c.private:
         not_applicable("public API server: no private FQDN to resolve", cluster=c.id)
-    host = (ctx.target.host or "").lower().rstrip(".")
+    lookup = dns_lookup(c, ctx.target.host or "")
+    context = {"resolver": ctx.settings.dns_server or "system", "azure_api_calls": _calls(ctx)}
+    if not lookup.name:
+        return decide_private_dns(c, lookup, None, context)
+    try:
+        answer: dns.Resolution | dns.DnsFailure = dns.resolve(
+            lookup.name, ctx.settings.connect_timeout, ctx.settings.dns_server
+        )
+    except dns.DnsFailure as exc:
+        answer = exc
+    return decide_private_dns(c, lookup, answer, context)
+
+
+@dataclass(frozen=True)
+class DnsLookup:
+    """The name the Server will look up for a private cluster, and the private DNS zone that should answer it."""
+
+    name: str
+    on_public: bool  # the kubeconfig uses the public FQDN (an Azure public DNS record of the private address)
+    zone: str | None
+    zone_resource_group: str | None
+
+    @property
+    def which(self) -> str:
+        return "public FQDN" if self.on_public else "private FQDN"
+
+
+def dns_lookup(c: az.AksCluster, host: str) -> DnsLookup:
+    """The public FQDN when the kubeconfig's host is it, else the private FQDN from the private DNS zone."""
+    host = host.lower().rstrip(".")
     on_public = bool(c.public_fqdn and c.fqdn and host == c.fqdn.lower())
-    # The name the Server will look up: the public FQDN (an Azure public DNS record holding the private
-    # address) when the kubeconfig uses it, else the private FQDN from the private DNS zone.
     name = (c.fqdn if on_public else c.private_fqdn or c.fqdn) or ""
-    which = "public FQDN" if on_public else "private FQDN"
     zone, zone_rg = _zone(c, name) if not on_public else (None, None)
+    return DnsLookup(name, on_public, zone, zone_rg)
+
+
+def decide_private_dns(
+    c: az.AksCluster,
+    lookup: DnsLookup,
+    answer: dns.Resolution | dns.DnsFailure | None,
+    context: dict[str, Any],
+) -> Finding:
+    """Passes when the name resolves to a private address; `answer` is None when there is no name to look up.
+
+    `context` holds the resolver asked and the run's ARM call count."""
+    which, name = lookup.which, lookup.name
     evidence: dict[str, Any] = {
         "cluster": c.id,
         "name": name,
         "which": which,
         "private_dns_zone": c.private_dns_zone,
-        "zone": zone,
-        "resolver": ctx.settings.dns_server or "system",
-        "azure_api_calls": _calls(ctx),
+        "zone": lookup.zone,
+        **context,
     }
-    if not name:
+    if not name or answer is None:
         return error("ARM reports no private FQDN for this private cluster", **evidence)
     fix = (
         "The kubeconfig uses the public FQDN: its A record is in Azure public DNS, so the Server's resolver must "
         "answer internet names (or use the private FQDN with a linked private DNS zone)."
-        if on_public
-        else _dns_fix(zone, zone_rg)
+        if lookup.on_public
+        else _dns_fix(lookup.zone, lookup.zone_resource_group)
     )
-    try:
-        res = dns.resolve(name, ctx.settings.connect_timeout, ctx.settings.dns_server)
-    except dns.DnsFailure as exc:
-        if exc.kind not in ("nxdomain", "no-answer"):
+    if isinstance(answer, dns.DnsFailure):
+        if answer.kind not in ("nxdomain", "no-answer"):
             fix = "The resolver did not answer: check --dns-server / the Server's DNS settings, then the zone link."
-        return fail(f"{which}: {exc}", remediation=fix, failure=exc.kind, **evidence)
-    classes = {a: addresses.classify(a) for a in res.addresses}
-    evidence.update(addresses=[{"address": a, "class": k} for a, k in classes.items()], resolver=res.resolver)
+        return fail(f"{which}: {answer}", remediation=fix, failure=answer.kind, **evidence)
+    classes = {a: addresses.classify(a) for a in answer.addresses}
+    evidence.update(addresses=[{"address": a, "class": k} for a, k in classes.items()], resolver=answer.resolver)
     listed = ", ".join(f"{a} ({k})" for a, k in classes.items())
     if any(k == "private" for k in classes.values()):
         return passed(f"{which} {name} → {listed}", **evidence)
@@ -263,7 +305,16 @@ def _targets(ctx: ClusterContext, st: ms.BrokerState, kind: str) -> list[str]:
     return out
 
 
-def _paths(ctx: ClusterContext, c: az.AksCluster) -> list[tuple[str, list[az.Nsg], tuple[str, ...]]]:
+@dataclass(frozen=True)
+class NsgPath:
+    """One node subnet's way in: the NSGs a packet crosses, in order, and the VNet's address space."""
+
+    label: str
+    nsgs: tuple[az.Nsg, ...]
+    vnet_space: tuple[str, ...]
+
+
+def _paths(ctx: ClusterContext, c: az.AksCluster) -> list[NsgPath]:
     """Per node subnet: the NSGs a packet crosses (subnet's, then the node resource group's) and the VNet tag space."""
     s = _session(ctx)
     group = az.group_nsgs(s, c.subscription, c.node_resource_group) if c.node_resource_group else []
@@ -282,7 +333,7 @@ def _paths(ctx: ClusterContext, c: az.AksCluster) -> list[tuple[str, list[az.Nsg
             space = tuple(p for v in vnets for p in v.tag_space)
             label = "AKS-managed VNet"
         nsgs += [n for n in group if all(n.id.lower() != m.id.lower() for m in nsgs)]
-        out.append((label, nsgs, space))
+        out.append(NsgPath(label, tuple(nsgs), tuple(space)))
     return out
 
 
@@ -346,8 +397,23 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     else:
         not_applicable(f"{kind} Service: the Broker is not reached through the nodes' NSGs", type=kind)
     targets = _targets(ctx, st, kind)
-    origin = ctx.settings.origin_cidrs
     paths = _paths(ctx, c)
+    return decide_nsg_broker(c, kind, port, targets, paths, ctx.settings.origin_cidrs, calls=_calls(ctx))
+
+
+def decide_nsg_broker(
+    c: az.AksCluster,
+    kind: str,
+    port: int,
+    targets: Sequence[str],
+    paths: Sequence[NsgPath],
+    origin: Sequence[str],
+    *,
+    calls: int,
+) -> Finding:
+    """Every path's NSGs, in order, must let the origin through to each target (lowest priority number first);
+    no NSG or a world-open rule fails too."""
+    targets = list(targets)
     evidence: dict[str, Any] = {"cluster": c.id, "type": kind, "port": port, "targets": targets, "origin": origin}
     checked: list[dict[str, Any]] = []
     blocked: tuple[str, az.PathVerdict, str | None] | None = None
@@ -355,7 +421,8 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     world_nsg: dict[str, az.Nsg] = {}
     allowed: list[str] = []
     no_nsg: list[str] = []
-    for label, nsgs, space in paths:
+    for path in paths:
+        label, nsgs, space = path.label, path.nsgs, path.vnet_space
         if not nsgs:
             no_nsg.append(label)
             checked.append({"path": label, "nsgs": [], "verdict": "no NSG: Azure allows all inbound traffic"})
@@ -390,7 +457,7 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
                 allowed += [d for d in pv.verdict.deciding if d not in allowed]
             checked.append(entry)
     evidence["paths"] = checked
-    evidence["azure_api_calls"] = _calls(ctx)
+    evidence["azure_api_calls"] = calls
     what = f"{port}/tcp from {', '.join(origin)}" if origin else f"{port}/tcp"
     if blocked is not None:
         label, pv, target = blocked

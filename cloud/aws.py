@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,7 +265,7 @@ def api_calls(reads: CloudReads) -> dict[str, int]:
 # EKS
 
 
-@dataclass
+@dataclass(frozen=True)
 class EndpointConfig:
     """resourcesVpcConfig with EKS's defaults applied where the answer leaves a field out."""
 
@@ -339,7 +339,7 @@ def vpc_cidrs(acct: AwsSession, vpc_id: str) -> list[str]:
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrivatePath:
     """A way from another network into the cluster's VPC."""
 
@@ -442,11 +442,24 @@ def private_paths(acct: AwsSession, vpc_id: str) -> list[PrivatePath]:
     return out
 
 
+@dataclass(frozen=True)
+class VpcReach:
+    """A VPC as the private-connectivity decision sees it: its own CIDRs and the ways into it."""
+
+    vpc_id: str
+    cidrs: tuple[str, ...]
+    paths: tuple[PrivatePath, ...]
+
+
+def vpc_reach(acct: AwsSession, vpc_id: str) -> VpcReach:
+    return VpcReach(vpc_id, tuple(vpc_cidrs(acct, vpc_id)), tuple(private_paths(acct, vpc_id)))
+
+
 # --------------------------------------------------------------------------------------------------
 # Load balancers
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadBalancer:
     kind: str  # classic | application | network | gateway
     name: str
@@ -539,7 +552,7 @@ def find_load_balancer(acct: AwsSession, hostname: str | None, ip: str | None = 
 # Security groups
 
 
-@dataclass
+@dataclass(frozen=True)
 class SecurityGroup:
     id: str
     name: str
@@ -678,11 +691,36 @@ def group_rules(acct: AwsSession, group_ids: Iterable[str]) -> tuple[list[Rule],
     return rules, notes, missing
 
 
+@dataclass(frozen=True)
+class GroupsView:
+    """Security groups as the UNION decision sees them: their rules, references and who manages them."""
+
+    group_ids: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    references: tuple[str, ...]  # security-group references: never match an external origin
+    not_found: tuple[str, ...]
+    labels: tuple[str, ...]  # one per group id: "sg-... (name)", or the bare id when it is not found
+    managed: tuple[str, ...]  # ids whose rules the cloud controller rewrites
+
+
+def groups_view(acct: AwsSession, group_ids: Sequence[str]) -> GroupsView:
+    rules, notes, unknown = group_rules(acct, group_ids)
+    groups = security_groups(acct)
+    return GroupsView(
+        group_ids=tuple(group_ids),
+        rules=tuple(rules),
+        references=tuple(notes),
+        not_found=tuple(unknown),
+        labels=tuple(groups[g].label() if g in groups else g for g in group_ids),
+        managed=tuple(g for g in group_ids if g in groups and groups[g].managed_by_kubernetes),
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Instances
 
 
-@dataclass
+@dataclass(frozen=True)
 class Instance:
     id: str
     subnet_id: str | None
@@ -717,7 +755,7 @@ def instances(acct: AwsSession) -> dict[str, Instance]:
 # Network ACLs
 
 
-@dataclass
+@dataclass(frozen=True)
 class NetworkAcl:
     id: str
     vpc_id: str | None

@@ -225,7 +225,7 @@ class GcpSession(CloudSession):
 # Control plane endpoints
 
 
-@dataclass
+@dataclass(frozen=True)
 class EndpointAccess:
     """Who may reach the control plane, from the new controlPlaneEndpointsConfig or the older fields."""
 
@@ -268,16 +268,20 @@ def _has(msg: Any, name: str) -> bool:
         return False
 
 
-def _authorized(access: EndpointAccess, config: Any, legacy: bool) -> None:
-    access.authorized_enabled = bool(config.enabled)
-    access.authorized = [(b.display_name, b.cidr_block) for b in config.cidr_blocks if b.cidr_block]
-    access.gcp_public_cidrs = bool(config.gcp_public_cidrs_access_enabled)
+def _authorized(config: Any, legacy: bool) -> dict[str, Any]:
+    """EndpointAccess's authorized-network fields from a masterAuthorizedNetworksConfig."""
+    enabled = bool(config.enabled)
     if _has(config, "private_endpoint_enforcement_enabled"):
         enforced = bool(config.private_endpoint_enforcement_enabled)
     else:
         # Older clusters: authorized networks also bind internal clients of the private endpoint.
         enforced = legacy
-    access.private_enforced = access.authorized_enabled and enforced
+    return {
+        "authorized_enabled": enabled,
+        "authorized": [(b.display_name, b.cidr_block) for b in config.cidr_blocks if b.cidr_block],
+        "gcp_public_cidrs": bool(config.gcp_public_cidrs_access_enabled),
+        "private_enforced": enabled and enforced,
+    }
 
 
 def endpoint_access(cluster: Any) -> EndpointAccess:
@@ -289,31 +293,36 @@ def endpoint_access(cluster: Any) -> EndpointAccess:
     dns = cpec.dns_endpoint_config
     new = any(_has(ipc, f) for f in ("enabled", "enable_public_endpoint", "global_access")) or bool(dns.endpoint)
     if new:
-        a = EndpointAccess("controlPlaneEndpointsConfig")
-        a.ip_enabled = bool(ipc.enabled) if _has(ipc, "enabled") else True
+        ip_enabled = bool(ipc.enabled) if _has(ipc, "enabled") else True
         public = bool(ipc.enable_public_endpoint) if _has(ipc, "enable_public_endpoint") else True
-        a.public_enabled = a.ip_enabled and public
-        a.public_endpoint = ipc.public_endpoint or pcc.public_endpoint or (cluster.endpoint if a.public_enabled else "")
-        a.private_endpoint = ipc.private_endpoint or pcc.private_endpoint
-        a.global_access = (
-            bool(ipc.global_access) if _has(ipc, "global_access") else bool(pcc.master_global_access_config.enabled)
-        )
+        public_enabled = ip_enabled and public
         networks = (
             ipc.authorized_networks_config
             if _has(ipc, "authorized_networks_config")
             else cluster.master_authorized_networks_config
         )
-        _authorized(a, networks, legacy=False)
-        a.dns_endpoint = dns.endpoint
-        a.dns_external = bool(dns.allow_external_traffic)
-        return a
-    a = EndpointAccess("privateClusterConfig")
-    a.public_enabled = not pcc.enable_private_endpoint
-    a.public_endpoint = pcc.public_endpoint or (cluster.endpoint if a.public_enabled else "")
-    a.private_endpoint = pcc.private_endpoint or ("" if a.public_enabled else cluster.endpoint)
-    a.global_access = bool(pcc.master_global_access_config.enabled)
-    _authorized(a, cluster.master_authorized_networks_config, legacy=True)
-    return a
+        return EndpointAccess(
+            "controlPlaneEndpointsConfig",
+            ip_enabled=ip_enabled,
+            public_enabled=public_enabled,
+            public_endpoint=ipc.public_endpoint or pcc.public_endpoint or (cluster.endpoint if public_enabled else ""),
+            private_endpoint=ipc.private_endpoint or pcc.private_endpoint,
+            global_access=(
+                bool(ipc.global_access) if _has(ipc, "global_access") else bool(pcc.master_global_access_config.enabled)
+            ),
+            dns_endpoint=dns.endpoint,
+            dns_external=bool(dns.allow_external_traffic),
+            **_authorized(networks, legacy=False),
+        )
+    public_enabled = not pcc.enable_private_endpoint
+    return EndpointAccess(
+        "privateClusterConfig",
+        public_enabled=public_enabled,
+        public_endpoint=pcc.public_endpoint or (cluster.endpoint if public_enabled else ""),
+        private_endpoint=pcc.private_endpoint or ("" if public_enabled else cluster.endpoint),
+        global_access=bool(pcc.master_global_access_config.enabled),
+        **_authorized(cluster.master_authorized_networks_config, legacy=True),
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Run checks over a fleet: clusters concurrently, each cluster's checks in dependency order.
 
-How a run executes, top down: the clusters are checked here (:func:`_check_here`, a thread pool of
-``--parallel``) or dealt to forked workers that each do the same with their share (:func:`_check_in_workers`);
-a cluster's probes run on its own daemon thread (Prober), each waited for at most its budget, so a probe
-stuck in a socket or a plugin costs its cluster at most that budget and never holds up another cluster or the exit.
+How a run executes, top down: one :class:`Executor`, chosen by :func:`executor_for`, checks the clusters:
+:class:`InProcess` (a thread pool of ``--parallel``) or :class:`Forked` (the clusters dealt to forked workers,
+each checking its share with :class:`InProcess`); a cluster's probes run on its own daemon thread (Prober), each
+waited for at most its budget, so a probe stuck in a socket or a plugin costs its cluster at most that budget
+and never holds up another cluster or the exit.
 
 The runner creates the run's :class:`RunState` and is the only writer of its :class:`Cancellation` (see
 preflight/cancel.py). Every path that ends a cluster early (its budget, an internal error, a signal, a worker
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Protocol
 
 import preflight
 from preflight.cancel import Cancellation
@@ -349,44 +350,56 @@ class Clusters:
         return f"interrupted: {len(self.unfinished)} of {len(self.reports)} clusters did not finish"
 
 
-def _check_here(contexts: Sequence[ClusterContext], batch: _Batch, progress: Callable[[str], None]) -> Clusters:
-    """Every cluster of ``contexts`` in this process, ``settings.parallel`` at a time."""
-    by_name: dict[str, list[Result]] = {}
-    interrupted = False
-    cancel = batch.cancel
-    # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
-    pool = ThreadPoolExecutor(max_workers=max(1, batch.settings.parallel), thread_name_prefix="cluster")
-    try:
-        futures = {pool.submit(run_cluster, c, batch.checks, batch.mutes): c for c in contexts}
-        pending = set(futures)
-        while pending:
+class Executor(Protocol):
+    """How the clusters of one run are checked: every selected check of every cluster gets a result, whatever
+    ends a cluster early. The one choice of implementation is :func:`executor_for`."""
+
+    def run(self, contexts: Sequence[ClusterContext], batch: _Batch, progress: Callable[[str], None]) -> Clusters:
+        """Check ``contexts`` with ``batch``; ``progress(name)`` once per cluster as it finishes."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class InProcess:
+    """Every cluster in this process, ``settings.parallel`` at a time (a thread pool)."""
+
+    def run(self, contexts: Sequence[ClusterContext], batch: _Batch, progress: Callable[[str], None]) -> Clusters:
+        by_name: dict[str, list[Result]] = {}
+        interrupted = False
+        cancel = batch.cancel
+        # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
+        pool = ThreadPoolExecutor(max_workers=max(1, batch.settings.parallel), thread_name_prefix="cluster")
+        try:
+            futures = {pool.submit(run_cluster, c, batch.checks, batch.mutes): c for c in contexts}
+            pending = set(futures)
+            while pending:
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
+                done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    ctx = futures[fut]
+                    try:
+                        by_name[ctx.name] = fut.result()
+                    except Exception as exc:  # the runner's own bug must cost one cluster, not the run
+                        broken = error(
+                            f"internal error: {type(exc).__name__}: {exc}",
+                            remediation="Run the check again; if it recurs, report the problem with this message.",
+                        )
+                        by_name[ctx.name] = _finished_or(ctx, batch, broken)
+                    progress(ctx.name)
             if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt
-            done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
-            for fut in done:
-                ctx = futures[fut]
-                try:
-                    by_name[ctx.name] = fut.result()
-                except Exception as exc:  # the runner's own bug must cost one cluster, not the run
-                    broken = error(
-                        f"internal error: {type(exc).__name__}: {exc}",
-                        remediation="Run the check again; if it recurs, report the problem with this message.",
-                    )
-                    by_name[ctx.name] = _finished_or(ctx, batch, broken)
-                progress(ctx.name)
-        if cancel is not None and cancel.is_set():
-            raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
-    unfinished = [c.name for c in contexts if c.name not in by_name]
-    if unfinished:
-        lost = _unfinished(batch.started)
-        for ctx in contexts:
-            if ctx.name not in by_name:
-                by_name[ctx.name] = _finished_or(ctx, batch, lost)
-    return Clusters({c.name: batch.report(c, by_name[c.name]) for c in contexts}, unfinished)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+        unfinished = [c.name for c in contexts if c.name not in by_name]
+        if unfinished:
+            lost = _unfinished(batch.started)
+            for ctx in contexts:
+                if ctx.name not in by_name:
+                    by_name[ctx.name] = _finished_or(ctx, batch, lost)
+        return Clusters({c.name: batch.report(c, by_name[c.name]) for c in contexts}, unfinished)
 
 
 def _finished_or(ctx: ClusterContext, batch: _Batch, cause: Finding) -> list[Result]:
@@ -398,56 +411,65 @@ def _finished_or(ctx: ClusterContext, batch: _Batch, cause: Finding) -> list[Res
     ]
 
 
-def _check_in_workers(
-    contexts: Sequence[ClusterContext], count: int, batch: _Batch, progress: Callable[[str], None]
-) -> Clusters:
-    """The clusters dealt round-robin, one share per worker process, gathered here.
+@dataclasses.dataclass(frozen=True)
+class Forked:
+    """The clusters dealt round-robin to ``count`` forked worker processes, each checking its share with
+    :class:`InProcess`, gathered here.
 
     Not ``--shard``'s hash: a shard's contexts all have the same hash modulo its shard count, so with
     --shard K/2 and two workers every cluster would land in one worker. Dealing also spreads a kubeconfig's
     runs of similar clusters (a region, a broken VPN) over the workers."""
-    from preflight import kube, workers
-    from preflight.execcred import kill_running
-    from preflight.sharedreads import Channel, ReadServer, WorkerCloudReads
 
-    kube.preload()  # once, before the fork, rather than once per worker
-    shares = [list(contexts[i::count]) for i in range(count)]
-    cancel = batch.cancel
-    in_worker = dataclasses.replace(
-        batch, settings=dataclasses.replace(batch.settings, parallel=workers.share_size(batch.settings.parallel, count))
-    )
+    count: int
 
-    def work(share: list[ClusterContext], channel: Channel) -> Clusters:
-        # This process's copy of the run state: its cloud reads are answered by the parent from here on.
-        batch.state.cloud = WorkerCloudReads(channel, batch.state.cloud)
-        done = _check_here(share, in_worker, channel)
-        if done.unfinished:
+    def run(self, contexts: Sequence[ClusterContext], batch: _Batch, progress: Callable[[str], None]) -> Clusters:
+        from preflight import kube, workers
+        from preflight.execcred import kill_running
+        from preflight.sharedreads import Channel, ReadServer, WorkerCloudReads
+
+        kube.preload()  # once, before the fork, rather than once per worker
+        shares = [list(contexts[i :: self.count]) for i in range(self.count)]
+        cancel = batch.cancel
+        parallel = workers.share_size(batch.settings.parallel, self.count)
+        in_worker = dataclasses.replace(batch, settings=dataclasses.replace(batch.settings, parallel=parallel))
+
+        def work(share: list[ClusterContext], channel: Channel) -> Clusters:
+            # This process's copy of the run state: its cloud reads are answered by the parent from here on.
+            batch.state.cloud = WorkerCloudReads(channel, batch.state.cloud)
+            done = InProcess().run(share, in_worker, channel)
+            if done.unfinished:
+                kill_running()
+            return done
+
+        def stop() -> None:  # in a worker, when its parent says stop: the worker's own first request
+            if cancel is not None and not cancel.is_set():
+                cancel.ask_to_stop(signal.SIGTERM)
+
+        def quietly(code: int) -> None:
             kill_running()
-        return done
+            exit_now(code)
 
-    def stop() -> None:  # in a worker, when its parent says stop: the worker's own first request
-        if cancel is not None and not cancel.is_set():
-            cancel.ask_to_stop(signal.SIGTERM)
+        # In a worker, a second signal ends that worker at once, without the parent's last words on stderr.
+        with cancel.second_request_does(quietly) if cancel is not None else contextlib.nullcontext():
+            outs = workers.fan_out(
+                shares,
+                work,
+                progress=progress,
+                stop=cancel,
+                on_stop=stop,
+                on_orphaned=kill_running,
+                grace=max(5.0, batch.settings.connect_timeout * 2),
+                limit=_share_limit(shares, in_worker.settings.parallel),
+                server=ReadServer(batch.state.cloud),
+            )
+        return _gathered(shares, outs, batch)
 
-    def quietly(code: int) -> None:
-        kill_running()
-        exit_now(code)
 
-    # In a worker, a second signal ends that worker at once, without the parent's last words on stderr.
-    with cancel.second_request_does(quietly) if cancel is not None else contextlib.nullcontext():
-        outs = workers.fan_out(
-            shares,
-            work,
-            progress=progress,
-            stop=cancel,
-            on_stop=stop,
-            on_orphaned=kill_running,
-            grace=max(5.0, batch.settings.connect_timeout * 2),
-            limit=_share_limit(shares, in_worker.settings.parallel),
-            server=ReadServer(batch.state.cloud),
-        )
+def _gathered(shares: Sequence[Sequence[ClusterContext]], outs: Sequence[Clusters | str], batch: _Batch) -> Clusters:
+    """The workers' reports as one; a share without one (a worker that died, or did not answer after a
+    signal) gives every check of its clusters a result saying why."""
     gathered = Clusters({})
-    interrupted = cancel is not None and cancel.is_set()
+    interrupted = batch.cancel is not None and batch.cancel.is_set()
     for share, out in zip(shares, outs, strict=True):
         if isinstance(out, Clusters):
             gathered.reports.update(out.reports)
@@ -496,7 +518,7 @@ def run_fleet(
     started = dt.datetime.now(dt.timezone.utc)
     _prepare(cluster_checks, [c.target for c in contexts])
     batch = _Batch(cluster_checks, settings, mutes, state, time.monotonic(), cancel)
-    count = _worker_count(settings, len(contexts))
+    executor = executor_for(settings, len(contexts))
     if cancel is not None:
         cancel.poll_from_now()
     finished: set[str] = set()
@@ -510,11 +532,7 @@ def run_fleet(
     # in forked workers, in pages that stay shared because no collection writes to them).
     gc.freeze()
     try:
-        done = (
-            _check_in_workers(contexts, count, batch, cluster_progress)
-            if count > 1
-            else _check_here(contexts, batch, cluster_progress)
-        )
+        done = executor.run(contexts, batch, cluster_progress)
     finally:
         gc.unfreeze()
     aborted = done.aborted()
@@ -543,9 +561,11 @@ def run_fleet(
     )
 
 
-def _worker_count(settings: Settings, clusters: int) -> int:
+def executor_for(settings: Settings, clusters: int) -> Executor:
+    """The one place the executor is chosen: forked workers when ``--workers`` (or the machine's cores, for
+    a large fleet) asks for more than one and this process may fork, else this process."""
     from preflight import workers
 
     count = workers.count_for(settings.workers, clusters)
     # A process with other threads (a test runner, an embedding application) must not fork: it runs in-process.
-    return count if count > 1 and workers.can_fork() else 1
+    return Forked(count) if count > 1 and workers.can_fork() else InProcess()

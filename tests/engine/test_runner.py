@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from preflight import workers
 from preflight.context import ClusterContext, FleetContext
 from preflight.facts import Fact, MissingFact
 from preflight.model import (
@@ -32,7 +33,7 @@ from preflight.model import (
 )
 from preflight.redact import REDACTED, Redactor
 from preflight.registry import Registry, RegistryError, check
-from preflight.runner import MuteRule, run_cluster, run_fleet
+from preflight.runner import Forked, InProcess, MuteRule, executor_for, run_cluster, run_fleet
 from preflight.settings import Settings
 from preflight.targets import ClusterTarget, Credential
 
@@ -681,3 +682,14 @@ def test_an_internal_error_gives_every_selected_check_of_the_cluster_a_result_wi
         assert results[cid].status is Status.ERROR and results[cid].message.startswith("internal error: TypeError")
         assert results[cid].remediation
     assert report.aborted is None
+
+
+def test_one_place_chooses_the_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "can_fork", lambda: True)
+    assert executor_for(Settings(workers=3), 10) == Forked(3)
+    assert executor_for(Settings(workers=3), 2) == Forked(2)  # never more workers than clusters
+    assert executor_for(Settings(workers=1), 10) == InProcess()
+    assert executor_for(Settings(workers=0), workers.CLUSTERS_PER_WORKER - 1) == InProcess()  # a small fleet
+    # A process with other threads must not fork, whatever was asked.
+    monkeypatch.setattr(workers, "can_fork", lambda: False)
+    assert executor_for(Settings(workers=3), 10) == InProcess()
