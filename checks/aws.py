@@ -20,11 +20,11 @@ from preflight.cloud import aws
 from preflight.cloud.errors import NotFound
 from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, describe, evaluate, inside
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, not_applicable, passed, severity, warn
-from preflight.permissions import operator_only
-from preflight.probes import addresses
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, error, fail, not_applicable, passed, severity, warn
+from preflight.engine.permissions import operator_only
+from preflight.engine.probes import addresses
+from preflight.engine.registry import check
 
 # Several describes per check on a cold cache; each has its own connect/read deadline.
 TIMEOUT_FACTOR = 6.0

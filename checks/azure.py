@@ -18,11 +18,11 @@ from preflight.checks import meshery_state as ms
 from preflight.checks.cloud_common import cloud_ids, cloud_probe, only_on, preloader, require
 from preflight.cloud import azure as az
 from preflight.cloud.rules import UNION, Rule, Verdict, describe, evaluate
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
-from preflight.permissions import operator_only
-from preflight.probes import addresses, dns
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, error, fail, not_applicable, passed, warn
+from preflight.engine.permissions import operator_only
+from preflight.engine.probes import addresses, dns
+from preflight.engine.registry import check
 
 IDS_HINT = (
     "add azure: {subscription, resource_group, cluster} to this context's entry in the fleet file "

@@ -12,16 +12,16 @@ import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from preflight import reasons
 from preflight.checks import broker_path as bp
 from preflight.checks import meshery_state as ms
 from preflight.checks import reach, vantage
 from preflight.checks.broker_path import endpoint_path
 from preflight.checks.broker_secret import secret_token as _secret_token
 from preflight.cloud.rules import inside
-from preflight.context import ClusterContext
-from preflight.facts import Fact
-from preflight.model import (
+from preflight.engine import reasons
+from preflight.engine.context import ClusterContext
+from preflight.engine.facts import Fact
+from preflight.engine.model import (
     Finding,
     Severity,
     Status,
@@ -33,9 +33,9 @@ from preflight.model import (
     stop,
     warn,
 )
-from preflight.permissions import operator_only, reads
-from preflight.probes import addresses, dns, nats, tcp
-from preflight.registry import check
+from preflight.engine.permissions import operator_only, reads
+from preflight.engine.probes import addresses, dns, nats, tcp
+from preflight.engine.registry import check
 
 _TCP_FIX = reach.fixes(
     filtered="Something drops the SYN to 4222: allow the Server's origin in the load balancer's or nodes' "

@@ -15,19 +15,19 @@ import functools
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from preflight import provider
 from preflight.checks import meshery_state as ms
 from preflight.checks import reach
 from preflight.checks.broker_secret import secret_token
-from preflight.context import ClusterContext
-from preflight.facts import Fact, MissingFact
-from preflight.kube import KubeSetupError, TransportError
-from preflight.model import Finding, Probe, Severity, Status, Stop, fail, not_applicable, passed, warn
-from preflight.permissions import Permission, operator_only, port_forward_only, reads
-from preflight.probes import dns, nats, tcp
-from preflight.probes import portforward as pf
-from preflight.registry import check
-from preflight.settings import PORT_FORWARD_ENV
+from preflight.engine import provider
+from preflight.engine.context import ClusterContext
+from preflight.engine.facts import Fact, MissingFact
+from preflight.engine.kube import KubeSetupError, TransportError
+from preflight.engine.model import Finding, Probe, Severity, Status, Stop, fail, not_applicable, passed, warn
+from preflight.engine.permissions import Permission, operator_only, port_forward_only, reads
+from preflight.engine.probes import dns, nats, tcp
+from preflight.engine.probes import portforward as pf
+from preflight.engine.registry import check
+from preflight.engine.settings import PORT_FORWARD_ENV
 
 NATS_SELECTOR = "app.kubernetes.io/name=nats"
 NATS_CONTAINER = "nats"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 from preflight.checks import meshery_state as ms
-from preflight.context import ClusterContext
-from preflight.model import Finding, Status, fail, stop
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Status, fail, stop
 
 
 def secret_token(ctx: ClusterContext) -> str | None:

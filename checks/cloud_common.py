@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 
 from preflight.cloud.errors import CloudError, Forbidden, NoCredentials, NotFound, Throttled
 from preflight.cloud.identity import CloudIds, identify
-from preflight.context import ClusterContext
-from preflight.model import Finding, Status, Stop, error, fail, not_applicable, stop
-from preflight.targets import ClusterTarget
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Status, Stop, error, fail, not_applicable, stop
+from preflight.engine.targets import ClusterTarget
 
 THROTTLED_FIX = "The cloud API throttled this tool: retry later, or lower --parallel so fewer clusters ask at once."
 

@@ -17,10 +17,10 @@ from preflight.cloud import gcp
 from preflight.cloud.errors import CloudError
 from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import PRIORITY, UNION, Rule, Verdict, evaluate
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, fail, not_applicable, passed, stop, warn
-from preflight.permissions import operator_only
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, fail, not_applicable, passed, stop, warn
+from preflight.engine.permissions import operator_only
+from preflight.engine.registry import check
 
 IDS_HINT = "name the context gke_PROJECT_LOCATION_CLUSTER or set gcp: {project, location, cluster} in the fleet file"
 

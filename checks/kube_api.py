@@ -9,18 +9,18 @@ import statistics
 import time
 from typing import Any
 
-from preflight import reasons
 from preflight.checks import reach, vantage
-from preflight.context import ClusterContext
-from preflight.execcred import ExecError, ExecTimeout
-from preflight.facts import Fact
-from preflight.kube import KubeSetupError, PluginTimeout, Response, TransportError
-from preflight.model import Finding, Severity, error, fail, passed, stop, warn
-from preflight.probes import addresses, dns, tcp, tls
-from preflight.probes import proxy as proxy_probe
-from preflight.probes.proxy import Proxy
-from preflight.registry import check
-from preflight.targets import ClusterTarget
+from preflight.engine import reasons
+from preflight.engine.context import ClusterContext
+from preflight.engine.execcred import ExecError, ExecTimeout
+from preflight.engine.facts import Fact
+from preflight.engine.kube import KubeSetupError, PluginTimeout, Response, TransportError
+from preflight.engine.model import Finding, Severity, error, fail, passed, stop, warn
+from preflight.engine.probes import addresses, dns, tcp, tls
+from preflight.engine.probes import proxy as proxy_probe
+from preflight.engine.probes.proxy import Proxy
+from preflight.engine.registry import check
+from preflight.engine.targets import ClusterTarget
 
 CERT_WARN_DAYS = 14
 # Kubernetes minors Meshery's client libraries are built and tested against.

@@ -8,11 +8,11 @@ from typing import Any
 
 from preflight.checks import meshery_state as ms
 from preflight.checks.broker_path import judge_endpoint
-from preflight.context import ClusterContext
-from preflight.facts import Fact
-from preflight.model import Finding, Severity, error, fail, in_meshery_terms, not_applicable, passed, stop, warn
-from preflight.permissions import operator_only, reads
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.facts import Fact
+from preflight.engine.model import Finding, Severity, error, fail, in_meshery_terms, not_applicable, passed, stop, warn
+from preflight.engine.permissions import operator_only, reads
+from preflight.engine.registry import check
 
 SWITCH_HINT = (
     "Switch the connection's mode on Meshery's Connections page, or set meshsync_mode for this cluster in "

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from preflight import access, provider
 from preflight.checks import meshery_state as ms
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
-from preflight.permissions import reads
-from preflight.registry import check
+from preflight.engine import access, provider
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, error, fail, not_applicable, passed, warn
+from preflight.engine.permissions import reads
+from preflight.engine.registry import check
 
 # (group, resource) MeshSync informs on, cluster-wide (nodes are rbac.node-watch's).
 DISCOVERY = (
@@ -65,7 +65,7 @@ def _reviews(ctx: ClusterContext, asks: Sequence[access.Question]) -> dict[tuple
     """Answer several access questions; each answer is True, False or None (no answer).
 
     The cluster's rules review and its review of everything (both asked once per cluster, whichever
-    check comes first) answer what they answer exactly (preflight.access); the rest are asked at once.
+    check comes first) answer what they answer exactly (preflight.engine.access); the rest are asked at once.
     The first two are asked one after the other on the client's kept-alive connection: asking them at once
     would open a second connection, a TLS handshake that costs more CPU and round trips than it saves.
     """

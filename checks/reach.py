@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from preflight import reasons
-from preflight.context import ClusterContext
-from preflight.model import Finding, error, fail, passed
-from preflight.probes import addresses as addr
-from preflight.probes import tcp
+from preflight.engine import reasons
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, error, fail, passed
+from preflight.engine.probes import addresses as addr
+from preflight.engine.probes import tcp
 
 MAX_ADDRESSES = 4  # a name with more answers: the first few decide
 LOCAL_FIX = "The connection failed locally: check this machine's network configuration."

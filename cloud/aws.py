@@ -22,8 +22,8 @@ from typing import Any
 from preflight.cloud import errors
 from preflight.cloud.rules import Rule
 from preflight.cloud.session import CloudSession
-from preflight.runstate import CloudReads
-from preflight.settings import Settings
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 
 INSTALL_HINT = "install the AWS extra: pip install 'meshery-preflight[aws]'"
 READ_ONLY = re.compile(r"^(describe|list|get)_")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from preflight.cloud import errors
 from preflight.cloud.rules import FIRST_MATCH, Rule, Verdict, evaluate, port_ranges
 from preflight.cloud.session import CloudSession
-from preflight.settings import Settings
+from preflight.engine.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential

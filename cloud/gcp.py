@@ -19,8 +19,8 @@ from typing import Any
 from preflight.cloud import errors
 from preflight.cloud.rules import Rule, port_ranges
 from preflight.cloud.session import CloudSession
-from preflight.runstate import CloudReads
-from preflight.settings import Settings
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 ADC_HINT = (
@@ -466,7 +466,7 @@ def node_identities(api: GcpSession, cluster: Any, nodes: Sequence[dict[str, Any
 
 def is_private_origin(cidrs: Sequence[str]) -> bool | None:
     """Every origin CIDR inside private space (terms.md); None without an origin."""
-    from preflight.probes.addresses import classify
+    from preflight.engine.probes.addresses import classify
 
     if not cidrs:
         return None

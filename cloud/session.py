@@ -2,7 +2,7 @@
 
 AWS (a session per profile, region and account), GCP and Azure (a session per run) are this class with their
 own ``translate``: the SDK's exceptions become cloud.errors in one place per cloud. Every read goes through
-the run's :class:`~preflight.runstate.CloudReads`, so a fleet of 200 clusters in one account costs each
+the run's :class:`~preflight.engine.runstate.CloudReads`, so a fleet of 200 clusters in one account costs each
 describe once per run (in every worker process alike), and a failure (a 403, a dead endpoint) is remembered
 just as an answer is: 200 clusters never ask again. Calls are counted per ``"cloud:operation"``.
 
@@ -15,9 +15,9 @@ from collections.abc import Callable, Hashable
 from typing import Any, ClassVar, TypeVar
 
 from preflight.cloud import errors
-from preflight.model import Stop
-from preflight.runstate import CloudReads
-from preflight.settings import Settings
+from preflight.engine.model import Stop
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 
 T = TypeVar("T")
 

@@ -15,18 +15,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from preflight import baseline, runner
-from preflight import merge as merging
-from preflight import plan as planning
-from preflight import shard as sharding
-from preflight.cancel import Cancellation
-from preflight.context import ClusterContext
-from preflight.errors import ConfigError
-from preflight.fingerprint import FingerprintKey
-from preflight.model import Check, FleetMember, Result, RunReport, Scope
-from preflight.registry import Registry
-from preflight.runstate import RunState
-from preflight.settings import Settings
+from preflight.engine import baseline, runner
+from preflight.engine import merge as merging
+from preflight.engine import plan as planning
+from preflight.engine import shard as sharding
+from preflight.engine.cancel import Cancellation
+from preflight.engine.context import ClusterContext
+from preflight.engine.errors import ConfigError
+from preflight.engine.fingerprint import FingerprintKey
+from preflight.engine.model import Check, FleetMember, Result, RunReport, Scope
+from preflight.engine.registry import Registry
+from preflight.engine.runstate import RunState
+from preflight.engine.settings import Settings
 
 if TYPE_CHECKING:
     from preflight.reports.options import RenderOptions
@@ -37,7 +37,7 @@ Progress = Callable[[int, int, str], None]
 def load_registry() -> Registry:
     """The registry with every shipped check registered and validated."""
     import preflight.checks  # noqa: F401  (registers every check)
-    from preflight.registry import REGISTRY
+    from preflight.engine.registry import REGISTRY
 
     REGISTRY.validate()
     return REGISTRY
@@ -236,7 +236,7 @@ def merge_files(
     fingerprint_key: FingerprintKey | None = None,
     registry: Registry | None = None,
 ) -> RunReport:
-    """One report from the JSON reports of several runs (see :mod:`preflight.merge`), the fleet checks rerun
+    """One report from the JSON reports of several runs (see :mod:`preflight.engine.merge`), the fleet checks rerun
     over the merged clusters. With ``fingerprint_key`` (--fingerprint-key-file) every input must have
     fingerprinted its credentials with that key: :class:`ConfigError` naming the first that did not."""
     import json

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from preflight import TOOL_NAME, __version__, model
-from preflight.cancel import Cancellation
-from preflight.errors import ConfigError
-from preflight.interrupt import Guard, Interrupted, exit_now
-from preflight.settings import (
+from preflight import TOOL_NAME, __version__
+from preflight.engine import model
+from preflight.engine.cancel import Cancellation
+from preflight.engine.errors import ConfigError
+from preflight.engine.interrupt import Guard, Interrupted, exit_now
+from preflight.engine.settings import (
     DEFAULT_CLUSTER_TIMEOUT_S,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_EXEC_TIMEOUT_S,
@@ -31,8 +32,8 @@ from preflight.settings import (
 )
 
 if TYPE_CHECKING:
-    from preflight.fingerprint import FingerprintKey
-    from preflight.model import RunReport
+    from preflight.engine.fingerprint import FingerprintKey
+    from preflight.engine.model import RunReport
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # --fail-on's thresholds are model.STATUS_RANK's: one ranking for the whole tool.
@@ -104,7 +105,7 @@ def execute(
         report = _startup_report(cancel)
     # From here (the runner made it so) a first signal waits for the reports; a second one still exits at once.
     from preflight import app
-    from preflight.execcred import kill_running
+    from preflight.engine.execcred import kill_running
 
     if report.aborted:
         kill_running()  # before writing: a report bound for a FIFO may wait for its reader
@@ -134,7 +135,7 @@ def _startup_report(cancel: Cancellation | None) -> RunReport:
     import datetime as dt
 
     import preflight
-    from preflight.model import RunReport
+    from preflight.engine.model import RunReport
 
     now = dt.datetime.now(dt.timezone.utc)
     took = f" after {cancel.elapsed():.0f}s" if cancel else ""
@@ -152,7 +153,7 @@ def _startup_report(cancel: Cancellation | None) -> RunReport:
 
 
 def _second_signal(code: int) -> None:
-    from preflight.execcred import kill_running
+    from preflight.engine.execcred import kill_running
 
     kill_running()
     exit_now(code, f"{TOOL_NAME}: interrupted again: exiting at once")
@@ -186,7 +187,7 @@ def _settings(**kw: Any) -> Settings:
 
 
 def _fingerprint_key(path: str) -> FingerprintKey:
-    from preflight import fingerprint
+    from preflight.engine import fingerprint
 
     try:
         return fingerprint.load(path)
@@ -545,7 +546,7 @@ def check_cmd(
     """Check every selected cluster and report."""
     cancel = Guard(_second_signal).install().cancel
     try:
-        from preflight.plan import Request
+        from preflight.engine.plan import Request
         from preflight.reports.options import RenderOptions
 
         if in_cluster and (kubeconfigs or contexts):
@@ -669,7 +670,7 @@ def serve_cmd(
 ) -> None:
     """Check the fleet every --interval and serve the results to Prometheus (and people) over HTTP."""
     cancel = Guard(_second_signal).install().cancel
-    from preflight.plan import Request
+    from preflight.engine.plan import Request
     from preflight.serve import command
 
     if in_cluster and (kubeconfigs or contexts):
@@ -757,7 +758,7 @@ def merge_cmd(
         report = app.merge_files(list(reports), baseline_path=baseline, fingerprint_key=key)
     except ConfigError as exc:
         die(str(exc))
-    from preflight.merge import missing_in
+    from preflight.engine.merge import missing_in
 
     if missing := missing_in(report):
         click.echo(
@@ -887,8 +888,8 @@ def rbac_cmd(mode: str, meshery_namespace: str, service_account: str, port_forwa
 
     import yaml
 
-    from preflight.permissions import manifests
-    from preflight.settings import PORT_FORWARD_ENV, port_forward_policy
+    from preflight.engine.permissions import manifests
+    from preflight.engine.settings import PORT_FORWARD_ENV, port_forward_policy
 
     sa_namespace, sep, sa_name = service_account.partition("/")
     if not sep or not sa_namespace or not sa_name or "/" in sa_name:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from preflight.model import MESHERY_CODES, Check
+from preflight.engine.model import MESHERY_CODES, Check
 
 # What Meshery Server means by each of its per-connection diagnostics (the words its UI shows).
 MESHERY_MEANINGS = {

@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
-from preflight.model import (
+from preflight.engine.model import (
     STATUS_ORDER,
     ClusterReport,
     Result,

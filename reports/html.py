@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from preflight.model import (
+from preflight.engine.model import (
     SEVERITY_ORDER,
     STATUS_ORDER,
     Result,

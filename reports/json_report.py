@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from preflight.model import (
+from preflight.engine.model import (
     CHANGES,
     STATUS_ORDER,
     BaselineInfo,

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
-from preflight.model import CHANGES, STATUS_RANK, ClusterReport, Result, RunReport, Status, cluster_status, severity
+from preflight.engine.model import (
+    CHANGES,
+    STATUS_RANK,
+    ClusterReport,
+    Result,
+    RunReport,
+    Status,
+    cluster_status,
+    severity,
+)
 
 from . import changes
 from ._common import one_line, terminal_safe

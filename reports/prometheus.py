@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from preflight.model import (
+from preflight.engine.model import (
     CHANGES,
     STATUS_ORDER,
     STATUS_RANK,

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from preflight.model import DOCS_BASE_URL, ClusterReport, Result, RunReport, Severity, Status
+from preflight.engine.model import DOCS_BASE_URL, ClusterReport, Result, RunReport, Severity, Status
 
 STARTED = dt.datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=dt.timezone.utc)
 FINISHED = STARTED + dt.timedelta(seconds=12.3456)

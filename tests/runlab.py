@@ -6,9 +6,9 @@ import os
 from collections.abc import Mapping, Sequence
 
 from preflight import app
-from preflight.model import Result, RunReport
-from preflight.plan import Request
-from preflight.settings import PORT_FORWARD_ENV, Settings
+from preflight.engine.model import Result, RunReport
+from preflight.engine.plan import Request
+from preflight.engine.settings import PORT_FORWARD_ENV, Settings
 
 
 def run(

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from preflight import app
-from preflight.cancel import Cancellation, Interrupted
-from preflight.errors import ConfigError
-from preflight.plan import Request
+from preflight.engine.cancel import Cancellation, Interrupted
+from preflight.engine.errors import ConfigError
+from preflight.engine.plan import Request
+from preflight.engine.settings import Settings
 from preflight.serve.http import ServeApp, Server
 from preflight.serve.logs import Log
 from preflight.serve.metrics import server_registry
 from preflight.serve.scheduler import Scheduler
 from preflight.serve.ttlcache import TtlOnce
-from preflight.settings import Settings
 
 # How long the shutdown waits for the current run to notice the signal before leaving anyway.
 SHUTDOWN_GRACE_S = 10.0
@@ -110,7 +110,7 @@ def serve(
     runs.join(SHUTDOWN_GRACE_S)
     server.shutdown()
     server.server_close()
-    from preflight.execcred import kill_running
+    from preflight.engine.execcred import kill_running
 
     kill_running()
     log.event("stopped")

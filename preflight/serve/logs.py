@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from preflight.redact import scrub_credentials
+from preflight.engine.redact import scrub_credentials
 
 FORMATS = ("text", "json")
 

@@ -3,7 +3,7 @@
 The report's families are built at scrape time from the one report object the scheduler last finished
 (custom collectors, no long-lived per-series gauges): a cluster that leaves the kubeconfig leaves the
 next scrape, never a stale series. Every label value comes from a bounded set: cluster and check names,
-statuses, and :mod:`preflight.reasons` codes.
+statuses, and :mod:`preflight.engine.reasons` codes.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 import preflight
-from preflight import reasons
-from preflight.model import RunReport, Status
+from preflight.engine import reasons
+from preflight.engine.model import RunReport, Status
 from preflight.reports import prometheus as textfile
 from preflight.reports._common import as_utc
 

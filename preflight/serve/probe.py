@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 from preflight import app
-from preflight.context import ClusterContext
-from preflight.errors import ConfigError
-from preflight.model import RunReport
+from preflight.engine.context import ClusterContext
+from preflight.engine.errors import ConfigError
+from preflight.engine.model import RunReport
 from preflight.serve.scheduler import Scheduler
 
 # Deadline without a scrape header, and the least a probe is given.

@@ -14,18 +14,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from preflight import app
-from preflight.cancel import Cancellation
-from preflight.errors import ConfigError
-from preflight.model import RunReport
-from preflight.plan import Request
-from preflight.registry import Registry
+from preflight.engine.cancel import Cancellation
+from preflight.engine.errors import ConfigError
+from preflight.engine.model import RunReport
+from preflight.engine.plan import Request
+from preflight.engine.registry import Registry
+from preflight.engine.runstate import RunState
+from preflight.engine.settings import Settings
 from preflight.reports import prometheus as textfile
 from preflight.reports._common import as_utc
-from preflight.runstate import RunState
 from preflight.serve.logs import Log
 from preflight.serve.metrics import Health
 from preflight.serve.ttlcache import TtlOnce
-from preflight.settings import Settings
 
 # The clouds whose API calls RunState counts (its keys are "cloud:operation").
 CLOUDS = ("aws", "gcp", "azure")

@@ -1,6 +1,6 @@
 """Cloud describes that outlive a run: cached across runs and probes for a while.
 
-A run's cloud reads go through ``RunState.cloud`` (preflight/runstate.py), whose cache `check` makes fresh
+A run's cloud reads go through ``RunState.cloud`` (preflight/engine/runstate.py), whose cache `check` makes fresh
 per run. `serve` hands every run and probe one :class:`TtlOnce` instead (``RunState(cloud_cache=...)``), so a
 describe made by one run answers the next ones until it is ``ttl`` seconds old, and a fleet's scrapes never
 hammer the cloud APIs.
@@ -13,14 +13,14 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from preflight.once import Once
+from preflight.engine.once import Once
 
 T = TypeVar("T")
 DEFAULT_TTL_S = 600.0
 
 
 class TtlOnce(Once):
-    """:class:`~preflight.once.Once` whose values expire ``ttl`` seconds after they were computed (or put):
+    """:class:`~preflight.engine.once.Once` whose values expire ``ttl`` seconds after they were computed (or put):
     an expired key is computed afresh by the next asker, once, as any missing key is."""
 
     def __init__(self, ttl: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:

@@ -10,7 +10,7 @@ import pytest
 from preflight.checks import aws as checks
 from preflight.cloud import aws
 from preflight.cloud.rules import Rule
-from preflight.model import Finding, Status, passed, warn
+from preflight.engine.model import Finding, Status, passed, warn
 
 WHERE = {"account": "111122223333", "region": "eu-west-1", "profile": None}
 

@@ -11,8 +11,8 @@ import pytest
 
 from preflight.checks import azure as checks
 from preflight.cloud import azure as az
-from preflight.model import Status
-from preflight.probes import dns
+from preflight.engine.model import Status
+from preflight.engine.probes import dns
 
 FQDN = "prod-dns-1a2b.hcp.westeurope.azmk8s.io"
 PRIVATE_FQDN = "prod-1a2b.privatelink.westeurope.azmk8s.io"

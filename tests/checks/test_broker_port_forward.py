@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from preflight.errors import ConfigError
-from preflight.fleetfile import load
-from preflight.settings import port_forward_policy
+from preflight.engine.errors import ConfigError
+from preflight.engine.fleetfile import load
+from preflight.engine.settings import port_forward_policy
 from preflight_lab.addresses import allocate
 from preflight_lab.broker import NATS_PORT
 from preflight_lab.fleet import ClusterSpec, LabFleet
@@ -263,8 +263,8 @@ def test_defaults_and_clusters_set_broker_port_forward(tmp_path: Path) -> None:
 
 def test_in_cluster_the_server_uses_the_clusterip_and_no_forward(tmp_path: Path) -> None:
     from preflight import app
-    from preflight.plan import Request
-    from preflight.settings import Settings
+    from preflight.engine.plan import Request
+    from preflight.engine.settings import Settings
 
     with LabFleet([ClusterSpec(name="self", meshery=MesherySetup(broker_address=A[15]))], tmp_path / "lab") as fleet:
         c = fleet.clusters["self"]

@@ -12,9 +12,9 @@ import pytest
 from preflight.checks import fleet as checks
 from preflight.checks.broker import PUBLISHED
 from preflight.checks.meshery import DEPLOYED
-from preflight.context import FleetContext
-from preflight.model import CredentialRef, Finding, FleetMember, Status, Stop
-from preflight.settings import Settings
+from preflight.engine.context import FleetContext
+from preflight.engine.model import CredentialRef, Finding, FleetMember, Status, Stop
+from preflight.engine.settings import Settings
 
 
 def member(

@@ -11,7 +11,7 @@ import pytest
 from preflight.checks import gcp as checks
 from preflight.cloud import gcp
 from preflight.cloud.rules import Rule
-from preflight.model import Finding, Status
+from preflight.engine.model import Finding, Status
 
 IDS = ("proj", "europe-west1", "prod")
 PUBLIC_IP, PRIVATE_IP, DNS = "34.1.2.3", "10.0.0.2", "gke-abc.europe-west1.gke.goog"

@@ -10,7 +10,7 @@ import pytest
 
 from preflight.checks import meshery as checks
 from preflight.checks import meshery_state as ms
-from preflight.model import Finding, Status
+from preflight.engine.model import Finding, Status
 
 SOURCE = "fleet file"
 NOTHING = {"operator": False, "meshsync": False, "broker": False}

@@ -513,8 +513,8 @@ def test_arn_named_context_without_credentials_says_once_what_is_missing(aws_env
 
 def test_per_service_endpoint_variable_wins_and_an_unreachable_api_is_an_error(aws_env, monkeypatch) -> None:
     from preflight.cloud import aws
-    from preflight.runstate import CloudReads
-    from preflight.settings import Settings
+    from preflight.engine.runstate import CloudReads
+    from preflight.engine.settings import Settings
 
     aws_env.add(EksSetup("eks-endpoints", lb=None))
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard port: nothing listens
@@ -529,8 +529,8 @@ def test_per_service_endpoint_variable_wins_and_an_unreachable_api_is_an_error(a
 
 def test_only_read_only_operations_are_callable(aws_env) -> None:
     from preflight.cloud import aws
-    from preflight.runstate import CloudReads
-    from preflight.settings import Settings
+    from preflight.engine.runstate import CloudReads
+    from preflight.engine.settings import Settings
 
     acct = aws.connect(Settings(connect_timeout=1.0), CloudReads(), None, "eu-west-1", account=ACCOUNT)
     with pytest.raises(ValueError, match="not a read-only call"):

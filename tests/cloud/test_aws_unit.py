@@ -14,8 +14,8 @@ from preflight.checks.aws import _private_reach
 from preflight.cloud import aws
 from preflight.cloud.errors import CloudError, Forbidden
 from preflight.cloud.rules import FIRST_MATCH, UNION, evaluate
-from preflight.runstate import CloudReads
-from preflight.settings import Settings
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 
 # describe_cluster["cluster"] as real EKS answers it (trimmed), with the fields moto does not return.
 REAL_CLUSTER: dict[str, Any] = {

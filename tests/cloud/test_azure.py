@@ -21,8 +21,8 @@ from azure.identity import EnvironmentCredential
 import preflight.checks.azure  # noqa: F401  (registers the azure.* checks until checks/__init__ lists them)
 from preflight.cloud import azure as az
 from preflight.cloud import errors
-from preflight.runstate import CloudReads
-from preflight.settings import Settings
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 from preflight_lab.addresses import allocate
 from preflight_lab.azure import LabARM, nsg_rule
 from preflight_lab.broker import NATS_PORT

@@ -8,11 +8,11 @@ import pytest
 from preflight.checks.cloud_common import cloud_probe, failure
 from preflight.cloud import errors
 from preflight.cloud.identity import CloudIds
-from preflight.context import ClusterContext
-from preflight.model import Check, Finding, Scope, Severity, Status, passed
-from preflight.runner import run_cluster
-from preflight.settings import Settings
-from preflight.targets import ClusterTarget
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Check, Finding, Scope, Severity, Status, passed
+from preflight.engine.runner import run_cluster
+from preflight.engine.settings import Settings
+from preflight.engine.targets import ClusterTarget
 
 HINT = "az login, or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET"
 

@@ -13,12 +13,12 @@ import yaml
 
 import preflight.checks.aws  # noqa: F401  (registers the AWS checks)
 from preflight.app import load_registry
-from preflight.interrupt import Guard
-from preflight.plan import Request
+from preflight.engine.interrupt import Guard
+from preflight.engine.plan import Request
+from preflight.engine.settings import Settings
 from preflight.serve.logs import Log
 from preflight.serve.scheduler import Scheduler
 from preflight.serve.ttlcache import TtlOnce
-from preflight.settings import Settings
 from preflight_lab.addresses import allocate
 from preflight_lab.aws import OFFICE, AwsLab, EksSetup, SgRule
 from preflight_lab.broker import NATS_PORT

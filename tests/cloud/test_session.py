@@ -7,9 +7,9 @@ import pytest
 
 from preflight.cloud import errors
 from preflight.cloud.session import CloudSession
-from preflight.model import Stop, skip
-from preflight.runstate import CloudReads
-from preflight.settings import Settings
+from preflight.engine.model import Stop, skip
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 
 
 class ToySession(CloudSession):

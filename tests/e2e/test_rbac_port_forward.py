@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from preflight.cli import main
-from preflight.model import Status
+from preflight.engine.model import Status
 from preflight_lab.addresses import allocate
 from preflight_lab.broker import NATS_PORT
 from preflight_lab.fleet import ClusterSpec, LabFleet

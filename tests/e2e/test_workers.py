@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from preflight import workers
+from preflight.engine import workers
 from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from tests.processes import children, processes, running, wait_for

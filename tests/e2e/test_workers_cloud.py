@@ -32,9 +32,10 @@ EVIDENCE = {"eks": "aws_api_calls", "gke": "gcp_api_calls", "aks": "azure_api_ca
 # Runs the app pipeline with the lab's settings; says how many worker processes the clusters were dealt to.
 SCRIPT = """
 import json, sys
-from preflight import app, workers
-from preflight.plan import Request
-from preflight.settings import Settings
+from preflight import app
+from preflight.engine import workers
+from preflight.engine.plan import Request
+from preflight.engine.settings import Settings
 from preflight_lab.demo_clouds import _LabToken
 
 shares = []

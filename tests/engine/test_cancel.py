@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cancel import Cancellation, Interrupted
+from preflight.engine.cancel import Cancellation, Interrupted
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER_ONLY = {"poll_from_now", "second_request_does"}
@@ -26,9 +26,11 @@ def _writes(path: Path) -> list[str]:
 
 
 def test_no_module_but_the_runner_writes_the_cancellation_state() -> None:
-    files = [p for d in SOURCES for p in (ROOT / d).rglob("*.py") if p.resolve() != (ROOT / "preflight/cancel.py")]
+    files = [
+        p for d in SOURCES for p in (ROOT / d).rglob("*.py") if p.resolve() != (ROOT / "preflight/engine/cancel.py")
+    ]
     writers = {str(p.relative_to(ROOT)) for p in files if _writes(p)}
-    assert writers == {"preflight/runner.py"}, [w for p in files for w in _writes(p)]
+    assert writers == {"preflight/engine/runner.py"}, [w for p in files for w in _writes(p)]
 
 
 def test_asking_raises_once_while_raising_then_a_second_ask_runs_the_second_action() -> None:

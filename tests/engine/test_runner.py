@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from preflight import workers
-from preflight.context import ClusterContext, FleetContext
-from preflight.facts import Fact, MissingFact
-from preflight.model import (
+from preflight.engine import workers
+from preflight.engine.context import ClusterContext, FleetContext
+from preflight.engine.facts import Fact, MissingFact
+from preflight.engine.model import (
     STATUS_ORDER,
     Check,
     Finding,
@@ -31,11 +31,11 @@ from preflight.model import (
     warn,
     worst,
 )
-from preflight.redact import REDACTED, Redactor
-from preflight.registry import Registry, RegistryError, check
-from preflight.runner import Forked, InProcess, MuteRule, executor_for, run_cluster, run_fleet
-from preflight.settings import Settings
-from preflight.targets import ClusterTarget, Credential
+from preflight.engine.redact import REDACTED, Redactor
+from preflight.engine.registry import Registry, RegistryError, check
+from preflight.engine.runner import Forked, InProcess, MuteRule, executor_for, run_cluster, run_fleet
+from preflight.engine.settings import Settings
+from preflight.engine.targets import ClusterTarget, Credential
 
 TOKEN = "sha256~Pl4nted-T0ken-ThatMustNeverLeak-0123456789abcdef"
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preflight import shard
-from preflight.errors import ConfigError
+from preflight.engine import shard
+from preflight.engine.errors import ConfigError
 
 names = st.lists(st.text(min_size=1, max_size=40), unique=True, max_size=60)
 

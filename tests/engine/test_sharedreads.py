@@ -1,4 +1,4 @@
-"""The parent's side of shared cloud reads (preflight/sharedreads.py) as plain logic, a worker's side over
+"""The parent's side of shared cloud reads (preflight/engine/sharedreads.py) as plain logic, a worker's side over
 real pipes, and the run state's long-lived cache hook."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import threading
 from multiprocessing import Pipe
 from typing import Any
 
-from preflight.context import ClusterContext
-from preflight.model import Check, Finding, Scope, Severity, passed
-from preflight.once import Once
-from preflight.runner import run_fleet
-from preflight.runstate import CloudReads, RunState
-from preflight.settings import Settings
-from preflight.sharedreads import Channel, ReadServer, WorkerCloudReads
-from preflight.targets import ClusterTarget
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Check, Finding, Scope, Severity, passed
+from preflight.engine.once import Once
+from preflight.engine.runner import run_fleet
+from preflight.engine.runstate import CloudReads, RunState
+from preflight.engine.settings import Settings
+from preflight.engine.sharedreads import Channel, ReadServer, WorkerCloudReads
+from preflight.engine.targets import ClusterTarget
 
 KEY = ("aws", "111122223333", "eu-west-1", "ec2.describe_subnets")
 

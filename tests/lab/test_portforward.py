@@ -104,7 +104,7 @@ def test_the_spdy_upgrade_is_answered_101_then_closed(lab: LabFleet) -> None:
 
 def test_rbac_refuses_the_upgrade_without_create_pods_portforward(lab: LabFleet) -> None:
     # (kubernetes.stream.portforward itself turns this answer into an AttributeError: the tool opens the WebSocket
-    # itself and hands it to the client's PortForward, see preflight.probes.portforward.)
+    # itself and hands it to the client's PortForward, see preflight.engine.probes.portforward.)
     head, body = _spdy(lab, "reader")
     status = json.loads(body)
     assert head.startswith("HTTP/1.1 403") and status["reason"] == "Forbidden"

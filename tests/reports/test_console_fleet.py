@@ -9,7 +9,7 @@ import re
 import pytest
 
 from preflight import cli
-from preflight.model import Status
+from preflight.engine.model import Status
 from preflight.reports import console
 from preflight.reports._common import is_command, is_pasteable
 from preflight.reports.options import verdict
@@ -199,7 +199,7 @@ def test_default_view_of_a_large_fleet_stays_proportionate() -> None:
 def test_the_synthetic_fleet_runs_the_shipped_checks() -> None:
     """The fleets these tests and bench/report_size.py build stay shaped like real runs."""
     from preflight.app import load_registry
-    from preflight.model import Scope
+    from preflight.engine.model import Scope
 
     registry = load_registry()
     shipped = [c.id for c in registry.ordered(registry.all(), Scope.CLUSTER)]

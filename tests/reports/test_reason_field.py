@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from preflight.merge import merge
-from preflight.model import RunReport, Status
-from preflight.reasons import REASONS
+from preflight.engine.merge import merge
+from preflight.engine.model import RunReport, Status
+from preflight.engine.reasons import REASONS
 from preflight.reports import json_report
 from preflight.serve.metrics import check_result_family
 from tests.report_samples import synthetic_fleet

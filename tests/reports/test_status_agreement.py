@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from lxml import html as lxml_html
 from prometheus_client.parser import text_string_to_metric_families
 
-from preflight.model import (
+from preflight.engine.model import (
     SEVERITY_ORDER,
     STATUS_RANK,
     Result,

@@ -8,13 +8,13 @@ from collections import Counter
 from pathlib import Path
 
 from preflight.app import load_registry
-from preflight.interrupt import Guard
-from preflight.plan import Request
-from preflight.runstate import RunState
+from preflight.engine.interrupt import Guard
+from preflight.engine.plan import Request
+from preflight.engine.runstate import RunState
+from preflight.engine.settings import Settings
 from preflight.serve.logs import Log
 from preflight.serve.scheduler import Scheduler
 from preflight.serve.ttlcache import TtlOnce
-from preflight.settings import Settings
 
 
 class Clock:

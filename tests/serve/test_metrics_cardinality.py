@@ -9,9 +9,9 @@ import random
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from preflight import reasons
 from preflight.app import load_registry
-from preflight.model import STATUS_ORDER, ClusterReport, Result, RunReport, Scope, Status
+from preflight.engine import reasons
+from preflight.engine.model import STATUS_ORDER, ClusterReport, Result, RunReport, Scope, Status
 from preflight.serve.metrics import Health, exposition, server_registry
 from preflight.serve.scheduler import Snapshot
 

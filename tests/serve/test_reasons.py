@@ -1,4 +1,4 @@
-"""Reason codes: every code a check or the runner can emit is declared in preflight.reasons, an undeclared
+"""Reason codes: every code a check or the runner can emit is declared in preflight.engine.reasons, an undeclared
 one is refused where it is made, and the lab's failures carry the cause their probes classified."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import preflight
-from preflight import reasons
-from preflight.model import Finding, Status, fail
+from preflight.engine import reasons
+from preflight.engine.model import Finding, Status, fail
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from tests.runlab import result, run
 
@@ -42,7 +42,7 @@ def test_every_reason_a_check_or_the_runner_emits_is_declared() -> None:
     for where, line, code in found:
         if where == "model.py" or where.startswith("fleetfile"):
             continue
-        assert code in reasons.REASONS, f"{where}:{line}: reason {code!r} is not declared in preflight.reasons"
+        assert code in reasons.REASONS, f"{where}:{line}: reason {code!r} is not declared in preflight.engine.reasons"
     for table in (reasons.TCP, reasons.DNS, reasons.TLS, reasons.PROXY):
         assert set(table.values()) <= set(reasons.REASONS)
 

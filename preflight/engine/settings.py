@@ -1,7 +1,7 @@
 """Run-wide settings: deadlines, thresholds and the Server's origin, with documented defaults.
 
 Configuration only, and frozen: what changes while a run goes (cloud caches, call counts, breakers, the
-redactor's secrets, the fingerprint key in use) is the run's :class:`preflight.runstate.RunState`.
+redactor's secrets, the fingerprint key in use) is the run's :class:`preflight.engine.runstate.RunState`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from preflight.fingerprint import FingerprintKey
+from preflight.engine.fingerprint import FingerprintKey
 
 DEFAULT_CONNECT_TIMEOUT_S = 3.0
 DEFAULT_EXEC_TIMEOUT_S = 10.0

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from preflight import fleetfile, kubeconfig, provider, targets
-from preflight import shard as sharding
-from preflight.context import ClusterContext
-from preflight.errors import ConfigError
-from preflight.fleetfile import FleetFile
-from preflight.registry import Registry
-from preflight.runner import MuteRule
-from preflight.settings import Settings, port_forward_policy
+from preflight.engine import fleetfile, kubeconfig, provider, targets
+from preflight.engine import shard as sharding
+from preflight.engine.context import ClusterContext
+from preflight.engine.errors import ConfigError
+from preflight.engine.fleetfile import FleetFile
+from preflight.engine.registry import Registry
+from preflight.engine.runner import MuteRule
+from preflight.engine.settings import Settings, port_forward_policy
 
 
 @dataclass

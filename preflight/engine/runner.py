@@ -7,7 +7,7 @@ waited for at most its budget, so a probe stuck in a socket or a plugin costs it
 and never holds up another cluster or the exit.
 
 The runner creates the run's :class:`RunState` and is the only writer of its :class:`Cancellation` (see
-preflight/cancel.py). Every path that ends a cluster early (its budget, an internal error, a signal, a worker
+preflight/engine/cancel.py). Every path that ends a cluster early (its budget, an internal error, a signal, a worker
 that died) still gives every selected check of that cluster a result, saying why.
 """
 
@@ -28,10 +28,10 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 import preflight
-from preflight.cancel import Cancellation
-from preflight.context import ClusterContext, FleetContext
-from preflight.interrupt import exit_now
-from preflight.model import (
+from preflight.engine.cancel import Cancellation
+from preflight.engine.context import ClusterContext, FleetContext
+from preflight.engine.interrupt import exit_now
+from preflight.engine.model import (
     Check,
     ClusterReport,
     Finding,
@@ -42,9 +42,9 @@ from preflight.model import (
     Stop,
     error,
 )
-from preflight.redact import Redactor
-from preflight.runstate import RunState
-from preflight.settings import Settings
+from preflight.engine.redact import Redactor
+from preflight.engine.runstate import RunState
+from preflight.engine.settings import Settings
 
 # How often the runner looks for a signal while it waits on clusters.
 _POLL_S = 0.1
@@ -423,9 +423,9 @@ class Forked:
     count: int
 
     def run(self, contexts: Sequence[ClusterContext], batch: _Batch, progress: Callable[[str], None]) -> Clusters:
-        from preflight import kube, workers
-        from preflight.execcred import kill_running
-        from preflight.sharedreads import Channel, ReadServer, WorkerCloudReads
+        from preflight.engine import kube, workers
+        from preflight.engine.execcred import kill_running
+        from preflight.engine.sharedreads import Channel, ReadServer, WorkerCloudReads
 
         kube.preload()  # once, before the fork, rather than once per worker
         shares = [list(contexts[i :: self.count]) for i in range(self.count)]
@@ -564,7 +564,7 @@ def run_fleet(
 def executor_for(settings: Settings, clusters: int) -> Executor:
     """The one place the executor is chosen: forked workers when ``--workers`` (or the machine's cores, for
     a large fleet) asks for more than one and this process may fork, else this process."""
-    from preflight import workers
+    from preflight.engine import workers
 
     count = workers.count_for(settings.workers, clusters)
     # A process with other threads (a test runner, an embedding application) must not fork: it runs in-process.

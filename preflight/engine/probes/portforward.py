@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from preflight.kube import KubeAPI
-from preflight.probes.proxy import Proxy
-from preflight.probes.proxy import tunnel as proxy_tunnel
+from preflight.engine.kube import KubeAPI
+from preflight.engine.probes.proxy import Proxy
+from preflight.engine.probes.proxy import tunnel as proxy_tunnel
 
 # Why a tunnel did not open.
 FORBIDDEN = "forbidden"  # 403: RBAC refused create pods/portforward

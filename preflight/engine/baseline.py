@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from preflight.errors import ConfigError
-from preflight.model import CHANGES, STATUS_RANK, BaselineInfo, Result, RunReport, Status
+from preflight.engine.errors import ConfigError
+from preflight.engine.model import CHANGES, STATUS_RANK, BaselineInfo, Result, RunReport, Status
 
 Key = tuple[str, str, str]  # ("cluster", name, check id) or ("fleet", "", check id)
 

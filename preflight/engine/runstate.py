@@ -6,7 +6,7 @@ the credential fingerprint key in use. A check reaches it as ``ctx.state``.
 
 ``RunState(cloud_cache=...)`` is the hook for a caller that keeps cloud describes across runs (a
 long-lived server): the cache it passes is used instead of a fresh one; calls and breakers stay per run.
-In forked workers the same interface is answered by the parent (see :mod:`preflight.sharedreads`), so a
+In forked workers the same interface is answered by the parent (see :mod:`preflight.engine.sharedreads`), so a
 describe happens once per run whatever the worker count.
 """
 
@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
-from preflight.fingerprint import FingerprintKey, random_key
-from preflight.once import Once
-from preflight.redact import Redactor
+from preflight.engine.fingerprint import FingerprintKey, random_key
+from preflight.engine.once import Once
+from preflight.engine.redact import Redactor
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from preflight.targets import ClusterTarget
+from preflight.engine.targets import ClusterTarget
 
 PROVIDERS = ("eks", "gke", "aks", "other", "unknown")
 CLOUDS = {"eks": "EKS", "gke": "GKE", "aks": "AKS"}

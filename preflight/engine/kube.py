@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from preflight.execcred import ExecResult, ExecTimeout, run_plugin
-from preflight.probes.proxy import Proxy
-from preflight.redact import bearer_forms
-from preflight.targets import ClusterTarget
+from preflight.engine.execcred import ExecResult, ExecTimeout, run_plugin
+from preflight.engine.probes.proxy import Proxy
+from preflight.engine.redact import bearer_forms
+from preflight.engine.targets import ClusterTarget
 
 if TYPE_CHECKING:
     from kubernetes import client as k8s_client

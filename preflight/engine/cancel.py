@@ -1,6 +1,6 @@
 """The run's one cancellation object: whether the run should stop, why, and how a stop request is delivered.
 
-Others *ask* (:meth:`Cancellation.ask_to_stop`): the signal handler the CLI installs (preflight/interrupt.py),
+Others *ask* (:meth:`Cancellation.ask_to_stop`): the signal handler the CLI installs (preflight/engine/interrupt.py),
 and in a worker the runner when its parent says stop. Only the runner *writes* what the request does: it
 turns raising off while clusters run (:meth:`poll_from_now`: an exception at an arbitrary point of the wait
 could leave a lock held), and it decides what a second request does in a worker

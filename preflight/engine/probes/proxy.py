@@ -7,8 +7,8 @@ import socket
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from preflight.probes.addresses import hostport
-from preflight.redact import REDACTED, basic_credential, credential_forms
+from preflight.engine.probes.addresses import hostport
+from preflight.engine.redact import REDACTED, basic_credential, credential_forms
 
 # Why a proxy did not open the tunnel.
 UNREACHABLE = "unreachable"  # no TCP connection to the proxy itself

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from preflight import yamlfile
-from preflight.errors import ConfigError
+from preflight.engine import yamlfile
+from preflight.engine.errors import ConfigError
 
 _SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
 _FOLDER_SUFFIXES = (".yaml", ".yml", ".conf", ".config", ".kubeconfig")

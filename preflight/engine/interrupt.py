@@ -2,8 +2,8 @@
 
 CI cancels a job with SIGTERM, people with Ctrl-C; both must end the same way: plugin process groups
 killed, every report written with what finished, exit 128+signal. The handler installed here only asks the
-run's :class:`~preflight.cancel.Cancellation` to stop; what a request does is the runner's to decide (see
-preflight/cancel.py): the first one interrupts start-up as :class:`Interrupted`, a second one exits at once.
+run's :class:`~preflight.engine.cancel.Cancellation` to stop; what a request does is the runner's to decide (see
+preflight/engine/cancel.py): the first one interrupts start-up as :class:`Interrupted`, a second one exits at once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, NoReturn
 
-from preflight.cancel import Cancellation, Interrupted
+from preflight.engine.cancel import Cancellation, Interrupted
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 __all__ = ["HANDLED", "Guard", "Interrupted", "exit_now"]

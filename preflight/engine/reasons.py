@@ -95,7 +95,7 @@ class UnknownReason(ValueError):
 def validate(reason: str | None) -> None:
     """A reason outside :data:`REASONS` is a bug in the check that made it: refuse it where it is made."""
     if reason is not None and reason not in REASONS:
-        raise UnknownReason(f"reason {reason!r} is not declared in preflight.reasons.REASONS")
+        raise UnknownReason(f"reason {reason!r} is not declared in preflight.engine.reasons.REASONS")
 
 
 def of(table: Mapping[str, str], kind: str | None) -> str | None:

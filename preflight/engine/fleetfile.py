@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from preflight import yamlfile
-from preflight.errors import ConfigError
+from preflight.engine import yamlfile
+from preflight.engine.errors import ConfigError
 
 MODES = ("embedded", "operator")
 PROVIDERS = ("eks", "gke", "aks", "other")

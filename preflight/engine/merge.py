@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from preflight.errors import ConfigError
-from preflight.model import ClusterReport, FleetMember, Result, RunOrigin, RunReport, Status
-from preflight.targets import normalized_server
+from preflight.engine.errors import ConfigError
+from preflight.engine.model import ClusterReport, FleetMember, Result, RunOrigin, RunReport, Status
+from preflight.engine.targets import normalized_server
 
 Recompute = Callable[[Sequence[FleetMember], Sequence[str]], list[Result]]
 

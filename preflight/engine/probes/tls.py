@@ -7,7 +7,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from preflight.probes.proxy import Proxy, ProxyError, tunnel
+from preflight.engine.probes.proxy import Proxy, ProxyError, tunnel
 
 
 @dataclass

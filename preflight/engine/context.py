@@ -8,14 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from preflight.facts import Fact, MissingFact
-from preflight.fingerprint import FingerprintKey
-from preflight.kube import KubeAPI
-from preflight.model import CredentialRef, FleetMember, Result
-from preflight.once import Once
-from preflight.runstate import RunState
-from preflight.settings import Settings
-from preflight.targets import ClusterTarget, normalized_server
+from preflight.engine.facts import Fact, MissingFact
+from preflight.engine.fingerprint import FingerprintKey
+from preflight.engine.kube import KubeAPI
+from preflight.engine.model import CredentialRef, FleetMember, Result
+from preflight.engine.once import Once
+from preflight.engine.runstate import RunState
+from preflight.engine.settings import Settings
+from preflight.engine.targets import ClusterTarget, normalized_server
 
 T = TypeVar("T")
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from preflight import proxyenv
-from preflight.errors import ConfigError
-from preflight.fingerprint import FingerprintKey
-from preflight.kubeconfig import MergedKubeconfig, read_file_or_data
-from preflight.probes.addresses import hostport
-from preflight.redact import REDACTED, bearer_forms, credential_forms, url_password
+from preflight.engine import proxyenv
+from preflight.engine.errors import ConfigError
+from preflight.engine.fingerprint import FingerprintKey
+from preflight.engine.kubeconfig import MergedKubeconfig, read_file_or_data
+from preflight.engine.probes.addresses import hostport
+from preflight.engine.redact import REDACTED, bearer_forms, credential_forms, url_password
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _GLOB_CHARS = frozenset("*?[")
@@ -126,7 +126,7 @@ def _proxy_for(
     scheme: str, host: str, port: int | None, proxy_url: str | None, env: Mapping[str, str]
 ) -> tuple[str | None, str | None]:
     """The proxy the client would use for host, and where it was configured: the cluster's proxy-url for every
-    request (as client-go does), else the environment's by Go's rules (see preflight.proxyenv)."""
+    request (as client-go does), else the environment's by Go's rules (see preflight.engine.proxyenv)."""
     if proxy_url:
         return proxy_url, "proxy-url"
     return proxyenv.from_environment(env).proxy_for(scheme, host, port)

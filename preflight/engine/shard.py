@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from preflight.errors import ConfigError
-from preflight.model import Check, Result, Status
+from preflight.engine.errors import ConfigError
+from preflight.engine.model import Check, Result, Status
 
 T = TypeVar("T")
 

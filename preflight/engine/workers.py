@@ -4,7 +4,7 @@ One process checks clusters with threads, and at fleet scale its own CPU (Python
 becomes the bound. Workers are forked after planning, so they inherit the plan, the loaded modules and the
 run's cancellation without re-importing anything; each sends back what its share produced (pickled, over a
 pipe), and the parent carries on as if it had run them itself. While they run, the parent answers what
-they ask of the run's shared state over a second pipe (a ``server``: see :mod:`preflight.sharedreads`).
+they ask of the run's shared state over a second pipe (a ``server``: see :mod:`preflight.engine.sharedreads`).
 
 Signals: Ctrl-C reaches every process of the terminal's group, and each one stops the way a single
 process would. A SIGTERM sent to the parent only is passed on to the workers as SIGUSR1 (a first signal
@@ -25,8 +25,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
-from preflight.interrupt import exit_now
-from preflight.sharedreads import Channel
+from preflight.engine.interrupt import exit_now
+from preflight.engine.sharedreads import Channel
 
 S = TypeVar("S")
 R = TypeVar("R")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from preflight.runstate import CloudReads
+from preflight.engine.runstate import CloudReads
 
 T = TypeVar("T")
 Reply = tuple[int, Any]  # (worker index, what to send it)

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from preflight.errors import ConfigError
+from preflight.engine.errors import ConfigError
 
 _KEY_ID_LABEL = b"meshery-preflight fingerprint key id v1"
 MIN_KEY_BYTES = 16

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from preflight.probes.addresses import is_ip
+from preflight.engine.probes.addresses import is_ip
 
 
 class DnsFailure(Exception):

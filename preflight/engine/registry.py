@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from preflight.facts import Fact
-from preflight.model import Check, Probe, Scope, Severity
-from preflight.permissions import Permission
+from preflight.engine.facts import Fact
+from preflight.engine.model import Check, Probe, Scope, Severity
+from preflight.engine.permissions import Permission
 
 
 class RegistryError(Exception):

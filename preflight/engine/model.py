@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NoReturn, TypeVar
 
-from preflight.facts import Fact
-from preflight.permissions import Permission
-from preflight.reasons import validate as _validate_reason
+from preflight.engine.facts import Fact
+from preflight.engine.permissions import Permission
+from preflight.engine.reasons import validate as _validate_reason
 
 T = TypeVar("T")
 
@@ -118,7 +118,7 @@ class Finding:
     remediation: str | None = None
     # The Meshery diagnostic this finding is (overrides the check's default for a fail); see MESHERY_CODES.
     meshery_code: str | None = None
-    # The classified cause, a code from preflight.reasons (a bounded metric label); None: derived from the status.
+    # The classified cause, a code from preflight.engine.reasons (a bounded metric label); None: from the status.
     reason: str | None = None
 
     def __post_init__(self) -> None:
@@ -232,7 +232,7 @@ class Result:
     change: str | None = None
     # The Meshery diagnostic this result corresponds to (MESHERY_CODES), when it is one.
     meshery_code: str | None = None
-    # The finding's classified cause (a preflight.reasons code), None when it had none.
+    # The finding's classified cause (a preflight.engine.reasons code), None when it had none.
     reason: str | None = None
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from preflight.redact import scrub_credentials
+from preflight.engine.redact import scrub_credentials
 
 _KNOWN_HINTS = {
     "aws": "run `aws sso login` or refresh the AWS profile named in the kubeconfig's exec env",
