@@ -4,12 +4,14 @@ broker.port-forward reports the symptom in the API server's words (`dial tcp <no
 this reads the account and names the rule. The control plane reaches a kubelet from network interfaces in
 the cluster's subnets that carry the cluster security group (and the cluster's additional groups): the
 node's security groups must admit tcp/10250 from one of those groups (a reference) or from those subnets
-(a CIDR), evaluated together as AWS does (union), and the node subnet's NACL must let the connection in
-and its replies out (first match by rule number). Every read is one the other EKS checks share.
+(a CIDR), evaluated together as AWS does (union); the NACLs, stateless and first match by rule number, must
+pass the connection and its replies on both ends (the node's subnet and the control plane's subnets).
+Every read is one the other EKS checks share.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from preflight.checks.aws import _PREPARE, TIMEOUT_FACTOR, _account, _numbers, _probe, _rule_number, _where
@@ -42,8 +44,8 @@ def kubelet_path(ctx: ClusterContext) -> Finding:
     """When broker.port-forward failed because the API server could not dial the node's kubelet (tcp/10250),
     the cause on EKS is nearly always the account: node groups made by hand whose security group does not
     admit the cluster security group, or a NACL that drops 10250 or the replies. Reads the cluster (its
-    cluster security group and subnets), the instance with the node's address, its security groups and its
-    subnet's NACL, and names the deciding rule with the command that fixes it. Not applicable unless the
+    cluster security group and subnets), the instance with the node's address, its security groups and the
+    NACLs of its subnet and the cluster's, and names the deciding rule with the command that fixes it. Not applicable unless the
     forward failed that way (it runs after broker.port-forward)."""
     return _probe(ctx, _kubelet_path, broker=True)
 
@@ -98,7 +100,7 @@ def _kubelet_path(ctx: ClusterContext, ids: CloudIds) -> Finding:
             remediation=f"Let the cluster security group reach the kubelet:\n{command}",
             **ev,
         )
-    return _network_acl(acct, node, plane_cidrs, what, refused, ev)
+    return _network_acl(acct, node, cfg.subnet_ids, plane_cidrs, dial.node_ip, what, refused, ev)
 
 
 def _security_groups(
@@ -139,60 +141,123 @@ def _security_groups(
     )
 
 
+def _free_number(n: int, taken: set[int]) -> int:
+    """``n``, or the next lower number no earlier fix took (two entries of one ACL cannot share a number)."""
+    while n in taken and n > 1:
+        n -= 1
+    taken.add(n)
+    return n
+
+
+_Hop = tuple[aws.NetworkAcl, bool, str, bool, tuple[int, int], list[str], str]
+
+
+def _hops(
+    acct: aws.AwsSession, node: aws.Instance, subnet_ids: list[str], plane_cidrs: list[str], ip: str
+) -> list[_Hop]:
+    """Each NACL crossing of the connection and its replies: (acl, explicit, role, egress, ports, peers, what).
+
+    On the node's subnet 10250 comes in from the control plane's subnets and the replies go out to them; on
+    each control-plane subnet 10250 goes out to the node and the replies come back (NACLs are stateless)."""
+    hops: list[_Hop] = []
+    seen: set[tuple[str, str]] = set()
+    kubelet, replies = (KUBELET_PORT, KUBELET_PORT), aws.EPHEMERAL
+    node_cidr = [f"{ip}/32"]
+    sides = [(node.subnet_id, "node subnet", False)] + [(s, "control plane subnet", True) for s in subnet_ids]
+    for subnet, role, plane in sides:
+        if not subnet:
+            continue
+        acl, explicit = aws.acl_for_subnet(acct, subnet, node.vpc_id)
+        if acl is None or (acl.id, role) in seen:
+            continue
+        seen.add((acl.id, role))
+        if plane:
+            hops.append(
+                (acl, explicit, role, True, kubelet, node_cidr, f"outbound tcp/{KUBELET_PORT} to the node {ip}")
+            )
+            hops.append(
+                (
+                    acl,
+                    explicit,
+                    role,
+                    False,
+                    replies,
+                    node_cidr,
+                    f"replies from the node on tcp {replies[0]}-{replies[1]}",
+                )
+            )
+        else:
+            peers = ", ".join(plane_cidrs)
+            hops.append((acl, explicit, role, False, kubelet, plane_cidrs, f"inbound tcp/{KUBELET_PORT} from {peers}"))
+            hops.append(
+                (acl, explicit, role, True, replies, plane_cidrs, f"replies to them on tcp {replies[0]}-{replies[1]}")
+            )
+    return hops
+
+
 def _network_acl(
-    acct: aws.AwsSession, node: aws.Instance, plane_cidrs: list[str], what: str, refused: str, ev: dict[str, Any]
+    acct: aws.AwsSession,
+    node: aws.Instance,
+    subnet_ids: list[str],
+    plane_cidrs: list[str],
+    dial_ip: str,
+    what: str,
+    refused: str,
+    ev: dict[str, Any],
 ) -> Finding:
-    """The node subnet's NACL, both ways: 10250 in from the control plane's subnets, the replies out to them."""
+    """The NACLs of the node's subnet and of the control plane's subnets, for the connection and its replies."""
     allowed_by = ", ".join(ev.get("allowed_by") or [])
-    if not node.subnet_id or not plane_cidrs:
+    if not plane_cidrs:
         return passed(
-            f"{what} is admitted by {allowed_by}; the network ACL cannot be judged (node subnet or the cluster's "
-            f"subnets unknown).{refused}",
+            f"{what} is admitted by {allowed_by}; the network ACLs cannot be judged (the cluster's subnets are "
+            f"unknown).{refused}",
             **ev,
         )
-    acl, explicit = aws.acl_for_subnet(acct, node.subnet_id, node.vpc_id)
-    if acl is None:
-        return passed(f"{what} is admitted by {allowed_by}; no network ACL found for {node.subnet_id}.{refused}", **ev)
-    inbound_rules, outbound_rules = aws.nacl_rules(acl, egress=False), aws.nacl_rules(acl, egress=True)
-    inbound = evaluate(inbound_rules, plane_cidrs, KUBELET_PORT, semantics=FIRST_MATCH)
-    outbound = evaluate(
-        outbound_rules, plane_cidrs, 0, semantics=FIRST_MATCH, port_range=aws.EPHEMERAL, direction="egress"
-    )
-    ev["network_acl"] = {
-        "id": acl.label(),
-        "association": "explicit" if explicit else "implicit (the VPC's default NACL)",
-        "subnet": node.subnet_id,
-        "inbound": inbound.as_evidence(),
-        "outbound_replies": outbound.as_evidence(),
-    }
-    ins = describe(inbound, f"inbound tcp/{KUBELET_PORT} from {', '.join(plane_cidrs)}")
-    outs = describe(outbound, f"replies to them on tcp {aws.EPHEMERAL[0]}-{aws.EPHEMERAL[1]}")
-    if inbound.state == "allowed" and outbound.state == "allowed":
+    bad: list[str] = []
+    fixes: list[str] = []
+    crossings: list[dict[str, Any]] = []
+    taken: dict[tuple[str, bool], set[int]] = defaultdict(set)  # numbers the fixes already use, per ACL and way
+    for acl, explicit, role, egress, (lo, hi), peers, text in _hops(acct, node, subnet_ids, plane_cidrs, dial_ip):
+        rules = aws.nacl_rules(acl, egress=egress)
+        direction = "egress" if egress else "ingress"
+        verdict = evaluate(
+            rules, peers, lo, semantics=FIRST_MATCH, port_range=None if lo == hi else (lo, hi), direction=direction
+        )
+        crossings.append(
+            {
+                "network_acl": acl.label(),
+                "association": "explicit" if explicit else "implicit (the VPC's default NACL)",
+                "role": role,
+                "direction": direction,
+                **verdict.as_evidence(),
+            }
+        )
+        if verdict.state == "allowed":
+            continue
+        bad.append(f"{acl.label()} ({role}): {describe(verdict, text).replace(f'{acl.label()}: ', '')}")
+        for c in verdict.blocked:
+            n = _free_number(_rule_number(acl, egress, _numbers(verdict.deciding, rules)), taken[(acl.id, egress)])
+            fixes.append(
+                f"aws ec2 create-network-acl-entry --network-acl-id {acl.id} --{direction} --rule-number {n} "
+                f"--protocol tcp --port-range From={lo},To={hi} --cidr-block {c} --rule-action allow"
+            )
+    ev["network_acls"] = crossings
+    if not bad:
         elsewhere = (
             ""
             if refused
             else " The account lets it through: look at the node itself (its host firewall, the kubelet's address)."
         )
-        return passed(f"{what} is admitted by {allowed_by}; {ins}; {outs}.{elsewhere}{refused}", **ev)
-    fixes = []
-    if inbound.state != "allowed":
-        n = _rule_number(acl, False, _numbers(inbound.deciding, inbound_rules))
-        fixes += [
-            f"aws ec2 create-network-acl-entry --network-acl-id {acl.id} --ingress --rule-number {n} --protocol tcp "
-            f"--port-range From={KUBELET_PORT},To={KUBELET_PORT} --cidr-block {c} --rule-action allow"
-            for c in inbound.blocked
-        ]
-    if outbound.state != "allowed":
-        n = _rule_number(acl, True, _numbers(outbound.deciding, outbound_rules))
-        fixes += [
-            f"aws ec2 create-network-acl-entry --network-acl-id {acl.id} --egress --rule-number {n} --protocol tcp "
-            f"--port-range From={aws.EPHEMERAL[0]},To={aws.EPHEMERAL[1]} --cidr-block {c} --rule-action allow"
-            for c in outbound.blocked
-        ]
+        acls = ", ".join(dict.fromkeys(c["network_acl"] for c in crossings)) or "none found"
+        return passed(
+            f"{what} is admitted by {allowed_by}, and the network ACLs ({acls}) pass it and its replies.{elsewhere}"
+            f"{refused}",
+            **ev,
+        )
     return fail(
-        f"{what} is admitted by its security groups ({allowed_by}), but the network ACL of its subnet "
-        f"{node.subnet_id} drops it: {ins}; {outs}.{refused}",
+        f"{what} is admitted by its security groups ({allowed_by}), but a network ACL drops it: {'; '.join(bad)}."
+        f"{refused}",
         remediation="Add entries below the deny (NACLs are stateless: the replies need their own):\n"
-        + "\n".join(fixes),
+        + "\n".join(dict.fromkeys(fixes)),
         **ev,
     )

@@ -46,6 +46,15 @@ SETUPS = {
         nacl_outbound=(ALLOW_ALL_OUT,),
         nacl_on="private",
     ),
+    # The control plane's side: its subnets' NACL lets nothing out to 10250.
+    "kl-nacl-plane": EksSetup(
+        "kl-nacl-plane",
+        lb=None,
+        node_sg_rules=(*DEFAULT_NODE_RULES, TO_CLUSTER),
+        nacl_inbound=(ALLOW_ALL_IN,),
+        nacl_outbound=(AclEntry(90, "deny", "0.0.0.0/0", (10250, 10250), egress=True), ALLOW_ALL_OUT),
+        nacl_on="public",
+    ),
     "kl-no-cluster-sg": EksSetup("kl-no-cluster-sg", lb=None, report_cluster_sg=False),
     "kl-refused": EksSetup("kl-refused", lb=None),
     "kl-forward-ok": EksSetup("kl-forward-ok", lb=None),
@@ -179,6 +188,28 @@ def test_a_nacl_deny_below_the_allow_blocks_naming_the_rule_and_the_entry_to_add
         r.remediation
     )
     assert "--port-range From=10250,To=10250" in r.remediation
+    # The same ACL also drops the replies on the control plane's side (1024-65535 includes 10250): a second
+    # inbound entry, numbered apart from the first.
+    replies = (
+        f"--ingress --rule-number 88 --protocol tcp --port-range From=1024,To=65535 --cidr-block {c.private_ips[0]}/32"
+    )
+    assert replies in r.remediation
+
+
+def test_a_nacl_on_the_control_planes_subnets_dropping_10250_out_is_named(report, world) -> None:
+    _lab, _path, seeded = world
+    c = seeded["kl-nacl-plane"]
+    r = res(report, "kl-nacl-plane")
+    assert r.status.value == "fail", r.message
+    ip = c.private_ips[0]
+    assert (
+        f"{c.custom_nacl} (control plane subnet): outbound tcp/10250 to the node {ip} blocked by rule 90" in r.message
+    )
+    assert "(node subnet)" not in r.message  # the node's own subnet has the default NACL, which passes it
+    assert (
+        f"aws ec2 create-network-acl-entry --network-acl-id {c.custom_nacl} --egress --rule-number 89 --protocol tcp "
+        f"--port-range From=10250,To=10250 --cidr-block {ip}/32 --rule-action allow"
+    ) in r.remediation
 
 
 def test_without_a_reported_cluster_group_the_additional_groups_stand_for_it(report, world) -> None:
@@ -227,7 +258,7 @@ def test_each_describe_is_sent_once_per_run_for_every_cluster_of_the_account(rep
         for op, n in res(report, name).evidence.get("aws_api_calls_by_operation", {}).items():
             calls[op] = max(calls.get(op, 0), n)
     judged = [n for n in seeded if res(report, n).status.value in ("pass", "fail")]
-    assert len(judged) == 7
+    assert len(judged) == 8
     assert calls.pop("eks.DescribeCluster") == len(judged)  # a per-cluster describe
     assert calls and all(n == 1 for n in calls.values()), calls
     assert {
