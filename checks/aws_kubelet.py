@@ -45,8 +45,8 @@ def kubelet_path(ctx: ClusterContext) -> Finding:
     the cause on EKS is nearly always the account: node groups made by hand whose security group does not
     admit the cluster security group, or a NACL that drops 10250 or the replies. Reads the cluster (its
     cluster security group and subnets), the instance with the node's address, its security groups and the
-    NACLs of its subnet and the cluster's, and names the deciding rule with the command that fixes it. Not applicable unless the
-    forward failed that way (it runs after broker.port-forward)."""
+    NACLs of its subnet and the cluster's, and names the deciding rule with the command that fixes it. Not
+    applicable unless the forward failed that way (it runs after broker.port-forward)."""
     return _probe(ctx, _kubelet_path, broker=True)
 
 
