@@ -86,9 +86,9 @@ def _role_rule(ns: str) -> str:
 
 _KUBELET_FIX = {
     "eks": "EKS: allow tcp/10250 from the cluster security group to the node security group (the nodes' inbound "
-    "rules); private node groups created by hand often lack it.",
+    "rules); private node groups created by hand often lack it. aws.kubelet-path names the rule that decides.",
     "gke": "GKE private cluster: add a VPC firewall rule allowing tcp:10250 from the control plane's CIDR "
-    "(masterIpv4CidrBlock) to the nodes' network tags.",
+    "(masterIpv4CidrBlock) to the nodes' network tags. gcp.kubelet-path names the rule that decides.",
     "aks": "AKS: the API server reaches kubelets through the konnectivity agent: check "
     "`kubectl -n kube-system get pods -l app=konnectivity-agent` (running, ready) and its logs.",
     "other": "Allow tcp/10250 from the control plane to the nodes in the firewall between them (self-managed "

@@ -133,6 +133,7 @@ def test_the_forward_fails_on_the_kubelet_and_names_the_node_address(report, wor
     assert forward.status.value == "fail" and forward.evidence["cause"] == "kubelet-unreachable"
     assert forward.evidence["node_ip"] == seeded["kl-blocked"].private_ips[0]
     assert forward.evidence["kubelet_dial"] == "timeout" and forward.evidence["kubelet_port"] == 10250
+    assert "aws.kubelet-path names the rule that decides" in forward.remediation
 
 
 def test_node_groups_without_the_cluster_group_block_naming_them_and_the_command(report, world) -> None:

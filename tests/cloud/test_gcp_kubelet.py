@@ -153,6 +153,10 @@ def test_no_rule_from_the_control_plane_range_is_the_implied_deny_with_the_creat
         f"{node_tag('gk-blocked')}"
     ) in r.remediation
     assert r.evidence["node_ip"] == NODE_IP and r.evidence["kubelet_dial"] == "timeout"
+    assert (
+        "gcp.kubelet-path names the rule that decides"
+        in result(report, "gk-blocked", "broker.port-forward").remediation
+    )
     assert r.evidence["nodes"][0]["from"] == f"instance {inst_name('gk-blocked')}"
 
 
