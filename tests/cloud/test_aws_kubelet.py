@@ -269,3 +269,37 @@ def test_each_describe_is_sent_once_per_run_for_every_cluster_of_the_account(rep
         "ec2.DescribeNetworkAcls",
     } <= (set(calls))
     assert set(aws_env.requests()) <= {"eks", "ec2", "sts"}
+
+
+def test_references_and_private_addresses_from_real_aws_answer_shapes() -> None:
+    from preflight.cloud import aws
+
+    group = aws.SecurityGroup(
+        "sg-0node",
+        "eks-nodes",
+        "vpc-1",
+        "node group",
+        {},
+        [
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 10250,
+                "ToPort": 10250,
+                "UserIdGroupPairs": [{"UserId": "111122223333", "GroupId": "sg-0cluster", "Description": "kubelet"}],
+            },
+            {"IpProtocol": "-1", "UserIdGroupPairs": [{"UserId": "111122223333", "GroupId": "sg-0node"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]},
+        ],
+    )
+    refs = aws.reference_rules(group)
+    assert [(r.sources, r.covers_port(10250, "tcp")) for r in refs] == [(("sg-0cluster",), True), (("sg-0node",), True)]
+    assert refs[0].label() == "sg-0node (eks-nodes): tcp 10250 from security group sg-0cluster (kubelet)"
+    assert aws._private_ips(
+        {
+            "PrivateIpAddress": "10.0.32.4",
+            "NetworkInterfaces": [
+                {"PrivateIpAddresses": [{"PrivateIpAddress": "10.0.32.4", "Primary": True}]},
+                {"PrivateIpAddresses": [{"PrivateIpAddress": "10.0.40.9", "Primary": True}]},
+            ],
+        }
+    ) == ("10.0.32.4", "10.0.40.9")
