@@ -42,6 +42,8 @@ class Forward:
     cause: str  # a short cause (rbac, crash-looping, kubelet-unreachable...), "" when it works
     message: str
     pod: str | None = None
+    # When the control plane could not dial the node's kubelet: which node, and how (the cloud checks read it).
+    kubelet: pf.KubeletDial | None = None
 
 
 FORWARD: Fact[Forward] = Fact("broker.forward", producer="broker.port-forward")
@@ -84,9 +86,9 @@ def _role_rule(ns: str) -> str:
 
 _KUBELET_FIX = {
     "eks": "EKS: allow tcp/10250 from the cluster security group to the node security group (the nodes' inbound "
-    "rules); private node groups created by hand often lack it.",
+    "rules); private node groups created by hand often lack it. aws.kubelet-path names the rule that decides.",
     "gke": "GKE private cluster: add a VPC firewall rule allowing tcp:10250 from the control plane's CIDR "
-    "(masterIpv4CidrBlock) to the nodes' network tags.",
+    "(masterIpv4CidrBlock) to the nodes' network tags. gcp.kubelet-path names the rule that decides.",
     "aks": "AKS: the API server reaches kubelets through the konnectivity agent: check "
     "`kubectl -n kube-system get pods -l app=konnectivity-agent` (running, ready) and its logs.",
     "other": "Allow tcp/10250 from the control plane to the nodes in the firewall between them (self-managed "
@@ -102,9 +104,17 @@ def _kubelet_fix(ctx: ClusterContext) -> str:
     return " ".join(_KUBELET_FIX[k] for k in ("other", "eks", "gke", "aks"))
 
 
-def _stop(step: str, cause: str, message: str, fix: str, pod: str | None = None, **evidence: Any) -> NoReturn:
+def _stop(
+    step: str,
+    cause: str,
+    message: str,
+    fix: str,
+    pod: str | None = None,
+    kubelet: pf.KubeletDial | None = None,
+    **evidence: Any,
+) -> NoReturn:
     """The forward failed at ``step``: the verdict waits for the endpoint path (warn when it answers)."""
-    raise _Failed(Forward(False, step, cause, message, pod), fix, evidence)
+    raise _Failed(Forward(False, step, cause, message, pod, kubelet), fix, evidence)
 
 
 class _Failed(Exception):
@@ -197,14 +207,17 @@ def _tunnel_failed(ctx: ClusterContext, exc: pf.TunnelError, pod: str, how: str)
         pf.UPGRADE: f"the upgrade was refused or stripped on the way (HTTP {exc.status})",
         pf.NOTHING_LISTENS: f"nothing listens on {ms.NATS_PORT} in the pod",
     }.get(exc.cause, "the tunnel did not open")
+    dial = pf.kubelet_dial(exc.detail) if exc.cause == pf.KUBELET else None
     _stop(
         "tunnel",
         exc.cause,
         f"the {how} port-forward to {pod}:{ms.NATS_PORT} through the API server failed: {what}: {exc.detail}",
         fixes.get(exc.cause, "Check the API server's logs for the port-forward request."),
         pod=pod,
+        kubelet=dial,
         transport=how,
         status=exc.status,
+        **(dial.as_evidence() if dial else {}),
     )
 
 
@@ -327,6 +340,32 @@ def port_forward(ctx: ClusterContext) -> Finding:
         version=info.version,
         policy=policy(ctx),
     )
+
+
+def kubelet_unreachable(ctx: ClusterContext) -> tuple[Forward, pf.KubeletDial]:
+    """The forward failed because the control plane could not dial the node's kubelet, and the node it named;
+    the check reading it does not apply otherwise (forward off, not run, working, or failed for another cause)."""
+    if ms.effective_mode(ctx) != "operator":
+        not_applicable("embedded mode: Meshery Server does not use a Broker for this cluster")
+    if not forward_on(ctx):
+        where = "in cluster" if ctx.target.in_cluster else f"the managed port-forward is off ({policy(ctx)})"
+        not_applicable(f"{where}: no port-forward through the API server, so no control plane -> kubelet hop")
+    forward = ctx.get_fact(FORWARD)
+    if forward is None:
+        not_applicable(
+            "broker.port-forward did not get to the tunnel in this run (not selected, or it stopped "
+            "earlier): nothing says the control plane cannot reach a kubelet"
+        )
+    if forward.works:
+        not_applicable("the port-forward works: the control plane reaches the node's kubelet on 10250")
+    if forward.cause != pf.KUBELET:
+        not_applicable(
+            f"the port-forward failed for another cause ({forward.cause}, see broker.port-forward), not the control "
+            "plane's path to the kubelet"
+        )
+    if forward.kubelet is None:
+        not_applicable("the API server's answer names no node address to look up", detail=forward.message)
+    return forward, forward.kubelet
 
 
 WHY_ENDPOINT = (

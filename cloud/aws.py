@@ -674,6 +674,31 @@ def sg_rules(group: SecurityGroup, prefix_lists: Callable[[str], list[str]]) -> 
     return rules, notes
 
 
+def reference_rules(group: SecurityGroup) -> list[Rule]:
+    """The group's ingress permissions from other security groups, one Rule per referenced group, its id as
+    the only source: they admit traffic from network interfaces that carry that group (the control plane's
+    carry the cluster security group), which no CIDR evaluation can see."""
+    rules: list[Rule] = []
+    for perm in group.ingress:
+        proto = _PROTOCOLS.get(str(perm.get("IpProtocol")), str(perm.get("IpProtocol")))
+        ports = _ports(proto, perm.get("FromPort"), perm.get("ToPort"))
+        for r in perm.get("UserIdGroupPairs") or []:
+            ref = str(r.get("GroupId") or r.get("GroupName") or "?")
+            desc = f" ({r['Description']})" if r.get("Description") else ""
+            rules.append(
+                Rule(
+                    provider="aws-sg",
+                    name=f"{_perm_text(proto, ports)} from security group {ref}{desc}",
+                    action="allow",
+                    sources=(ref,),
+                    ports=ports,
+                    protocol=proto,
+                    container=group.label(),
+                )
+            )
+    return rules
+
+
 def group_rules(acct: AwsSession, group_ids: Iterable[str]) -> tuple[list[Rule], list[str], list[str]]:
     """Rules of several groups (evaluated together with UNION), notes, and ids not found."""
     groups = security_groups(acct)
@@ -726,6 +751,7 @@ class Instance:
     subnet_id: str | None
     vpc_id: str | None
     security_group_ids: list[str]
+    private_ips: tuple[str, ...] = ()  # every private IPv4 address of every interface
 
 
 def instance_id(provider_id: str) -> str | None:
@@ -745,10 +771,23 @@ def instances(acct: AwsSession) -> dict[str, Instance]:
                     i.get("SubnetId"),
                     i.get("VpcId"),
                     [str(g["GroupId"]) for g in i.get("SecurityGroups") or [] if g.get("GroupId")],
+                    _private_ips(i),
                 )
         return out
 
     return dict(acct.read(("ec2.describe_instances",), fetch))
+
+
+def _private_ips(instance: dict[str, Any]) -> tuple[str, ...]:
+    found = [instance.get("PrivateIpAddress")]
+    for eni in instance.get("NetworkInterfaces") or []:
+        found += [a.get("PrivateIpAddress") for a in eni.get("PrivateIpAddresses") or []]
+    return tuple(dict.fromkeys(str(a) for a in found if a))
+
+
+def instance_with_ip(acct: AwsSession, private_ip: str) -> Instance | None:
+    """The instance that has ``private_ip`` (a node's InternalIP), from the run's one instance listing."""
+    return next((i for i in instances(acct).values() if private_ip in i.private_ips), None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -148,6 +148,9 @@ CLUSTER_CHECKS: tuple[tuple[str, str], ...] = tuple(
         # Added with Meshery's managed Broker port-forward; last, so the positions above stay what tests index.
         "broker.port-forward",
         "broker.transport",
+        # Added with the cloud checks that name the rule between the control plane and the kubelet.
+        "aws.kubelet-path",
+        "gcp.kubelet-path",
     ]
 )
 _AFTER_API = {cid for cid, _ in CLUSTER_CHECKS[5:]}
@@ -174,6 +177,9 @@ def synthetic_cluster(i: int, name: str | None = None) -> ClusterReport:
         cloud = cid.split(".")[0]
         if cloud in ("aws", "gcp", "azure") and {"aws": "eks", "gcp": "gke", "azure": "aks"}[cloud] != provider:
             message = f"not applicable: the cluster does not run on {cloud}"
+            results.append(_fleet_result(cid, category, Status.SKIP, message))
+        elif cid.endswith(".kubelet-path"):
+            message = "the port-forward works: the control plane reaches the node's kubelet on 10250"
             results.append(_fleet_result(cid, category, Status.SKIP, message))
         elif scenario == "api-refused" and cid == "kube-api.tcp":
             results.append(

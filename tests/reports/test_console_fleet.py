@@ -33,11 +33,11 @@ def test_one_header_per_cluster_with_its_worst_status_and_counts() -> None:
     headers = [line for line in text.splitlines() if line.startswith("cluster ")]
     assert len(headers) == 12
     assert _section(text, "cluster-0000-healthy") == [
-        "cluster cluster-0000-healthy  ✔ pass  (32 pass, 5 not applicable)  provider=eks mode=embedded"
+        "cluster cluster-0000-healthy  ✔ pass  (32 pass, 7 not applicable)  provider=eks mode=embedded"
         " server=https://10.0.0.1:6443"
     ]
     assert _section(text, "cluster-0001-api-refused")[0].startswith(
-        "cluster cluster-0001-api-refused  ✖ fail  (4 pass, 1 fail, 24 waiting, 8 not applicable)"
+        "cluster cluster-0001-api-refused  ✖ fail  (4 pass, 1 fail, 24 waiting, 10 not applicable)"
     )
     assert "? error  (28 pass, 1 error" in _section(text, "cluster-0005-probe-error")[0]
     assert "~ muted  (31 pass, 1 muted" in _section(text, "cluster-0004-muted")[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import ssl
 import time
@@ -84,6 +85,34 @@ def classify(status: int, body: str) -> TunnelError:
     if status in (400, 426, 502, 503):
         return TunnelError(UPGRADE, message or f"HTTP {status}", status)
     return TunnelError(OTHER, message or f"HTTP {status}", status)
+
+
+# kube-apiserver's words when it cannot open the connection to the kubelet: "error dialing backend: dial tcp
+# 10.0.1.23:10250: i/o timeout" (Go's net.Dial error; IPv6 addresses are bracketed).
+_DIAL = re.compile(r"dial tcp (?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>[0-9.]+)):(?P<port>\d+): (?P<why>[^;]*)")
+_DIAL_HOW = (("i/o timeout", "timeout"), ("connection refused", "refused"), ("no route to host", "no-route"))
+
+
+@dataclass(frozen=True)
+class KubeletDial:
+    """The dial the API server could not make: the node's address and port, and how it failed."""
+
+    node_ip: str
+    port: int
+    how: str  # timeout (something drops the SYN) | refused (the node answered: nothing listens) | no-route | other
+
+    def as_evidence(self) -> dict[str, Any]:
+        return {"node_ip": self.node_ip, "kubelet_port": self.port, "kubelet_dial": self.how}
+
+
+def kubelet_dial(detail: str) -> KubeletDial | None:
+    """The node address and failure an `error dialing backend` message names; None when it names none."""
+    m = _DIAL.search(detail)
+    if m is None:
+        return None
+    why = m.group("why").lower()
+    how = next((short for words, short in _DIAL_HOW if words in why), "other")
+    return KubeletDial(m.group("v4") or m.group("v6"), int(m.group("port")), how)
 
 
 def _ssl_context(conf: Any) -> ssl.SSLContext:
