@@ -20,9 +20,9 @@ from preflight.checks.cloud_common import require
 from preflight.cloud import aws
 from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import FIRST_MATCH, UNION, Verdict, describe, evaluate
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, fail, not_applicable, passed
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, fail, not_applicable, passed
+from preflight.engine.registry import check
 
 KUBELET_PORT = 10250
 

@@ -17,10 +17,10 @@ from preflight.checks.broker_path import kubelet_unreachable
 from preflight.checks.gcp import _PREPARE, _probe
 from preflight.cloud import gcp
 from preflight.cloud.rules import PRIORITY, Rule, Verdict, evaluate
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, fail, not_applicable, passed
-from preflight.permissions import operator_only, port_forward_only
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, fail, not_applicable, passed
+from preflight.engine.permissions import operator_only, port_forward_only
+from preflight.engine.registry import check
 
 KUBELET_PORT = 10250
 RULE_NAME = "allow-gke-control-plane-kubelet"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 import preflight.checks  # noqa: F401  (registers every check)
-from preflight.model import Scope
-from preflight.probes.portforward import KUBELET, KubeletDial, classify, kubelet_dial
-from preflight.registry import REGISTRY
+from preflight.engine.model import Scope
+from preflight.engine.probes.portforward import KUBELET, KubeletDial, classify, kubelet_dial
+from preflight.engine.registry import REGISTRY
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import preflight.checks.gcp_kubelet  # noqa: F401  (registers the check whether or not checks/__init__ lists it)
-from preflight.model import Result, RunReport
+from preflight.engine.model import Result, RunReport
 from preflight_lab.addresses import allocate
 from preflight_lab.broker import NATS_PORT
 from preflight_lab.fleet import ClusterSpec, LabFleet
