@@ -557,7 +557,6 @@ def test_a_rejected_token_and_a_dead_endpoint_are_errors_not_verdicts(world) -> 
         with pytest.raises(errors.Unavailable) as dead:
             az.managed_cluster(s, SUB, RG, "aks-open")
         assert dead.value.failure == "unreachable"
-        t0 = time.monotonic()
         with pytest.raises(errors.Unavailable):
             az.group_nsgs(s, SUB, node_rg("aks-open"))
-        assert time.monotonic() - t0 < 0.1 and sum(s.calls().values()) == 1
+        assert sum(s.calls().values()) == 1  # the breaker answered: no second connect was tried

@@ -38,9 +38,9 @@ def test_every_reason_a_check_or_the_runner_emits_is_declared() -> None:
     found = list(emitted_literals())
     # The checks, the runner and the model all set some; `not_applicable(reason=...)` is a message, not a code.
     files = {f for f, _, _ in found}
-    assert {"runner.py", "checks/kube_api.py", "checks/rbac.py", "checks/broker.py"} <= files
+    assert {"engine/runner.py", "checks/kube_api.py", "checks/rbac.py", "checks/broker.py"} <= files
     for where, line, code in found:
-        if where == "model.py" or where.startswith("fleetfile"):
+        if where == "engine/model.py" or where.startswith("engine/fleetfile"):
             continue
         assert code in reasons.REASONS, f"{where}:{line}: reason {code!r} is not declared in preflight.engine.reasons"
     for table in (reasons.TCP, reasons.DNS, reasons.TLS, reasons.PROXY):
