@@ -36,9 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from preflight import TOOL_NAME, __version__, baseline  # noqa: E402
+from preflight import TOOL_NAME, __version__  # noqa: E402
 from preflight.app import load_registry  # noqa: E402
-from preflight.model import ClusterReport, Result, RunReport, Scope, Status  # noqa: E402
+from preflight.engine import baseline
+from preflight.engine.model import ClusterReport, Result, RunReport, Scope, Status  # noqa: E402
 from preflight.reports import json_report, writer  # noqa: E402
 from preflight.reports.options import RenderOptions  # noqa: E402
 

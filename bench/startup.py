@@ -99,8 +99,8 @@ CASES = {
 def planning(n: int, case: str) -> tuple[float, float, int]:
     """(seconds, peak traced MiB, contexts planned): timed without tracing, then traced once for memory."""
     from preflight import app
-    from preflight.plan import Request, build
-    from preflight.settings import Settings
+    from preflight.engine.plan import Request, build
+    from preflight.engine.settings import Settings
 
     registry = app.load_registry()
     with tempfile.TemporaryDirectory() as tmp:

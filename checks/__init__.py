@@ -5,8 +5,22 @@ Import order is report order.
 """
 
 # isort: off
-from preflight.checks import kubeconfig, kube_api, meshery, broker, rbac, aws, gcp, azure, fleet
+from preflight.checks import kubeconfig, kube_api, broker_path, meshery, broker, rbac
+from preflight.checks import aws, aws_kubelet, gcp, gcp_kubelet, azure, fleet
 
 # isort: on
 
-__all__ = ["aws", "azure", "broker", "fleet", "gcp", "kube_api", "kubeconfig", "meshery", "rbac"]
+__all__ = [
+    "aws",
+    "aws_kubelet",
+    "azure",
+    "broker",
+    "broker_path",
+    "fleet",
+    "gcp",
+    "gcp_kubelet",
+    "kube_api",
+    "kubeconfig",
+    "meshery",
+    "rbac",
+]

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import failure, only_on, preloader, require
+from preflight.checks.cloud_common import cloud_probe, preloader, require
 from preflight.cloud import aws
-from preflight.cloud.errors import CloudError, NotFound
+from preflight.cloud.errors import NotFound
 from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import FIRST_MATCH, UNION, WORLD, Rule, Verdict, describe, evaluate, inside
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, Stop, error, fail, not_applicable, passed, warn
-from preflight.model import worst as worst_of
-from preflight.permissions import operator_only
-from preflight.probes import addresses
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, error, fail, not_applicable, passed, severity, warn
+from preflight.engine.permissions import operator_only
+from preflight.engine.probes import addresses
+from preflight.engine.registry import check
 
 # Several describes per check on a cold cache; each has its own connect/read deadline.
 TIMEOUT_FACTOR = 6.0
@@ -32,26 +32,26 @@ NLB_TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
 NO_ORIGIN_FIX = "Give the Server's egress CIDRs with --origin (or origin.cidrs in the fleet file) to check them."
 
 
-def _run(ctx: ClusterContext, body: Callable[[ClusterContext, CloudIds], Finding], *, broker: bool) -> Finding:
-    """Gate on EKS (and operator mode for Broker checks), apply the cloud failure policy, add the API call count."""
-    ids = only_on(ctx, "eks")
-    if broker and ms.effective_mode(ctx) != "operator":
-        not_applicable("embedded mode: Meshery Server does not use a Broker for this cluster")
+def _probe(ctx: ClusterContext, body: Callable[[ClusterContext, CloudIds], Finding], *, broker: bool) -> Finding:
+    """EKS clusters only (and operator mode for Broker checks), through the one cloud check policy
+    (:func:`cloud_probe`); once the check reached for an account, its finding carries the run's call count."""
     used = ctx.memo("aws:used", threading.Event)  # set once a check of this cluster reached for an account
-    try:
-        finding = body(ctx, ids)
-    except Stop as stopped:  # a helper's early answer carries the call count too
-        finding = stopped.finding
-    except CloudError as exc:
-        finding = failure(ctx, exc)
-    if used.is_set():
-        calls = aws.api_calls(ctx.settings.shared)
-        evidence = {**finding.evidence, "aws_api_calls": sum(calls.values()), "aws_api_calls_by_operation": calls}
-        finding = Finding(finding.status, finding.message, evidence, finding.remediation)
-    return finding
+
+    def gated(ids: CloudIds) -> Finding:
+        if broker and ms.effective_mode(ctx) != "operator":
+            not_applicable("embedded mode: Meshery Server does not use a Broker for this cluster")
+        return body(ctx, ids)
+
+    def calls() -> dict[str, Any]:
+        if not used.is_set():
+            return {}
+        by_operation = aws.api_calls(ctx.state.cloud)
+        return {"aws_api_calls": sum(by_operation.values()), "aws_api_calls_by_operation": by_operation}
+
+    return cloud_probe(ctx, "eks", gated, calls)
 
 
-def _account(ctx: ClusterContext, ids: CloudIds) -> aws.Account:
+def _account(ctx: ClusterContext, ids: CloudIds) -> aws.AwsSession:
     region = ids.get("region")
     if not region:
         require(
@@ -64,10 +64,10 @@ def _account(ctx: ClusterContext, ids: CloudIds) -> aws.Account:
     # An account named by the context's ARN is the cluster's, not necessarily the credential's: only the
     # fleet file's is taken as given.
     account = ids.get("account") if ids.sources.get("account") == "fleet file" else None
-    return aws.connect(ctx.settings.shared, ids.get("profile"), region, ctx.settings.connect_timeout, account)
+    return aws.connect(ctx.settings, ctx.state.cloud, ids.get("profile"), region, account)
 
 
-def _where(acct: aws.Account) -> dict[str, Any]:
+def _where(acct: aws.AwsSession) -> dict[str, Any]:
     return {"account": acct.account, "region": acct.region, "profile": acct.profile}
 
 
@@ -86,10 +86,17 @@ def _quoted(cidrs: list[str]) -> str:
 # Private connectivity (shared by the endpoint and internal load balancer checks)
 
 
-def _private_reach(acct: aws.Account, vpc_id: str, origin: list[str], what: str, ev: dict[str, Any]) -> Finding:
-    """Can `origin` reach a private address in the VPC: inside it, or over peering / TGW / VPN."""
-    cidrs = aws.vpc_cidrs(acct, vpc_id)
-    paths = aws.private_paths(acct, vpc_id)
+def _private_reach(acct: aws.AwsSession, vpc_id: str, origin: list[str], what: str, ev: dict[str, Any]) -> Finding:
+    """Read the VPC's CIDRs and private paths, then decide with :func:`private_reach`."""
+    return private_reach(aws.vpc_reach(acct, vpc_id), origin, what, ev)
+
+
+def private_reach(vpc: aws.VpcReach, origin: Sequence[str], what: str, ev: dict[str, Any]) -> Finding:
+    """Can `origin` reach a private address in the VPC: inside it, or over peering / TGW / VPN.
+
+    Adds the VPC's evidence to `ev` (callers go on using it for the finding they make after this one)."""
+    vpc_id, cidrs, paths = vpc.vpc_id, list(vpc.cidrs), list(vpc.paths)
+    origin = list(origin)
     usable = [p for p in paths if p.usable]
     ev.update(vpc=vpc_id, vpc_cidrs=cidrs, private_paths=[p.as_evidence() for p in paths])
     listed = ", ".join(p.label() for p in usable)
@@ -168,7 +175,7 @@ _PREPARE = preloader("eks", ("boto3",))
 def eks_endpoint_access(ctx: ClusterContext) -> Finding:
     """EKS filters its public endpoint by publicAccessCidrs and answers on the private one only inside the VPC:
     a Server outside both sees a timeout that no Kubernetes setting explains."""
-    return _run(ctx, _endpoint_access, broker=False)
+    return _probe(ctx, _endpoint_access, broker=False)
 
 
 def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -196,17 +203,42 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
         raise
     cfg = aws.endpoint_config(cluster)
     origin = list(ctx.settings.origin_cidrs)
+    vpc_id = aws.cluster_vpc(acct, cfg) if endpoint_needs_vpc(cfg, origin) else None
+    vpc = aws.vpc_reach(acct, vpc_id) if vpc_id else None
+    base = {"cluster": name, **_where(acct), "ids_from": dict(ids.sources)}
+    return decide_endpoint_access(cfg, origin, name, acct.region, base, vpc)
+
+
+def endpoint_needs_vpc(cfg: aws.EndpointConfig, origin: Sequence[str]) -> bool:
+    """Whether the decision needs the cluster's VPC: a private-only endpoint, or a private origin that
+    publicAccessCidrs leave out while the private endpoint is on. Nothing else pays for its describes."""
+    if not cfg.public:
+        return cfg.private
+    if not origin:
+        return False
+    _covered, uncovered = inside(origin, cfg.public_cidrs)
+    return bool(uncovered) and cfg.private and not any(_is_public(o) for o in uncovered)
+
+
+def decide_endpoint_access(
+    cfg: aws.EndpointConfig,
+    origin: Sequence[str],
+    name: str,
+    region: str,
+    base: dict[str, Any],
+    vpc: aws.VpcReach | None,
+) -> Finding:
+    """The endpoint's verdict from its configuration and, when :func:`endpoint_needs_vpc`, the VPC (None: unknown)."""
+    origin = list(origin)
     ev: dict[str, Any] = {
-        "cluster": name,
-        **_where(acct),
-        "ids_from": dict(ids.sources),
+        **base,
         "endpoint_public": cfg.public,
         "endpoint_private": cfg.private,
         "public_access_cidrs": cfg.public_cidrs,
         "defaults_applied": cfg.defaulted,
         "origin": origin,
     }
-    base = f"aws eks update-cluster-config --region {acct.region} --name {name} --resources-vpc-config"
+    cmd = f"aws eks update-cluster-config --region {region} --name {name} --resources-vpc-config"
     world = [c for c in cfg.public_cidrs if c in WORLD]
     if not cfg.public and not cfg.private:
         return fail("both the public and the private endpoint are disabled", **ev)
@@ -231,7 +263,7 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
                 return warn(
                     "the public API endpoint is open to the world (publicAccessCidrs 0.0.0.0/0): the "
                     "Server gets in, and so does everyone else",
-                    remediation=f"Limit it to the Server's origin: {base} publicAccessCidrs={_quoted(origin)}",
+                    remediation=f"Limit it to the Server's origin: {cmd} publicAccessCidrs={_quoted(origin)}",
                     **ev,
                 )
             return passed(
@@ -240,27 +272,24 @@ def _endpoint_access(ctx: ClusterContext, ids: CloudIds) -> Finding:
                 **ev,
             )
         add = [c for c in cfg.public_cidrs if c not in WORLD] + uncovered
-        fix = f"Add {', '.join(uncovered)} to publicAccessCidrs: {base} publicAccessCidrs={_quoted(add)}"
-        if cfg.private and not any(_is_public(o) for o in uncovered):
-            vpc = aws.cluster_vpc(acct, cfg)
-            if vpc:
-                via = _private_reach(acct, vpc, uncovered, "the origin is private and the private endpoint is on", ev)
-                if via.status.value == "pass":
-                    return passed(f"publicAccessCidrs do not cover {', '.join(uncovered)}, but {via.message}", **ev)
+        fix = f"Add {', '.join(uncovered)} to publicAccessCidrs: {cmd} publicAccessCidrs={_quoted(add)}"
+        if vpc is not None and endpoint_needs_vpc(cfg, origin):
+            via = private_reach(vpc, uncovered, "the origin is private and the private endpoint is on", ev)
+            if via.status.value == "pass":
+                return passed(f"publicAccessCidrs do not cover {', '.join(uncovered)}, but {via.message}", **ev)
         return fail(
             f"publicAccessCidrs {', '.join(cfg.public_cidrs)} do not cover the Server's origin "
             f"{', '.join(uncovered)}: the API endpoint drops its connections",
             remediation=fix,
             **ev,
         )
-    vpc = aws.cluster_vpc(acct, cfg)
-    if not vpc:
+    if vpc is None:
         return error(
             f"private-only endpoint, and the cluster's VPC cannot be told (subnets "
             f"{', '.join(cfg.subnet_ids) or 'none'} not found)",
             **ev,
         )
-    return _private_reach(acct, vpc, origin, "the API endpoint is private only", ev)
+    return private_reach(vpc, origin, "the API endpoint is private only", ev)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,7 +308,7 @@ def _ingress(st: ms.BrokerState) -> tuple[str | None, str | None]:
     return host, ip
 
 
-def _lb(ctx: ClusterContext, acct: aws.Account) -> aws.LoadBalancer | None:
+def _lb(ctx: ClusterContext, acct: aws.AwsSession) -> aws.LoadBalancer | None:
     st, _spec = _service(ctx)
     host, ip = _ingress(st)
     found: aws.LoadBalancer | None = ctx.memo("aws:lb", lambda: aws.find_load_balancer(acct, host, ip))
@@ -300,7 +329,7 @@ def _lb_gate(ctx: ClusterContext) -> tuple[ms.BrokerState, str, str]:
     return st, kind, host or ip or ""
 
 
-def _not_found(acct: aws.Account, address: str) -> Finding:
+def _not_found(acct: aws.AwsSession, address: str) -> Finding:
     return warn(
         f"{address} is not a load balancer of account {acct.account} in {acct.region}",
         remediation="Point the fleet file's clusters[].aws (profile, region) at the account that owns the "
@@ -340,7 +369,7 @@ def _ports(st: ms.BrokerState, spec: dict[str, Any]) -> tuple[int, int | None, b
 def lb_scheme(ctx: ClusterContext) -> Finding:
     """An internal load balancer has only private addresses in its VPC: a Server outside the VPC and its peered
     networks never reaches it, whatever the security groups say."""
-    return _run(ctx, _lb_scheme, broker=True)
+    return _probe(ctx, _lb_scheme, broker=True)
 
 
 def _lb_scheme(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -350,20 +379,34 @@ def _lb_scheme(ctx: ClusterContext, ids: CloudIds) -> Finding:
     if lb is None:
         return _not_found(acct, address)
     origin = list(ctx.settings.origin_cidrs)
-    ev: dict[str, Any] = {"load_balancer": lb.as_evidence(), **_where(acct), "origin": origin}
+    vpc = aws.vpc_reach(acct, lb.vpc_id) if lb_scheme_needs_vpc(lb, origin) and lb.vpc_id else None
+    return decide_lb_scheme(lb, origin, _where(acct), vpc)
+
+
+def lb_scheme_needs_vpc(lb: aws.LoadBalancer, origin: Sequence[str]) -> bool:
+    """Only an internal load balancer in a known VPC, checked against a given origin, needs the VPC read."""
+    return lb.scheme == "internal" and bool(lb.vpc_id) and bool(origin)
+
+
+def decide_lb_scheme(
+    lb: aws.LoadBalancer, origin: Sequence[str], where: dict[str, Any], vpc: aws.VpcReach | None
+) -> Finding:
+    """Internet-facing passes; internal needs the origin to reach the VPC (read when :func:`lb_scheme_needs_vpc`)."""
+    origin = list(origin)
+    ev: dict[str, Any] = {"load_balancer": lb.as_evidence(), **where, "origin": origin}
     what = f"{lb.label()} ({lb.dns_name})"
     if lb.scheme != "internal":
         return passed(f"{what} is {lb.scheme or 'internet-facing'}", **ev)
     if not lb.vpc_id:
         return warn(f"{what} is internal and its VPC is unknown", **ev)
-    if not origin:
+    if not origin or vpc is None:
         return warn(
             f"{what} is internal: reachable only from {lb.vpc_id} and networks connected to it; pass "
             "--origin to check the Server's",
             remediation=NO_ORIGIN_FIX,
             **ev,
         )
-    return _private_reach(acct, lb.vpc_id, origin, f"{what} is internal", ev)
+    return private_reach(vpc, origin, f"{what} is internal", ev)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -371,7 +414,7 @@ def _lb_scheme(ctx: ClusterContext, ids: CloudIds) -> Finding:
 
 
 def _sg_finding(
-    acct: aws.Account,
+    acct: aws.AwsSession,
     ctx: ClusterContext,
     group_ids: list[str],
     port: int,
@@ -380,24 +423,33 @@ def _sg_finding(
     *,
     prefix: str = "",
 ) -> Finding:
+    """Read the groups, then decide with :func:`decide_security_groups`."""
+    view = aws.groups_view(acct, group_ids)
+    return decide_security_groups(view, list(ctx.settings.origin_cidrs), port, what, ev, prefix=prefix)
+
+
+def decide_security_groups(
+    view: aws.GroupsView,
+    origin: Sequence[str],
+    port: int,
+    what: str,
+    ev: dict[str, Any],
+    *,
+    prefix: str = "",
+) -> Finding:
     """UNION over the groups for `port` from the origin: world-open fails, anything short of allowed fails."""
-    rules, notes, unknown = aws.group_rules(acct, group_ids)
-    groups = aws.security_groups(acct)
-    managed = [gid for gid in group_ids if gid in groups and groups[gid].managed_by_kubernetes]
-    origin = list(ctx.settings.origin_cidrs)
-    ev.update(
-        security_groups=[groups[g].label() if g in groups else g for g in group_ids],
-        port=port,
-        origin=origin,
-        references=notes,
-    )
-    if unknown:
-        ev["not_found"] = unknown
-    first = group_ids[0] if group_ids else "sg-..."
+    origin = list(origin)
+    rules = list(view.rules)
+    notes = list(view.references)
+    ev = dict(ev)
+    ev.update(security_groups=list(view.labels), port=port, origin=origin, references=notes)
+    if view.not_found:
+        ev["not_found"] = list(view.not_found)
+    first = view.group_ids[0] if view.group_ids else "sg-..."
     managed_note = (
-        f"\n{', '.join(managed)} is managed by the cloud controller: set the Broker Service's "
+        f"\n{', '.join(view.managed)} is managed by the cloud controller: set the Broker Service's "
         "loadBalancerSourceRanges instead of editing it."
-        if managed
+        if view.managed
         else ""
     )
     world_verdict = evaluate(rules, list(WORLD), port, semantics=UNION)
@@ -451,7 +503,7 @@ def _revoke(rule: Rule) -> str:
     return f"{base} --protocol {proto} --port {lo if lo == hi else f'{lo}-{hi}'} --cidr {source}"
 
 
-def _node_groups(ctx: ClusterContext, acct: aws.Account) -> tuple[dict[tuple[str, ...], list[str]], dict[str, Any]]:
+def _node_groups(ctx: ClusterContext, acct: aws.AwsSession) -> tuple[dict[tuple[str, ...], list[str]], dict[str, Any]]:
     """Nodes grouped by their instances' security groups, from spec.providerID (aws:///zone/i-...)."""
     nodes = ms.nodes(ctx)
     if nodes is None:
@@ -484,7 +536,9 @@ def _node_groups(ctx: ClusterContext, acct: aws.Account) -> tuple[dict[tuple[str
     return groups, info
 
 
-def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[str, Any], prefix: str = "") -> Finding:
+def _nodes_finding(
+    ctx: ClusterContext, acct: aws.AwsSession, port: int, ev: dict[str, Any], prefix: str = ""
+) -> Finding:
     """Every node group must admit the port: the published endpoint may be any node's address."""
     groups, info = _node_groups(ctx, acct)
     ev["unresolved_nodes"] = info["unresolved_nodes"]
@@ -493,8 +547,13 @@ def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[s
         results.append(
             (members, _sg_finding(acct, ctx, list(sgs), port, f"nodes {', '.join(members)}", {}, prefix=prefix))
         )
-    ev["node_groups"] = [{"nodes": m, **dict(f.evidence)} for m, f in results]
-    worst = worst_of(f for _, f in results)
+    return combine_node_groups(results, ev)
+
+
+def combine_node_groups(results: Sequence[tuple[list[str], Finding]], ev: dict[str, Any]) -> Finding:
+    """Every node group must admit the port: the worst group's verdict, every group's message and evidence."""
+    ev = {**ev, "node_groups": [{"nodes": m, **dict(f.evidence)} for m, f in results]}
+    worst = max((f for _, f in results), key=lambda f: severity(f.status))
     if len(results) == 1:
         return Finding(worst.status, worst.message, {**ev, **dict(worst.evidence)}, worst.remediation)
     return Finding(worst.status, "; ".join(f.message for _, f in results), ev, worst.remediation)
@@ -516,7 +575,7 @@ def _nodes_finding(ctx: ClusterContext, acct: aws.Account, port: int, ev: dict[s
 def lb_security_groups(ctx: ClusterContext) -> Finding:
     """Security groups drop what they do not allow, silently: the Server sees a timeout on 4222. Open to the
     world, they expose cluster events to anyone. NLBs without security groups hand the decision to the nodes'."""
-    return _run(ctx, _lb_security_groups, broker=True)
+    return _probe(ctx, _lb_security_groups, broker=True)
 
 
 def _lb_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -565,7 +624,7 @@ def _lb_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
 def nodes_security_groups(ctx: ClusterContext) -> Finding:
     """A NodePort Broker (or one behind an NLB without security groups) is reached on the nodes themselves:
     their security groups must admit the node port from the Server's origin, and not from the world."""
-    return _run(ctx, _nodes_security_groups, broker=True)
+    return _probe(ctx, _nodes_security_groups, broker=True)
 
 
 def _nodes_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -604,7 +663,7 @@ def _nodes_security_groups(ctx: ClusterContext, ids: CloudIds) -> Finding:
 _Target = tuple[str, str | None, int, str]  # subnet, vpc, port, role
 
 
-def _acl_targets(ctx: ClusterContext, acct: aws.Account) -> tuple[list[_Target], dict[str, Any]]:
+def _acl_targets(ctx: ClusterContext, acct: aws.AwsSession) -> tuple[list[_Target], dict[str, Any]]:
     """(subnet, vpc, port, role) the Server's packets cross: the LB's subnets, and the nodes' for NodePort/NLB."""
     st, spec = _service(ctx)
     kind = str(spec.get("type") or "ClusterIP")
@@ -667,7 +726,7 @@ def _numbers(labels: list[str], rules: list[Rule]) -> list[int]:
 def network_acl(ctx: ClusterContext) -> Finding:
     """NACLs are stateless and first-match by rule number: a deny numbered below the allow, or a missing outbound
     rule for the ephemeral ports the replies use, drops the Broker's traffic behind every security group."""
-    return _run(ctx, _network_acl, broker=True)
+    return _probe(ctx, _network_acl, broker=True)
 
 
 def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
@@ -686,12 +745,33 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
     ev.update(_where(acct), origin=origin)
     if not targets:
         not_applicable("no subnet found for the Broker's load balancer or nodes", **ev)
+    crossings = [
+        AclCrossing(subnet, port, role, *aws.acl_for_subnet(acct, subnet, vpc)) for subnet, vpc, port, role in targets
+    ]
+    return decide_network_acls(crossings, origin, ev)
+
+
+@dataclass(frozen=True)
+class AclCrossing:
+    """One subnet the Broker's traffic crosses, the port it arrives on there, and the NACL that filters it."""
+
+    subnet: str
+    port: int
+    role: str  # "<lb> subnet", "node subnet", "pod subnet"
+    acl: aws.NetworkAcl | None
+    explicit: bool  # False: the VPC's default NACL by implicit association
+
+
+def decide_network_acls(crossings: Sequence[AclCrossing], origin: Sequence[str], ev: dict[str, Any]) -> Finding:
+    """Each NACL must let the port in from the origin and the replies out (stateless, first match by number)."""
+    origin = list(origin)
+    ev = dict(ev)
     seen: dict[tuple[str, int], dict[str, Any]] = {}
     lines_bad: list[str] = []
     lines_ok: list[str] = []
     fixes: list[str] = []
-    for subnet, vpc, port, role in targets:
-        acl, explicit = aws.acl_for_subnet(acct, subnet, vpc)
+    for crossing in crossings:
+        subnet, port, role, acl = crossing.subnet, crossing.port, crossing.role, crossing.acl
         if acl is None:
             lines_bad.append(f"{role} {subnet}: no network ACL found")
             continue
@@ -707,7 +787,7 @@ def _network_acl(ctx: ClusterContext, ids: CloudIds) -> Finding:
         )
         seen[key] = {
             "network_acl": acl.label(),
-            "association": "explicit" if explicit else "implicit (the VPC's default NACL)",
+            "association": "explicit" if crossing.explicit else "implicit (the VPC's default NACL)",
             "role": role,
             "subnets": [subnet],
             "port": port,

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import api_calls, cloud_ids, guard, only_on, preloader, require
+from preflight.checks.cloud_common import cloud_ids, cloud_probe, only_on, preloader, require
 from preflight.cloud import azure as az
 from preflight.cloud.rules import UNION, Rule, Verdict, describe, evaluate
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
-from preflight.permissions import operator_only
-from preflight.probes import addresses, dns
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, error, fail, not_applicable, passed, warn
+from preflight.engine.permissions import operator_only
+from preflight.engine.probes import addresses, dns
+from preflight.engine.registry import check
 
 IDS_HINT = (
     "add azure: {subscription, resource_group, cluster} to this context's entry in the fleet file "
@@ -39,14 +40,14 @@ def _cluster(ctx: ClusterContext) -> az.AksCluster:
 
     def compute() -> az.AksCluster:
         ids = only_on(ctx, "aks")
-        az.credential(ctx.settings)
+        az.credential(_session(ctx))
         sub = ids.get("subscription") or os.environ.get("AZURE_SUBSCRIPTION_ID")
         rg, name = ids.get("resource_group"), ids.get("cluster")
         if not sub:
             require(ids, "the cluster's Azure subscription is unknown", IDS_HINT)
         if rg and name:
-            return az.managed_cluster(ctx.settings, sub, rg, name)
-        found = az.find_cluster(ctx.settings, sub, ctx.target.host or "")
+            return az.managed_cluster(_session(ctx), sub, rg, name)
+        found = az.find_cluster(_session(ctx), sub, ctx.target.host or "")
         if found is None:
             require(ids, f"no AKS cluster in subscription {sub} has API host {ctx.target.host}", IDS_HINT)
         return found
@@ -54,9 +55,9 @@ def _cluster(ctx: ClusterContext) -> az.AksCluster:
     return ctx.memo("azure:cluster", compute)
 
 
-def _run(ctx: ClusterContext, body: Callable[[ClusterContext, az.AksCluster], Finding]) -> Finding:
+def _probe(ctx: ClusterContext, body: Callable[[ClusterContext, az.AksCluster], Finding]) -> Finding:
     """AKS clusters only; a failed ARM read becomes the cloud policy's finding."""
-    return guard(ctx, "aks", lambda _ids: body(ctx, _cluster(ctx)), lambda: {"azure_api_calls": _calls(ctx)})
+    return cloud_probe(ctx, "aks", lambda _ids: body(ctx, _cluster(ctx)), lambda: {"azure_api_calls": _calls(ctx)})
 
 
 def _is_private(cidr: str) -> bool:
@@ -65,7 +66,11 @@ def _is_private(cidr: str) -> bool:
 
 
 def _calls(ctx: ClusterContext) -> int:
-    return api_calls(ctx, az.CACHE)
+    return sum(ctx.state.cloud.calls(az.AzureSession.cloud).values())
+
+
+def _session(ctx: ClusterContext) -> az.AzureSession:
+    return az.AzureSession(ctx.settings, ctx.state.cloud)
 
 
 # Importing the SDK takes seconds: once per run, before any cluster's budget starts.
@@ -86,11 +91,18 @@ _PREPARE = preloader("aks", ("azure.identity", "azure.mgmt.containerservice", "a
 def endpoint_access(ctx: ClusterContext) -> Finding:
     """AKS drops connections from outside authorizedIPRanges and a private cluster has no public address:
     either looks like a firewall timeout from the Server, so this names the setting."""
-    return _run(ctx, _endpoint_access)
+    return _probe(ctx, _endpoint_access)
 
 
 def _endpoint_access(ctx: ClusterContext, c: az.AksCluster) -> Finding:
-    origin = ctx.settings.origin_cidrs
+    seen = {"ids_from": dict(cloud_ids(ctx).sources), "kubeconfig_host": ctx.target.host}
+    return decide_endpoint_access(c, ctx.settings.origin_cidrs, {**seen, "azure_api_calls": _calls(ctx)})
+
+
+def decide_endpoint_access(c: az.AksCluster, origin: Sequence[str], context: dict[str, Any]) -> Finding:
+    """A private API server needs a private origin; a public one, authorized IP ranges that cover the origin.
+
+    `context` is the evidence the cluster's record does not hold (ids_from, kubeconfig_host, azure_api_calls)."""
     ranges = list(c.authorized_ranges)
     evidence: dict[str, Any] = {
         "cluster": c.id,
@@ -101,9 +113,7 @@ def _endpoint_access(ctx: ClusterContext, c: az.AksCluster) -> Finding:
         "private_dns_zone": c.private_dns_zone,
         "authorized_ip_ranges": ranges,
         "origin": origin,
-        "ids_from": dict(cloud_ids(ctx).sources),
-        "kubeconfig_host": ctx.target.host,
-        "azure_api_calls": _calls(ctx),
+        **context,
     }
     if c.private:
         kind = (
@@ -198,44 +208,80 @@ def _dns_fix(zone: str | None, rg: str | None) -> str:
 def private_dns(ctx: ClusterContext) -> Finding:
     """A private cluster's name lives in a private DNS zone that only linked VNets see: a Server outside
     them gets NXDOMAIN even with a working network path. A kubeconfig on the public FQDN needs no zone."""
-    return _run(ctx, _private_dns)
+    return _probe(ctx, _private_dns)
 
 
 def _private_dns(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     if not c.private:
         not_applicable("public API server: no private FQDN to resolve", cluster=c.id)
-    host = (ctx.target.host or "").lower().rstrip(".")
+    lookup = dns_lookup(c, ctx.target.host or "")
+    context = {"resolver": ctx.settings.dns_server or "system", "azure_api_calls": _calls(ctx)}
+    if not lookup.name:
+        return decide_private_dns(c, lookup, None, context)
+    try:
+        answer: dns.Resolution | dns.DnsFailure = dns.resolve(
+            lookup.name, ctx.settings.connect_timeout, ctx.settings.dns_server
+        )
+    except dns.DnsFailure as exc:
+        answer = exc
+    return decide_private_dns(c, lookup, answer, context)
+
+
+@dataclass(frozen=True)
+class DnsLookup:
+    """The name the Server will look up for a private cluster, and the private DNS zone that should answer it."""
+
+    name: str
+    on_public: bool  # the kubeconfig uses the public FQDN (an Azure public DNS record of the private address)
+    zone: str | None
+    zone_resource_group: str | None
+
+    @property
+    def which(self) -> str:
+        return "public FQDN" if self.on_public else "private FQDN"
+
+
+def dns_lookup(c: az.AksCluster, host: str) -> DnsLookup:
+    """The public FQDN when the kubeconfig's host is it, else the private FQDN from the private DNS zone."""
+    host = host.lower().rstrip(".")
     on_public = bool(c.public_fqdn and c.fqdn and host == c.fqdn.lower())
-    # The name the Server will look up: the public FQDN (an Azure public DNS record holding the private
-    # address) when the kubeconfig uses it, else the private FQDN from the private DNS zone.
     name = (c.fqdn if on_public else c.private_fqdn or c.fqdn) or ""
-    which = "public FQDN" if on_public else "private FQDN"
     zone, zone_rg = _zone(c, name) if not on_public else (None, None)
+    return DnsLookup(name, on_public, zone, zone_rg)
+
+
+def decide_private_dns(
+    c: az.AksCluster,
+    lookup: DnsLookup,
+    answer: dns.Resolution | dns.DnsFailure | None,
+    context: dict[str, Any],
+) -> Finding:
+    """Passes when the name resolves to a private address; `answer` is None when there is no name to look up.
+
+    `context` holds the resolver asked and the run's ARM call count."""
+    which, name = lookup.which, lookup.name
     evidence: dict[str, Any] = {
         "cluster": c.id,
         "name": name,
         "which": which,
         "private_dns_zone": c.private_dns_zone,
-        "zone": zone,
-        "resolver": ctx.settings.dns_server or "system",
-        "azure_api_calls": _calls(ctx),
+        "zone": lookup.zone,
+        **context,
     }
-    if not name:
+    if not name or answer is None:
         return error("ARM reports no private FQDN for this private cluster", **evidence)
     fix = (
         "The kubeconfig uses the public FQDN: its A record is in Azure public DNS, so the Server's resolver must "
         "answer internet names (or use the private FQDN with a linked private DNS zone)."
-        if on_public
-        else _dns_fix(zone, zone_rg)
+        if lookup.on_public
+        else _dns_fix(lookup.zone, lookup.zone_resource_group)
     )
-    try:
-        res = dns.resolve(name, ctx.settings.connect_timeout, ctx.settings.dns_server)
-    except dns.DnsFailure as exc:
-        if exc.kind not in ("nxdomain", "no-answer"):
+    if isinstance(answer, dns.DnsFailure):
+        if answer.kind not in ("nxdomain", "no-answer"):
             fix = "The resolver did not answer: check --dns-server / the Server's DNS settings, then the zone link."
-        return fail(f"{which}: {exc}", remediation=fix, failure=exc.kind, **evidence)
-    classes = {a: addresses.classify(a) for a in res.addresses}
-    evidence.update(addresses=[{"address": a, "class": k} for a, k in classes.items()], resolver=res.resolver)
+        return fail(f"{which}: {answer}", remediation=fix, failure=answer.kind, **evidence)
+    classes = {a: addresses.classify(a) for a in answer.addresses}
+    evidence.update(addresses=[{"address": a, "class": k} for a, k in classes.items()], resolver=answer.resolver)
     listed = ", ".join(f"{a} ({k})" for a, k in classes.items())
     if any(k == "private" for k in classes.values()):
         return passed(f"{which} {name} → {listed}", **evidence)
@@ -259,9 +305,18 @@ def _targets(ctx: ClusterContext, st: ms.BrokerState, kind: str) -> list[str]:
     return out
 
 
-def _paths(ctx: ClusterContext, c: az.AksCluster) -> list[tuple[str, list[az.Nsg], tuple[str, ...]]]:
+@dataclass(frozen=True)
+class NsgPath:
+    """One node subnet's way in: the NSGs a packet crosses, in order, and the VNet's address space."""
+
+    label: str
+    nsgs: tuple[az.Nsg, ...]
+    vnet_space: tuple[str, ...]
+
+
+def _paths(ctx: ClusterContext, c: az.AksCluster) -> list[NsgPath]:
     """Per node subnet: the NSGs a packet crosses (subnet's, then the node resource group's) and the VNet tag space."""
-    s = ctx.settings
+    s = _session(ctx)
     group = az.group_nsgs(s, c.subscription, c.node_resource_group) if c.node_resource_group else []
     out = []
     for sid in c.subnet_ids:
@@ -278,7 +333,7 @@ def _paths(ctx: ClusterContext, c: az.AksCluster) -> list[tuple[str, list[az.Nsg
             space = tuple(p for v in vnets for p in v.tag_space)
             label = "AKS-managed VNet"
         nsgs += [n for n in group if all(n.id.lower() != m.id.lower() for m in nsgs)]
-        out.append((label, nsgs, space))
+        out.append(NsgPath(label, tuple(nsgs), tuple(space)))
     return out
 
 
@@ -326,7 +381,7 @@ def _allow_fix(
 def nsg_broker(ctx: ClusterContext) -> Finding:
     """Azure's load balancer keeps the client's address, so the NSGs on the node subnet and NICs decide who
     reaches 4222 (the node port for NodePort): lowest priority number first, and a packet must pass both."""
-    return _run(ctx, _nsg_broker)
+    return _probe(ctx, _nsg_broker)
 
 
 def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
@@ -342,8 +397,23 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     else:
         not_applicable(f"{kind} Service: the Broker is not reached through the nodes' NSGs", type=kind)
     targets = _targets(ctx, st, kind)
-    origin = ctx.settings.origin_cidrs
     paths = _paths(ctx, c)
+    return decide_nsg_broker(c, kind, port, targets, paths, ctx.settings.origin_cidrs, calls=_calls(ctx))
+
+
+def decide_nsg_broker(
+    c: az.AksCluster,
+    kind: str,
+    port: int,
+    targets: Sequence[str],
+    paths: Sequence[NsgPath],
+    origin: Sequence[str],
+    *,
+    calls: int,
+) -> Finding:
+    """Every path's NSGs, in order, must let the origin through to each target (lowest priority number first);
+    no NSG or a world-open rule fails too."""
+    targets = list(targets)
     evidence: dict[str, Any] = {"cluster": c.id, "type": kind, "port": port, "targets": targets, "origin": origin}
     checked: list[dict[str, Any]] = []
     blocked: tuple[str, az.PathVerdict, str | None] | None = None
@@ -351,7 +421,8 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
     world_nsg: dict[str, az.Nsg] = {}
     allowed: list[str] = []
     no_nsg: list[str] = []
-    for label, nsgs, space in paths:
+    for path in paths:
+        label, nsgs, space = path.label, path.nsgs, path.vnet_space
         if not nsgs:
             no_nsg.append(label)
             checked.append({"path": label, "nsgs": [], "verdict": "no NSG: Azure allows all inbound traffic"})
@@ -386,7 +457,7 @@ def _nsg_broker(ctx: ClusterContext, c: az.AksCluster) -> Finding:
                 allowed += [d for d in pv.verdict.deciding if d not in allowed]
             checked.append(entry)
     evidence["paths"] = checked
-    evidence["azure_api_calls"] = _calls(ctx)
+    evidence["azure_api_calls"] = calls
     what = f"{port}/tcp from {', '.join(origin)}" if origin else f"{port}/tcp"
     if blocked is not None:
         label, pv, target = blocked

@@ -7,17 +7,21 @@ whether the way in is wider (or narrower) than the Server's origin.
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from preflight.checks import broker_path as bp
 from preflight.checks import meshery_state as ms
 from preflight.checks import reach, vantage
+from preflight.checks.broker_path import endpoint_path
+from preflight.checks.broker_secret import secret_token as _secret_token
 from preflight.cloud.rules import inside
-from preflight.context import ClusterContext
-from preflight.facts import Fact
-from preflight.model import (
+from preflight.engine import reasons
+from preflight.engine.context import ClusterContext
+from preflight.engine.facts import Fact
+from preflight.engine.model import (
     Finding,
     Severity,
     Status,
@@ -29,9 +33,9 @@ from preflight.model import (
     stop,
     warn,
 )
-from preflight.permissions import operator_only, reads
-from preflight.probes import addresses, dns, nats, tcp
-from preflight.registry import check
+from preflight.engine.permissions import operator_only, reads
+from preflight.engine.probes import addresses, dns, nats, tcp
+from preflight.engine.registry import check
 
 _TCP_FIX = reach.fixes(
     filtered="Something drops the SYN to 4222: allow the Server's origin in the load balancer's or nodes' "
@@ -96,6 +100,7 @@ def _ingress(st: ms.BrokerState) -> list[dict[str, Any]]:
     remediation="Set the Broker's spec.service.type to LoadBalancer (or NodePort), or set "
     "spec.service.externalEndpointOverride to an address the Server reaches (a private LB, an ingress).",
 )
+@endpoint_path
 def service(ctx: ClusterContext) -> Finding:
     """A ClusterIP-only Broker is invisible to a Server outside the cluster (and current Operators default to it)."""
     _operator_only(ctx)
@@ -208,6 +213,7 @@ def _published_problem(ctx: ClusterContext, st: ms.BrokerState, published: str) 
     "or change spec.service.type so the Operator publishes a load balancer address.",
     timeout_factor=4.0,
 )
+@endpoint_path
 def endpoint(ctx: ClusterContext) -> Finding:
     """Compares what the Operator published with every candidate, and tests which candidates answer from here."""
     _operator_only(ctx)
@@ -276,6 +282,7 @@ def _origin_is_private(ctx: ClusterContext) -> bool | None:
     remediation="Make the Broker's load balancer resolvable and reachable from the Server: a deleted or "
     "unprovisioned load balancer leaves NXDOMAIN; an internal one answers private addresses that need peering.",
 )
+@endpoint_path
 def broker_dns(ctx: ClusterContext) -> Finding:
     """AWS publishes a hostname (follow its CNAMEs); GCP and Azure an IP. Private answers need a private path.
 
@@ -307,7 +314,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
                 "The load balancer behind this name was deleted or never provisioned: check the Broker "
                 "Service's events, then let the Operator re-publish the endpoint."
             )
-        return fail(str(exc), remediation=fix, host=host, failure=exc.kind)
+        return fail(str(exc), remediation=fix, reason=reasons.of(reasons.DNS, exc.kind), host=host, failure=exc.kind)
     classes = {a: addresses.classify(a) for a in res.addresses}
     ctx.set_fact(ADDRESSES, res.addresses)
     evidence: dict[str, Any] = {
@@ -326,6 +333,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
             f"({', '.join(ctx.settings.origin_cidrs)}) is outside private ranges: an internal load balancer",
             remediation="Reach it over VPC/VNet peering, a transit gateway or a VPN, or make the Broker's load "
             "balancer internet-facing and restrict it with loadBalancerSourceRanges.",
+            reason="private_address_unreachable",
             **evidence,
         )
     return passed(f"{shown} {listed}", **evidence)
@@ -341,6 +349,7 @@ def broker_dns(ctx: ClusterContext) -> Finding:
     reads=(DIALED, ADDRESSES),
     remediation=_TCP_FIX[tcp.FILTERED],
 )
+@endpoint_path
 def broker_tcp(ctx: ClusterContext) -> Finding:
     """Open, refused, filtered or unreachable: each names a different fix."""
     _host, port = ms.split_endpoint(ctx.fact(DIALED))
@@ -363,6 +372,7 @@ def broker_tcp(ctx: ClusterContext) -> Finding:
     remediation="The published endpoint leads to something that is not the Broker: check which Service or "
     "load balancer listener owns that address and port, and that it targets the meshery-nats / meshery-broker pods.",
 )
+@endpoint_path
 def broker_nats(ctx: ClusterContext) -> Finding:
     """A port can be open and still not be the Broker (another service, a proxy that never answers)."""
     address, port = ctx.fact(ADDRESS)
@@ -392,39 +402,6 @@ def _token(ctx: ClusterContext) -> str:
                 remediation="The Operator creates the token Secret with the Broker: check the Operator's logs.",
             )
         )
-    return token
-
-
-def _secret_token(ctx: ClusterContext) -> str | None:
-    """The token Meshery would use (None: no Secret), registered as a secret; the probe stops when it cannot
-    be read."""
-    path = f"/api/v1/namespaces/{ms.ns(ctx)}/secrets/{ms.TOKEN_SECRET}"
-    # broker.auth and broker.token both need it: one read per cluster.
-    resp = ctx.memo("broker:token-secret", lambda: ctx.api().get(path))
-    if resp.status in (401, 403):
-        # Not a verdict on the Broker, and not "does not apply" either: this credential may not read the token.
-        stop(
-            Finding(
-                Status.SKIP,
-                f"cannot read Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} to test the token: needs get on secrets "
-                f"(resourceNames: [{ms.TOKEN_SECRET}]) in namespace {ms.ns(ctx)}",
-                {"permission": f"get secrets/{ms.TOKEN_SECRET} in {ms.ns(ctx)}"},
-                remediation=f"Grant this credential get on Secret {ms.TOKEN_SECRET} in {ms.ns(ctx)} (a Role with "
-                "resourceNames; `meshery-preflight rbac` prints it) to have the token tested.",
-            )
-        )
-    if resp.status == 404:
-        return None
-    data = ((resp.body or {}).get("data") or {}) if isinstance(resp.body, dict) else {}
-    raw = data.get("token")
-    if not raw:
-        stop(fail(f"Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} has no 'token' key"))
-    try:
-        token = base64.b64decode(raw).decode()
-    except ValueError:
-        stop(fail(f"Secret {ms.ns(ctx)}/{ms.TOKEN_SECRET} key 'token' is not base64"))
-    ctx.add_secret(token)
-    ctx.add_secret(str(raw))
     return token
 
 
@@ -517,6 +494,7 @@ def _tls_failed(exc: nats.TlsFailure) -> Finding:
     return fail(
         message,
         remediation=_TLS_FIX[exc.cause].format(name=name),
+        reason=reasons.of(reasons.TLS, exc.cause),
         auth_required=True,
         tls=True,
         tls_failure=exc.cause,
@@ -635,7 +613,33 @@ def broker_token(ctx: ClusterContext) -> Finding:
     "connectivity.",
 )
 def exposure(ctx: ClusterContext) -> Finding:
-    """4222 open to the world exposes cluster events; ranges that miss the Server's origin block Meshery."""
+    """4222 open to the world exposes cluster events; ranges that miss the Server's origin block Meshery. With
+    Meshery's port-forward working, any exposure outside the cluster is exposure nobody needs."""
+    return _unneeded(ctx, _exposure(ctx))
+
+
+_CLUSTER_IP_FIX = (
+    "Make the Broker ClusterIP-only: set the Broker resource's spec.service.type to ClusterIP (kubectl -n meshery "
+    'patch brokers.meshery.io meshery-broker --type merge -p \'{"spec":{"service":{"type":"ClusterIP"}}}\'), '
+    f"unless some Server runs with {bp.PORT_FORWARD_ENV}=false or predates the managed port-forward."
+)
+
+
+def _unneeded(ctx: ClusterContext, finding: Finding) -> Finding:
+    forward = ctx.get_fact(bp.FORWARD)
+    kind = finding.evidence.get("type")
+    if forward is None or not forward.works or not bp.forward_on(ctx) or kind not in ("LoadBalancer", "NodePort"):
+        return finding
+    note = (
+        f"the Broker is exposed through a {kind} Service although Meshery reaches it through its port-forward "
+        "(broker.port-forward passed): exposure nobody needs"
+    )
+    if finding.status in (Status.FAIL, Status.ERROR):
+        return dataclasses.replace(finding, message=f"{finding.message}; and {note}")
+    return warn(f"{note} ({finding.message})", remediation=_CLUSTER_IP_FIX, **finding.evidence)
+
+
+def _exposure(ctx: ClusterContext) -> Finding:
     _operator_only(ctx)
     st = _broker_state(ctx)
     if st.service is None:
@@ -692,3 +696,86 @@ def exposure(ctx: ClusterContext) -> Finding:
         )
         return in_meshery_terms("broker_unreachable", blocked)
     return passed(f"limited to {', '.join(ranges)}, which admit{'s' * (len(ranges) == 1)} the origin", **evidence)
+
+
+_ENDPOINT_CHECKS = ("broker.service", "broker.endpoint", "broker.dns", "broker.tcp", "broker.nats", "broker.auth")
+_PROBLEM = (Status.WARN, Status.FAIL, Status.ERROR)
+
+
+def _endpoint_outcome(ctx: ClusterContext) -> tuple[bool | None, str]:
+    """Whether the published endpoint gets the Server to a Broker that accepts it (None: the checks did not
+    decide), and the first endpoint check's problem."""
+    results = ctx.results
+
+    def problem_in(cid: str) -> bool:
+        # A Broker that takes clients without auth (broker.auth warns) still takes the Server.
+        return cid in results and results[cid].status in (_PROBLEM[1:] if cid == "broker.auth" else _PROBLEM)
+
+    problem = next((f"{cid}: {results[cid].message}" for cid in _ENDPOINT_CHECKS if problem_in(cid)), "")
+    nats_result = results.get("broker.nats")
+    if nats_result is None:
+        return None, problem
+    if nats_result.status is Status.PASS:
+        auth = results.get("broker.auth")
+        return not (auth is not None and auth.status in (Status.FAIL, Status.ERROR)), problem
+    return (False if problem else None), problem
+
+
+@check(
+    id="broker.transport",
+    permissions=operator_only(ms.READ_BROKER),
+    title="Meshery Server has a working path to the Broker",
+    category="broker",
+    severity=Severity.CRITICAL,
+    depends_on=("kube-api.auth",),
+    remediation="Fix the path the Server uses: broker.port-forward (the managed port-forward) or the endpoint "
+    "checks (broker.endpoint, broker.dns, broker.tcp, broker.nats, broker.auth) name the cause and the fix.",
+    meshery_code="broker_unreachable",
+)
+def transport(ctx: ClusterContext) -> Finding:
+    """Which paths Meshery Server tries for this cluster (its broker_networking): in the cluster, the Broker
+    Service's ClusterIP; outside with the managed port-forward on, the forward, then the published endpoint,
+    then 127.0.0.1:<port> and host.docker.internal:<port>; with MESHERY_MANAGED_BROKER_PORTFORWARD=false, the
+    published endpoint only. Passes when one of them reaches the Broker; both causes, root cause first, when
+    none does."""
+    return _paths(ctx)
+
+
+def _paths(ctx: ClusterContext) -> Finding:
+    """The paths, which one works, and the verdict (broker.transport's probe without its Meshery code)."""
+    _operator_only(ctx)
+    st = _broker_state(ctx)
+    published = st.published_external or "(none published)"
+    endpoint_ok, endpoint_problem = _endpoint_outcome(ctx)
+    forward = ctx.get_fact(bp.FORWARD)
+    evidence: dict[str, Any] = {"policy": bp.policy(ctx), "published": st.published_external}
+    if ctx.target.in_cluster or not bp.forward_on(ctx):
+        # One path: the endpoint checks' verdicts are this Server's; this result only names the path.
+        if ctx.target.in_cluster:
+            svc = f"{st.service_name or 'meshery-nats'}.{ms.ns(ctx)}:{st.port.get('port') or ms.NATS_PORT}"
+            head = f"in cluster: Meshery Server connects to the Broker Service's ClusterIP ({svc}) directly"
+            evidence["broker_networking"] = {"paths": [f"clusterip {svc}"]}
+        else:
+            head = f"the managed port-forward is off ({bp.policy(ctx)}): Meshery Server connects to {published} only"
+            evidence["broker_networking"] = {"paths": [f"endpoint {published}"]}
+        if endpoint_ok:
+            return passed(f"{head}, which reaches the Broker", **evidence)
+        not_applicable(f"{head}; the endpoint checks judge that path ({endpoint_problem or 'undecided'})", **evidence)
+    port = st.port.get("port") or ms.NATS_PORT
+    paths = ["port-forward", f"endpoint {published}", f"127.0.0.1:{port}", f"host.docker.internal:{port}"]
+    works = [p for p, ok in (("port-forward", forward.works if forward else None), ("endpoint", endpoint_ok)) if ok]
+    evidence["broker_networking"] = {"paths": paths, "works": works}
+    tries = (
+        f"Meshery Server tries the port-forward through the API server, then the published endpoint {published}, "
+        f"then 127.0.0.1:{port} and host.docker.internal:{port}"
+    )
+    if works:
+        which = " and ".join("the port-forward" if w == "port-forward" else f"the endpoint {published}" for w in works)
+        return passed(f"{tries}; {which} reach{'es' * (len(works) == 1)} the Broker", **evidence)
+    if forward is None or endpoint_ok is None:
+        not_applicable(f"{tries}; broker.port-forward or the endpoint checks did not decide", **evidence)
+    causes = [f"port-forward: {forward.message}", f"endpoint {endpoint_problem or 'does not answer'}"]
+    if forward.step == "pod":
+        causes[0] = f"root cause: {forward.message} (neither path has a Broker to reach)"
+    # Each cause carries its own fix (broker.port-forward, the endpoint checks): none repeated here.
+    return fail(f"{tries}; none reaches the Broker: " + "; ".join(causes), remediation="", **evidence)

@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 
 from preflight.cloud.errors import CloudError, Forbidden, NoCredentials, NotFound, Throttled
 from preflight.cloud.identity import CloudIds, identify
-from preflight.context import ClusterContext
-from preflight.model import Finding, Status, error, fail, not_applicable, stop
-from preflight.targets import ClusterTarget
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Status, Stop, error, fail, not_applicable, stop
+from preflight.engine.targets import ClusterTarget
 
 THROTTLED_FIX = "The cloud API throttled this tool: retry later, or lower --parallel so fewer clusters ask at once."
 
@@ -72,24 +72,27 @@ def failure(ctx: ClusterContext, exc: CloudError, **evidence: Any) -> Finding:
     return error(exc.message, remediation=exc.hint or None, **ev)
 
 
-def guard(
+def cloud_probe(
     ctx: ClusterContext,
     provider: str,
     body: Callable[[CloudIds], Finding],
     evidence: Callable[[], Mapping[str, Any]] = dict,
 ) -> Finding:
-    """Run a cloud check's body on its provider's clusters only, applying :func:`failure` to what it raises."""
+    """Run a cloud check's body on its provider's clusters only, applying :func:`failure` to what it raises.
+
+    Every finding it ends with (returned, a helper's early answer, or a failure) carries ``evidence()``: the
+    run's API call count, which is empty until the check reached its cloud."""
     ids = only_on(ctx, provider)
     try:
-        return body(ids)
+        finding = body(ids)
+    except Stop as stopped:
+        finding = stopped.finding
     except CloudError as exc:
         return failure(ctx, exc, **evidence())
-
-
-def api_calls(ctx: ClusterContext, name: str) -> int:
-    from preflight.cloud.cache import run_cache
-
-    return run_cache(ctx.settings.shared, name).calls
+    extra = evidence()
+    if not extra:
+        return finding
+    return Finding(finding.status, finding.message, {**finding.evidence, **extra}, finding.remediation)
 
 
 def preloader(provider: str, modules: Sequence[str]) -> Callable[[Sequence[ClusterTarget]], None]:

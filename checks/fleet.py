@@ -7,9 +7,9 @@ from typing import Any
 
 from preflight.checks.broker import PUBLISHED
 from preflight.checks.meshery import DEPLOYED
-from preflight.context import FleetContext
-from preflight.model import Finding, Scope, Severity, fail, not_applicable, passed, warn
-from preflight.registry import check
+from preflight.engine.context import FleetContext
+from preflight.engine.model import Finding, Scope, Severity, fail, not_applicable, passed, warn
+from preflight.engine.registry import check
 
 
 @check(

@@ -7,29 +7,31 @@ cloud/gcp.py, which imports the Google SDKs only when a GKE cluster is checked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.checks.cloud_common import cloud_ids, failure, guard, preloader, require
+from preflight.checks.cloud_common import cloud_ids, cloud_probe, failure, preloader, require
 from preflight.cloud import gcp
 from preflight.cloud.errors import CloudError
 from preflight.cloud.identity import CloudIds
 from preflight.cloud.rules import PRIORITY, UNION, Rule, Verdict, evaluate
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, fail, not_applicable, passed, stop, warn
-from preflight.permissions import operator_only
-from preflight.registry import check
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, fail, not_applicable, passed, stop, warn
+from preflight.engine.permissions import operator_only
+from preflight.engine.registry import check
 
 IDS_HINT = "name the context gke_PROJECT_LOCATION_CLUSTER or set gcp: {project, location, cluster} in the fleet file"
 
 
-def _api(ctx: ClusterContext) -> gcp.GcpApi:
-    return gcp.GcpApi(ctx.settings)
+def _api(ctx: ClusterContext) -> gcp.GcpSession:
+    return gcp.GcpSession(ctx.settings, ctx.state.cloud)
 
 
-def _calls(api: gcp.GcpApi) -> dict[str, Any]:
-    return {"gcp_api_calls": api.calls, "gcp_api_calls_by_operation": api.calls_by_operation()}
+def _calls(api: gcp.GcpSession) -> dict[str, Any]:
+    calls = api.calls()
+    return {"gcp_api_calls": sum(calls.values()), "gcp_api_calls_by_operation": calls}
 
 
 def _ids(ids: CloudIds) -> tuple[str, str, str]:
@@ -39,10 +41,12 @@ def _ids(ids: CloudIds) -> tuple[str, str, str]:
     return project, location, name
 
 
-def _run(ctx: ClusterContext, body: Callable[[ClusterContext, gcp.GcpApi, tuple[str, str, str]], Finding]) -> Finding:
+def _probe(
+    ctx: ClusterContext, body: Callable[[ClusterContext, gcp.GcpSession, tuple[str, str, str]], Finding]
+) -> Finding:
     """GKE clusters only; a failed read becomes the cloud policy's finding, with the run's GCP call count."""
     api = _api(ctx)
-    return guard(ctx, "gke", lambda ids: body(ctx, api, _ids(ids)), lambda: _calls(api))
+    return cloud_probe(ctx, "gke", lambda ids: body(ctx, api, _ids(ids)), lambda: _calls(api))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -64,8 +68,9 @@ def _add_networks_fix(access: gcp.EndpointAccess, ids: tuple[str, str, str], add
     )
 
 
-def _used_endpoint(ctx: ClusterContext, access: gcp.EndpointAccess) -> str | None:
-    host = (ctx.target.host or "").strip("[]").lower()
+def used_endpoint(host: str, access: gcp.EndpointAccess) -> str | None:
+    """Which of the control plane's endpoints the kubeconfig's server host names (None: none of them)."""
+    host = host.strip("[]").lower()
     if not host:
         return None
     if access.dns_endpoint and host == access.dns_endpoint.lower():
@@ -97,27 +102,42 @@ _PREPARE = preloader("gke", ("google.auth", "google.cloud.compute_v1", "google.c
 def endpoint_access(ctx: ClusterContext) -> Finding:
     """Authorized networks, a private-only endpoint or a missing DNS endpoint turn the Server away before TLS;
     the cluster's configuration says which, and what to change."""
-    return _run(ctx, _endpoint_access)
+    return _probe(ctx, _endpoint_access)
 
 
-def _endpoint_access(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, str]) -> Finding:
-    project, location, name = ids
-    cluster = api.cluster(*ids)
-    access = gcp.endpoint_access(cluster)
+def _endpoint_access(ctx: ClusterContext, api: gcp.GcpSession, ids: tuple[str, str, str]) -> Finding:
+    access = gcp.endpoint_access(api.cluster(*ids))
     origin = list(ctx.settings.origin_cidrs)
+    return decide_endpoint_access(
+        access, origin, ids, ctx.target.host or "", ids_from=dict(cloud_ids(ctx).sources), calls=_calls(api)
+    )
+
+
+def decide_endpoint_access(
+    access: gcp.EndpointAccess,
+    origin: Sequence[str],
+    ids: tuple[str, str, str],
+    host: str,
+    *,
+    ids_from: dict[str, str],
+    calls: dict[str, Any],
+) -> Finding:
+    """The control plane's verdict from its endpoint configuration, the origin and the kubeconfig's host."""
+    project, location, name = ids
+    origin = list(origin)
     private_origin = gcp.is_private_origin(origin)
-    used = _used_endpoint(ctx, access)
+    used = used_endpoint(host, access)
     evidence: dict[str, Any] = {
         **access.as_evidence(),
         "origin": origin,
         "origin_private": private_origin,
         "kubeconfig_endpoint": used,
-        "ids_from": dict(cloud_ids(ctx).sources),
+        "ids_from": ids_from,
     }
     an = _authorized_verdict(access, origin) if access.authorized_enabled and origin else None
     if an is not None:
         evidence["authorized_networks_verdict"] = an.as_evidence()
-    evidence.update(_calls(api))
+    evidence.update(calls)
     get_creds = f"gcloud container clusters get-credentials {name} --project {project} --location {location}"
 
     region_note = "" if access.global_access else f" (global access is off: only from {location}'s region)"
@@ -313,10 +333,10 @@ def _create_fix(
 def firewall_broker(ctx: ClusterContext) -> Finding:
     """GKE's passthrough load balancer keeps the client's address, so the VPC firewall on the nodes decides who
     reaches the Broker: the rules are evaluated as GCP does (lowest priority number wins, deny beats allow)."""
-    return _run(ctx, _firewall_broker)
+    return _probe(ctx, _firewall_broker)
 
 
-def _firewall_broker(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, str]) -> Finding:
+def _firewall_broker(ctx: ClusterContext, api: gcp.GcpSession, ids: tuple[str, str, str]) -> Finding:
     st = ms.broker(ctx)
     spec = (st.service or {}).get("spec") or {}
     kind = str(spec.get("type") or "ClusterIP")
@@ -335,7 +355,32 @@ def _firewall_broker(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, 
         stop(failure(ctx, exc, network=f"projects/{net_project}/global/networks/{network}", **_calls(api)))
     rules = gcp.firewall_rules(firewalls, net_project, network)
     identities = gcp.node_identities(api, cluster, ms.nodes(ctx))
-    origin = list(ctx.settings.origin_cidrs)
+    where = FirewallPath(net_project, network, kind, port, path)
+    return decide_firewall_broker(where, rules, identities, list(ctx.settings.origin_cidrs), calls=_calls(api))
+
+
+@dataclass(frozen=True)
+class FirewallPath:
+    """Where the Broker's traffic meets the VPC firewall: the network (in its host project) and the port."""
+
+    project: str
+    network: str
+    service_type: str
+    port: int
+    path: str  # how the packets get there, as the message says it
+
+
+def decide_firewall_broker(
+    where: FirewallPath,
+    rules: Sequence[Rule],
+    identities: Sequence[gcp.NodeIdentity],
+    origin: Sequence[str],
+    *,
+    calls: dict[str, Any],
+) -> Finding:
+    """GCP's own evaluation (lowest priority number wins, deny beats allow) for every node pool's targets."""
+    net_project, network, kind, port, path = where.project, where.network, where.service_type, where.port, where.path
+    rules, origin = list(rules), list(origin)
     evidence: dict[str, Any] = {
         "network": f"projects/{net_project}/global/networks/{network}",
         "service_type": kind,
@@ -350,7 +395,7 @@ def _firewall_broker(ctx: ClusterContext, api: gcp.GcpApi, ids: tuple[str, str, 
         {"node_pool": i.pool, **v.as_evidence(), "rules": [_rule_detail(rules, lb) for lb in v.deciding]}
         for i, v in verdicts
     ]
-    evidence.update(_calls(api))
+    evidence.update(calls)
     what = f"tcp:{port} ({path})"
 
     world = sorted({r for _, v in verdicts for r in v.world_open})

@@ -10,16 +10,17 @@ import time
 from typing import Any
 
 from preflight.checks import reach, vantage
-from preflight.context import ClusterContext
-from preflight.execcred import ExecError
-from preflight.facts import Fact
-from preflight.kube import KubeSetupError, Response, TransportError
-from preflight.model import Finding, Severity, error, fail, passed, stop, warn
-from preflight.probes import addresses, dns, tcp, tls
-from preflight.probes import proxy as proxy_probe
-from preflight.probes.proxy import Proxy
-from preflight.registry import check
-from preflight.targets import ClusterTarget
+from preflight.engine import reasons
+from preflight.engine.context import ClusterContext
+from preflight.engine.execcred import ExecError, ExecTimeout
+from preflight.engine.facts import Fact
+from preflight.engine.kube import KubeSetupError, PluginTimeout, Response, TransportError
+from preflight.engine.model import Finding, Severity, error, fail, passed, stop, warn
+from preflight.engine.probes import addresses, dns, tcp, tls
+from preflight.engine.probes import proxy as proxy_probe
+from preflight.engine.probes.proxy import Proxy
+from preflight.engine.registry import check
+from preflight.engine.targets import ClusterTarget
 
 CERT_WARN_DAYS = 14
 # Kubernetes minors Meshery's client libraries are built and tested against.
@@ -129,11 +130,12 @@ def api_dns(ctx: ClusterContext) -> Finding:
             return fail(
                 f"the proxy {str(exc)}",
                 remediation=proxy_remediation(t, proxy, proxy_probe.UNREACHABLE),
+                reason="proxy_unreachable",
                 host=host,
                 failure=exc.kind,
                 **_proxy_evidence(t, proxy),
             )
-        return fail(str(exc), host=host, failure=exc.kind)
+        return fail(str(exc), reason=reasons.of(reasons.DNS, exc.kind), host=host, failure=exc.kind)
     classes = {a: addresses.classify(a) for a in res.addresses}
     ctx.set_fact(API_ADDRESSES, res.addresses)
     evidence: dict[str, Any] = {
@@ -185,7 +187,8 @@ def api_tcp(ctx: ClusterContext) -> Finding:
             f"is reachable only through the proxy, take {t.host} out of {t.proxy_source}."
         )
     evidence = {**finding.evidence, **(_proxy_evidence(t, proxy) if proxy else {})}
-    return Finding(finding.status, finding.message, evidence, fix)
+    reason = "proxy_unreachable" if proxy else finding.reason
+    return Finding(finding.status, finding.message, evidence, fix, reason=reason)
 
 
 @check(
@@ -224,6 +227,7 @@ def api_tls(ctx: ClusterContext) -> Finding:
         return fail(
             f"TLS handshake failed: {pe}",
             remediation=proxy_remediation(t, proxy, pe.kind, pe.status),
+            reason=reasons.of(reasons.PROXY, pe.kind),
             **evidence,
         )
     if res.timed_out:
@@ -231,17 +235,19 @@ def api_tls(ctx: ClusterContext) -> Finding:
             f"no TLS answer from {addresses.hostport(address, t.port or 443)} within "
             f"{ctx.settings.connect_timeout:g} s: {res.handshake_error}",
             remediation=_hung_handshake_remediation(t, name, proxy),
+            reason="tls_handshake",
             handshake="timeout",
             **evidence,
         )
     if res.handshake_error:
-        return fail(f"TLS handshake failed: {res.handshake_error}", **evidence)
+        return fail(f"TLS handshake failed: {res.handshake_error}", reason="tls_handshake", **evidence)
     now = dt.datetime.now(dt.timezone.utc)
     if res.not_after and res.not_after <= now:
         return fail(
             f"the API server certificate expired on {res.not_after:%Y-%m-%d}",
             remediation="Rotate the API server certificate (kubeadm certs renew, or the provider's "
             "credential rotation); until then every client fails.",
+            reason="tls_expired",
             **evidence,
         )
     if res.hostname_ok is False:
@@ -249,17 +255,21 @@ def api_tls(ctx: ClusterContext) -> Finding:
             f"the certificate does not cover {name!r} (it names {', '.join(res.sans) or 'no SANs'})",
             remediation="Use a server URL whose host the certificate covers, or set tls-server-name to one of "
             "its names.",
+            reason="tls_name_mismatch",
             **evidence,
         )
     if not res.verified:
         message = f"the certificate chain does not verify against the {evidence['ca']}: {res.verify_error}"
         if t.insecure:
-            return warn(message + " (verification is off: insecure-skip-tls-verify)", **evidence)
-        return fail(message, **evidence)
+            return warn(
+                message + " (verification is off: insecure-skip-tls-verify)", reason="tls_untrusted", **evidence
+            )
+        return fail(message, reason="tls_untrusted", **evidence)
     if res.not_after and (res.not_after - now).days < CERT_WARN_DAYS:
         return warn(
             f"the API server certificate expires in {(res.not_after - now).days} days ({res.not_after:%Y-%m-%d})",
             remediation="Rotate the API server certificate before it expires.",
+            reason="tls_expiring",
             **evidence,
         )
     expiry = f"{res.not_after:%Y-%m-%d}" if res.not_after else "unknown"
@@ -314,15 +324,24 @@ def api_auth(ctx: ClusterContext) -> Finding:
             body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         )
     except ExecError as exc:
-        return fail(str(exc), remediation="Fix the exec credential plugin so it prints a credential.", kind=kind)
+        return fail(
+            str(exc),
+            remediation="Fix the exec credential plugin so it prints a credential.",
+            reason="exec_plugin_timeout" if isinstance(exc, ExecTimeout) else "exec_plugin_failed",
+            kind=kind,
+        )
     except KubeSetupError as exc:
-        return fail(str(exc), kind=kind)
+        return fail(str(exc), reason="credential_missing", kind=kind)
     except TransportError as exc:
-        return error(f"request failed: {exc}", kind=kind)
+        why = "exec_plugin_timeout" if isinstance(exc, PluginTimeout) else None
+        return error(f"request failed: {exc}", reason=why, kind=kind)
     evidence: dict[str, Any] = {"kind": kind, "http_status": resp.status}
     if resp.status == 401:
         return fail(
-            f"credential rejected (401 Unauthorized): {resp.reason}", remediation=_auth_remediation(kind), **evidence
+            f"credential rejected (401 Unauthorized): {resp.reason}",
+            remediation=_auth_remediation(kind),
+            reason="credential_rejected",
+            **evidence,
         )
     if resp.ok and isinstance(resp.body, dict):
         info = (resp.body.get("status") or {}).get("userInfo") or {}
@@ -337,12 +356,16 @@ def api_auth(ctx: ClusterContext) -> Finding:
     evidence["http_status"] = probe.status
     if probe.status == 401:
         return fail(
-            f"credential rejected (401 Unauthorized): {probe.reason}", remediation=_auth_remediation(kind), **evidence
+            f"credential rejected (401 Unauthorized): {probe.reason}",
+            remediation=_auth_remediation(kind),
+            reason="credential_rejected",
+            **evidence,
         )
     if probe.status == 403:
         return fail(
             f"authenticated but forbidden even API discovery (403): {probe.reason}",
             remediation="Bind the identity to a role that allows discovery (system:discovery) and what Meshery reads.",
+            reason="forbidden",
             **evidence,
         )
     if probe.ok:

@@ -8,10 +8,10 @@ import json
 import os
 from typing import Any
 
-from preflight import execcred
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, fail, passed, warn
-from preflight.registry import check
+from preflight.engine import execcred
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, fail, passed, warn
+from preflight.engine.registry import check
 
 EXPIRY_WARN_DAYS = 14
 

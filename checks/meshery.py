@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from preflight.checks import meshery_state as ms
-from preflight.context import ClusterContext
-from preflight.facts import Fact
-from preflight.model import Finding, Severity, error, fail, in_meshery_terms, not_applicable, passed, stop, warn
-from preflight.permissions import operator_only, reads
-from preflight.registry import check
+from preflight.checks.broker_path import judge_endpoint
+from preflight.engine.context import ClusterContext
+from preflight.engine.facts import Fact
+from preflight.engine.model import Finding, Severity, error, fail, in_meshery_terms, not_applicable, passed, stop, warn
+from preflight.engine.permissions import operator_only, reads
+from preflight.engine.registry import check
 
 SWITCH_HINT = (
     "Switch the connection's mode on Meshery's Connections page, or set meshsync_mode for this cluster in "
@@ -43,13 +45,17 @@ def mode(ctx: ClusterContext) -> Finding:
     """Operator mode needs the Operator, Broker and MeshSync in the cluster; embedded mode needs none."""
     have = _deployed(ctx)
     ctx.set_fact(DEPLOYED, have)
-    want = ms.effective_mode(ctx)
-    present = sorted(k for k, v in have.items() if v)
     source = (
         "fleet file" if ctx.target.mode_from_fleet else "MESHSYNC_DEFAULT_DEPLOYMENT_MODE / --meshsync-default-mode"
     )
+    return decide_mode(ms.effective_mode(ctx), source, have, disable_operator=ctx.settings.disable_operator)
+
+
+def decide_mode(want: str, source: str, have: dict[str, bool], *, disable_operator: bool) -> Finding:
+    """The mode the connection uses (`want`, declared in `source`) against the components deployed (`have`)."""
+    present = sorted(k for k, v in have.items() if v)
     evidence: dict[str, Any] = {"effective_mode": want, "mode_source": source, "deployed": present}
-    if want == "operator" and ctx.settings.disable_operator:
+    if want == "operator" and disable_operator:
         disabled = fail(
             "operator mode is expected, but DISABLE_OPERATOR=true stops Meshery from deploying the Operator",
             remediation="Unset DISABLE_OPERATOR on Meshery Server, or use embedded mode for this cluster.",
@@ -87,22 +93,30 @@ def mode(ctx: ClusterContext) -> Finding:
 )
 def operator(ctx: ClusterContext) -> Finding:
     """The Operator heals the Broker and MeshSync; without it, operator mode silently stops discovering."""
-    _deployed(ctx)
+    have = _deployed(ctx)
     dep = ms.deployment(ctx, ms.OPERATOR_DEPLOYMENT)
-    want = ms.effective_mode(ctx)
-    if want != "operator" or ctx.settings.disable_operator:
-        leftovers = sorted(k for k, v in _deployed(ctx).items() if v)
-        why = "DISABLE_OPERATOR=true" if ctx.settings.disable_operator else "embedded mode"
+    return decide_operator(
+        ms.effective_mode(ctx), have, dep, ms.ns(ctx), disable_operator=ctx.settings.disable_operator
+    )
+
+
+def decide_operator(
+    want: str, have: dict[str, bool], dep: dict[str, Any] | None, namespace: str, *, disable_operator: bool
+) -> Finding:
+    """Operator mode needs the Operator's Deployment ready; otherwise nothing of operator mode should be left."""
+    if want != "operator" or disable_operator:
+        leftovers = sorted(k for k, v in have.items() if v)
+        why = "DISABLE_OPERATOR=true" if disable_operator else "embedded mode"
         if leftovers:
             return warn(
                 f"{why}, but in-cluster components are still deployed: {', '.join(leftovers)}",
                 remediation="Remove the leftovers (switch the connection to embedded mode, or "
-                f"helm uninstall meshery-operator -n {ms.ns(ctx)}).",
+                f"helm uninstall meshery-operator -n {namespace}).",
                 leftovers=leftovers,
             )
         return passed(f"{why}: no Operator expected, none deployed")
     if dep is None:
-        absent = fail(f"no Deployment {ms.ns(ctx)}/{ms.OPERATOR_DEPLOYMENT} in operator mode", namespace=ms.ns(ctx))
+        absent = fail(f"no Deployment {namespace}/{ms.OPERATOR_DEPLOYMENT} in operator mode", namespace=namespace)
         return in_meshery_terms("operator_not_deployed", absent)
     ready, detail = ms.deployment_ready(dep)
     evidence = {"version": ms.image_version(dep), "replicas": detail}
@@ -134,14 +148,14 @@ def _without_broker(ctx: ClusterContext) -> str:
     return "operator_deploy_failed" if operator is not None else "operator_not_deployed"
 
 
-def _pods_fix(ctx: ClusterContext, workload: ms.BrokerWorkload | None) -> str | None:
+def _pods_fix(namespace: str, workload: ms.BrokerWorkload | None) -> str | None:
     """Where to look when the Broker's pods are not ready: its first pod, by name."""
     if workload is None:
         return None
     pod = workload.first_pod
     return (
-        f"Look at the Broker's pod: kubectl -n {ms.ns(ctx)} describe pod {pod} (events: image pulls, scheduling, "
-        f"probes) and kubectl -n {ms.ns(ctx)} logs {pod} (a config NATS refuses crash-loops it)."
+        f"Look at the Broker's pod: kubectl -n {namespace} describe pod {pod} (events: image pulls, scheduling, "
+        f"probes) and kubectl -n {namespace} logs {pod} (a config NATS refuses crash-loops it)."
     )
 
 
@@ -164,16 +178,34 @@ def broker_resource(ctx: ClusterContext) -> Finding:
         not_applicable("embedded mode: MeshSync runs inside Meshery Server, no Broker is used")
     st = ms.broker(ctx)
     workload = _broker_workload(ctx)
+    code = _without_broker(ctx) if st.resource is None and not st.problems else None
+    return decide_broker_resource(
+        st, workload, ms.ns(ctx), without_code=code, no_endpoint=lambda finding: judge_endpoint(ctx, finding)
+    )
+
+
+def decide_broker_resource(
+    st: ms.BrokerState,
+    workload: ms.BrokerWorkload | None,
+    namespace: str,
+    *,
+    without_code: str | None,
+    no_endpoint: Callable[[Finding], Finding] = lambda finding: finding,
+) -> Finding:
+    """The Broker resource must exist, be Ready, have ready pods and publish an external endpoint.
+
+    `without_code` is Meshery's diagnostic for a missing resource (read only when it is missing);
+    `no_endpoint` judges the missing-endpoint failure (the Broker path's view: a working port-forward)."""
     if st.resource is None:
         if st.problems:
-            return error("; ".join(st.problems), remediation=f"Grant get on brokers.meshery.io in {ms.ns(ctx)}.")
+            return error("; ".join(st.problems), remediation=f"Grant get on brokers.meshery.io in {namespace}.")
         runs = f"; StatefulSet {workload.name} ({workload.generation} generation) exists without it" if workload else ""
         missing = fail(
-            f"no Broker resource {ms.ns(ctx)}/{ms.BROKER_NAME} (tried {', '.join(ms.BROKER_VERSIONS)}){runs}",
+            f"no Broker resource {namespace}/{ms.BROKER_NAME} (tried {', '.join(ms.BROKER_VERSIONS)}){runs}",
             remediation="Meshery deploys it with the Operator: connect the cluster in operator mode, or check that "
             "the meshery-operator chart installed the brokers.meshery.io CRD.",
         )
-        return in_meshery_terms(_without_broker(ctx), missing)
+        return in_meshery_terms(without_code or "operator_deploy_failed", missing)
     evidence: dict[str, Any] = {
         "api_version": f"{ms.GROUP}/{st.version}",
         "generation": st.generation,
@@ -181,7 +213,7 @@ def broker_resource(ctx: ClusterContext) -> Finding:
         "internal": st.published_internal,
         "statefulset": {"name": workload.name, "replicas": workload.detail} if workload else None,
     }
-    pods = _pods_fix(ctx, workload)
+    pods = _pods_fix(namespace, workload)
     ready = _condition(st.resource)
     if ready is not None:
         evidence["ready"] = {k: ready.get(k) for k in ("status", "reason", "message")}
@@ -197,7 +229,9 @@ def broker_resource(ctx: ClusterContext) -> Finding:
             f"the Broker's StatefulSet {workload.name} is not ready: {workload.detail}", remediation=pods, **evidence
         )
     if not st.published_external:
-        return fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)
+        return no_endpoint(
+            fail("Broker publishes no external endpoint (status.endpoint.external is empty)", **evidence)
+        )
     return passed(f"Broker ({st.generation} generation, {st.version}) publishes {st.published_external}", **evidence)
 
 
@@ -272,39 +306,60 @@ def meshsync(ctx: ClusterContext) -> Finding:
         dep = ms.deployment(ctx, ms.MESHSYNC_DEPLOYMENT)
     except ms.ReadError as exc:
         return error(str(exc), remediation=f"Grant get on meshsyncs.meshery.io and deployments in {ms.ns(ctx)}.")
+    problem = decide_meshsync_deployment(ms.ns(ctx), resource, dep)
+    if problem is not None:
+        return problem
+    assert resource is not None and dep is not None  # a missing one is the problem above
+    data, where = _watch_list(ctx, resource)
+    white, black = _parse_list(data.get("whitelist")), _parse_list(data.get("blacklist"))
+    count = None if white and black else _object_count(ctx)  # both lists fail without the count's four lists
+    _ready, detail = ms.deployment_ready(dep)
+    return decide_meshsync_watch(detail, where, white, black, count, ctx.settings.large_cluster_objects)
+
+
+def decide_meshsync_deployment(
+    namespace: str, resource: dict[str, Any] | None, dep: dict[str, Any] | None
+) -> Finding | None:
+    """The MeshSync resource and a ready Deployment; None when both are there and the watch list decides."""
     if resource is None:
         return fail(
-            f"no MeshSync resource {ms.ns(ctx)}/{ms.MESHSYNC_NAME}",
+            f"no MeshSync resource {namespace}/{ms.MESHSYNC_NAME}",
             remediation="The Operator creates it: check the Operator is ready.",
         )
-    evidence: dict[str, Any] = {}
     if dep is None:
         return fail(
-            f"no Deployment {ms.ns(ctx)}/{ms.MESHSYNC_DEPLOYMENT}",
+            f"no Deployment {namespace}/{ms.MESHSYNC_DEPLOYMENT}",
             remediation="The Operator deploys MeshSync: check the Operator's logs.",
         )
     ready, detail = ms.deployment_ready(dep)
-    evidence["replicas"] = detail
     if not ready:
         return fail(
             f"MeshSync is not ready: {detail}",
             remediation="kubectl -n meshery describe deploy meshery-meshsync",
-            **evidence,
+            replicas=detail,
         )
-    data, where = _watch_list(ctx, resource)
-    white, black = _parse_list(data.get("whitelist")), _parse_list(data.get("blacklist"))
-    evidence.update(watch_list=where, whitelist=len(white), blacklist=len(black))
+    return None
+
+
+def decide_meshsync_watch(
+    detail: str, where: str, white: list[str], black: list[str], count: int | None, threshold: int
+) -> Finding:
+    """One kind of list at most; a cluster above `threshold` objects (`count`, None: unknown) wants a blacklist."""
+    evidence: dict[str, Any] = {
+        "replicas": detail,
+        "watch_list": where,
+        "whitelist": len(white),
+        "blacklist": len(black),
+    }
     if white and black:
         return fail(
             f"the watch list ({where}) sets both a whitelist and a blacklist, which MeshSync does not support",
             **evidence,
         )
-    count = _object_count(ctx)
     evidence["objects_estimated"] = count
-    if count is not None and count > ctx.settings.large_cluster_objects and not black and not white:
+    if count is not None and count > threshold and not black and not white:
         return warn(
-            f"about {count} objects (threshold {ctx.settings.large_cluster_objects}) and no blacklist: "
-            "MeshSync will inform on everything",
+            f"about {count} objects (threshold {threshold}) and no blacklist: MeshSync will inform on everything",
             **evidence,
         )
     lists = "whitelist" if white else "blacklist" if black else "no watch list"

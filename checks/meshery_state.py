@@ -11,8 +11,8 @@ from typing import Any
 
 from preflight.checks import vantage
 from preflight.checks.vantage import is_loopback
-from preflight.context import ClusterContext
-from preflight.permissions import Permission, reads
+from preflight.engine.context import ClusterContext
+from preflight.engine.permissions import Permission, reads
 
 GROUP = "meshery.io"
 BROKER_NAME = "meshery-broker"

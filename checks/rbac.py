@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from preflight import access, provider
 from preflight.checks import meshery_state as ms
-from preflight.context import ClusterContext
-from preflight.model import Finding, Severity, error, fail, not_applicable, passed, warn
-from preflight.permissions import reads
-from preflight.registry import check
+from preflight.engine import access, provider
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, Severity, error, fail, not_applicable, passed, warn
+from preflight.engine.permissions import reads
+from preflight.engine.registry import check
 
 # (group, resource) MeshSync informs on, cluster-wide (nodes are rbac.node-watch's).
 DISCOVERY = (
@@ -65,7 +65,7 @@ def _reviews(ctx: ClusterContext, asks: Sequence[access.Question]) -> dict[tuple
     """Answer several access questions; each answer is True, False or None (no answer).
 
     The cluster's rules review and its review of everything (both asked once per cluster, whichever
-    check comes first) answer what they answer exactly (preflight.access); the rest are asked at once.
+    check comes first) answer what they answer exactly (preflight.engine.access); the rest are asked at once.
     The first two are asked one after the other on the client's kept-alive connection: asking them at once
     would open a second connection, a TLS handshake that costs more CPU and round trips than it saves.
     """
@@ -111,7 +111,7 @@ def discovery(ctx: ClusterContext) -> Finding:
             missing.setdefault(_label(g, r), []).append(verb)
     if missing:
         listed = "; ".join(f"{res}: {', '.join(v)}" for res, v in missing.items())
-        return fail(f"missing cluster-wide: {listed}", missing=missing, reviewed=len(asks))
+        return fail(f"missing cluster-wide: {listed}", reason="rbac_denied", missing=missing, reviewed=len(asks))
     return passed(f"list and watch allowed on all {len(DISCOVERY)} discovered resource types", reviewed=len(asks))
 
 
@@ -138,7 +138,7 @@ def operator_deploy(ctx: ClusterContext) -> Finding:
         f"{v} {_label(g, r)}" + (f" in {n}" if n != "None" else "") for (v, g, r, n), ok in answers.items() if not ok
     ]
     if missing:
-        return fail(f"cannot {'; '.join(missing)}", missing=missing)
+        return fail(f"cannot {'; '.join(missing)}", reason="rbac_denied", missing=missing)
     return passed(f"allowed to create all {len(asks)} kinds of object the Operator's install needs")
 
 
@@ -185,11 +185,15 @@ def node_watch(ctx: ClusterContext) -> Finding:
     conflicts = "; ".join(f"{s.source} {s.value!r} says {s.provider.upper()}" for s in found.conflicts)
     note = f" (conflicting signals: {conflicts})" if conflicts else ""
     if can_watch and not can_list:
-        return fail("watch on nodes is granted without list: an informer cannot start" + note, **evidence)
+        return fail(
+            "watch on nodes is granted without list: an informer cannot start" + note, reason="rbac_denied", **evidence
+        )
     if name in CLOUD:
         why = f"{CLOUD[name]} cluster ({found.reason})"
         if not (can_list and can_watch):
-            return fail(f"{why} without node list/watch: discovery will be incomplete{note}", **evidence)
+            return fail(
+                f"{why} without node list/watch: discovery will be incomplete{note}", reason="rbac_denied", **evidence
+            )
         return passed(f"{why}: node list and watch granted{note}", **evidence)
     if can_list and can_watch:
         return passed("node list and watch granted" + note, **evidence)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from preflight.context import ClusterContext
-from preflight.model import Finding, error, fail, passed
-from preflight.probes import addresses as addr
-from preflight.probes import tcp
+from preflight.engine import reasons
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, error, fail, passed
+from preflight.engine.probes import addresses as addr
+from preflight.engine.probes import tcp
 
 MAX_ADDRESSES = 4  # a name with more answers: the first few decide
 LOCAL_FIX = "The connection failed locally: check this machine's network configuration."
@@ -48,6 +49,7 @@ def first_open(
         fail(
             f"{addr.hostport(str(last['address']), port)}{via} is {state}: {last['detail']}",
             remediation=fix.get(state),
+            reason=reasons.of(reasons.TCP, state),
             attempts=attempts,
             state=state,
         ),

@@ -11,10 +11,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from preflight.context import ClusterContext
-from preflight.model import Finding, fail
-from preflight.probes import addresses, tls
-from preflight.targets import ClusterTarget
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Finding, fail
+from preflight.engine.probes import addresses, tls
+from preflight.engine.targets import ClusterTarget
 
 VANTAGES = ("host", "docker")
 DOCKER_HOST = "host.docker.internal"

@@ -1,9 +1,9 @@
 """AWS adapter for the cloud checks: credentials, read-only describes, and normalisation into cloud.rules.
 
 boto3 is imported inside functions only: `meshery-preflight --help` and runs without an EKS cluster must
-not pay for (or need) the SDK. Every describe is fetched once per run per account and region through
-cloud/cache.py and shared by every cluster; `api_calls()` counts the requests actually sent, so a
-report can show that a fleet of 200 clusters cost a handful of API calls.
+not pay for (or need) the SDK. Every describe is fetched once per run per account and region through the
+session's ``read`` (cloud/session.py) and shared by every cluster; ``calls()`` counts the requests actually
+sent, so a report can show that a fleet of 200 clusters cost a handful of API calls.
 
 Only Describe*/List*/Get* operations are ever called (`READ_ONLY` guards it). Credentials come from
 boto3's standard chain (profiles, SSO, environment); endpoints from AWS_ENDPOINT_URL(_<SERVICE>) and the
@@ -15,16 +15,16 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.cloud import errors
-from preflight.cloud.cache import run_cache
 from preflight.cloud.rules import Rule
+from preflight.cloud.session import CloudSession
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 
-CACHE = "aws"
 INSTALL_HINT = "install the AWS extra: pip install 'meshery-preflight[aws]'"
 READ_ONLY = re.compile(r"^(describe|list|get)_")
 EPHEMERAL = (1024, 65535)
@@ -70,17 +70,18 @@ def credential_hint(profile: str | None) -> str:
 # Session, clients, calls
 
 
-class Account:
-    """One profile + region of one run: clients, the account id, and cached read-only calls."""
+class AwsSession(CloudSession):
+    """One profile, region and account of one run: clients, and read-only calls read once per run."""
 
-    def __init__(self, shared: dict[str, Any], session: Any, profile: str | None, region: str, timeout: float):
-        self.shared, self.session, self.profile, self.region, self.timeout = shared, session, profile, region, timeout
-        self.account = ""
+    cloud = "aws"
+
+    def __init__(
+        self, settings: Settings, reads: CloudReads, boto: Any, profile: str | None, region: str, account: str
+    ) -> None:
+        super().__init__(settings, reads, (account, region))
+        self.boto, self.profile, self.region, self.account = boto, profile, region, account
+        self.timeout = settings.connect_timeout
         self._clients: dict[str, Any] = {}
-
-    def _count(self, op: str) -> None:
-        with _LOCK:
-            self.shared.setdefault("aws-api-calls", Counter())[op] += 1
 
     def client(self, service: str) -> Any:
         with _LOCK:
@@ -94,15 +95,18 @@ class Account:
                     user_agent_extra="meshery-preflight",
                 )
                 # Session.client is not thread-safe: every client is made under the lock.
-                self._clients[service] = self.session.client(service, region_name=self.region, config=cfg)
+                self._clients[service] = self.boto.client(service, region_name=self.region, config=cfg)
             return self._clients[service]
+
+    def translate(self, exc: Exception, call: str) -> errors.CloudError:
+        return _translate(exc, self.profile, call) or super().translate(exc, call)
 
     def call(self, service: str, op: str, **params: Any) -> dict[str, Any]:
         """One read-only request; botocore's exceptions become cloud.errors with a fix."""
         if not READ_ONLY.match(op):
             raise ValueError(f"{service}.{op} is not a read-only call")
         client = self.client(service)
-        self._count(f"{service}.{_op_name(client, op)}")
+        self.count(f"{service}.{_op_name(client, op)}")
         with _translated(self, service, client, op):
             result: dict[str, Any] = getattr(client, op)(**params)
         return result
@@ -118,13 +122,9 @@ class Account:
         name = f"{service}.{_op_name(client, op)}"
         with _translated(self, service, client, op):
             for page in client.get_paginator(op).paginate(**params):
-                self._count(name)
+                self.count(name)
                 items.extend(page.get(key) or [])
         return items
-
-    def cached(self, key: tuple[Any, ...], fetch: Callable[[], Any]) -> Any:
-        """Fetch once per run for this account and region, whichever cluster asks first."""
-        return run_cache(self.shared, CACHE).get((self.account, self.region, *key), fetch)
 
 
 def _op_name(client: Any, op: str) -> str:
@@ -135,49 +135,51 @@ def _op_name(client: Any, op: str) -> str:
 
 
 @contextlib.contextmanager
-def _translated(account: Account, service: str, client: Any, op: str) -> Iterator[None]:
+def _translated(session: AwsSession, service: str, client: Any, op: str) -> Iterator[None]:
     """Turn botocore's exceptions into cloud.errors, naming the IAM action or the credential fix."""
     try:
         yield
     except errors.CloudError:
         raise
     except Exception as exc:
-        _translate(exc, account, service, client, op)
-        raise
+        err = _translate(exc, session.profile, f"{_IAM_PREFIX.get(service, service)}:{_op_name(client, op)}")
+        if err is None:
+            raise
+        raise err from exc
 
 
-def _translate(exc: Exception, account: Account, service: str, client: Any, op: str) -> None:
+def _translate(exc: Exception, profile: str | None, action: str) -> errors.CloudError | None:
+    """The cloud.errors for a botocore exception raised by the IAM ``action``; None for anything else."""
     from botocore import exceptions as bx
 
-    action = f"{_IAM_PREFIX.get(service, service)}:{_op_name(client, op)}"
-    profile = account.profile
     if isinstance(exc, bx.ClientError):
         err = exc.response.get("Error") or {}
         code, msg = str(err.get("Code") or ""), str(err.get("Message") or "")
         if code in _CREDENTIAL_CODES:
-            raise errors.Unauthenticated(
+            return errors.Unauthenticated(
                 f"AWS rejected the credentials ({code})", credential_hint(profile), call=action, code=code
-            ) from exc
+            )
         if code in _PERMISSION_CODES:
-            raise errors.Forbidden(
+            return errors.Forbidden(
                 f"not allowed to call {action}",
                 f"grant the read-only action {action} to the identity the tool uses",
                 permission=action,
                 call=action,
                 code=code,
-            ) from exc
+            )
         if code in _THROTTLING_CODES:
-            raise errors.Throttled(f"AWS throttled {action} ({code}): {msg}", call=action, code=code) from exc
+            return errors.Throttled(f"AWS throttled {action} ({code}): {msg}", call=action, code=code)
         kind = errors.NotFound if code.endswith(("NotFound", "NotFoundException")) else errors.CloudError
-        raise kind(f"{action} failed: {code}: {msg}", call=action, code=code) from exc
+        return kind(f"{action} failed: {code}: {msg}", call=action, code=code)
     if _is_credential_error(exc):
-        raise _no_credentials(exc, profile) from exc
+        return _no_credentials(exc, profile)
     if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
-        raise errors.Timeout(f"the AWS API did not answer {action}: {exc}", _UNREACHABLE_FIX, call=action) from exc
+        return errors.Timeout(f"the AWS API did not answer {action}: {exc}", _UNREACHABLE_FIX, call=action)
     if isinstance(exc, bx.EndpointConnectionError):
-        raise errors.Unavailable(f"the AWS API did not answer {action}: {exc}", _UNREACHABLE_FIX, call=action) from exc
+        return errors.Unavailable(f"the AWS API did not answer {action}: {exc}", _UNREACHABLE_FIX, call=action)
     if isinstance(exc, bx.BotoCoreError):
-        raise errors.CloudError(f"{action} failed: {exc}", call=action) from exc
+        return errors.CloudError(f"{action} failed: {exc}", call=action)
+    return None
 
 
 def _no_credentials(exc: BaseException, profile: str | None) -> errors.CloudError:
@@ -206,36 +208,44 @@ def _is_credential_error(exc: BaseException) -> bool:
 
 
 def connect(
-    shared: dict[str, Any], profile: str | None, region: str, timeout: float, account: str | None = None
-) -> Account:
-    """The run's Account for this profile and region, credentials resolved (raises cloud.errors).
+    settings: Settings, reads: CloudReads, profile: str | None, region: str, account: str | None = None
+) -> AwsSession:
+    """The run's session for this profile and region, credentials resolved (raises cloud.errors).
 
-    Resolved once per run and profile+region, failures included, so 200 clusters without a credential do
-    not walk the credential chain 200 times. A missing credential is found without a request; the account
+    Credentials are resolved once per run and profile, failures included, so 200 clusters without a credential
+    do not walk the credential chain 200 times. A missing credential is found without a request; the account
     id (the cache key) comes from the fleet file, the credential, or one sts:GetCallerIdentity per run.
     """
     try:
         import boto3  # noqa: F401  (only to tell a missing SDK apart)
     except ImportError as exc:
         raise errors.NoCredentials("boto3 is not installed", INSTALL_HINT) from exc
-    got = run_cache(shared, "aws-accounts").get(
-        (profile or "", region, account or ""), lambda: _connect(shared, profile, region, timeout, account)
+    found = reads.resource(("aws", "credentials", profile or ""), lambda: _credentials(profile))
+    if isinstance(found, errors.CloudError):
+        raise found.fresh()
+    boto, frozen = found
+    acct = account or str(getattr(frozen, "account_id", "") or "")
+    if not acct:
+        ask = AwsSession(settings, reads, boto, profile, region, "")
+        acct = ask.read(
+            ("sts.get_caller_identity", profile or ""),
+            lambda: str(ask.call("sts", "get_caller_identity").get("Account") or ""),
+        )
+    session: AwsSession = reads.resource(
+        ("aws", "session", profile or "", region, acct),
+        lambda: AwsSession(settings, reads, boto, profile, region, acct),
     )
-    if isinstance(got, errors.CloudError):
-        raise got.fresh()
-    assert isinstance(got, Account)
-    return got
+    return session
 
 
-def _connect(
-    shared: dict[str, Any], profile: str | None, region: str, timeout: float, account: str | None
-) -> Account | errors.CloudError:
+def _credentials(profile: str | None) -> tuple[Any, Any] | errors.CloudError:
+    """This process's boto3 session for ``profile`` and its frozen credentials, or why there are none."""
     import boto3
 
     try:
         with _LOCK:
-            session = boto3.Session(profile_name=profile or None)
-        creds = session.get_credentials()
+            boto = boto3.Session(profile_name=profile or None)
+        creds = boto.get_credentials()
         frozen = creds.get_frozen_credentials() if creds is not None else None
     except Exception as exc:
         if _is_credential_error(exc):
@@ -243,29 +253,19 @@ def _connect(
         raise
     if frozen is None or not frozen.access_key:
         return errors.NoCredentials("no AWS credentials", credential_hint(profile))
-    acct = Account(shared, session, profile, region, timeout)
-    try:
-        acct.account = (
-            account
-            or str(getattr(frozen, "account_id", "") or "")
-            or str(acct.call("sts", "get_caller_identity").get("Account") or "")
-        )
-    except errors.CloudError as exc:
-        return exc
-    return acct
+    return boto, frozen
 
 
-def api_calls(shared: dict[str, Any]) -> dict[str, int]:
+def api_calls(reads: CloudReads) -> dict[str, int]:
     """AWS requests sent so far in this run, by "service.Operation" (a copy, safe to put in evidence)."""
-    with _LOCK:
-        return dict(sorted((shared.get("aws-api-calls") or Counter()).items()))
+    return reads.calls("aws")
 
 
 # --------------------------------------------------------------------------------------------------
 # EKS
 
 
-@dataclass
+@dataclass(frozen=True)
 class EndpointConfig:
     """resourcesVpcConfig with EKS's defaults applied where the answer leaves a field out."""
 
@@ -297,27 +297,25 @@ def endpoint_config(cluster: dict[str, Any]) -> EndpointConfig:
     )
 
 
-def describe_cluster(acct: Account, name: str) -> dict[str, Any]:
+def describe_cluster(acct: AwsSession, name: str) -> dict[str, Any]:
     """The cluster; errors.NotFound (code ResourceNotFoundException) when the name is wrong."""
-    cluster: dict[str, Any] = acct.cached(
+    cluster: dict[str, Any] = acct.read(
         ("eks.describe_cluster", name), lambda: acct.call("eks", "describe_cluster", name=name)["cluster"]
     )
     return cluster
 
 
-def subnets(acct: Account) -> dict[str, dict[str, Any]]:
+def subnets(acct: AwsSession) -> dict[str, dict[str, Any]]:
     return dict(
-        acct.cached(
-            ("ec2.describe_subnets",), lambda: _by(acct.pages("ec2", "describe_subnets", "Subnets"), "SubnetId")
-        )
+        acct.read(("ec2.describe_subnets",), lambda: _by(acct.pages("ec2", "describe_subnets", "Subnets"), "SubnetId"))
     )
 
 
-def vpcs(acct: Account) -> dict[str, dict[str, Any]]:
-    return dict(acct.cached(("ec2.describe_vpcs",), lambda: _by(acct.pages("ec2", "describe_vpcs", "Vpcs"), "VpcId")))
+def vpcs(acct: AwsSession) -> dict[str, dict[str, Any]]:
+    return dict(acct.read(("ec2.describe_vpcs",), lambda: _by(acct.pages("ec2", "describe_vpcs", "Vpcs"), "VpcId")))
 
 
-def cluster_vpc(acct: Account, cfg: EndpointConfig) -> str | None:
+def cluster_vpc(acct: AwsSession, cfg: EndpointConfig) -> str | None:
     """resourcesVpcConfig.vpcId, or the VPC of the cluster's subnets when the answer lacks it."""
     if cfg.vpc_id:
         return cfg.vpc_id
@@ -328,7 +326,7 @@ def cluster_vpc(acct: Account, cfg: EndpointConfig) -> str | None:
     return None
 
 
-def vpc_cidrs(acct: Account, vpc_id: str) -> list[str]:
+def vpc_cidrs(acct: AwsSession, vpc_id: str) -> list[str]:
     vpc = vpcs(acct).get(vpc_id) or {}
     out = [
         str(a["CidrBlock"])
@@ -341,7 +339,7 @@ def vpc_cidrs(acct: Account, vpc_id: str) -> list[str]:
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrivatePath:
     """A way from another network into the cluster's VPC."""
 
@@ -375,10 +373,10 @@ def _peer_cidrs(info: dict[str, Any]) -> list[str]:
     return cidrs
 
 
-def private_paths(acct: Account, vpc_id: str) -> list[PrivatePath]:
+def private_paths(acct: AwsSession, vpc_id: str) -> list[PrivatePath]:
     """Peering connections, transit gateway attachments and VPN gateways/connections of the VPC."""
     out: list[PrivatePath] = []
-    peerings = acct.cached(
+    peerings = acct.read(
         ("ec2.describe_vpc_peering_connections",),
         lambda: acct.pages("ec2", "describe_vpc_peering_connections", "VpcPeeringConnections"),
     )
@@ -398,7 +396,7 @@ def private_paths(acct: Account, vpc_id: str) -> list[PrivatePath]:
                 f"peer {other.get('VpcId')} in {other.get('OwnerId', '?')}",
             )
         )
-    attachments = acct.cached(
+    attachments = acct.read(
         ("ec2.describe_transit_gateway_vpc_attachments",),
         lambda: acct.pages("ec2", "describe_transit_gateway_vpc_attachments", "TransitGatewayVpcAttachments"),
     )
@@ -415,7 +413,7 @@ def private_paths(acct: Account, vpc_id: str) -> list[PrivatePath]:
                 detail=f"gateway {att.get('TransitGatewayId')}",
             )
         )
-    gateways = acct.cached(
+    gateways = acct.read(
         ("ec2.describe_vpn_gateways",), lambda: acct.pages("ec2", "describe_vpn_gateways", "VpnGateways")
     )
     attached = [
@@ -424,7 +422,7 @@ def private_paths(acct: Account, vpc_id: str) -> list[PrivatePath]:
         if any(a.get("VpcId") == vpc_id and a.get("State") == "attached" for a in g.get("VpcAttachments") or [])
     ]
     if attached:
-        connections = acct.cached(
+        connections = acct.read(
             ("ec2.describe_vpn_connections",), lambda: acct.pages("ec2", "describe_vpn_connections", "VpnConnections")
         )
         for g in attached:
@@ -444,11 +442,24 @@ def private_paths(acct: Account, vpc_id: str) -> list[PrivatePath]:
     return out
 
 
+@dataclass(frozen=True)
+class VpcReach:
+    """A VPC as the private-connectivity decision sees it: its own CIDRs and the ways into it."""
+
+    vpc_id: str
+    cidrs: tuple[str, ...]
+    paths: tuple[PrivatePath, ...]
+
+
+def vpc_reach(acct: AwsSession, vpc_id: str) -> VpcReach:
+    return VpcReach(vpc_id, tuple(vpc_cidrs(acct, vpc_id)), tuple(private_paths(acct, vpc_id)))
+
+
 # --------------------------------------------------------------------------------------------------
 # Load balancers
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadBalancer:
     kind: str  # classic | application | network | gateway
     name: str
@@ -500,11 +511,11 @@ def _classic(lb: dict[str, Any]) -> LoadBalancer:
     )
 
 
-def load_balancers(acct: Account) -> list[LoadBalancer]:
-    v2 = acct.cached(
+def load_balancers(acct: AwsSession) -> list[LoadBalancer]:
+    v2 = acct.read(
         ("elbv2.describe_load_balancers",), lambda: acct.pages("elbv2", "describe_load_balancers", "LoadBalancers")
     )
-    classic = acct.cached(
+    classic = acct.read(
         ("elb.describe_load_balancers",),
         lambda: acct.pages("elb", "describe_load_balancers", "LoadBalancerDescriptions"),
     )
@@ -515,7 +526,7 @@ def _norm_host(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
-def find_load_balancer(acct: Account, hostname: str | None, ip: str | None = None) -> LoadBalancer | None:
+def find_load_balancer(acct: AwsSession, hostname: str | None, ip: str | None = None) -> LoadBalancer | None:
     """The ELB/ALB/NLB whose DNSName is exactly the hostname (case-insensitive), or whose fixed IP is `ip`."""
     lbs = load_balancers(acct)
     if hostname:
@@ -526,7 +537,7 @@ def find_load_balancer(acct: Account, hostname: str | None, ip: str | None = Non
             if _norm_host(lb.dns_name).removeprefix("dualstack.") == want:
                 return lb
     if ip:
-        raw = acct.cached(
+        raw = acct.read(
             ("elbv2.describe_load_balancers",), lambda: acct.pages("elbv2", "describe_load_balancers", "LoadBalancers")
         )
         for item in raw:
@@ -541,7 +552,7 @@ def find_load_balancer(acct: Account, hostname: str | None, ip: str | None = Non
 # Security groups
 
 
-@dataclass
+@dataclass(frozen=True)
 class SecurityGroup:
     id: str
     name: str
@@ -562,7 +573,7 @@ class SecurityGroup:
         )
 
 
-def security_groups(acct: Account) -> dict[str, SecurityGroup]:
+def security_groups(acct: AwsSession) -> dict[str, SecurityGroup]:
     def fetch() -> dict[str, SecurityGroup]:
         out = {}
         for g in acct.pages("ec2", "describe_security_groups", "SecurityGroups"):
@@ -577,11 +588,11 @@ def security_groups(acct: Account) -> dict[str, SecurityGroup]:
             )
         return out
 
-    return dict(acct.cached(("ec2.describe_security_groups",), fetch))
+    return dict(acct.read(("ec2.describe_security_groups",), fetch))
 
 
-def prefix_list_cidrs(acct: Account, pl_id: str) -> list[str]:
-    entries = acct.cached(
+def prefix_list_cidrs(acct: AwsSession, pl_id: str) -> list[str]:
+    entries = acct.read(
         ("ec2.get_managed_prefix_list_entries", pl_id),
         lambda: acct.pages("ec2", "get_managed_prefix_list_entries", "Entries", PrefixListId=pl_id),
     )
@@ -663,7 +674,32 @@ def sg_rules(group: SecurityGroup, prefix_lists: Callable[[str], list[str]]) -> 
     return rules, notes
 
 
-def group_rules(acct: Account, group_ids: Iterable[str]) -> tuple[list[Rule], list[str], list[str]]:
+def reference_rules(group: SecurityGroup) -> list[Rule]:
+    """The group's ingress permissions from other security groups, one Rule per referenced group, its id as
+    the only source: they admit traffic from network interfaces that carry that group (the control plane's
+    carry the cluster security group), which no CIDR evaluation can see."""
+    rules: list[Rule] = []
+    for perm in group.ingress:
+        proto = _PROTOCOLS.get(str(perm.get("IpProtocol")), str(perm.get("IpProtocol")))
+        ports = _ports(proto, perm.get("FromPort"), perm.get("ToPort"))
+        for r in perm.get("UserIdGroupPairs") or []:
+            ref = str(r.get("GroupId") or r.get("GroupName") or "?")
+            desc = f" ({r['Description']})" if r.get("Description") else ""
+            rules.append(
+                Rule(
+                    provider="aws-sg",
+                    name=f"{_perm_text(proto, ports)} from security group {ref}{desc}",
+                    action="allow",
+                    sources=(ref,),
+                    ports=ports,
+                    protocol=proto,
+                    container=group.label(),
+                )
+            )
+    return rules
+
+
+def group_rules(acct: AwsSession, group_ids: Iterable[str]) -> tuple[list[Rule], list[str], list[str]]:
     """Rules of several groups (evaluated together with UNION), notes, and ids not found."""
     groups = security_groups(acct)
     rules: list[Rule] = []
@@ -680,16 +716,42 @@ def group_rules(acct: Account, group_ids: Iterable[str]) -> tuple[list[Rule], li
     return rules, notes, missing
 
 
+@dataclass(frozen=True)
+class GroupsView:
+    """Security groups as the UNION decision sees them: their rules, references and who manages them."""
+
+    group_ids: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    references: tuple[str, ...]  # security-group references: never match an external origin
+    not_found: tuple[str, ...]
+    labels: tuple[str, ...]  # one per group id: "sg-... (name)", or the bare id when it is not found
+    managed: tuple[str, ...]  # ids whose rules the cloud controller rewrites
+
+
+def groups_view(acct: AwsSession, group_ids: Sequence[str]) -> GroupsView:
+    rules, notes, unknown = group_rules(acct, group_ids)
+    groups = security_groups(acct)
+    return GroupsView(
+        group_ids=tuple(group_ids),
+        rules=tuple(rules),
+        references=tuple(notes),
+        not_found=tuple(unknown),
+        labels=tuple(groups[g].label() if g in groups else g for g in group_ids),
+        managed=tuple(g for g in group_ids if g in groups and groups[g].managed_by_kubernetes),
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Instances
 
 
-@dataclass
+@dataclass(frozen=True)
 class Instance:
     id: str
     subnet_id: str | None
     vpc_id: str | None
     security_group_ids: list[str]
+    private_ips: tuple[str, ...] = ()  # every private IPv4 address of every interface
 
 
 def instance_id(provider_id: str) -> str | None:
@@ -698,7 +760,7 @@ def instance_id(provider_id: str) -> str | None:
     return m.group("id") if m else None
 
 
-def instances(acct: Account) -> dict[str, Instance]:
+def instances(acct: AwsSession) -> dict[str, Instance]:
     def fetch() -> dict[str, Instance]:
         out = {}
         for res in acct.pages("ec2", "describe_instances", "Reservations"):
@@ -709,17 +771,30 @@ def instances(acct: Account) -> dict[str, Instance]:
                     i.get("SubnetId"),
                     i.get("VpcId"),
                     [str(g["GroupId"]) for g in i.get("SecurityGroups") or [] if g.get("GroupId")],
+                    _private_ips(i),
                 )
         return out
 
-    return dict(acct.cached(("ec2.describe_instances",), fetch))
+    return dict(acct.read(("ec2.describe_instances",), fetch))
+
+
+def _private_ips(instance: dict[str, Any]) -> tuple[str, ...]:
+    found = [instance.get("PrivateIpAddress")]
+    for eni in instance.get("NetworkInterfaces") or []:
+        found += [a.get("PrivateIpAddress") for a in eni.get("PrivateIpAddresses") or []]
+    return tuple(dict.fromkeys(str(a) for a in found if a))
+
+
+def instance_with_ip(acct: AwsSession, private_ip: str) -> Instance | None:
+    """The instance that has ``private_ip`` (a node's InternalIP), from the run's one instance listing."""
+    return next((i for i in instances(acct).values() if private_ip in i.private_ips), None)
 
 
 # --------------------------------------------------------------------------------------------------
 # Network ACLs
 
 
-@dataclass
+@dataclass(frozen=True)
 class NetworkAcl:
     id: str
     vpc_id: str | None
@@ -730,7 +805,7 @@ class NetworkAcl:
         return f"{self.id} (default)" if self.is_default else self.id
 
 
-def network_acls(acct: Account) -> list[tuple[NetworkAcl, set[str]]]:
+def network_acls(acct: AwsSession) -> list[tuple[NetworkAcl, set[str]]]:
     """Every NACL of the region with the subnets explicitly associated to it."""
 
     def fetch() -> list[tuple[NetworkAcl, set[str]]]:
@@ -744,10 +819,10 @@ def network_acls(acct: Account) -> list[tuple[NetworkAcl, set[str]]]:
             for a in acct.pages("ec2", "describe_network_acls", "NetworkAcls")
         ]
 
-    return list(acct.cached(("ec2.describe_network_acls",), fetch))
+    return list(acct.read(("ec2.describe_network_acls",), fetch))
 
 
-def acl_for_subnet(acct: Account, subnet_id: str, vpc_id: str | None) -> tuple[NetworkAcl | None, bool]:
+def acl_for_subnet(acct: AwsSession, subnet_id: str, vpc_id: str | None) -> tuple[NetworkAcl | None, bool]:
     """The subnet's NACL and whether the association is explicit; without one, the VPC's default NACL."""
     table = network_acls(acct)
     for acl, members in table:

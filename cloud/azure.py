@@ -1,7 +1,7 @@
 """Azure Resource Manager reads for the AKS checks, and Azure NSG rules in the shared rule model.
 
-One credential per run, one client pair per subscription, every describe fetched once per run
-(cloud/cache.py) and every HTTP call bounded by connect/read timeouts with at most one retry: a
+One credential per run, one client pair per subscription, every describe fetched once per run (the
+session's ``read``, cloud/session.py) and every HTTP call bounded by connect/read timeouts with at most one retry: a
 fleet of AKS clusters in one subscription costs each read once, and a dead endpoint costs seconds.
 
 The Azure SDK is imported inside functions only: the CLI starts (and non-Azure runs finish) without
@@ -22,14 +22,15 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 
 from preflight.cloud import errors
-from preflight.cloud.cache import run_cache
 from preflight.cloud.rules import FIRST_MATCH, Rule, Verdict, evaluate, port_ranges
-from preflight.settings import Settings
+from preflight.cloud.session import CloudSession
+from preflight.engine.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
 
-CACHE = "azure"
+# The run's breaker: once ARM is unreachable, every later read fails at once instead of timing out again.
+UNREACHABLE = "azure:unreachable"
 HINT = "az login, or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET"
 
 # settings.azure_cloud -> (ARM endpoint, azure.identity.AzureAuthorityHosts attribute)
@@ -110,8 +111,15 @@ def _build_credential(settings: Settings, authority: str) -> TokenCredential:
     return DefaultAzureCredential(authority=authority, process_timeout=max(settings.exec_timeout, 1.0))
 
 
-def credential(settings: Settings) -> _CachedCredential:
+class AzureSession(CloudSession):
+    """The run's view of ARM: one credential, a client pair per subscription, every read shared by every cluster."""
+
+    cloud = "azure"
+
+
+def credential(session: AzureSession) -> _CachedCredential:
     """The run's credential, proven by getting a token once; raises errors.NoCredentials otherwise."""
+    settings = session.settings
 
     def fetch() -> _Credential:
         from azure.core.exceptions import ClientAuthenticationError
@@ -137,7 +145,7 @@ def credential(settings: Settings) -> _CachedCredential:
             return _Credential(problem=_no_credential(f"no Azure token within {budget:g}s"))
         return _Credential(box.get("cred"), box.get("problem"))
 
-    outcome = run_cache(settings.shared, "azure-credential").get(("credential", settings.azure_cloud), fetch)
+    outcome = session.resource(("credential", settings.azure_cloud), fetch)
     if outcome.credential is None:
         raise (outcome.problem or _no_credential("")).fresh()
     return outcome.credential
@@ -153,8 +161,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _clients(settings: Settings, subscription: str) -> tuple[Any, Any]:
+def _clients(session: AzureSession, subscription: str) -> tuple[Any, Any]:
     """ContainerServiceClient and NetworkManagementClient for a subscription, built once per run."""
+    settings = session.settings
 
     def build() -> tuple[Any, Any]:
         from azure.core.pipeline import policies as p
@@ -162,7 +171,7 @@ def _clients(settings: Settings, subscription: str) -> tuple[Any, Any]:
         from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
         from azure.mgmt.network import NetworkManagementClient
 
-        cred = credential(settings)
+        cred = credential(session)
         base, scope, _authority = endpoints(settings)
         transport: dict[str, Any] = {
             "connection_timeout": settings.connect_timeout,
@@ -194,7 +203,8 @@ def _clients(settings: Settings, subscription: str) -> tuple[Any, Any]:
             NetworkManagementClient(cred, subscription, policies=pipeline(), **common),
         )
 
-    return run_cache(settings.shared, "azure-clients").get(subscription.lower(), build)
+    clients: tuple[Any, Any] = session.resource(("clients", subscription.lower()), build)
+    return clients
 
 
 def _mapped(exc: BaseException, base: str, what: str, action: str) -> errors.CloudError:
@@ -234,26 +244,24 @@ def _mapped(exc: BaseException, base: str, what: str, action: str) -> errors.Clo
     return err
 
 
-def _describe(settings: Settings, key: tuple[str, ...], what: str, action: str, fetch: Callable[[], Any]) -> Any:
+def _describe(session: AzureSession, key: tuple[str, ...], what: str, action: str, fetch: Callable[[], Any]) -> Any:
     """Fetch once per run (failures too: 200 clusters must not retry a 403 or a dead endpoint 200 times)."""
-    base = endpoints(settings)[0]
-    down = settings.shared.get("azure:unreachable")
+    base = endpoints(session.settings)[0]
+    down = session.reads.tripped(UNREACHABLE)
     if down:
         raise errors.Unavailable(f"cannot read {what}: {down}", _FIXES[errors.Unavailable], call=action)
 
-    def guarded() -> tuple[bool, Any]:
+    def counted() -> Any:
+        session.count(action)
         try:
-            return True, fetch()
+            return fetch()
         except Exception as exc:
             err = _mapped(exc, base, what, action)
             if isinstance(err, errors.Unavailable):
-                settings.shared["azure:unreachable"] = err.message.removeprefix(f"cannot read {what}: ")
-            return False, err
+                session.reads.trip(UNREACHABLE, err.message.removeprefix(f"cannot read {what}: "))
+            return err
 
-    ok, value = run_cache(settings.shared, CACHE).get(tuple(k.lower() for k in key), guarded)
-    if not ok:
-        raise value.fresh()
-    return value
+    return session.read(tuple(k.lower() for k in key), counted, call=action)
 
 
 # -- what the checks read ---------------------------------------------------------------------------
@@ -420,13 +428,13 @@ def _vnet_from(v: Any) -> Vnet:
     return Vnet(str(_get(v, "id") or ""), str(_get(v, "name") or ""), space, tuple(peered))
 
 
-def managed_cluster(settings: Settings, subscription: str, resource_group: str, name: str) -> AksCluster:
+def managed_cluster(session: AzureSession, subscription: str, resource_group: str, name: str) -> AksCluster:
     def fetch() -> AksCluster:
-        aks, _net = _clients(settings, subscription)
+        aks, _net = _clients(session, subscription)
         return _cluster_from(aks.managed_clusters.get(resource_group, name), subscription)
 
     return _describe(
-        settings,
+        session,
         ("managed-cluster", subscription, resource_group, name),
         f"managed cluster {resource_group}/{name}",
         "Microsoft.ContainerService/managedClusters/read",
@@ -434,15 +442,15 @@ def managed_cluster(settings: Settings, subscription: str, resource_group: str, 
     )
 
 
-def subscription_clusters(settings: Settings, subscription: str) -> list[AksCluster]:
+def subscription_clusters(session: AzureSession, subscription: str) -> list[AksCluster]:
     """Every AKS cluster of a subscription: one paged list, shared by every context that lacks fleet ids."""
 
     def fetch() -> list[AksCluster]:
-        aks, _net = _clients(settings, subscription)
+        aks, _net = _clients(session, subscription)
         return [_cluster_from(mc, subscription) for mc in aks.managed_clusters.list()]
 
     return _describe(
-        settings,
+        session,
         ("managed-clusters", subscription),
         f"AKS clusters of {subscription}",
         "Microsoft.ContainerService/managedClusters/read",
@@ -450,22 +458,22 @@ def subscription_clusters(settings: Settings, subscription: str) -> list[AksClus
     )
 
 
-def find_cluster(settings: Settings, subscription: str, host: str) -> AksCluster | None:
+def find_cluster(session: AzureSession, subscription: str, host: str) -> AksCluster | None:
     """The cluster whose API FQDN (public or private) is the kubeconfig's server host."""
     h = host.lower().rstrip(".")
-    for c in subscription_clusters(settings, subscription):
+    for c in subscription_clusters(session, subscription):
         if h in {(c.fqdn or "").lower(), (c.private_fqdn or "").lower()}:
             return c
     return None
 
 
-def group_nsgs(settings: Settings, subscription: str, resource_group: str) -> list[Nsg]:
+def group_nsgs(session: AzureSession, subscription: str, resource_group: str) -> list[Nsg]:
     def fetch() -> list[Nsg]:
-        _aks, net = _clients(settings, subscription)
+        _aks, net = _clients(session, subscription)
         return [_nsg_from(n) for n in net.network_security_groups.list(resource_group)]
 
     return _describe(
-        settings,
+        session,
         ("nsgs", subscription, resource_group),
         f"the NSGs of {resource_group}",
         "Microsoft.Network/networkSecurityGroups/read",
@@ -473,31 +481,31 @@ def group_nsgs(settings: Settings, subscription: str, resource_group: str) -> li
     )
 
 
-def nsg(settings: Settings, nsg_id: str) -> Nsg:
+def nsg(session: AzureSession, nsg_id: str) -> Nsg:
     p = parse_id(nsg_id)
     sub, rg, name = p.get("subscriptions", ""), p.get("resourcegroups", ""), p.get("networksecuritygroups", "")
 
     def fetch() -> Nsg:
-        _aks, net = _clients(settings, sub)
+        _aks, net = _clients(session, sub)
         return _nsg_from(net.network_security_groups.get(rg, name))
 
     return _describe(
-        settings, ("nsg", sub, rg, name), f"nsg {rg}/{name}", "Microsoft.Network/networkSecurityGroups/read", fetch
+        session, ("nsg", sub, rg, name), f"nsg {rg}/{name}", "Microsoft.Network/networkSecurityGroups/read", fetch
     )
 
 
-def subnet(settings: Settings, subnet_id: str) -> Subnet:
+def subnet(session: AzureSession, subnet_id: str) -> Subnet:
     p = parse_id(subnet_id)
     sub, rg = p.get("subscriptions", ""), p.get("resourcegroups", "")
     vnet_name, name = p.get("virtualnetworks", ""), p.get("subnets", "")
 
     def fetch() -> Subnet:
-        _aks, net = _clients(settings, sub)
+        _aks, net = _clients(session, sub)
         s = net.subnets.get(rg, vnet_name, name)
         return Subnet(str(_get(s, "id") or subnet_id), name, _get(_get(s, "network_security_group"), "id") or None)
 
     return _describe(
-        settings,
+        session,
         ("subnet", sub, rg, vnet_name, name),
         f"subnet {vnet_name}/{name}",
         "Microsoft.Network/virtualNetworks/subnets/read",
@@ -505,28 +513,28 @@ def subnet(settings: Settings, subnet_id: str) -> Subnet:
     )
 
 
-def vnet_of_subnet(settings: Settings, subnet_id: str) -> Vnet:
+def vnet_of_subnet(session: AzureSession, subnet_id: str) -> Vnet:
     p = parse_id(subnet_id)
     sub, rg, name = p.get("subscriptions", ""), p.get("resourcegroups", ""), p.get("virtualnetworks", "")
 
     def fetch() -> Vnet:
-        _aks, net = _clients(settings, sub)
+        _aks, net = _clients(session, sub)
         return _vnet_from(net.virtual_networks.get(rg, name))
 
     return _describe(
-        settings, ("vnet", sub, rg, name), f"VNet {rg}/{name}", "Microsoft.Network/virtualNetworks/read", fetch
+        session, ("vnet", sub, rg, name), f"VNet {rg}/{name}", "Microsoft.Network/virtualNetworks/read", fetch
     )
 
 
-def group_vnets(settings: Settings, subscription: str, resource_group: str) -> list[Vnet]:
+def group_vnets(session: AzureSession, subscription: str, resource_group: str) -> list[Vnet]:
     """AKS's managed VNet lives in the node resource group."""
 
     def fetch() -> list[Vnet]:
-        _aks, net = _clients(settings, subscription)
+        _aks, net = _clients(session, subscription)
         return [_vnet_from(v) for v in net.virtual_networks.list(resource_group)]
 
     return _describe(
-        settings,
+        session,
         ("vnets", subscription, resource_group),
         f"the VNets of {resource_group}",
         "Microsoft.Network/virtualNetworks/read",

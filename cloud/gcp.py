@@ -2,9 +2,9 @@
 
 google.* is imported inside functions only: the SDKs take seconds to import and are an optional extra,
 so neither `import preflight.cli` nor `import checks` may pay for them; only a GKE cluster does.
-Every read goes through the run's cache (cloud/cache.py), one cache entry per HTTP call (each firewall
-page is its own entry), so `calls` is the exact number of GCP API calls the run made, and a fleet of
-clusters in one project costs each get/list once. Errors are cached too: a 403 is not asked twice.
+Every read goes through the session's ``read`` (cloud/session.py), one entry per HTTP call (each firewall
+page is its own entry), so ``calls()`` is the exact number of GCP API calls the run made, and a fleet of
+clusters in one project costs each get/list once. Errors are remembered too: a 403 is not asked twice.
 """
 
 from __future__ import annotations
@@ -12,19 +12,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.cloud import errors
-from preflight.cloud.cache import run_cache
 from preflight.cloud.rules import Rule, port_ranges
-from preflight.settings import Settings
+from preflight.cloud.session import CloudSession
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 
-CACHE = "gcp"  # API results; its `.calls` is the run's GCP API call count
-AUTH_CACHE = "gcp-auth"  # the ADC lookup: not an API call
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 ADC_HINT = (
     'run "gcloud auth application-default login" (or set GOOGLE_APPLICATION_CREDENTIALS to a service account key '
@@ -39,7 +36,6 @@ NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 _PROTOCOLS = {"6": "tcp", "17": "udp", "1": "icmp"}
 _NETWORK = re.compile(r"projects/(?P<project>[^/]+)/global/networks/(?P<name>[^/]+)$")
 _PROVIDER_ID = re.compile(r"^gce://(?P<project>[^/]+)/(?P<zone>[^/]+)/(?P<name>[^/]+)$")
-_LOCK = threading.Lock()
 # REST errors read "GET https://host/v1/...?%24alt=json...: message"; the call is named separately.
 _REQUEST_PREFIX = re.compile(r"^[A-Z]+ https?://\S+: ")
 
@@ -102,27 +98,17 @@ def _ca_file() -> str | None:
     return os.environ.get("SSL_CERT_FILE") or None
 
 
-class GcpApi:
-    """The run's view of the GKE and Compute APIs; results live in Settings.shared, so clusters share them."""
+class GcpSession(CloudSession):
+    """The run's view of the GKE and Compute APIs: one per run, every read shared by every cluster."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.cache = run_cache(settings.shared, CACHE)
-        self.auth_cache = run_cache(settings.shared, AUTH_CACHE)
+    cloud = "gcp"
+
+    def __init__(self, settings: Settings, reads: CloudReads) -> None:
+        super().__init__(settings, reads)
         self.timeout = settings.connect_timeout * CALL_TIMEOUT_FACTOR
 
-    @property
-    def calls(self) -> int:
-        """GCP API calls this run has sent (every cluster's): one per get and per firewall page."""
-        return self.cache.calls
-
-    def calls_by_operation(self) -> dict[str, int]:
-        with _LOCK:
-            return dict(self.settings.shared.setdefault("gcp-api-calls", Counter()))
-
-    def _count(self, operation: str) -> None:
-        with _LOCK:
-            self.settings.shared.setdefault("gcp-api-calls", Counter())[operation] += 1
+    def translate(self, exc: Exception, call: str) -> errors.CloudError:
+        return _classify(exc, call, self.endpoint)
 
     @property
     def endpoint(self) -> str:
@@ -150,7 +136,7 @@ class GcpApi:
                 return errors.NoCredentials(f"no Google Application Default Credentials: {exc}", ADC_HINT)
             return creds
 
-        found = self.auth_cache.get("adc", lookup)
+        found = self.resource(("adc",), lookup)
         if isinstance(found, errors.CloudError):
             raise found.fresh()
         return found
@@ -171,19 +157,13 @@ class GcpApi:
         return client
 
     def _cached(self, key: tuple[str, ...], call: str, fetch: Callable[[], Any]) -> Any:
-        def run() -> Any:
-            self._count(key[0])
-            try:
-                return fetch()
-            except errors.CloudError:
-                raise
-            except Exception as exc:  # every failure becomes a cached CloudError, so it is not asked twice
-                return _classify(exc, call, self.endpoint)
+        """One HTTP call per key and run, counted under the key's first word."""
 
-        value = self.cache.get(key, run)
-        if isinstance(value, errors.CloudError):
-            raise value.fresh()
-        return value
+        def counted() -> Any:
+            self.count(key[0])
+            return fetch()
+
+        return self.read(key, counted, call=call)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -245,7 +225,7 @@ class GcpApi:
 # Control plane endpoints
 
 
-@dataclass
+@dataclass(frozen=True)
 class EndpointAccess:
     """Who may reach the control plane, from the new controlPlaneEndpointsConfig or the older fields."""
 
@@ -288,16 +268,20 @@ def _has(msg: Any, name: str) -> bool:
         return False
 
 
-def _authorized(access: EndpointAccess, config: Any, legacy: bool) -> None:
-    access.authorized_enabled = bool(config.enabled)
-    access.authorized = [(b.display_name, b.cidr_block) for b in config.cidr_blocks if b.cidr_block]
-    access.gcp_public_cidrs = bool(config.gcp_public_cidrs_access_enabled)
+def _authorized(config: Any, legacy: bool) -> dict[str, Any]:
+    """EndpointAccess's authorized-network fields from a masterAuthorizedNetworksConfig."""
+    enabled = bool(config.enabled)
     if _has(config, "private_endpoint_enforcement_enabled"):
         enforced = bool(config.private_endpoint_enforcement_enabled)
     else:
         # Older clusters: authorized networks also bind internal clients of the private endpoint.
         enforced = legacy
-    access.private_enforced = access.authorized_enabled and enforced
+    return {
+        "authorized_enabled": enabled,
+        "authorized": [(b.display_name, b.cidr_block) for b in config.cidr_blocks if b.cidr_block],
+        "gcp_public_cidrs": bool(config.gcp_public_cidrs_access_enabled),
+        "private_enforced": enabled and enforced,
+    }
 
 
 def endpoint_access(cluster: Any) -> EndpointAccess:
@@ -309,31 +293,36 @@ def endpoint_access(cluster: Any) -> EndpointAccess:
     dns = cpec.dns_endpoint_config
     new = any(_has(ipc, f) for f in ("enabled", "enable_public_endpoint", "global_access")) or bool(dns.endpoint)
     if new:
-        a = EndpointAccess("controlPlaneEndpointsConfig")
-        a.ip_enabled = bool(ipc.enabled) if _has(ipc, "enabled") else True
+        ip_enabled = bool(ipc.enabled) if _has(ipc, "enabled") else True
         public = bool(ipc.enable_public_endpoint) if _has(ipc, "enable_public_endpoint") else True
-        a.public_enabled = a.ip_enabled and public
-        a.public_endpoint = ipc.public_endpoint or pcc.public_endpoint or (cluster.endpoint if a.public_enabled else "")
-        a.private_endpoint = ipc.private_endpoint or pcc.private_endpoint
-        a.global_access = (
-            bool(ipc.global_access) if _has(ipc, "global_access") else bool(pcc.master_global_access_config.enabled)
-        )
+        public_enabled = ip_enabled and public
         networks = (
             ipc.authorized_networks_config
             if _has(ipc, "authorized_networks_config")
             else cluster.master_authorized_networks_config
         )
-        _authorized(a, networks, legacy=False)
-        a.dns_endpoint = dns.endpoint
-        a.dns_external = bool(dns.allow_external_traffic)
-        return a
-    a = EndpointAccess("privateClusterConfig")
-    a.public_enabled = not pcc.enable_private_endpoint
-    a.public_endpoint = pcc.public_endpoint or (cluster.endpoint if a.public_enabled else "")
-    a.private_endpoint = pcc.private_endpoint or ("" if a.public_enabled else cluster.endpoint)
-    a.global_access = bool(pcc.master_global_access_config.enabled)
-    _authorized(a, cluster.master_authorized_networks_config, legacy=True)
-    return a
+        return EndpointAccess(
+            "controlPlaneEndpointsConfig",
+            ip_enabled=ip_enabled,
+            public_enabled=public_enabled,
+            public_endpoint=ipc.public_endpoint or pcc.public_endpoint or (cluster.endpoint if public_enabled else ""),
+            private_endpoint=ipc.private_endpoint or pcc.private_endpoint,
+            global_access=(
+                bool(ipc.global_access) if _has(ipc, "global_access") else bool(pcc.master_global_access_config.enabled)
+            ),
+            dns_endpoint=dns.endpoint,
+            dns_external=bool(dns.allow_external_traffic),
+            **_authorized(networks, legacy=False),
+        )
+    public_enabled = not pcc.enable_private_endpoint
+    return EndpointAccess(
+        "privateClusterConfig",
+        public_enabled=public_enabled,
+        public_endpoint=pcc.public_endpoint or (cluster.endpoint if public_enabled else ""),
+        private_endpoint=pcc.private_endpoint or ("" if public_enabled else cluster.endpoint),
+        global_access=bool(pcc.master_global_access_config.enabled),
+        **_authorized(cluster.master_authorized_networks_config, legacy=True),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,7 +431,7 @@ def _from_config(cluster: Any, pool: str, note: str = "") -> NodeIdentity:
     return NodeIdentity(pool or "(unlabelled nodes)", tuple(tags), sas, "node pool config", note)
 
 
-def node_identities(api: GcpApi, cluster: Any, nodes: Sequence[dict[str, Any]] | None) -> list[NodeIdentity]:
+def node_identities(api: GcpSession, cluster: Any, nodes: Sequence[dict[str, Any]] | None) -> list[NodeIdentity]:
     """One identity per node pool the cluster's nodes are in: the instance's own tags when a node's
     providerID names it (authoritative), else the node pool's config plus GKE's node tag."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -477,7 +466,7 @@ def node_identities(api: GcpApi, cluster: Any, nodes: Sequence[dict[str, Any]] |
 
 def is_private_origin(cidrs: Sequence[str]) -> bool | None:
     """Every origin CIDR inside private space (terms.md); None without an origin."""
-    from preflight.probes.addresses import classify
+    from preflight.engine.probes.addresses import classify
 
     if not cidrs:
         return None

@@ -1,6 +1,6 @@
 """Which cloud account and cluster a context belongs to, from what the user already has.
 
-The kubeconfig usually says enough (the provider signals of preflight.provider carry the region,
+The kubeconfig usually says enough (the provider signals of preflight.engine.provider carry the region,
 account, project, location, resource group and cluster name they reveal); the fleet file states or
 overrides them per cluster. `sources` says where each id came from, for evidence. `declared` tells the
 checks the user asked for this cloud, so a missing credential is an error there rather than a skip.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from preflight import provider
-from preflight.targets import ClusterTarget
+from preflight.engine import provider
+from preflight.engine.targets import ClusterTarget
 
 # provider -> the fleet file's key for its ids
 FLEET_KEY = {"eks": "aws", "gke": "gcp", "aks": "azure"}

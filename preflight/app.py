@@ -7,6 +7,7 @@ tests exercise is exactly what users run. Nothing here exits the process: that i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import sys
@@ -14,16 +15,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from preflight import baseline, runner
-from preflight import merge as merging
-from preflight import plan as planning
-from preflight import shard as sharding
-from preflight.errors import ConfigError
-from preflight.fingerprint import FingerprintKey
-from preflight.interrupt import Guard
-from preflight.model import Check, FleetMember, Result, RunReport, Scope
-from preflight.registry import Registry
-from preflight.settings import Settings
+from preflight.engine import baseline, runner
+from preflight.engine import merge as merging
+from preflight.engine import plan as planning
+from preflight.engine import shard as sharding
+from preflight.engine.cancel import Cancellation
+from preflight.engine.context import ClusterContext
+from preflight.engine.errors import ConfigError
+from preflight.engine.fingerprint import FingerprintKey
+from preflight.engine.model import Check, FleetMember, Result, RunReport, Scope
+from preflight.engine.registry import Registry
+from preflight.engine.runstate import RunState
+from preflight.engine.settings import Settings
 
 if TYPE_CHECKING:
     from preflight.reports.options import RenderOptions
@@ -34,7 +37,7 @@ Progress = Callable[[int, int, str], None]
 def load_registry() -> Registry:
     """The registry with every shipped check registered and validated."""
     import preflight.checks  # noqa: F401  (registers every check)
-    from preflight.registry import REGISTRY
+    from preflight.engine.registry import REGISTRY
 
     REGISTRY.validate()
     return REGISTRY
@@ -59,6 +62,77 @@ def select(registry: Registry, include: Iterable[str] = (), exclude: Iterable[st
     return Selection(registry.ordered(chosen, Scope.CLUSTER), registry.ordered(chosen, Scope.FLEET))
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A run planned, its checks chosen and its baseline read: everything bad input can fail on, done.
+
+    ``serve`` keeps the last one that planned cleanly and runs it again when a later edit of the
+    kubeconfig or fleet file does not plan."""
+
+    plan: planning.Plan
+    chosen: Selection
+    before: baseline.Snapshot | None = None
+
+    def only(self, name: str, chosen: Selection | None = None) -> Prepared | None:
+        """The same run for the one cluster called ``name`` (None when there is none), fleet checks left out:
+        they judge a whole fleet, not one cluster."""
+        picked = [c for c in self.plan.contexts if c.name == name]
+        if not picked:
+            return None
+        plan = dataclasses.replace(self.plan, contexts=picked)
+        sel = chosen or self.chosen
+        return Prepared(plan, Selection(sel.cluster, []), None)
+
+
+def prepare(
+    request: planning.Request,
+    settings: Settings,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    registry: Registry | None = None,
+) -> Prepared:
+    """Plan a run; :class:`ConfigError` for bad input, before any probe runs."""
+    registry = registry or load_registry()
+    chosen = select(registry, include, exclude)
+    before = load_baseline(request.baseline) if request.baseline else None
+    plan = planning.build(request, settings, registry, os.environ if env is None else env)
+    return Prepared(plan, chosen, before)
+
+
+def run_prepared(
+    prepared: Prepared,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancellation | None = None,
+    state: RunState | None = None,
+) -> RunReport:
+    """Check the clusters of a prepared run, each with a fresh context (a prepared run can be run again).
+    ``cancel``: the run's cancellation (the CLI's signals ask it to stop), polled while clusters run.
+    ``state``: the run's changing state, for a caller that supplies parts of it (``RunState(cloud_cache=...)``);
+    default a fresh one."""
+    plan, chosen = prepared.plan, prepared.chosen
+    contexts = [ClusterContext(c.target, c.settings) for c in plan.contexts]
+    # A shard sees part of the fleet: fleet checks would judge that part as if it were the whole.
+    fleet_checks = [] if plan.shard else chosen.fleet
+    report = runner.run_fleet(
+        contexts,
+        chosen.cluster,
+        fleet_checks,
+        plan.settings,
+        plan.mutes,
+        state=state,
+        progress=progress,
+        cancel=cancel,
+    )
+    if plan.shard:
+        report.shard = (plan.shard.index, plan.shard.count)
+        if not report.aborted:
+            report.fleet_results = [sharding.skipped(c, plan.shard) for c in chosen.fleet]
+    return baseline.compare(report, prepared.before) if prepared.before else report
+
+
 def run(
     request: planning.Request,
     settings: Settings,
@@ -68,24 +142,13 @@ def run(
     env: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     registry: Registry | None = None,
-    guard: Guard | None = None,
+    cancel: Cancellation | None = None,
+    state: RunState | None = None,
 ) -> RunReport:
-    """Plan and run one check; :class:`ConfigError` for bad input, before any probe runs. ``guard``: the
-    signal guard of the CLI, polled while clusters run."""
-    registry = registry or load_registry()
-    chosen = select(registry, include, exclude)
-    before = load_baseline(request.baseline) if request.baseline else None
-    plan = planning.build(request, settings, registry, os.environ if env is None else env)
-    # A shard sees part of the fleet: fleet checks would judge that part as if it were the whole.
-    fleet_checks = [] if plan.shard else chosen.fleet
-    report = runner.run_fleet(
-        plan.contexts, chosen.cluster, fleet_checks, plan.settings, plan.mutes, progress=progress, guard=guard
-    )
-    if plan.shard:
-        report.shard = (plan.shard.index, plan.shard.count)
-        if not report.aborted:
-            report.fleet_results = [sharding.skipped(c, plan.shard) for c in chosen.fleet]
-    return baseline.compare(report, before) if before else report
+    """Plan, select and run the chosen checks over every planned cluster, then the fleet checks;
+    :class:`ConfigError` for bad input, before any probe runs. ``cancel`` and ``state``: see :func:`run_prepared`."""
+    prepared = prepare(request, settings, include=include, exclude=exclude, env=env, registry=registry)
+    return run_prepared(prepared, progress=progress, cancel=cancel, state=state)
 
 
 def load_baseline(path: str) -> baseline.Snapshot:
@@ -173,7 +236,7 @@ def merge_files(
     fingerprint_key: FingerprintKey | None = None,
     registry: Registry | None = None,
 ) -> RunReport:
-    """One report from the JSON reports of several runs (see :mod:`preflight.merge`), the fleet checks rerun
+    """One report from the JSON reports of several runs (see :mod:`preflight.engine.merge`), the fleet checks rerun
     over the merged clusters. With ``fingerprint_key`` (--fingerprint-key-file) every input must have
     fingerprinted its credentials with that key: :class:`ConfigError` naming the first that did not."""
     import json

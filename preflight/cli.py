@@ -3,6 +3,7 @@ so that `--help` stays instant."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import ipaddress
 import json
@@ -13,10 +14,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from preflight import TOOL_NAME, __version__, model
-from preflight.errors import ConfigError
-from preflight.interrupt import Guard, Interrupted, exit_now
-from preflight.settings import (
+from preflight import TOOL_NAME, __version__
+from preflight.engine import model
+from preflight.engine.cancel import Cancellation
+from preflight.engine.errors import ConfigError
+from preflight.engine.interrupt import Guard, Interrupted, exit_now
+from preflight.engine.settings import (
     DEFAULT_CLUSTER_TIMEOUT_S,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_EXEC_TIMEOUT_S,
@@ -29,8 +32,8 @@ from preflight.settings import (
 )
 
 if TYPE_CHECKING:
-    from preflight.fingerprint import FingerprintKey
-    from preflight.model import RunReport
+    from preflight.engine.fingerprint import FingerprintKey
+    from preflight.engine.model import RunReport
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # --fail-on's thresholds are model.STATUS_RANK's: one ranking for the whole tool.
@@ -85,7 +88,7 @@ def execute(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int, str], None] | None = None,
-    guard: Guard | None = None,
+    cancel: Cancellation | None = None,
     options: Any = None,
 ) -> RunReport:
     """The `check` command around :func:`preflight.app.run`: bad input exits 2 before any probe runs;
@@ -95,51 +98,48 @@ def execute(
         from preflight import app
 
         app.check_outputs(outputs)
-        report = app.run(request, settings, include=include, exclude=exclude, progress=progress, guard=guard)
+        report = app.run(request, settings, include=include, exclude=exclude, progress=progress, cancel=cancel)
     except ConfigError as exc:
         die(str(exc))
     except KeyboardInterrupt:
-        if guard is not None:
-            guard.raising = False
-        report = _startup_report(guard)
-    if guard is not None:
-        guard.raising = False  # a signal now waits for the reports; a second one still exits at once
+        report = _startup_report(cancel)
+    # From here (the runner made it so) a first signal waits for the reports; a second one still exits at once.
     from preflight import app
-    from preflight.execcred import kill_running
+    from preflight.engine.execcred import kill_running
 
     if report.aborted:
         kill_running()  # before writing: a report bound for a FIFO may wait for its reader
-    if guard is not None and guard.signum is not None:
+    if cancel is not None and cancel.signum is not None:
         import dataclasses
 
         from preflight.reports.options import RenderOptions
 
         # The reports state the code this process exits with: 143 after SIGTERM, not SIGINT's 130.
-        options = dataclasses.replace(options or RenderOptions(), interrupted_code=guard.exit_code)
+        options = dataclasses.replace(options or RenderOptions(), interrupted_code=cancel.exit_code)
     failed = app.emit(report, outputs, options)
     for line in failed:
         click.echo(f"{TOOL_NAME}: error: {line}", err=True)
-    if report.aborted or (guard is not None and guard.signum is not None):
+    if report.aborted or (cancel is not None and cancel.signum is not None):
         kill_running()
         what = "reports written" if not failed else f"{len(failed)} of {len(outputs)} outputs not written"
-        reason = report.aborted or f"interrupted by {guard.name if guard else 'a signal'} while writing reports"
+        reason = report.aborted or f"interrupted by {cancel.name if cancel else 'a signal'} while writing reports"
         # Probe threads may still be inside their deadlines; do not wait for them on the way out.
-        exit_now(guard.exit_code if guard else EXIT_INTERRUPTED, f"{TOOL_NAME}: {reason}; {what}")
+        exit_now(cancel.exit_code if cancel else EXIT_INTERRUPTED, f"{TOOL_NAME}: {reason}; {what}")
     if failed:
         sys.exit(EXIT_USAGE)
     return report
 
 
-def _startup_report(guard: Guard | None) -> RunReport:
+def _startup_report(cancel: Cancellation | None) -> RunReport:
     """Interrupted before the runner started: the reports still say so, with no cluster in them."""
     import datetime as dt
 
     import preflight
-    from preflight.model import RunReport
+    from preflight.engine.model import RunReport
 
     now = dt.datetime.now(dt.timezone.utc)
-    took = f" after {guard.elapsed():.0f}s" if guard else ""
-    name = f" by {guard.name}" if guard else ""
+    took = f" after {cancel.elapsed():.0f}s" if cancel else ""
+    name = f" by {cancel.name}" if cancel else ""
     return RunReport(
         tool_name=preflight.TOOL_NAME,
         tool_version=preflight.__version__,
@@ -153,7 +153,7 @@ def _startup_report(guard: Guard | None) -> RunReport:
 
 
 def _second_signal(code: int) -> None:
-    from preflight.execcred import kill_running
+    from preflight.engine.execcred import kill_running
 
     kill_running()
     exit_now(code, f"{TOOL_NAME}: interrupted again: exiting at once")
@@ -173,6 +173,8 @@ def _settings(**kw: Any) -> Settings:
         meshery_namespace=kw["meshery_namespace"],
         default_mode=kw["meshsync_default_mode"],
         disable_operator=kw["disable_operator"],
+        broker_port_forward=kw["broker_port_forward"],
+        broker_port_forward_source="flag" if kw["broker_port_forward"] is not None else "default",
         server_vantage=kw["server_vantage"],
         large_cluster_objects=kw["large_cluster_objects"],
         gcp_api_endpoint=kw["gcp_api_endpoint"],
@@ -185,7 +187,7 @@ def _settings(**kw: Any) -> Settings:
 
 
 def _fingerprint_key(path: str) -> FingerprintKey:
-    from preflight import fingerprint
+    from preflight.engine import fingerprint
 
     try:
         return fingerprint.load(path)
@@ -257,7 +259,8 @@ _seconds = Number(0.05, MAX_SECONDS)
 _millis = Number(0.05, MAX_SECONDS * 1000)
 
 
-def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def policy_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Deadlines, thresholds and the check selection: shared by `check` and `serve`."""
     options = [
         click.option(
             "--connect-timeout",
@@ -333,6 +336,13 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Meshery Server never deploys the Operator (DISABLE_OPERATOR=true).",
         ),
         click.option(
+            "--broker-port-forward/--no-broker-port-forward",
+            default=None,
+            help="Whether Meshery Server reaches Brokers through its managed port-forward over the API server "
+            "(default: MESHERY_MANAGED_BROKER_PORTFORWARD, on unless false); a cluster's broker_port_forward in the "
+            "fleet file wins. --in-cluster: the Broker's ClusterIP.",
+        ),
+        click.option(
             "--server-vantage",
             type=click.Choice(["host", "docker"]),
             default="host",
@@ -366,6 +376,17 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Send Azure Resource Manager calls here instead (overrides --azure-cloud's endpoint).",
         ),
+        click.option("--checks", "include", multiple=True, metavar="GLOB", help="Run only these check ids."),
+        click.option("--skip-checks", "exclude", multiple=True, metavar="GLOB", help="Do not run these check ids."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`check`'s policy options plus where its reports go and what fails the run."""
+    options = [
         click.option(
             "-o",
             "--output",
@@ -382,12 +403,10 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Exit 1 when any result is at or above this status (error counts as fail); "
             "`new`: only when a result got worse than in --baseline.",
         ),
-        click.option("--checks", "include", multiple=True, metavar="GLOB", help="Run only these check ids."),
-        click.option("--skip-checks", "exclude", multiple=True, metavar="GLOB", help="Do not run these check ids."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
-    return fn
+    return policy_options(fn)
 
 
 # click >= 8.2 shows the help for a bare command as an error; that stays a help page.
@@ -437,25 +456,46 @@ def main() -> None:
     """
 
 
-@main.command("check")
-@click.option(
-    "--kubeconfig",
-    "kubeconfigs",
-    multiple=True,
+def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Which clusters to check, and from where: shared by `check` and `serve`."""
+    options = [
+        click.option(
+            "--kubeconfig",
+            "kubeconfigs",
+            multiple=True,
+            metavar="PATH",
+            help="Kubeconfig file (repeatable; merged as kubectl merges). Default: $KUBECONFIG, "
+            "else every kubeconfig in $KUBECONFIG_FOLDER (~/.kube).",
+        ),
+        click.option(
+            "--context", "contexts", multiple=True, metavar="GLOB", help="Contexts to check (repeatable, globs)."
+        ),
+        click.option("--in-cluster", is_flag=True, help="Check the cluster this pod runs in, with its ServiceAccount."),
+        click.option("--fleet", "fleet", metavar="FILE", help="Fleet file (YAML) describing the connection set."),
+        click.option(
+            "--origin",
+            "origins",
+            multiple=True,
+            metavar="CIDR",
+            help="Address range Meshery Server's traffic comes from (repeatable).",
+        ),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+FINGERPRINT_KEY_OPTION = click.option(
+    "--fingerprint-key-file",
     metavar="PATH",
-    help="Kubeconfig file (repeatable; merged as kubectl merges). Default: $KUBECONFIG, "
-    "else every kubeconfig in $KUBECONFIG_FOLDER (~/.kube).",
+    default=None,
+    help="Key (16+ bytes) for the credential fingerprints in reports; give every run of a fleet the same one "
+    "so merge can compare credentials across runs. Default: a random key per run.",
 )
-@click.option("--context", "contexts", multiple=True, metavar="GLOB", help="Contexts to check (repeatable, globs).")
-@click.option("--in-cluster", is_flag=True, help="Check the cluster this pod runs in, with its ServiceAccount.")
-@click.option("--fleet", "fleet", metavar="FILE", help="Fleet file (YAML) describing the connection set.")
-@click.option(
-    "--origin",
-    "origins",
-    multiple=True,
-    metavar="CIDR",
-    help="Address range Meshery Server's traffic comes from (repeatable).",
-)
+
+
+@main.command("check")
+@target_options
 @click.option(
     "--baseline",
     metavar="PREVIOUS.json",
@@ -482,13 +522,7 @@ def main() -> None:
     default=None,
     help="Name of this set of clusters in the Pushgateway grouping key (default: the fleet file's name, else default).",
 )
-@click.option(
-    "--fingerprint-key-file",
-    metavar="PATH",
-    default=None,
-    help="Key (16+ bytes) for the credential fingerprints in reports; give every run of a fleet the same one "
-    "so merge can compare credentials across runs. Default: a random key per run.",
-)
+@FINGERPRINT_KEY_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Console: list every result, passes and skips included.")
 @run_options
 def check_cmd(
@@ -510,9 +544,9 @@ def check_cmd(
     **kw: Any,
 ) -> None:
     """Check every selected cluster and report."""
-    guard = Guard(_second_signal).install()
+    cancel = Guard(_second_signal).install().cancel
     try:
-        from preflight.plan import Request
+        from preflight.engine.plan import Request
         from preflight.reports.options import RenderOptions
 
         if in_cluster and (kubeconfigs or contexts):
@@ -535,9 +569,9 @@ def check_cmd(
         progress = _progress if sys.stderr.isatty() else None
         settings = _settings(**kw)
         if fingerprint_key_file:
-            settings.fingerprint_key = _fingerprint_key(fingerprint_key_file)
+            settings = dataclasses.replace(settings, fingerprint_key=_fingerprint_key(fingerprint_key_file))
         options = RenderOptions(verbose=verbose, fail_on=fail_on)
-        report = execute(request, settings, parsed, include, exclude, progress, guard, options)
+        report = execute(request, settings, parsed, include, exclude, progress, cancel, options)
         if pushgateway:
             from pathlib import Path
 
@@ -550,8 +584,112 @@ def check_cmd(
                 die(str(exc))
     except Interrupted:
         # Before the outputs were known: nothing to write yet.
-        exit_now(guard.exit_code, f"{TOOL_NAME}: interrupted by {guard.name} during start-up; no report written")
+        exit_now(cancel.exit_code, f"{TOOL_NAME}: interrupted by {cancel.name} during start-up; no report written")
     sys.exit(exit_code(report, fail_on))
+
+
+class Duration(click.ParamType):
+    """Seconds, or a number with a unit: ``90``, ``30s``, ``5m``, ``1h``, ``1m30s``."""
+
+    name = "DURATION"
+    _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        import re
+
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+            if re.fullmatch(r"\d+(?:\.\d+)?", text):
+                seconds = float(text)
+            elif parts and "".join(n + u for n, u in parts) == text:
+                seconds = sum(float(n) * self._UNITS[u] for n, u in parts)
+            else:
+                self.fail(f"{value!r} is not a duration (90, 30s, 5m, 1h, 1m30s)", param, ctx)
+        if not (math.isfinite(seconds) and self.low <= seconds <= self.high):
+            self.fail(f"{value!r} must be from {self.low:g}s to {self.high:g}s", param, ctx)
+        return seconds
+
+
+@main.command("serve")
+@target_options
+@FINGERPRINT_KEY_OPTION
+@click.option(
+    "--listen",
+    default="127.0.0.1:9464",
+    show_default=True,
+    metavar="ADDR:PORT",
+    help="Where to serve /metrics, /probe, / (HTML report), /report.json, /healthz and /readyz; "
+    ":PORT for every interface.",
+)
+@click.option("--interval", type=Duration(1.0, MAX_SECONDS), default="5m", show_default=True, help="Time between runs.")
+@click.option(
+    "--jitter",
+    type=Number(0.0, 0.5),
+    default=0.1,
+    show_default=True,
+    help="Spread each wait by up to this fraction of --interval, so probers do not fire in step.",
+)
+@click.option(
+    "--cloud-cache-ttl",
+    type=Duration(0.0, MAX_SECONDS),
+    default="10m",
+    show_default=True,
+    help="Keep cloud API describes this long across runs and probes.",
+)
+@click.option(
+    "--probe-timeout-margin",
+    type=Number(0.0, 60.0),
+    default=0.5,
+    show_default=True,
+    help="Seconds a /probe leaves of the scrape's timeout (X-Prometheus-Scrape-Timeout-Seconds).",
+)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@policy_options
+def serve_cmd(
+    kubeconfigs: tuple[str, ...],
+    contexts: tuple[str, ...],
+    in_cluster: bool,
+    fleet: str | None,
+    origins: tuple[str, ...],
+    fingerprint_key_file: str | None,
+    listen: str,
+    interval: float,
+    jitter: float,
+    cloud_cache_ttl: float,
+    probe_timeout_margin: float,
+    log_format: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    **kw: Any,
+) -> None:
+    """Check the fleet every --interval and serve the results to Prometheus (and people) over HTTP."""
+    cancel = Guard(_second_signal).install().cancel
+    from preflight.engine.plan import Request
+    from preflight.serve import command
+
+    if in_cluster and (kubeconfigs or contexts):
+        die("--in-cluster cannot be combined with --kubeconfig or --context")
+    try:
+        address = command.parse_listen(listen)
+    except ValueError as exc:
+        die(f"--listen {exc}")
+    settings = _settings(**kw)
+    if fingerprint_key_file:
+        settings = dataclasses.replace(settings, fingerprint_key=_fingerprint_key(fingerprint_key_file))
+    request = Request(list(kubeconfigs), list(contexts), in_cluster, fleet, list(origins))
+    options = command.Options(address, interval, jitter, cloud_cache_ttl, log_format, probe_timeout_margin)
+    try:
+        command.serve(request, settings, include, exclude, options, cancel)
+    except ConfigError as exc:
+        die(str(exc))
+    except Interrupted:  # stopped during start-up, before it served: nothing to close
+        exit_now(EXIT_OK)
 
 
 @main.command("merge")
@@ -620,7 +758,7 @@ def merge_cmd(
         report = app.merge_files(list(reports), baseline_path=baseline, fingerprint_key=key)
     except ConfigError as exc:
         die(str(exc))
-    from preflight.merge import missing_in
+    from preflight.engine.merge import missing_in
 
     if missing := missing_in(report):
         click.echo(
@@ -737,18 +875,36 @@ def demo(directory: str) -> None:
     metavar="NAMESPACE/NAME",
     help="The ServiceAccount the audit runs as.",
 )
-def rbac_cmd(mode: str, meshery_namespace: str, service_account: str) -> None:
+@click.option(
+    "--broker-port-forward/--no-broker-port-forward",
+    "port_forward",
+    default=None,
+    help="Whether the audited Servers use the managed Broker port-forward (default: "
+    "MESHERY_MANAGED_BROKER_PORTFORWARD, on unless false): on adds create pods/portforward in the Meshery namespace.",
+)
+def rbac_cmd(mode: str, meshery_namespace: str, service_account: str, port_forward: bool | None) -> None:
     """Print the ClusterRole and Role (with bindings) that let every check decide, generated from the registry."""
+    import os
+
     import yaml
 
-    from preflight.permissions import manifests
+    from preflight.engine.permissions import manifests
+    from preflight.engine.settings import PORT_FORWARD_ENV, port_forward_policy
 
     sa_namespace, sep, sa_name = service_account.partition("/")
     if not sep or not sa_namespace or not sa_name or "/" in sa_name:
         die(f"--service-account {service_account!r}: expected NAMESPACE/NAME")
     perms = [p for c in _registry().all() for p in c.permissions]
-    docs = manifests(perms, mode, meshery_namespace, sa_namespace, sa_name)
-    header = f"# Generated by `{TOOL_NAME} rbac --mode {mode}`: what the checks read, and nothing else.\n"
+    forward, _source = port_forward_policy(port_forward, os.environ)
+    docs = manifests(perms, mode, meshery_namespace, sa_namespace, sa_name, port_forward=forward)
+    flag = "" if forward or mode != "operator" else " --no-broker-port-forward"
+    header = f"# Generated by `{TOOL_NAME} rbac --mode {mode}{flag}`: what the checks read, and nothing else.\n"
+    if mode == "operator" and forward:
+        header += (
+            f"# create pods/portforward (Role in {meshery_namespace}): broker.port-forward opens the tunnel Meshery "
+            f"Server reaches the Broker through (its managed port-forward, on unless {PORT_FORWARD_ENV}=false); "
+            "--no-broker-port-forward leaves it out.\n"
+        )
     click.echo(header + yaml.safe_dump_all(docs, sort_keys=False), nl=False)
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from preflight.errors import ConfigError
-from preflight.model import RunReport
-from preflight.plan import Request
-from preflight.settings import Settings
+from preflight.engine.errors import ConfigError
+from preflight.engine.model import RunReport
+from preflight.engine.plan import Request
+from preflight.engine.settings import Settings
 
 EXTRA_HINT = "the demo needs the lab: pip install 'meshery-preflight[demo]'"
 Outputs = list[tuple[str, str | None]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from preflight.model import MESHERY_CODES, Check
+from preflight.engine.model import MESHERY_CODES, Check
 
 # What Meshery Server means by each of its per-connection diagnostics (the words its UI shows).
 MESHERY_MEANINGS = {
@@ -70,6 +70,35 @@ TERMS = [
     "without dialing, though it answers from this machine.",
     "- **Filtered / refused / unreachable**: a connect that times out (something drops the SYN) / is answered "
     "with a reset (reachable, nothing listens) / fails at once with no route (the network path does not exist).",
+    "",
+    '<a id="broker-paths"></a>',
+    "## Broker paths",
+    "",
+    "Which way Meshery Server reaches a cluster's Broker decides which failures matter (`broker.transport` says "
+    "which paths it tries and which works, as the Server's `broker_networking` does):",
+    "",
+    "| where the Server runs | path | set by |",
+    "| --- | --- | --- |",
+    "| in the cluster (`--in-cluster`) | the Broker Service's ClusterIP | `KUBERNETES_SERVICE_HOST` |",
+    "| outside, managed port-forward on (default) | a port-forward through the API server to the NATS pod "
+    "(`broker.port-forward`), then the published endpoint, then `127.0.0.1:<port>` and "
+    "`host.docker.internal:<port>` | `MESHERY_MANAGED_BROKER_PORTFORWARD` unset or not `false`; "
+    "`--broker-port-forward`; fleet file `broker_port_forward: true` |",
+    "| outside, forward off | the published endpoint only | `MESHERY_MANAGED_BROKER_PORTFORWARD=false` "
+    "(any case); `--no-broker-port-forward`; fleet file `broker_port_forward: false` |",
+    "",
+    "With the forward on, one verdict from both paths:",
+    "",
+    "| port-forward | published endpoint | verdict |",
+    "| --- | --- | --- |",
+    "| works | works | all pass (`broker.exposure` warns that a LoadBalancer or NodePort is exposure nobody needs) |",
+    "| works | fails | the endpoint checks (`broker.service`, `broker.endpoint`, `broker.dns`, `broker.tcp`, "
+    "`broker.nats`, `meshery.broker-resource`'s missing endpoint) warn: Meshery reaches the Broker through the "
+    "forward; the endpoint matters only with the forward off or a Server older than it |",
+    "| fails | works | `broker.port-forward` warns, naming its cause and fix |",
+    "| fails | fails | both fail, each naming the other; `broker.transport` fails with both causes, root cause first |",
+    "",
+    "With the forward off every verdict is the endpoint path's, as before the managed port-forward.",
 ]
 
 

@@ -35,6 +35,7 @@ from cryptography.x509.oid import NameOID
 from preflight_lab.addresses import require_loopback
 from preflight_lab.certs import CertKeyPair, server_ssl_context
 from preflight_lab.kube_selectors import field_selector_matches, label_selector_matches
+from preflight_lab.portforward import SPDY_PROTOCOL, STREAM_PROTOCOL, WS_PROTOCOL, accept_key, relay_websocket
 from preflight_lab.rbac import ANONYMOUS, CLUSTER_ADMIN, RBAC, Identity, ResourceAttributes, Rule
 from preflight_lab.realistic import AGGREGATED_DISCOVERY, RealisticProfile
 from preflight_lab.serving import LabServer, quiet_bind
@@ -45,6 +46,7 @@ __all__ = [
     "REVIEW_RESOURCES",
     "FakeKubeAPI",
     "RequestRecord",
+    "is_portforward_request",
     "is_review_request",
     "status_body",
     "version_info",
@@ -135,6 +137,21 @@ def is_review_request(method: str, path: str) -> bool:
     return len(parts) >= 4 and parts[0] == "apis" and parts[1] in _REVIEW_GROUPS and parts[-1] in REVIEW_RESOURCES
 
 
+_PORTFORWARD_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/portforward/?$")
+# What a proxy in front of the API server answers when it strips or refuses the Upgrade (upgrade_stripped_by).
+_PROXY_ANSWERS = {
+    400: ("Bad Request", "<html><head><title>400 Bad Request</title></head><body>400 Bad Request</body></html>"),
+    426: ("Upgrade Required", "upgrade required"),
+    502: ("Bad Gateway", "<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway</body></html>"),
+}
+KUBELET_STATES = ("reachable", "timeout", "refused")
+
+
+def is_portforward_request(method: str, path: str) -> bool:
+    """A connect to a pod's port (GET for WebSocket, POST for SPDY): a tunnel, not a change to any object."""
+    return method in ("GET", "POST") and _PORTFORWARD_PATH.match(path) is not None
+
+
 @dataclass(frozen=True)
 class RequestRecord:
     """One request the server answered. ``path`` excludes the query string."""
@@ -147,7 +164,11 @@ class RequestRecord:
 
     @property
     def mutating(self) -> bool:
-        return self.method not in _READ_METHODS and not is_review_request(self.method, self.path)
+        return (
+            self.method not in _READ_METHODS
+            and not is_review_request(self.method, self.path)
+            and not is_portforward_request(self.method, self.path)
+        )
 
 
 @dataclass
@@ -302,6 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         split = urlsplit(self.path)
         path = split.path or "/"
+        if is_portforward_request(self.command, path):
+            self._portforward(path, split.query)
+            return
         body = self._read_body()
         if body is None:
             self.close_connection = True
@@ -337,6 +361,51 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(resp.body), resp.body))
         else:
             self.wfile.write(resp.body)
+
+    def _answer(self, resp: _Response, extra: Mapping[str, str] | None = None) -> None:
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Length", str(len(resp.body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(resp.body)
+
+    def _portforward(self, path: str, query: str) -> None:
+        """Answer a port-forward connect: an error as the API server (or a proxy before it) sends one, or the
+        101 and then the tunnel (WebSocket) or a close (SPDY)."""
+        api = self.server.api
+        self.close_connection = True
+        upgrade = self.headers.get("Upgrade", "").strip().lower()
+        decision, username, target = api._portforward_decision(
+            path, query, self.headers.get("Authorization"), self.peer_cert, upgrade
+        )
+        if decision is not None:
+            api._record(RequestRecord(self.command, path, username, decision.status, query))
+            self._answer(decision)
+            return
+        api._record(RequestRecord(self.command, path, username, 101, query))
+        assert target is not None
+        if upgrade == "websocket":
+            offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept_key(self.headers.get("Sec-WebSocket-Key", "")))
+            if WS_PROTOCOL in offered:
+                self.send_header("Sec-WebSocket-Protocol", WS_PROTOCOL)
+            self.end_headers()
+            self.wfile.flush()
+            ports, targets, uid = target
+            self.request.settimeout(None)
+            relay_websocket(self.rfile, self.wfile, self.request, ports, targets, uid)  # type: ignore[arg-type]
+            return
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Upgrade", SPDY_PROTOCOL)
+        self.send_header("X-Stream-Protocol-Version", STREAM_PROTOCOL)
+        self.end_headers()
+        self.wfile.flush()
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
@@ -389,6 +458,12 @@ class FakeKubeAPI(LabServer):
         self.resources = ResourceRegistry()
         self.store = ObjectStore(self.resources)
         self.handshake_failures = 0
+        # pods/portforward: where each pod's ports really listen ((namespace, pod) -> {port: (host, port)}),
+        # whether the control plane reaches the node's kubelet (KUBELET_STATES), and the status a proxy in front
+        # of the API answers an Upgrade with (400, 426, 502; None: no such proxy).
+        self.pod_ports: dict[tuple[str, str], dict[int, tuple[str, int]]] = {}
+        self.kubelet = "reachable"
+        self.upgrade_stripped_by: int | None = None
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._httpd: _LabHTTPServer | None = None
@@ -531,6 +606,44 @@ class FakeKubeAPI(LabServer):
             return self._read(identity, path, parse_qs(query), accept), username
         except Exception as exc:  # a lab bug must surface as a 500, not a dropped connection
             return _failure(500, "InternalError", f"Internal error occurred: {exc!r}"), username
+
+    def _portforward_decision(
+        self, path: str, query: str, authorization: str | None, peer: _PeerCert | None, upgrade: str
+    ) -> tuple[_Response | None, str | None, tuple[list[int], dict[int, tuple[str, int]], str] | None]:
+        """The answer to a port-forward connect that is not a tunnel (None when it is), the user, and the tunnel's
+        ports, their real addresses and the pod's uid."""
+        if self.upgrade_stripped_by is not None:
+            reason, text = _PROXY_ANSWERS.get(self.upgrade_stripped_by, ("Bad Gateway", "bad gateway"))
+            return _Response(self.upgrade_stripped_by, text.encode(), "text/html"), None, None
+        identity = self._authenticate(authorization, peer)
+        if identity is None:
+            return _json(401, _UNAUTHORIZED_DOC), None, None
+        m = _PORTFORWARD_PATH.match(path)
+        assert m is not None
+        namespace, name = m.group(1), m.group(2)
+        attrs = ResourceAttributes("create", "pods", "", namespace, name, "portforward")
+        if not self.rbac.allows(identity, attrs):
+            return self._forbidden(identity, attrs), identity.username, None
+        rt = self.resources.by_kind("v1", "Pod")
+        pod = self.store.get(rt, name, namespace) if rt is not None else None
+        if pod is None:
+            return (
+                _failure(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}),
+                (identity.username),
+                None,
+            )
+        if upgrade not in ("websocket", SPDY_PROTOCOL.lower()):
+            return _failure(400, "BadRequest", "Upgrade request required"), identity.username, None
+        if self.kubelet != "reachable":
+            node_ip = str((pod.get("status") or {}).get("hostIP") or "10.0.1.23")
+            why = "i/o timeout" if self.kubelet == "timeout" else "connect: connection refused"
+            message = f"error dialing backend: dial tcp {node_ip}:10250: {why}"
+            return _failure(500, "InternalError", message), identity.username, None
+        ports = [int(p) for v in parse_qs(query).get("ports", []) for p in v.split(",") if p.strip().isdigit()]
+        if not ports and upgrade == "websocket":  # SPDY clients name their ports in stream headers instead
+            return _failure(400, "BadRequest", 'query parameter "port" is required'), identity.username, None
+        uid = str((pod.get("metadata") or {}).get("uid") or uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{name}"))
+        return None, identity.username, (ports, dict(self.pod_ports.get((namespace, name), {})), uid)
 
     def _forbidden_path(self, identity: Identity, verb: str, path: str) -> _Response:
         return _failure(403, "Forbidden", f'forbidden: User "{identity.username}" cannot {verb} path "{path}"', {})

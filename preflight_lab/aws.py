@@ -14,7 +14,8 @@ holds, never what a check should conclude. The code under test reaches it throug
 ``AWS_ENDPOINT_URL`` (:meth:`AwsLab.env`).
 
 moto's gaps, which the adapter must survive and the tests cover separately: describe_cluster has no
-vpcId / clusterSecurityGroupId and no defaults for omitted endpoint fields; NLB ARNs say ``app/``;
+vpcId and no defaults for omitted endpoint fields (the lab adds clusterSecurityGroupId, as EKS reports it,
+unless the setup says not to); NLB ARNs say ``app/``;
 classic ELB DNS names always say us-east-1; custom NACLs lack the ``*`` (32767) deny entries.
 """
 
@@ -24,6 +25,8 @@ import hashlib
 import ipaddress
 import json
 import logging
+import re
+import threading
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ __all__ = ["ACCOUNT", "AclEntry", "AwsLab", "EksLabCluster", "EksSetup", "SgRule
 
 ACCOUNT = "123456789012"  # moto's default account
 _AMI = "ami-12c6146b"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 _KEYS = {"AWS_ACCESS_KEY_ID": "AKIALABLABLABLAB0000", "AWS_SECRET_ACCESS_KEY": "lab-secret-not-a-real-key"}
 NODE_PORT_RANGE = (30000, 32767)
 
@@ -44,7 +48,8 @@ NODE_PORT_RANGE = (30000, 32767)
 class SgRule:
     """One ingress permission: from a CIDR, a managed prefix list (made here) or another group.
 
-    ``ports=None`` means every port; ``group`` is "lb", "nodes" or "self" (a security-group reference).
+    ``ports=None`` means every port; ``group`` is "lb", "nodes", "cluster" (the cluster security group, which
+    the control plane's network interfaces carry) or "self" (a security-group reference).
     """
 
     ports: tuple[int, int] | None
@@ -99,6 +104,10 @@ class EksSetup:
     lb_security_groups: bool | None = None
     lb_sg_rules: Sequence[SgRule] = DEFAULT_LB_RULES
     node_sg_rules: Sequence[SgRule] = DEFAULT_NODE_RULES
+    # The cluster security group's ingress (EKS creates it with "all traffic from itself"; none by default here)
+    # and whether describe_cluster reports it as clusterSecurityGroupId.
+    cluster_sg_rules: Sequence[SgRule] = ()
+    report_cluster_sg: bool = True
     nacl_inbound: Sequence[AclEntry] | None = None
     nacl_outbound: Sequence[AclEntry] | None = None
     nacl_on: str = "all"
@@ -130,6 +139,7 @@ class EksLabCluster:
     lb_arn: str | None = None
     instance_ids: list[str] = field(default_factory=list)
     provider_ids: list[str] = field(default_factory=list)
+    private_ips: list[str] = field(default_factory=list)  # one per instance: the node's InternalIP
     peering: str | None = None
     peer_vpc: str | None = None
     tgw_attachment: str | None = None
@@ -169,6 +179,8 @@ class AwsLab(Startable):
         self.clusters: dict[str, EksLabCluster] = {}
         self._clients: dict[str, Any] = {}
         self._vpcs = 0
+        self._requests: list[str] = []
+        self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -178,11 +190,35 @@ class AwsLab(Startable):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
+        self._log_requests(server)
         host, port = server.get_host_and_port()
         self._server, self.endpoint = server, f"http://{host}:{port}"
         # moto's backends are process-wide: start from an empty account whatever ran before.
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
         return self
+
+    def _log_requests(self, server: Any) -> None:
+        """Record the service of every API request moto answers (its own /moto-api aside)."""
+        wsgi = server._server  # werkzeug's server: its request handler calls wsgi.app per request
+        inner = wsgi.app
+
+        def logged(environ: dict[str, Any], start_response: Any) -> Any:
+            if not str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+                scope = _CREDENTIAL_SCOPE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+                with self._lock:
+                    self._requests.append(scope.group(1) if scope else "?")
+            return inner(environ, start_response)
+
+        wsgi.app = logged
+
+    def requests(self) -> list[str]:
+        """The service (from the request's SigV4 scope) of each API request answered since the last clear."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -215,7 +251,7 @@ class AwsLab(Startable):
     def add(self, setup: EksSetup) -> EksLabCluster:
         if setup.name in self.clusters:
             raise ValueError(f"cluster {setup.name!r} already seeded")
-        ec2, eks = self.client("ec2"), self.client("eks")
+        ec2 = self.client("ec2")
         self._vpcs += 1
         cidr = setup.vpc_cidr or f"10.{10 + self._vpcs}.0.0/16"
         net = ipaddress.ip_network(cidr)
@@ -259,9 +295,10 @@ class AwsLab(Startable):
             node_sg,
             default_nacl=self._default_nacl(vpc_id),
         )
-        groups = {"lb": lb_sg, "nodes": node_sg}
+        groups = {"lb": lb_sg, "nodes": node_sg, "cluster": cluster_sg}
         self._ingress(lab, lb_sg, setup.lb_sg_rules, {**groups, "self": lb_sg})
         self._ingress(lab, node_sg, setup.node_sg_rules, {**groups, "self": node_sg})
+        self._ingress(lab, cluster_sg, setup.cluster_sg_rules, {**groups, "self": cluster_sg})
         if setup.nacl_inbound is not None or setup.nacl_outbound is not None:
             on = {"public": public, "private": private, "all": public + private}[setup.nacl_on]
             lab.custom_nacl = self._nacl(vpc_id, on, [*(setup.nacl_inbound or ()), *(setup.nacl_outbound or ())])
@@ -274,12 +311,7 @@ class AwsLab(Startable):
                 vpc_config[key] = value
         if setup.public_access_cidrs is not None:
             vpc_config["publicAccessCidrs"] = list(setup.public_access_cidrs)
-        eks.create_cluster(
-            name=setup.name,
-            version="1.30",
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks-{setup.name}",
-            resourcesVpcConfig=vpc_config,
-        )
+        self._create_cluster(setup, vpc_config, cluster_sg if setup.report_cluster_sg else None)
         node_subnets = public if setup.nodes_in == "public" else private
         for k in range(setup.nodes):
             sn = node_subnets[k % len(node_subnets)]
@@ -295,11 +327,37 @@ class AwsLab(Startable):
             i = inst["Instances"][0]
             lab.instance_ids.append(i["InstanceId"])
             lab.provider_ids.append(f"aws:///{i['Placement']['AvailabilityZone']}/{i['InstanceId']}")
+            lab.private_ips.append(str(i["PrivateIpAddress"]))
         if setup.lb:
             self._load_balancer(lab, public if setup.lb_scheme == "internet-facing" else private)
         self._connectivity(lab)
         self.clusters[setup.name] = lab
         return lab
+
+    def _create_cluster(self, setup: EksSetup, vpc_config: dict[str, Any], cluster_sg: str | None) -> None:
+        """create_cluster; with ``cluster_sg``, the request also carries clusterSecurityGroupId (an output field
+        the API model does not let a request name, so it is put into the body before sending), which moto
+        stores with the rest of resourcesVpcConfig and describe_cluster then reports, as EKS does."""
+        eks = self.client("eks")
+
+        def with_cluster_sg(request: Any, **_: Any) -> None:
+            body = json.loads(request.data)
+            body["resourcesVpcConfig"]["clusterSecurityGroupId"] = cluster_sg
+            request.data = json.dumps(body).encode()
+
+        event = "before-sign.eks.CreateCluster"
+        if cluster_sg:
+            eks.meta.events.register(event, with_cluster_sg)
+        try:
+            eks.create_cluster(
+                name=setup.name,
+                version="1.30",
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks-{setup.name}",
+                resourcesVpcConfig=vpc_config,
+            )
+        finally:
+            if cluster_sg:
+                eks.meta.events.unregister(event, with_cluster_sg)
 
     def _subnet(self, vpc_id: str, cidr: str, az: str, name: str, role_tag: str) -> str:
         sn = self.client("ec2").create_subnet(

@@ -22,7 +22,7 @@ import click
 import yaml
 
 from preflight_lab.addresses import allocate
-from preflight_lab.broker import NATS_PORT
+from preflight_lab.broker import NATS_PORT, make_broker
 from preflight_lab.demo_clouds import Cloud, start_clouds
 from preflight_lab.dns_server import LabDNS
 from preflight_lab.fleet import ClusterSpec, LabFleet
@@ -54,6 +54,38 @@ _NO_NODES = (
         ),
     ),
 )
+
+
+# What Meshery Server needs and no more (reads, reviews, the Operator's install, the Broker port-forward): the
+# Broker tour's clusters use it with an exec plugin's short-lived token, so their reports show their Broker, not
+# the lab's static cluster-admin token again (prod-eu and its neighbours show that).
+_SERVER_RULES = (
+    Rule(verbs=("get", "list", "watch")),
+    Rule(
+        verbs=("create",),
+        api_groups=("", "apps", "apiextensions.k8s.io", "rbac.authorization.k8s.io", "meshery.io"),
+        resources=(
+            "namespaces",
+            "customresourcedefinitions",
+            "clusterroles",
+            "clusterrolebindings",
+            "deployments",
+            "services",
+            "serviceaccounts",
+            "secrets",
+            "configmaps",
+            "brokers",
+            "meshsyncs",
+        ),
+    ),
+    Rule(
+        verbs=("create",),
+        api_groups=("authorization.k8s.io", "authentication.k8s.io"),
+        resources=("selfsubjectaccessreviews", "selfsubjectrulesreviews", "selfsubjectreviews"),
+    ),
+    Rule(verbs=("get",), non_resource_urls=("*",)),
+)
+_PORT_FORWARD = Rule(verbs=("create",), api_groups=("",), resources=("pods/portforward",))
 
 
 def _lb(address: str, **kw: Any) -> MesherySetup:
@@ -103,6 +135,29 @@ def demo_fleet(broker_address: Callable[[], str]) -> list[ClusterSpec]:
     ]
 
 
+def forward_fleet(broker_address: Callable[[], str], filtered: str) -> list[ClusterSpec]:
+    """Clusters whose Server uses Meshery's managed Broker port-forward (the fleet file turns it on for these
+    only); ``filtered`` is an address whose 4222 drops the SYN."""
+    specs = [
+        ClusterSpec(name="fwd-clusterip-healthy", meshery=MesherySetup(broker_address=broker_address())),
+        ClusterSpec(name="fwd-denied", meshery=_lb(broker_address())),
+        ClusterSpec(name="fwd-kubelet-unreachable", meshery=_lb(broker_address(), kubelet="timeout")),
+        ClusterSpec(name="fwd-nats-crashloop", meshery=_lb(broker_address(), nats_pod="crashloop", broker="absent")),
+        ClusterSpec(name="fwd-endpoint-filtered", meshery=_lb(broker_address(), lb_ip=filtered)),
+    ]
+    for spec in specs:
+        spec.auth = "exec"
+        spec.rules = _SERVER_RULES if spec.name == "fwd-denied" else (*_SERVER_RULES, _PORT_FORWARD)
+    return specs
+
+
+def _as_meshery_server(spec: ClusterSpec) -> ClusterSpec:
+    """A Broker-tour cluster reached as Meshery Server is: an exec plugin's token, the rights it needs."""
+    if spec.meshery is not None and spec.meshery.generation is not None and spec.rules is None:
+        spec.auth, spec.rules = "exec", (*_SERVER_RULES, _PORT_FORWARD)
+    return spec
+
+
 PROVIDERS = {"eks-no-node-watch": "eks"}
 
 
@@ -111,7 +166,11 @@ def _fleet_file(lab: LabFleet, out: Path, clouds: Sequence[Cloud] = ()) -> Path:
     doc["origin"] = {"cidrs": [ORIGIN]}
     doc["kubeconfig"] = [str(lab.kubeconfig_path)]
     cloud_entries = {c.spec.name: c.entry for c in clouds}
+    # The tour's Servers connect to the published endpoint only; the fwd-* clusters' Servers use the forward.
+    doc["defaults"] = {"broker_port_forward": False}
     for entry in doc["clusters"]:
+        if entry["context"].startswith("fwd-"):
+            entry["broker_port_forward"] = True
         if entry["context"] in PROVIDERS:
             entry["provider"] = PROVIDERS[entry["context"]]
         entry.update(cloud_entries.get(entry["context"], {}))
@@ -137,7 +196,12 @@ def start(out: Path) -> Iterator[DemoLab]:
         gc.set_threshold(100_000, 50, 100)
         click.echo("Starting the EKS, GKE and AKS labs (moto, GCP REST, ARM over HTTPS) on loopback ...", err=True)
         clouds = start_clouds(stack)
-        specs = [*demo_fleet(lambda: allocate(NATS_PORT)), *(c.spec for c in clouds)]
+        filtered = stack.enter_context(make_broker("backlogged", allocate(NATS_PORT), NATS_PORT)).host
+        specs = [
+            *(_as_meshery_server(s) for s in demo_fleet(lambda: allocate(NATS_PORT))),
+            *forward_fleet(lambda: allocate(NATS_PORT), filtered),
+            *(_as_meshery_server(c.spec) for c in clouds),
+        ]
         click.echo(f"Starting a lab fleet of {len(specs)} clusters (with real NATS Brokers) on loopback ...", err=True)
         click.echo(
             "  (4222 'filtered' here is a listener with a full accept queue: the kernel drops the SYN as a "

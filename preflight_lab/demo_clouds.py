@@ -75,6 +75,7 @@ class Cloud:
     settings: dict[str, Any] = field(default_factory=dict)  # Settings fields: where the run finds the API
     dns: dict[str, str] = field(default_factory=dict)  # A records the Broker's names need
     after_fleet: Callable[[LabFleet], None] | None = None  # seeding that needs the lab cluster's address
+    lab: Any = None  # the running cloud lab (AwsLab, LabGCP, LabARM): tests count the requests it answered
 
 
 def _eks(stack: contextlib.ExitStack, home: Path) -> Cloud:
@@ -103,6 +104,7 @@ def _eks(stack: contextlib.ExitStack, home: Path) -> Cloud:
         ClusterSpec(name=EKS_CLUSTER, meshery=setup),
         {"provider": "eks", "aws": c.aws_ids()},
         dns={c.lb_dns_name: address},
+        lab=aws,
     )
 
 
@@ -195,6 +197,7 @@ def _gke(stack: contextlib.ExitStack, home: Path) -> Cloud:
         {"provider": "gke", "gcp": ids},
         settings={"gcp_api_endpoint": gcp.url},
         after_fleet=add_cluster,
+        lab=gcp,
     )
 
 
@@ -258,6 +261,7 @@ def _aks(stack: contextlib.ExitStack, home: Path) -> Cloud:
             "azure_credential": lambda authority: _LabToken(),
             "cloud_ca_file": str(arm.ca_file),
         },
+        lab=arm,
     )
 
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
 from preflight_lab.addresses import LoopbackAllocator, default_allocator, require_loopback
 from preflight_lab.apiserver import DEFAULT_VERSION, FakeKubeAPI, RequestRecord
-from preflight_lab.broker import LabBroker, make_broker, start_brokers, stop_brokers
+from preflight_lab.broker import NATS_PORT, LabBroker, make_broker, start_brokers, stop_brokers
 from preflight_lab.certs import (
     CertificateAuthority,
     CertKeyPair,
@@ -37,7 +37,7 @@ from preflight_lab.certs import (
     pem_body,
     utcnow,
 )
-from preflight_lab.meshery import MesherySetup, dns_records, install_meshery
+from preflight_lab.meshery import MesherySetup, dns_records, install_meshery, nats_pod_name
 from preflight_lab.rbac import CLUSTER_ADMIN, RBAC, Identity, Rule
 from preflight_lab.realistic import OPERATOR_RULES, RealisticProfile, dress, filler_objects
 from preflight_lab.serving import Startable
@@ -504,6 +504,12 @@ class LabFleet(Startable):
                 continue
             port = cluster.broker.port if cluster.broker is not None else None
             cluster.meshery_objects = install_meshery(cluster.server, cluster.meshery, cluster.address, port)
+            setup, server = cluster.meshery, cluster.server
+            server.kubelet, server.upgrade_stripped_by = setup.kubelet, setup.upgrade_stripped_by
+            pod = nats_pod_name(setup)
+            if pod is not None and setup.nats_pod == "running" and setup.broker_ready and cluster.broker is not None:
+                # The pod's 4222 is where the cluster's nats-server (or imposter) really listens.
+                server.pod_ports[(setup.namespace, pod)] = {NATS_PORT: (cluster.broker.host, cluster.broker.port)}
 
     def _dress(self) -> None:
         """Every stored object as heavy as a real cluster's copy, plus kube-system's workloads."""

@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import json
 import secrets as _secrets
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,7 +44,9 @@ __all__ = [
     "MESHSYNC_V1ALPHA1",
     "MONITOR_PORT",
     "SERVICE_TYPES",
+    "NATS_POD_STATES",
     "MesherySetup",
+    "nats_pod_name",
     "add_dns_records",
     "broker_resource_type",
     "dns_records",
@@ -56,6 +59,8 @@ __all__ = [
 
 GENERATIONS = ("current", "classic")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+# The NATS pod of the Broker's StatefulSet: running and ready, crash-looping, unable to pull its image, or absent.
+NATS_POD_STATES = ("running", "crashloop", "imagepull", "missing")
 # What the Broker's serving certificate is, when its nats-server requires TLS.
 BROKER_TLS = ("cluster-ca", "other-ca", "wrong-name", "expired")
 
@@ -149,6 +154,11 @@ class MesherySetup:
     node_internal_ips: Sequence[str] = ()
     node_provider_id: str | None = None
     node_labels: Mapping[str, str] = field(default_factory=dict)
+    # The Broker's NATS pod (NATS_POD_STATES), whether the API server reaches the node's kubelet (reachable,
+    # timeout, refused), and the status a proxy in front of the API answers an Upgrade with (400, 426, 502).
+    nats_pod: str = "running"
+    kubelet: str = "reachable"
+    upgrade_stripped_by: int | None = None
 
     def resolved(self) -> MesherySetup:
         """A validated copy with every default filled in; the token is generated here (once)."""
@@ -168,6 +178,12 @@ class MesherySetup:
             raise ValueError(f"bad node port {self.node_port}")
         if self.broker_address is not None:
             require_loopback(self.broker_address)
+        if self.nats_pod not in NATS_POD_STATES:
+            raise ValueError(f"unknown nats_pod {self.nats_pod!r}; choose from {', '.join(NATS_POD_STATES)}")
+        if self.kubelet not in ("reachable", "timeout", "refused"):
+            raise ValueError(f"unknown kubelet {self.kubelet!r}; choose from reachable, timeout, refused")
+        if self.upgrade_stripped_by not in (None, 400, 426, 502):
+            raise ValueError("upgrade_stripped_by is 400, 426, 502 or None")
         if self.extra_objects < 0:
             raise ValueError("extra_objects cannot be negative")
         token, secret_token = self.token, self.secret_token
@@ -367,11 +383,12 @@ def _broker_selector(setup: MesherySetup) -> dict[str, str]:
     return {"app.kubernetes.io/name": _SERVICE_NAME["classic"]}
 
 
-def _broker_workload(setup: MesherySetup, node: str) -> list[dict[str, Any]]:
+def _broker_workload(setup: MesherySetup, node: str, host_ip: str | None = None) -> list[dict[str, Any]]:
     """The broker's StatefulSet and its one pod (``<name>-0``), Running and ready unless ``broker_ready`` is off.
 
     The current generation's are the official NATS chart's (containers nats and reloader, the chart's labels);
-    a pod that is not ready is crash-looping, the commonest way a NATS pod is not ready.
+    a pod that is not ready is crash-looping, the commonest way a NATS pod is not ready. ``nats_pod`` says more:
+    crash-looping, unable to pull its image (Pending), or missing (the StatefulSet without its pod).
     """
     gen = setup.generation
     assert gen is not None
@@ -393,12 +410,20 @@ def _broker_workload(setup: MesherySetup, node: str) -> list[dict[str, Any]]:
         st: dict[str, Any] = {"name": c["name"], "image": c["image"], "imageID": f"{c['image']}@sha256:{digest}"}
         st.update(ready=True, restartCount=0)
         st["state"] = {"running": {"startedAt": _TIMESTAMP}}
-        if not setup.broker_ready and c["name"] == "nats":
+        if (not setup.broker_ready or setup.nats_pod == "crashloop") and c["name"] == "nats":
             st.update(ready=False, restartCount=7)
             st["state"] = {
                 "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}
             }
+            st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": _TIMESTAMP}}
+        if setup.nats_pod == "imagepull":
+            st.update(ready=False, restartCount=0, imageID="")
+            st["state"] = {
+                "waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{c["image"]}"'}
+            }
         statuses.append(st)
+    if setup.nats_pod == "missing":
+        return [sts]
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -406,11 +431,13 @@ def _broker_workload(setup: MesherySetup, node: str) -> list[dict[str, Any]]:
             "name": pod_name,
             "namespace": ns,
             "labels": {**pod_labels, "statefulset.kubernetes.io/pod-name": pod_name},
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ns}/{pod_name}")),
         },
         "spec": {"containers": copy.deepcopy(containers), "nodeName": node},
         "status": {
-            "phase": "Running",
-            "conditions": [_condition("Ready", setup.broker_ready, "", "")],
+            "phase": "Pending" if setup.nats_pod == "imagepull" else "Running",
+            "hostIP": host_ip or "10.0.1.23",
+            "conditions": [_condition("Ready", setup.broker_ready and setup.nats_pod == "running", "", "")],
             "containerStatuses": statuses,
         },
     }
@@ -509,6 +536,13 @@ def _broker_cr(
         "spec": spec,
         "status": status,
     }
+
+
+def nats_pod_name(setup: MesherySetup) -> str | None:
+    """The Broker StatefulSet's first pod, when the setup has one."""
+    if setup.generation is None or setup.nats_pod == "missing":
+        return None
+    return f"{_SERVICE_NAME[setup.generation]}-0"
 
 
 def _watch_entries(items: Sequence[Any]) -> str:
@@ -670,7 +704,7 @@ def meshery_objects(
                 setup.operator_ready,
             )
         )
-        objs += _broker_workload(setup, node_objs[0]["metadata"]["name"])
+        objs += _broker_workload(setup, node_objs[0]["metadata"]["name"], _node_ip(node_objs))
         service = _broker_service(setup, port)
         objs.append(service)
         if gen == "current" and setup.secret_token:

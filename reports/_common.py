@@ -11,19 +11,6 @@ import datetime as _dt
 import math
 import re
 
-from preflight.model import Status
-
-# Worst first, for cluster headers, matrix cells and the fleet table: a definite failure outranks an
-# undecided probe, and a muted finding still outranks a pass.
-SEVERITY: dict[Status, int] = {
-    Status.FAIL: 5,
-    Status.ERROR: 4,
-    Status.WARN: 3,
-    Status.MUTED: 2,
-    Status.SKIP: 1,
-    Status.PASS: 0,
-}
-
 _ANSI_RE = re.compile(
     r"""
       \x1b\[[0-?]*[ -/]*[@-~]             # CSI: colours, cursor movement

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from preflight.model import CHANGES, Result, RunReport
+from preflight.engine.model import CHANGES, Result, RunReport
 
 from ._common import as_utc
 

@@ -12,13 +12,23 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
-from preflight.model import STATUS_ORDER, ClusterReport, Result, RunReport, Status, summarize
+from preflight.engine.model import (
+    STATUS_ORDER,
+    ClusterReport,
+    Result,
+    RunReport,
+    Status,
+    cluster_status,
+    is_not_applicable,
+    severity,
+    summarize,
+)
 
 from . import changes
-from ._common import SEVERITY, is_command, one_line, plural, strip_ansi, terminal_safe
+from ._common import is_command, one_line, plural, strip_ansi, terminal_safe
 from .options import RenderOptions, verdict
 
 SYMBOLS: dict[Status, str] = {
@@ -75,17 +85,6 @@ def terminal_width(stream: _Stream) -> int | None:
     except (AttributeError, ValueError, OSError):
         return None
     return max(shutil.get_terminal_size().columns, 40)
-
-
-def worst(results: Iterable[Result]) -> Status:
-    """A cluster's worst status; checks that do not apply there do not make it look worse than a pass."""
-    statuses = [r.status for r in results if not is_idle(r)]
-    return max(statuses, key=SEVERITY.__getitem__, default=Status.PASS)
-
-
-def is_idle(result: Result) -> bool:
-    """A skip with nothing to fix: the check does not apply here (embedded mode, another cloud)."""
-    return result.status is Status.SKIP and not result.remediation
 
 
 def blocked_by(result: Result) -> str | None:
@@ -274,9 +273,9 @@ class _Renderer:
             self.emit(f"{_INDENT}(no results)")
             return
         width = max(len(one_line(r.check_id)) for r in results)
-        idle = [r for r in results if is_idle(r)]
+        idle = [r for r in results if is_not_applicable(r)]
         for r in changes.ordered(results):
-            if is_idle(r):
+            if is_not_applicable(r):
                 continue
             self.result_line(r, width)
             if r.status is not Status.PASS:
@@ -292,7 +291,7 @@ class _Renderer:
             if root:
                 waiting.setdefault(root, []).append(r.check_id)
         shown = changes.ordered(
-            [r for r in results if r.status is not Status.PASS and not is_idle(r) and not blocked_by(r)]
+            [r for r in results if r.status is not Status.PASS and not is_not_applicable(r) and not blocked_by(r)]
         )
         if not shown and not waiting:
             return
@@ -309,13 +308,13 @@ class _Renderer:
         """``12 pass, 2 warn, 20 not applicable``: every non-zero count, skips split by why."""
         n: dict[str, int] = {}
         for r in results:
-            key = "not applicable" if is_idle(r) else ("waiting" if blocked_by(r) else r.status.value)
+            key = "not applicable" if is_not_applicable(r) else ("waiting" if blocked_by(r) else r.status.value)
             n[key] = n.get(key, 0) + 1
         order = [s.value for s in STATUS_ORDER] + ["waiting", "not applicable"]
         return ", ".join(f"{n[k]} {k}" for k in order if n.get(k))
 
     def cluster_header(self, cluster: ClusterReport) -> None:
-        status = worst(cluster.results)
+        status = cluster_status(cluster.results)
         name = self.paint(f"cluster {one_line(cluster.name)}", _BOLD)
         self.emit(
             f"{name}  {self.status_tag(status, pad=False)}  ({self.counts(cluster.results) or 'no results'})"
@@ -324,13 +323,13 @@ class _Renderer:
         )
 
     def fleet_table(self, report: RunReport) -> None:
-        rows = sorted(report.clusters, key=lambda c: -SEVERITY[worst(c.results)])
+        rows = sorted(report.clusters, key=lambda c: -severity(cluster_status(c.results)))
         cells = []
         for c in rows:
-            status = worst(c.results)
+            status = cluster_status(c.results)
             # Failures and errors both fail a run: list both when the worst is either.
-            floor = min(SEVERITY[status], SEVERITY[Status.ERROR])
-            ids = [r.check_id for r in c.results if SEVERITY[r.status] >= max(floor, SEVERITY[Status.MUTED])]
+            floor = min(severity(status), severity(Status.ERROR))
+            ids = [r.check_id for r in c.results if severity(r.status) >= max(floor, severity(Status.MUTED))]
             cells.append((status, one_line(c.name), one_line(c.provider), one_line(c.mode), ids))
         w_name = min(max([len("CLUSTER")] + [len(c[1]) for c in cells]), 40)
         w_prov = max([len("PROVIDER")] + [len(c[2]) for c in cells])
@@ -400,7 +399,7 @@ def chunks(report: RunReport, *, options: RenderOptions | None = None) -> Iterat
             out.every_result(report.fleet_results, "fleet")
             out.emit(f"{_INDENT}{_summary_line(summarize(report.fleet_results), paint)}")
         else:
-            status = worst(report.fleet_results)
+            status = cluster_status(report.fleet_results)
             out.emit(
                 f"{paint('fleet checks', _BOLD)}  {out.status_tag(status, pad=False)}"
                 f"  ({out.counts(report.fleet_results)})"

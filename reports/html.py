@@ -19,9 +19,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from preflight.model import STATUS_ORDER, Result, RunReport, Status
+from preflight.engine.model import (
+    SEVERITY_ORDER,
+    STATUS_ORDER,
+    Result,
+    RunReport,
+    Status,
+    applicable,
+    cluster_status,
+    severity,
+)
 
-from ._common import SEVERITY, plural
+from ._common import plural
 from .json_report import iso_utc, jsonable
 from .options import EXIT_INTERRUPTED, verdict
 
@@ -49,14 +58,10 @@ def fix_command(remediation: str) -> str | None:
     return rest[:end].rstrip(" .,") or None
 
 
-def _idle(r: Result) -> bool:
-    return r.status is Status.SKIP and not r.remediation
-
-
 def worst(results: Iterable[Result]) -> Status | None:
-    """The worst status, not counting checks that do not apply; None when nothing applied."""
-    statuses = [r.status for r in results if not _idle(r)]
-    return max(statuses, key=SEVERITY.__getitem__) if statuses else None
+    """The model's :func:`cluster_status`, or None when no check applied (a matrix cell shows that apart)."""
+    results = list(results)
+    return cluster_status(results) if applicable(results) else None
 
 
 @dataclass
@@ -116,7 +121,7 @@ def _cell(results: list[Result]) -> dict[str, str]:
     status = worst(results)
     if status is None:
         return {"status": NOT_APPLICABLE, "symbol": "·", "label": "not applicable" if results else "not run"}
-    problems = [r.check_id for r in results if SEVERITY[r.status] >= SEVERITY[Status.MUTED]]
+    problems = [r.check_id for r in results if severity(r.status) >= severity(Status.MUTED)]
     return {"status": status.value, "symbol": SYMBOLS[status], "label": ", ".join(problems) or status.value}
 
 
@@ -127,7 +132,7 @@ def _rows(report: RunReport, categories: list[str]) -> list[dict[str, Any]]:
         for r in c.results:
             by_cat[r.category].append(r)
         status = worst(c.results) or Status.PASS
-        problems = [r.check_id for r in c.results if SEVERITY[r.status] >= SEVERITY[Status.WARN]]
+        problems = [r.check_id for r in c.results if severity(r.status) >= severity(Status.WARN)]
         rows.append(
             {
                 "index": i,
@@ -137,7 +142,7 @@ def _rows(report: RunReport, categories: list[str]) -> list[dict[str, Any]]:
                 "mode": c.mode,
                 "status": status.value,
                 "symbol": SYMBOLS[status],
-                "rank": SEVERITY[status],
+                "rank": severity(status),
                 "cells": [(cat, _cell(by_cat[cat])) for cat in categories],
                 "problems": problems,
                 "problem_categories": " ".join(sorted({r.category for r in c.results if r.check_id in problems})),
@@ -210,9 +215,7 @@ def chunks(report: RunReport, *, fail_on: str = "fail", interrupted_code: int = 
             rows=rows,
             providers=sorted({r["provider"] for r in rows}),
             modes=sorted({r["mode"] for r in rows}),
-            statuses=[
-                (s.value, SYMBOLS[s]) for s in sorted(SEVERITY, key=lambda s: -SEVERITY[s]) if s is not Status.SKIP
-            ],
+            statuses=[(s.value, SYMBOLS[s]) for s in reversed(SEVERITY_ORDER) if s is not Status.SKIP],
             fleet_status=worst(report.fleet_results),
             fleet_counts=_counts(report.fleet_results),
             symbols={s.value: sym for s, sym in SYMBOLS.items()},

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from preflight.model import (
+from preflight.engine.model import (
     CHANGES,
     STATUS_ORDER,
     BaselineInfo,
@@ -136,6 +136,8 @@ def result_document(result: Result) -> dict[str, Any]:
         doc["change"] = result.change
     if result.meshery_code is not None:
         doc["meshery_code"] = result.meshery_code
+    if result.reason is not None:
+        doc["reason"] = result.reason
     return doc
 
 
@@ -264,6 +266,7 @@ def _time(text: Any) -> _dt.datetime:
 
 
 def _result(doc: Mapping[str, Any]) -> Result:
+    cause = doc.get("reason")
     return Result(
         check_id=str(doc["check_id"]),
         title=str(doc["title"]),
@@ -277,6 +280,7 @@ def _result(doc: Mapping[str, Any]) -> Result:
         duration_s=float(doc["duration_s"]),
         change=doc.get("change"),
         meshery_code=doc.get("meshery_code"),
+        reason=cause,
     )
 
 

@@ -13,7 +13,7 @@ import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 
-from preflight.model import Result, RunReport, Status
+from preflight.engine.model import Result, RunReport, Status
 
 from . import changes
 from ._common import as_utc, seconds, xml_safe

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
-from preflight.model import STATUS_RANK, ClusterReport, Result, RunReport, Status
+from preflight.engine.model import (
+    CHANGES,
+    STATUS_RANK,
+    ClusterReport,
+    Result,
+    RunReport,
+    Status,
+    cluster_status,
+    severity,
+)
 
 from . import changes
 from ._common import one_line, terminal_safe
@@ -35,8 +44,6 @@ ICONS: dict[Status, str] = {
     Status.ERROR: "❗",
     Status.MUTED: "🔇",
 }
-# Which status names a cluster's worst outcome: a decided failure before an undecided error.
-_WORST = (Status.FAIL, Status.ERROR, Status.WARN)
 _SPECIAL_RE = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
 
@@ -51,13 +58,6 @@ def text(value: str, limit: int = MAX_TEXT) -> str:
 def name(value: str, limit: int = MAX_TEXT) -> str:
     """A cluster name or check id: its control characters shown escaped (``\\n``), never a line break."""
     return text(one_line(value), limit)
-
-
-def worst(results: Sequence[Result]) -> Status:
-    for status in _WORST:
-        if any(r.status is status for r in results):
-            return status
-    return Status.PASS
 
 
 def problems_of(results: Sequence[Result]) -> list[Result]:
@@ -93,7 +93,7 @@ def _problems(report: RunReport) -> list[Problem]:
         p.clusters.append(name)
     return sorted(
         groups.values(),
-        key=lambda p: (changes.change_rank(p.change), _WORST.index(p.status), -len(p.clusters), p.check_id),
+        key=lambda p: (changes.change_rank(p.change), -severity(p.status), -len(p.clusters), p.check_id),
     )
 
 
@@ -108,13 +108,13 @@ def _row(cluster: ClusterReport) -> str:
     ids = [name(r.check_id, 60) + (f" ({r.change})" if changes.tag(r) else "") for r in problems[:MAX_FAILED_IDS]]
     if len(problems) > MAX_FAILED_IDS:
         ids.append(f"+{len(problems) - MAX_FAILED_IDS} more")
-    status = worst(cluster.results)
+    status = cluster_status(cluster.results)
     cells = [name(cluster.name, 80), name(cluster.provider, 20), name(cluster.mode, 20)]
     return f"| {' | '.join(cells)} | {ICONS[status]} {status.value} | {', '.join(ids)} |"
 
 
 def _header(report: RunReport) -> list[str]:
-    bad = [c for c in report.clusters if worst(c.results) is not Status.PASS]
+    bad = [c for c in report.clusters if cluster_status(c.results) is not Status.PASS]
     n = len(report.clusters)
     title = f"{len(bad)} of {n} cluster{'' if n == 1 else 's'} need attention" if bad else f"all {n} clusters pass"
     lines = [f"## {text(report.tool_name)}: {title}", ""]
@@ -132,13 +132,13 @@ def _header(report: RunReport) -> list[str]:
 
 def _urgency(cluster: ClusterReport) -> tuple[int, int]:
     problems = problems_of(cluster.results)
-    return (min(changes.rank(r) for r in problems), -max(STATUS_RANK[r.status] for r in problems))
+    return (min((changes.rank(r) for r in problems), default=len(CHANGES)), -severity(cluster_status(cluster.results)))
 
 
 def _table(report: RunReport) -> list[str]:
-    clusters = [c for c in report.clusters if worst(c.results) is not Status.PASS]
+    clusters = [c for c in report.clusters if cluster_status(c.results) is not Status.PASS]
     clusters.sort(key=_urgency)
-    passing = [c.name for c in report.clusters if worst(c.results) is Status.PASS]
+    passing = [c.name for c in report.clusters if cluster_status(c.results) is Status.PASS]
     lines = ["", "### Fleet", ""]
     if clusters:
         lines += ["| Cluster | Provider | Mode | Worst | What failed |", "|---|---|---|---|---|"]

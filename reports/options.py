@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from preflight.model import FAIL_ON, RunReport, Status, counts_against, run_fails
+from preflight.engine.model import FAIL_ON, RunReport, Status, counts_against, run_fails
 
 from ._common import plural
 

@@ -11,7 +11,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from preflight.model import CHANGES, STATUS_ORDER, STATUS_RANK, ClusterReport, RunReport, Status, summarize
+from preflight.engine.model import (
+    CHANGES,
+    STATUS_ORDER,
+    STATUS_RANK,
+    ClusterReport,
+    RunReport,
+    Status,
+    cluster_status,
+    summarize,
+)
 
 from ._common import as_utc
 
@@ -28,7 +37,7 @@ _MAPPING = ", ".join(f"{v} {s.value}" for s, v in STATUS_VALUE.items())
 
 def succeeded(cluster: ClusterReport) -> bool:
     """A cluster succeeds when it was checked and nothing failed or errored (warnings still count)."""
-    return bool(cluster.results) and all(STATUS_RANK[r.status] < STATUS_RANK[Status.FAIL] for r in cluster.results)
+    return bool(cluster.results) and STATUS_RANK[cluster_status(cluster.results)] < STATUS_RANK[Status.FAIL]
 
 
 def previous_successes(text: str | None) -> dict[str, float]:
@@ -171,6 +180,12 @@ class _Families:
 
     def collect(self) -> Iterator[Any]:
         return iter(self.families)
+
+
+def collector(report: RunReport, previous: Mapping[str, float] | None = None) -> Any:
+    """A prometheus-client collector of every metric of ``report`` (what the textfile holds), for a server
+    that exposes the latest run (`serve`); ``previous``: last-success times of clusters that failed now."""
+    return _RunCollector(report, previous or {})
 
 
 def registry(report: RunReport, previous: Mapping[str, float] | None = None) -> CollectorRegistry:

@@ -22,7 +22,7 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from preflight.model import RunReport
+from preflight.engine.model import RunReport
 
 from . import console, html, json_report, junit
 from .options import RenderOptions

@@ -13,6 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests judge outcomes, never speed: on a shared, loaded machine a slow example is not a failure.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 _HOST_NETNS = os.readlink("/proc/self/ns/net")
 _real_connect = socket.socket.connect
@@ -52,3 +57,20 @@ def loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+# Tests written before Meshery's managed Broker port-forward judge the endpoint path alone, as Servers with
+# MESHERY_MANAGED_BROKER_PORTFORWARD=false do (session-wide: module fixtures run their labs before any function
+# fixture). Tests of the port-forward turn it on explicitly (--broker-port-forward, or the setting).
+PORT_FORWARD_ENV = "MESHERY_MANAGED_BROKER_PORTFORWARD"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def broker_port_forward_off() -> Iterator[None]:
+    before = os.environ.get(PORT_FORWARD_ENV)
+    os.environ[PORT_FORWARD_ENV] = "false"
+    yield
+    if before is None:
+        os.environ.pop(PORT_FORWARD_ENV, None)
+    else:
+        os.environ[PORT_FORWARD_ENV] = before

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from preflight.model import DOCS_BASE_URL, ClusterReport, Result, RunReport, Severity, Status
+from preflight.engine.model import DOCS_BASE_URL, ClusterReport, Result, RunReport, Severity, Status
 
 STARTED = dt.datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=dt.timezone.utc)
 FINISHED = STARTED + dt.timedelta(seconds=12.3456)
@@ -106,7 +106,7 @@ def empty_aborted_report() -> RunReport:
     return dataclasses.replace(sample_report(aborted="interrupted by user (SIGINT)"), clusters=[], fleet_results=[])
 
 
-# The shipped cluster checks (id, category) in run order, for fleets that look like real runs.
+# The shipped cluster checks (id, category), for fleets that look like real runs.
 CLUSTER_CHECKS: tuple[tuple[str, str], ...] = tuple(
     (cid, cid.split(".")[0])
     for cid in [
@@ -145,6 +145,12 @@ CLUSTER_CHECKS: tuple[tuple[str, str], ...] = tuple(
         "azure.aks.endpoint-access",
         "azure.aks.private-dns",
         "azure.nsg.broker",
+        # Added with Meshery's managed Broker port-forward; last, so the positions above stay what tests index.
+        "broker.port-forward",
+        "broker.transport",
+        # Added with the cloud checks that name the rule between the control plane and the kubelet.
+        "aws.kubelet-path",
+        "gcp.kubelet-path",
     ]
 )
 _AFTER_API = {cid for cid, _ in CLUSTER_CHECKS[5:]}
@@ -171,6 +177,9 @@ def synthetic_cluster(i: int, name: str | None = None) -> ClusterReport:
         cloud = cid.split(".")[0]
         if cloud in ("aws", "gcp", "azure") and {"aws": "eks", "gcp": "gke", "azure": "aks"}[cloud] != provider:
             message = f"not applicable: the cluster does not run on {cloud}"
+            results.append(_fleet_result(cid, category, Status.SKIP, message))
+        elif cid.endswith(".kubelet-path"):
+            message = "the port-forward works: the control plane reaches the node's kubelet on 10250"
             results.append(_fleet_result(cid, category, Status.SKIP, message))
         elif scenario == "api-refused" and cid == "kube-api.tcp":
             results.append(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 from preflight import app
-from preflight.model import Result, RunReport
-from preflight.plan import Request
-from preflight.settings import Settings
+from preflight.engine.model import Result, RunReport
+from preflight.engine.plan import Request
+from preflight.engine.settings import PORT_FORWARD_ENV, Settings
 
 
 def run(
@@ -22,7 +23,9 @@ def run(
 ) -> RunReport:
     s = Settings(**{"connect_timeout": 2.0, "exec_timeout": 2.0, **settings})  # type: ignore[arg-type]
     req = Request(list(kubeconfig), list(contexts), False, fleet, list(origins))
-    return app.run(req, s, include=include, env=dict(env or {}))
+    # The Server's port-forward policy comes from the test's environment (tests/conftest.py), like the CLI's.
+    policy = {k: v for k, v in os.environ.items() if k == PORT_FORWARD_ENV}
+    return app.run(req, s, include=include, env={**policy, **(env or {})})
 
 
 def result(report: RunReport, cluster: str, check_id: str) -> Result:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from kubernetes import client, config
 
 from preflight.cli import main
-from preflight.model import RunReport
+from preflight.engine.model import RunReport
 from preflight_lab.addresses import allocate
 from preflight_lab.broker import NATS_PORT
 from preflight_lab.fleet import ClusterSpec, LabFleet

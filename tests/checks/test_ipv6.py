@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from preflight.probes.addresses import hostport
+from preflight.engine.probes.addresses import hostport
 from preflight.reports import writer
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.proxy import LabProxy

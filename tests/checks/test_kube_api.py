@@ -220,9 +220,9 @@ def test_api_that_accepts_and_never_answers_the_handshake_is_undecided(lab: LabF
 
 def test_exec_plugin_token_is_registered_as_a_secret_when_obtained(lab: LabFleet) -> None:
     """A plugin's token exists only mid-run: the client hands it, and its Bearer header form, to the redactor."""
-    from preflight.kube import KubeAPI
-    from preflight.kubeconfig import merge
-    from preflight.targets import from_context
+    from preflight.engine.kube import KubeAPI
+    from preflight.engine.kubeconfig import merge
+    from preflight.engine.targets import from_context
 
     target = from_context(merge([lab.kubeconfig_path]), "exec-ok", {})
     registered: list[str] = []

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from preflight import access, app
+from preflight import app
 from preflight.checks import rbac
-from preflight.context import ClusterContext
-from preflight.plan import Request, build
-from preflight.settings import Settings
+from preflight.engine import access
+from preflight.engine.context import ClusterContext
+from preflight.engine.plan import Request, build
+from preflight.engine.settings import Settings
 from preflight_lab.apiserver import CLUSTER_ADMIN, Rule
 from preflight_lab.fleet import ClusterSpec, LabFleet
 

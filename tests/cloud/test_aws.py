@@ -513,11 +513,14 @@ def test_arn_named_context_without_credentials_says_once_what_is_missing(aws_env
 
 def test_per_service_endpoint_variable_wins_and_an_unreachable_api_is_an_error(aws_env, monkeypatch) -> None:
     from preflight.cloud import aws
+    from preflight.engine.runstate import CloudReads
+    from preflight.engine.settings import Settings
 
     aws_env.add(EksSetup("eks-endpoints", lb=None))
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard port: nothing listens
     monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", aws_env.endpoint)
-    acct = aws.connect({}, None, "eu-west-1", 1.0, account=ACCOUNT)  # no STS call: the account is given
+    # No STS call: the account is given.
+    acct = aws.connect(Settings(connect_timeout=1.0), CloudReads(), None, "eu-west-1", account=ACCOUNT)
     assert aws.describe_cluster(acct, "eks-endpoints")["name"] == "eks-endpoints"
     with pytest.raises(Unavailable) as exc:
         aws.security_groups(acct)
@@ -526,8 +529,10 @@ def test_per_service_endpoint_variable_wins_and_an_unreachable_api_is_an_error(a
 
 def test_only_read_only_operations_are_callable(aws_env) -> None:
     from preflight.cloud import aws
+    from preflight.engine.runstate import CloudReads
+    from preflight.engine.settings import Settings
 
-    acct = aws.connect({}, None, "eu-west-1", 1.0, account=ACCOUNT)
+    acct = aws.connect(Settings(connect_timeout=1.0), CloudReads(), None, "eu-west-1", account=ACCOUNT)
     with pytest.raises(ValueError, match="not a read-only call"):
         acct.call("ec2", "authorize_security_group_ingress", GroupId="sg-1")
 

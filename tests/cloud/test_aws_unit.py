@@ -14,6 +14,8 @@ from preflight.checks.aws import _private_reach
 from preflight.cloud import aws
 from preflight.cloud.errors import CloudError, Forbidden
 from preflight.cloud.rules import FIRST_MATCH, UNION, evaluate
+from preflight.engine.runstate import CloudReads
+from preflight.engine.settings import Settings
 
 # describe_cluster["cluster"] as real EKS answers it (trimmed), with the fields moto does not return.
 REAL_CLUSTER: dict[str, Any] = {
@@ -36,12 +38,11 @@ REAL_CLUSTER: dict[str, Any] = {
 }
 
 
-class FakeAccount(aws.Account):
-    """An Account whose requests answer from canned describe pages, counted like real ones."""
+class FakeAccount(aws.AwsSession):
+    """A session whose requests answer from canned describe pages, counted like real ones."""
 
     def __init__(self, data: dict[str, list[dict[str, Any]]]) -> None:
-        super().__init__({}, None, None, "eu-west-1", 1.0)
-        self.account = "111122223333"
+        super().__init__(Settings(connect_timeout=1.0), CloudReads(), None, None, "eu-west-1", "111122223333")
         self.data = data
         self.requests: list[str] = []
 
@@ -390,7 +391,7 @@ def test_client_errors_become_actionable(code: str, kind: str, monkeypatch, tmp_
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNITUNITUNIT0000")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unit")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    acct = aws.connect({}, None, "eu-west-1", 1.0, account="111122223333")
+    acct = aws.connect(Settings(connect_timeout=1.0), CloudReads(), None, "eu-west-1", account="111122223333")
     client = acct.client("ec2")
     with Stubber(client) as stub:
         stub.add_client_error("describe_security_groups", service_error_code=code, service_message="nope")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import preflight.checks.gcp  # noqa: F401  (registers the GCP checks, whether or not checks/__init__ lists them yet)
-from preflight.model import Result, RunReport
+from preflight.engine.model import Result, RunReport
 from preflight_lab.certs import create_ca
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.gcp import LabGCP, firewall, gke_cluster, instance, write_service_account_key

@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 
 from preflight.cloud.identity import identify
-from preflight.kubeconfig import merge
-from preflight.targets import ClusterTarget, from_context
+from preflight.engine.kubeconfig import merge
+from preflight.engine.targets import ClusterTarget, from_context
 
 EKS_ARN = "arn:aws:eks:us-east-1:111122223333:cluster/east"
 TOKEN = {"token": "static-token-value-123"}

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from preflight.checks.cloud_common import failure, guard
+from preflight.checks.cloud_common import cloud_probe, failure
 from preflight.cloud import errors
 from preflight.cloud.identity import CloudIds
-from preflight.context import ClusterContext
-from preflight.model import Check, Finding, Scope, Severity, Status, passed
-from preflight.redact import Redactor
-from preflight.runner import run_cluster
-from preflight.settings import Settings
-from preflight.targets import ClusterTarget
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import Check, Finding, Scope, Severity, Status, passed
+from preflight.engine.runner import run_cluster
+from preflight.engine.settings import Settings
+from preflight.engine.targets import ClusterTarget
 
 HINT = "az login, or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET"
 
@@ -67,19 +66,19 @@ def test_everything_else_says_what_happened(exc: errors.CloudError, status: Stat
         assert fix in (f.remediation or "") if fix else f.remediation == (exc.hint or None)
 
 
-def test_guard_applies_the_policy_and_skips_other_providers_through_the_runner() -> None:
+def test_cloud_probe_applies_the_policy_and_skips_other_providers_through_the_runner() -> None:
     def body(_ids: CloudIds) -> Finding:
         raise errors.Timeout("the AWS API did not answer eks:DescribeCluster", "check the route")
 
     def probe(ctx: ClusterContext) -> Finding:
-        return guard(ctx, "eks", body, lambda: {"aws_api_calls": 3})
+        return cloud_probe(ctx, "eks", body, lambda: {"aws_api_calls": 3})
 
     chk = Check("aws.x", "t", "aws", Severity.HIGH, Scope.CLUSTER, probe, "fix", "aws-x")
-    ours = run_cluster(ctx_for("eks", False), [chk], (), Redactor())[0]
+    ours = run_cluster(ctx_for("eks", False), [chk], ())[0]
     assert ours.status is Status.ERROR and ours.evidence == {
         "aws_api_calls": 3,
         "failure": "timeout",
     }
-    other = run_cluster(ctx_for("gke", False), [chk], (), Redactor())[0]
+    other = run_cluster(ctx_for("gke", False), [chk], ())[0]
     assert other.status is Status.SKIP and other.message == "not an EKS cluster (provider: unknown)"
-    assert guard(ctx_for("eks", True), "eks", lambda ids: passed("fine")).status is Status.PASS
+    assert cloud_probe(ctx_for("eks", True), "eks", lambda ids: passed("fine")).status is Status.PASS

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from preflight import plan
 from preflight.app import load_registry
 from preflight.cli import DnsServer
-from preflight.errors import ConfigError
-from preflight.plan import Request
-from preflight.settings import Settings
+from preflight.engine import plan
+from preflight.engine.errors import ConfigError
+from preflight.engine.plan import Request
+from preflight.engine.settings import Settings
 
 CLI = [sys.executable, "-m", "preflight.cli"]
 NUMERIC_FLAGS = [

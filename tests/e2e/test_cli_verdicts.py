@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from preflight.model import RunReport
+from preflight.engine.model import RunReport
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from tests.processes import running
 from tests.runlab import result, run

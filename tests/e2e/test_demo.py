@@ -35,6 +35,12 @@ EXPECTED = {
     "ops-broker-open-to-world": ("broker.exposure", "fail"),
     "ops-broker-wrong-token": ("broker.auth", "fail"),
     "eks-no-node-watch": ("rbac.node-watch", "fail"),
+    # Servers with Meshery's managed Broker port-forward on (the fleet file's broker_port_forward: true).
+    "fwd-clusterip-healthy": ("broker.service", "warn"),
+    "fwd-denied": ("broker.port-forward", "warn"),
+    "fwd-kubelet-unreachable": ("broker.port-forward", "warn"),
+    "fwd-nats-crashloop": ("broker.port-forward", "fail"),
+    "fwd-endpoint-filtered": ("broker.tcp", "warn"),
     # One cluster per cloud, its Broker's 4222 blocked by a cloud rule (cloud labs on loopback).
     "eks-broker-sg-closed": ("aws.lb.security-groups", "fail"),
     "gke-broker-firewall-deny": ("gcp.firewall.broker", "fail"),

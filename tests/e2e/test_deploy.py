@@ -155,10 +155,11 @@ def test_rbac_yaml_is_what_the_rbac_command_generates() -> None:
 
     from preflight.cli import main
 
-    out = CliRunner().invoke(main, ["rbac", "--mode", "operator"])
+    # In the cluster the Server reaches the Broker by its ClusterIP: the in-cluster audit needs no port-forward.
+    out = CliRunner().invoke(main, ["rbac", "--mode", "operator", "--no-broker-port-forward"])
     assert out.exit_code == 0, out.output
     assert (KUBE / "rbac.yaml").read_text() == out.output, (
-        "regenerate: meshery-preflight rbac > deploy/kubernetes/rbac.yaml"
+        "regenerate: meshery-preflight rbac --no-broker-port-forward > deploy/kubernetes/rbac.yaml"
     )
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from preflight import app
-from preflight.errors import ConfigError
-from preflight.plan import Request
-from preflight.settings import Settings
-from preflight.targets import in_cluster_target
+from preflight.engine.errors import ConfigError
+from preflight.engine.plan import Request
+from preflight.engine.settings import Settings
+from preflight.engine.targets import in_cluster_target
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from tests.runlab import result
 

@@ -130,7 +130,7 @@ def test_merge_reads_the_codes_back(report: tuple[dict[str, Any], Path]) -> None
 
 def test_every_code_in_the_report_is_one_its_check_declares(report: tuple[dict[str, Any], Path]) -> None:
     import preflight.checks  # noqa: F401  (registers the shipped checks)
-    from preflight.registry import REGISTRY
+    from preflight.engine.registry import REGISTRY
 
     doc, _ = report
     seen = [(r["check_id"], r["meshery_code"]) for c in doc["clusters"] for r in c["results"] if "meshery_code" in r]

@@ -45,7 +45,7 @@ def test_the_installed_package_renders_the_html_report(wheel: Path, tmp_path: Pa
     code = (
         "import sys, datetime as dt\n"
         f"sys.path.insert(0, {str(site)!r})\n"
-        "from preflight.model import RunReport\n"
+        "from preflight.engine.model import RunReport\n"
         "from preflight.reports import html\n"
         "assert html.__file__.startswith(sys.path[0]), html.__file__\n"
         "now = dt.datetime.now(dt.timezone.utc)\n"

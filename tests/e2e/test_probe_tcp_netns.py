@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from preflight.probes import tcp
+from preflight.engine.probes import tcp
 from tests.netlab import NetNS, require_netns
 
 

@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from preflight.cli import main
-from preflight.model import RunReport, Status
+from preflight.engine.model import RunReport, Status
 from preflight_lab.addresses import allocate
 from preflight_lab.broker import NATS_PORT
 from preflight_lab.fleet import ClusterSpec, LabFleet

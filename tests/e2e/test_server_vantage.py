@@ -14,9 +14,9 @@ import yaml
 
 from preflight.checks import broker, vantage
 from preflight.checks import meshery_state as ms
-from preflight.context import ClusterContext
-from preflight.settings import Settings
-from preflight.targets import ClusterTarget
+from preflight.engine.context import ClusterContext
+from preflight.engine.settings import Settings
+from preflight.engine.targets import ClusterTarget
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from tests.e2e.test_cli import cli
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preflight.probes.addresses import classify, is_ip
+from preflight.engine.probes.addresses import classify, is_ip
 
 
 @pytest.mark.parametrize(

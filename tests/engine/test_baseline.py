@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from preflight import TOOL_NAME, baseline
-from preflight.errors import ConfigError
-from preflight.model import RunReport, Status
+from preflight import TOOL_NAME
+from preflight.engine import baseline
+from preflight.engine.errors import ConfigError
+from preflight.engine.model import RunReport, Status
 from preflight.reports import json_report
 from tests.report_samples import DOTTED_CLUSTER, PLAIN_CLUSTER, sample_report
 

@@ -1,4 +1,4 @@
-"""preflight.probes.dns against a real DNS server on loopback (never the system resolver)."""
+"""preflight.engine.probes.dns against a real DNS server on loopback (never the system resolver)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from preflight.probes.dns import DnsFailure, parse_server, resolve
+from preflight.engine.probes.dns import DnsFailure, parse_server, resolve
 from preflight_lab.dns_server import LabDNS
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 SCRIPT = r"""
 import json, os, sys, time
-from preflight import workers
+from preflight.engine import workers
 
 def work(share, report):
     report(share)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight.errors import ConfigError
-from preflight.fleetfile import ClusterEntry, Mute, load
+from preflight.engine.errors import ConfigError
+from preflight.engine.fleetfile import ClusterEntry, Mute, load
 
 FULL = """\
 version: 1

@@ -17,12 +17,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from preflight import plan
 from preflight.app import load_registry
 from preflight.cli import DnsServer, Number
-from preflight.errors import ConfigError
-from preflight.plan import Request
-from preflight.settings import Settings
+from preflight.engine import plan
+from preflight.engine.errors import ConfigError
+from preflight.engine.plan import Request
+from preflight.engine.settings import Settings
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

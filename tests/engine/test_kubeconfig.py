@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from preflight.errors import ConfigError
-from preflight.fingerprint import FingerprintKey, random_key
-from preflight.fingerprint import load as load_key
-from preflight.kubeconfig import discover_paths, load_file, merge
-from preflight.targets import Credential, from_context, in_cluster_target, select_contexts
+from preflight.engine.errors import ConfigError
+from preflight.engine.fingerprint import FingerprintKey, random_key
+from preflight.engine.fingerprint import load as load_key
+from preflight.engine.kubeconfig import discover_paths, load_file, merge
+from preflight.engine.targets import Credential, from_context, in_cluster_target, select_contexts
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJlLWJ5dGVz"
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfakeCAfakeCAfakeCA\n-----END CERTIFICATE-----\n"

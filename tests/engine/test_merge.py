@@ -9,10 +9,11 @@ import json
 import jsonschema
 import pytest
 
-from preflight import app, merge
-from preflight.errors import ConfigError
-from preflight.fingerprint import FingerprintKey
-from preflight.model import ClusterReport, CredentialRef, FleetMember, Result, RunReport, Status
+from preflight import app
+from preflight.engine import merge
+from preflight.engine.errors import ConfigError
+from preflight.engine.fingerprint import FingerprintKey
+from preflight.engine.model import ClusterReport, CredentialRef, FleetMember, Result, RunReport, Status
 from preflight.reports import json_report
 from tests.report_samples import DOTTED_CLUSTER, PLAIN_CLUSTER, result, sample_report
 
@@ -175,7 +176,7 @@ def test_fleet_records_read_back_from_json() -> None:
 
 
 def test_missing_shards_are_named_per_shard_count() -> None:
-    from preflight.merge import missing_shards
+    from preflight.engine.merge import missing_shards
 
     def shard(k: int, n: int) -> tuple[str, RunReport]:
         return (f"s{k}of{n}.json", dataclasses.replace(sample_report(), shard=(k, n)))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from preflight.context import ClusterContext
-from preflight.model import (
+from preflight.engine.context import ClusterContext
+from preflight.engine.model import (
     MESHERY_CODES,
     Check,
     Finding,
@@ -18,11 +18,11 @@ from preflight.model import (
     passed,
     warn,
 )
-from preflight.redact import Redactor
-from preflight.registry import REGISTRY, Registry, check
-from preflight.runner import MuteRule, run_cluster
-from preflight.settings import Settings
-from preflight.targets import ClusterTarget
+from preflight.engine.redact import Redactor
+from preflight.engine.registry import REGISTRY, Registry, check
+from preflight.engine.runner import MuteRule, run_cluster
+from preflight.engine.settings import Settings
+from preflight.engine.targets import ClusterTarget
 
 
 def _registry(findings: dict[str, Finding], depends: dict[str, tuple[str, ...]] | None = None) -> Registry:

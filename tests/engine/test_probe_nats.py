@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from preflight.probes import nats
+from preflight.engine.probes import nats
 from preflight_lab.addresses import allocate
 from preflight_lab.broker import make_broker
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.probes import nats
+from preflight.engine.probes import nats
 from preflight_lab.addresses import allocate
 from preflight_lab.broker import NATS_PORT, NatsBroker, make_broker
 from preflight_lab.certs import CertKeyPair, create_ca, utcnow

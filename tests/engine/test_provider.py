@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from preflight import provider
-from preflight.kubeconfig import merge
-from preflight.targets import ClusterTarget, from_context
+from preflight.engine import provider
+from preflight.engine.kubeconfig import merge
+from preflight.engine.targets import ClusterTarget, from_context
 
 CA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="
 EKS_ARN = "arn:aws:eks:us-east-1:111122223333:cluster/east"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from preflight import proxyenv
+from preflight.engine import proxyenv
 
 PROXY = "http://127.0.0.1:3128"
 

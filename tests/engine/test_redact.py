@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preflight.redact import REDACTED, Redactor, scrub_credentials, url_password
+from preflight.engine.redact import REDACTED, Redactor, scrub_credentials, url_password
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJl"
 KEY_PEM = (
@@ -185,7 +185,7 @@ def test_an_echoed_authorization_header_is_removed_whatever_its_scheme() -> None
 
 def test_a_peer_page_is_summarised_never_quoted() -> None:
     """A load balancer's or proxy's page: its title or first line, bounded; never the echoed request below."""
-    from preflight.kube import body_summary
+    from preflight.engine.kube import body_summary
 
     page = "<html><head><title>502 Bad Gateway</title></head><body>Your request:\nCookie: s=abcdef</body></html>"
     assert body_summary(page) == "502 Bad Gateway"

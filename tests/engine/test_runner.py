@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -9,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from preflight.context import ClusterContext, FleetContext
-from preflight.facts import Fact, MissingFact
-from preflight.model import (
+from preflight.engine import workers
+from preflight.engine.context import ClusterContext, FleetContext
+from preflight.engine.facts import Fact, MissingFact
+from preflight.engine.model import (
     STATUS_ORDER,
     Check,
     Finding,
@@ -23,17 +25,17 @@ from preflight.model import (
     fail,
     not_applicable,
     passed,
+    severity,
     skip,
-    status_key,
     stop,
     warn,
     worst,
 )
-from preflight.redact import REDACTED, Redactor
-from preflight.registry import Registry, RegistryError, check
-from preflight.runner import MuteRule, run_cluster, run_fleet
-from preflight.settings import Settings
-from preflight.targets import ClusterTarget, Credential
+from preflight.engine.redact import REDACTED, Redactor
+from preflight.engine.registry import Registry, RegistryError, check
+from preflight.engine.runner import Forked, InProcess, MuteRule, executor_for, run_cluster, run_fleet
+from preflight.engine.settings import Settings
+from preflight.engine.targets import ClusterTarget, Credential
 
 TOKEN = "sha256~Pl4nted-T0ken-ThatMustNeverLeak-0123456789abcdef"
 
@@ -95,7 +97,9 @@ def run(
     reg: Registry, ctx: ClusterContext, mutes: Sequence[MuteRule] = (), redactor: Redactor | None = None
 ) -> dict[str, Result]:
     checks = reg.ordered(reg.all(), Scope.CLUSTER)
-    return {r.check_id: r for r in run_cluster(ctx, checks, mutes, redactor or Redactor())}
+    if redactor is not None:
+        ctx.state.redactor = redactor
+    return {r.check_id: r for r in run_cluster(ctx, checks, mutes)}
 
 
 # --- ordering and dependencies ---------------------------------------------------------------------
@@ -494,13 +498,13 @@ def test_not_applicable_and_stop_from_a_helper_become_the_checks_finding() -> No
     assert stopped.remediation == "recreate it" and stopped.evidence == {"secret": "meshery-nats-auth"}
 
 
-def test_worst_ranks_with_status_rank_and_breaks_ties_by_status_order() -> None:
-    order = sorted(STATUS_ORDER, key=status_key)
+def test_worst_follows_the_one_severity_order() -> None:
+    order = sorted(STATUS_ORDER, key=severity)
     assert order.index(Status.SKIP) > order.index(Status.PASS)
-    assert order.index(Status.ERROR) > order.index(Status.FAIL) > order.index(Status.WARN) > order.index(Status.SKIP)
-    assert worst([passed("a"), skip("b"), warn("c")]).message == "c"
-    assert worst([fail("f"), error("e"), fail("g")]).message == "e"
-    assert worst([passed("a"), skip("b")]).message == "b"
+    assert order.index(Status.FAIL) > order.index(Status.ERROR) > order.index(Status.WARN) > order.index(Status.SKIP)
+    assert worst(f.status for f in [passed("a"), skip("b"), warn("c")]) is Status.WARN
+    assert worst(f.status for f in [fail("f"), error("e"), fail("g")]) is Status.FAIL
+    assert worst(f.status for f in [passed("a"), skip("b")]) is Status.SKIP
 
 
 # --- typed facts -------------------------------------------------------------------------------------
@@ -607,7 +611,7 @@ def test_a_finished_cluster_releases_its_cached_reads_and_keeps_its_facts() -> N
     results = run(reg, ctx)
     assert results["toy.again"].message == "50 nodes, read once"
     # A fleet's contexts live until the report is written: what the probes cached must not.
-    assert ctx._memo == {} and ctx.memo("meshery:nodes", list) == []
+    assert len(ctx._memo) == 0 and ctx.memo("meshery:nodes", list) == []
     assert ctx.member(Settings().fingerprint_key).facts == {"toy.zone": "zone-a"}
 
 
@@ -680,3 +684,35 @@ def test_prepare_runs_once_before_the_budgets_and_not_against_them() -> None:
     report = run_fleet(ctxs, reg.ordered(reg.all(), Scope.CLUSTER), [], settings)
     assert calls == [2]
     assert all(r.status is Status.PASS for c in report.clusters for r in c.results)
+
+
+# --- a cluster that ends early ----------------------------------------------------------------------------
+
+
+def test_an_internal_error_gives_every_selected_check_of_the_cluster_a_result_with_the_cause() -> None:
+    reg = Registry()
+    first = add(reg, "a.first", returning(passed("fine")))
+    add(reg, "a.second", returning(passed("fine")))
+    add(reg, "a.third", returning(passed("fine")))
+    checks = reg.ordered(reg.all(), Scope.CLUSTER)
+    # A check whose budget cannot be computed: the runner's own code raises while the cluster runs.
+    broken = [first, dataclasses.replace(checks[1], timeout_factor="x"), checks[2]]  # type: ignore[arg-type]
+    report = run_fleet([cluster("c1", Settings())], broken, [], Settings())
+    results = {r.check_id: r for r in report.clusters[0].results}
+    assert list(results) == ["a.first", "a.second", "a.third"]
+    assert results["a.first"].status is Status.PASS  # what finished stands
+    for cid in ("a.second", "a.third"):
+        assert results[cid].status is Status.ERROR and results[cid].message.startswith("internal error: TypeError")
+        assert results[cid].remediation
+    assert report.aborted is None
+
+
+def test_one_place_chooses_the_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "can_fork", lambda: True)
+    assert executor_for(Settings(workers=3), 10) == Forked(3)
+    assert executor_for(Settings(workers=3), 2) == Forked(2)  # never more workers than clusters
+    assert executor_for(Settings(workers=1), 10) == InProcess()
+    assert executor_for(Settings(workers=0), workers.CLUSTERS_PER_WORKER - 1) == InProcess()  # a small fleet
+    # A process with other threads must not fork, whatever was asked.
+    monkeypatch.setattr(workers, "can_fork", lambda: False)
+    assert executor_for(Settings(workers=3), 10) == InProcess()

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preflight import shard
-from preflight.errors import ConfigError
+from preflight.engine import shard
+from preflight.engine.errors import ConfigError
 
 names = st.lists(st.text(min_size=1, max_size=40), unique=True, max_size=60)
 
@@ -42,7 +42,7 @@ def test_a_context_joining_the_fleet_moves_no_other(names: list[str], count: int
 @given(names=st.lists(st.text(min_size=1, max_size=20), unique=True, min_size=1, max_size=30))
 def test_assignment_is_stable_across_processes(names: list[str]) -> None:
     code = (
-        "import json, sys; from preflight import shard; "
+        "import json, sys; from preflight.engine import shard; "
         "print(json.dumps([shard.of(n, 7) for n in json.load(sys.stdin)]))"
     )
     mine = [shard.of(n, 7) for n in names]

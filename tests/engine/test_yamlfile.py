@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from preflight import yamlfile
+from preflight.engine import yamlfile
 
 KUBECONFIG = """\
 apiVersion: v1

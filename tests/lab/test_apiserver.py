@@ -451,7 +451,7 @@ def test_stop_is_fast_and_frees_the_port(server_cert: CertKeyPair, ca: Certifica
         time.sleep(0.01)
     started = time.monotonic()
     first.stop()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5  # a stop that waited for the stuck request would hang, not be slow
     stuck.join(timeout=2)
     assert not stuck.is_alive() and outcome
     idle.close()

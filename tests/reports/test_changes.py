@@ -9,8 +9,9 @@ from pathlib import Path
 import jsonschema
 from lxml import etree
 
-from preflight import TOOL_NAME, baseline
-from preflight.model import RunReport, Status
+from preflight import TOOL_NAME
+from preflight.engine import baseline
+from preflight.engine.model import RunReport, Status
 from preflight.reports import console, json_report, junit
 from tests.report_samples import DOTTED_CLUSTER, PLAIN_CLUSTER, sample_report
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from preflight.model import Status
+from preflight.engine.model import Status
 from preflight.reports import console
 from tests.report_samples import (
     DOTTED_CLUSTER,
@@ -175,7 +175,7 @@ def test_want_color_off_for_non_tty(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_checks_that_do_not_apply_fold_into_one_line() -> None:
     import datetime as dt
 
-    from preflight.model import ClusterReport, Result, RunReport, Severity, Status
+    from preflight.engine.model import ClusterReport, Result, RunReport, Severity, Status
 
     def res(cid: str, status: Status, remediation: str) -> Result:
         return Result(cid, cid, "x", Severity.LOW, status, f"{cid} message", remediation, "https://d", {}, 0.0)

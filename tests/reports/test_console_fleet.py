@@ -9,7 +9,7 @@ import re
 import pytest
 
 from preflight import cli
-from preflight.model import Status
+from preflight.engine.model import Status
 from preflight.reports import console
 from preflight.reports._common import is_command, is_pasteable
 from preflight.reports.options import verdict
@@ -33,14 +33,14 @@ def test_one_header_per_cluster_with_its_worst_status_and_counts() -> None:
     headers = [line for line in text.splitlines() if line.startswith("cluster ")]
     assert len(headers) == 12
     assert _section(text, "cluster-0000-healthy") == [
-        "cluster cluster-0000-healthy  ✔ pass  (30 pass, 5 not applicable)  provider=eks mode=embedded"
+        "cluster cluster-0000-healthy  ✔ pass  (32 pass, 7 not applicable)  provider=eks mode=embedded"
         " server=https://10.0.0.1:6443"
     ]
     assert _section(text, "cluster-0001-api-refused")[0].startswith(
-        "cluster cluster-0001-api-refused  ✖ fail  (4 pass, 1 fail, 22 waiting, 8 not applicable)"
+        "cluster cluster-0001-api-refused  ✖ fail  (4 pass, 1 fail, 24 waiting, 10 not applicable)"
     )
-    assert "? error  (26 pass, 1 error" in _section(text, "cluster-0005-probe-error")[0]
-    assert "~ muted  (29 pass, 1 muted" in _section(text, "cluster-0004-muted")[0]
+    assert "? error  (28 pass, 1 error" in _section(text, "cluster-0005-probe-error")[0]
+    assert "~ muted  (31 pass, 1 muted" in _section(text, "cluster-0004-muted")[0]
 
 
 def test_only_problems_are_listed_each_with_its_fix() -> None:
@@ -69,7 +69,7 @@ def test_checks_waiting_on_a_failure_fold_into_one_line_under_it() -> None:
     section = _section(_text(), "cluster-0001-api-refused")
     assert re.match(r"\s+✖ fail\s+kube-api.tcp\s+10.0.1.1:6443 is refused", section[1])
     assert section[2].strip() == "fix: Remediate kube-api.tcp"
-    assert section[4].strip().startswith("22 checks wait on kube-api.tcp: kube-api.tls, kube-api.auth, ")
+    assert section[4].strip().startswith("24 checks wait on kube-api.tcp: kube-api.tls, kube-api.auth, ")
     assert section[4].endswith("more")
     assert len(section) == 5, "the 21 skipped checks are one line, not 21 pairs of lines"
     assert "Fix kube-api.tcp first" not in "\n".join(section)
@@ -176,7 +176,7 @@ def test_long_lists_stop_with_a_count_without_a_terminal() -> None:
     line = next(line for line in console.render(report).splitlines() if "wait on kube-api.tcp" in line)
     assert len(line) <= console.LIST_WIDTH
     assert re.search(r"\+\d+ more$", line)
-    assert "322 checks wait on" in line
+    assert "324 checks wait on" in line
 
 
 def test_verbose_keeps_every_result() -> None:
@@ -199,7 +199,7 @@ def test_default_view_of_a_large_fleet_stays_proportionate() -> None:
 def test_the_synthetic_fleet_runs_the_shipped_checks() -> None:
     """The fleets these tests and bench/report_size.py build stay shaped like real runs."""
     from preflight.app import load_registry
-    from preflight.model import Scope
+    from preflight.engine.model import Scope
 
     registry = load_registry()
     shipped = [c.id for c in registry.ordered(registry.all(), Scope.CLUSTER)]

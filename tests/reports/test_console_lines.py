@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from preflight.model import ClusterReport, RunReport, Status
+from preflight.engine.model import ClusterReport, RunReport, Status
 from preflight.reports import console, markdown
 from preflight.reports._common import is_pasteable
 from tests.report_samples import result, sample_report

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from preflight.model import Status
+from preflight.engine.model import Status
 from preflight.reports import html, writer
 from tests.report_samples import MUTE_REASON, empty_aborted_report, sample_report, synthetic_fleet
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
 from preflight.reports import html
 from tests.report_samples import synthetic_fleet
@@ -116,7 +117,8 @@ def test_clicking_a_cell_shows_the_fix_with_a_copy_button(page: Any) -> None:
     assert '"state": "filtered"' in evidence.find_element("css selector", "pre").text
     button = item.find_element("css selector", ".command button.copy")
     button.click()
-    assert button.text == "Copied"
+    # The clipboard answers asynchronously and the label reverts after 1.5 s: poll for it, never a fixed sleep.
+    WebDriverWait(page, 10, poll_frequency=0.05).until(lambda _: button.text == "Copied")
     # The blocked checks are one line, not a list of skips, until every result is asked for.
     assert page.find_elements("css selector", "#detail-results li[data-check-id='broker.nats']") == []
     page.find_element("id", "detail-all").click()

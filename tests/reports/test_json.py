@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from preflight.model import ClusterReport, Status
+from preflight.engine.model import ClusterReport, Status
 from preflight.reports import json_report
 from tests.report_samples import DOTTED_CLUSTER, ODD_EVIDENCE, empty_aborted_report, sample_report
 

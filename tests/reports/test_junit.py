@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from preflight.model import RunReport, Status
+from preflight.engine.model import RunReport, Status
 from preflight.reports import junit
 from tests.report_samples import DOTTED_CLUSTER, MUTE_REASON, empty_aborted_report, sample_report
 

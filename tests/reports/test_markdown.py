@@ -8,8 +8,9 @@ from pathlib import Path
 from lxml import html
 from markdown_it import MarkdownIt
 
-from preflight import TOOL_NAME, baseline
-from preflight.model import ClusterReport, Result, RunReport, Severity, Status
+from preflight import TOOL_NAME
+from preflight.engine import baseline
+from preflight.engine.model import ClusterReport, Result, RunReport, Severity, Status
 from preflight.reports import json_report, markdown, writer
 from tests.report_samples import DOTTED_CLUSTER, PLAIN_CLUSTER, result, sample_report
 

@@ -11,8 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from preflight.merge import merge
-from preflight.model import RunReport, Status
+from preflight.engine.merge import merge
+from preflight.engine.model import RunReport, Status
 from preflight.reports import html, json_report
 from tests.report_samples import synthetic_fleet
 from tests.reports.browser import chromium, console_errors, file_url

@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from preflight import app
-from preflight.model import STATUS_ORDER, ClusterReport, RunReport, Status
+from preflight.engine.model import STATUS_ORDER, ClusterReport, RunReport, Status
 from preflight.reports import prometheus, writer
 from tests.promtools import promtool_check
 from tests.report_samples import DOTTED_CLUSTER, PLAIN_CLUSTER, every_status, result, sample_report
@@ -122,7 +122,8 @@ def test_a_foreign_previous_file_is_replaced_not_an_error(tmp_path: Path) -> Non
 
 
 def test_changes_since_the_baseline_are_a_metric(tmp_path: Path) -> None:
-    from preflight import TOOL_NAME, baseline
+    from preflight import TOOL_NAME
+    from preflight.engine import baseline
     from preflight.reports import json_report
 
     before = tmp_path / "b.json"

@@ -27,8 +27,9 @@ from jinja2.utils import htmlsafe_json_dumps
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from preflight import TOOL_NAME, app, baseline
-from preflight.model import CredentialRef, FleetMember, RunOrigin, RunReport, Status
+from preflight import TOOL_NAME, app
+from preflight.engine import baseline
+from preflight.engine.model import CredentialRef, FleetMember, RunOrigin, RunReport, Status
 from preflight.reports import json_report, junit, prometheus, writer
 from preflight.reports.options import RenderOptions
 from tests.report_samples import empty_aborted_report, sample_report, synthetic_fleet

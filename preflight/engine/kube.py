@@ -1,0 +1,271 @@
+"""A small, deadline-bound view of a cluster's API through the real `kubernetes` client.
+
+The client's own loader reads the context (CA, client certs, tokens, TLS server name); we only
+substitute credentials we obtained under our own deadline (exec plugins) and turn off urllib3's
+silent retries, which would multiply every timeout by four.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from preflight.engine.execcred import ExecResult, ExecTimeout, run_plugin
+from preflight.engine.probes.proxy import Proxy
+from preflight.engine.redact import bearer_forms
+from preflight.engine.targets import ClusterTarget
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s_client
+
+# The kubernetes client (and urllib3) load in _build, the first time a check talks to a cluster: the
+# metadata commands (list-checks, explain) import the checks, and so this module, without them.
+
+# The client caches CA/cert temp files by content and registers a file's name before writing it, so
+# two threads loading contexts that share a CA can get an empty file. Loading is cheap: serialize it.
+_LOADER_LOCK = threading.Lock()
+
+
+class KubeSetupError(Exception):
+    """The client could not be configured from the context (bad CA data, missing files...)."""
+
+
+class TransportError(Exception):
+    """The request never got an HTTP answer: TLS failure, timeout, refused, proxy error."""
+
+
+class PluginTimeout(TransportError):
+    """The exec plugin never answered: like a request without an answer, nothing was decided (`error`)."""
+
+
+def transport_reason(text: str) -> str:
+    """urllib3 nests the real cause deep in a retry message; surface the innermost reason."""
+    m = re.search(r"\(Caused by (\w+)\((.*)\)\)", text, re.S)
+    if m:
+        inner = re.sub(r"^<[^>]*>:\s*", "", m.group(2).strip().strip("'\""))
+        return f"{m.group(1)}: {inner}"[:300]
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return (" ".join(lines) or "no answer")[:300]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Any  # parsed JSON, or the raw text when the server did not send JSON
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def reason(self) -> str:
+        if isinstance(self.body, dict):
+            return str(self.body.get("message") or self.body.get("reason") or "")
+        return body_summary(str(self.body if self.body is not None else ""))
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+_REASON_CHARS = 120
+
+
+def body_summary(text: str) -> str:
+    """What a non-JSON answer (a proxy's or load balancer's page) says, without quoting it: some echo the
+    request, headers and all. An HTML page is its title; text is its first line; bounded and printable."""
+    title = _TITLE.search(text)
+    if title:
+        first = title.group(1)
+    elif text.lstrip().startswith("<"):
+        return f"an HTML page ({len(text)} characters)"
+    else:
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    shown = " ".join("".join(c if c.isprintable() else " " for c in first).split())
+    return shown if len(shown) <= _REASON_CHARS else shown[: _REASON_CHARS - 1] + "…"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _secrets_of(cred: ExecResult) -> list[str]:
+    """What an exec plugin handed over, in every form the client carries it (a header, base64 kubeconfig data)."""
+    out = bearer_forms(cred.token) if cred.token else []
+    return out + [form for pem in (cred.client_cert_pem, cred.client_key_pem) if pem for form in (pem, _b64(pem))]
+
+
+def _substitute_user(config: dict[str, Any], cred: ExecResult | None) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    for entry in config.get("users", []):
+        user = entry.get("user") or {}
+        if "exec" in user:
+            user.pop("exec")
+            if cred is not None and cred.token:
+                user["token"] = cred.token
+            elif cred is not None and cred.client_cert_pem and cred.client_key_pem:
+                user["client-certificate-data"] = _b64(cred.client_cert_pem)
+                user["client-key-data"] = _b64(cred.client_key_pem)
+        if user.get("tokenFile") and not user.get("token"):
+            # The client sends the file's bytes as they are; kubectl trims the trailing newline, and so do we.
+            try:
+                user["token"] = Path(str(user.pop("tokenFile"))).read_text().strip()
+            except OSError as exc:
+                raise KubeSetupError(f"cannot read tokenFile: {exc.strerror or exc}") from None
+        ap = user.get("auth-provider")
+        if ap is not None:
+            # The client would refresh OIDC tokens over the network with no deadline: use the token as is.
+            cfg = ap.get("config") or {}
+            token = cfg.get("id-token") or cfg.get("access-token")
+            user.pop("auth-provider")
+            if token:
+                user["token"] = token
+        entry["user"] = user
+    return config
+
+
+def preload() -> None:
+    """Import the client now: before forking workers, so they share it instead of each importing it."""
+    import urllib3  # noqa: F401
+    from kubernetes import client  # noqa: F401
+    from kubernetes.config import kube_config  # noqa: F401
+
+
+class KubeAPI:
+    def __init__(
+        self,
+        target: ClusterTarget,
+        connect_timeout: float,
+        exec_timeout: float,
+        on_secrets: Callable[[list[str]], None] = lambda _: None,
+    ) -> None:
+        """``on_secrets`` registers the credentials the client obtains mid-run (an exec plugin's token)."""
+        self.target = target
+        self._on_secrets = on_secrets
+        self.connect_timeout = connect_timeout
+        self.exec_timeout = exec_timeout
+        self._lock = threading.Lock()
+        self._client: k8s_client.ApiClient | None = None
+        self.exec_result: ExecResult | None = None
+
+    def _build(self) -> k8s_client.ApiClient:
+        import urllib3
+        from kubernetes import client as k8s_client
+        from kubernetes.config.config_exception import ConfigException
+        from kubernetes.config.kube_config import KubeConfigLoader
+
+        # insecure-skip-tls-verify is reported once, as kubeconfig.tls-verify, not as a warning per request.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        cred = None
+        if self.target.credential.problem:
+            # Never sent as written (a token with a newline would even crash the HTTP layer).
+            raise KubeSetupError(f"the credential cannot be used: {self.target.credential.problem}")
+        spec = self.target.credential.exec_spec
+        if spec is not None:
+            try:
+                cred = run_plugin(spec, self.exec_timeout, cwd=str(self.target.base_dir))
+            except ExecTimeout as exc:
+                raise PluginTimeout(str(exc)) from None
+            self.exec_result = cred
+            self._on_secrets(_secrets_of(cred))
+        config = _substitute_user(self.target.config_dict, cred)
+        conf = k8s_client.Configuration()
+        try:
+            with _LOADER_LOCK:
+                KubeConfigLoader(
+                    config_dict=config,
+                    active_context=self.target.name,
+                    config_base_path=str(self.target.base_dir),
+                ).load_and_set(conf)
+        except (ConfigException, ValueError, OSError) as exc:
+            raise KubeSetupError(f"the kubernetes client rejected the context: {exc}") from None
+        conf.retries = False
+        # Checks ask several access reviews at once; a pool of 4 would re-handshake TLS for the rest.
+        conf.connection_pool_maxsize = 8
+        conf.proxy = self.target.proxy_url
+        conf.no_proxy = None
+        proxy = Proxy.from_url(self.target.proxy_url) if self.target.proxy_url else None
+        if proxy and proxy.authorization is not None:
+            # urllib3 does not turn the proxy URL's credentials into Proxy-Authorization; Go's client does.
+            conf.proxy_headers = {"Proxy-Authorization": proxy.authorization}
+        return k8s_client.ApiClient(conf)
+
+    def client(self) -> k8s_client.ApiClient:
+        """Build once; raises ExecError or KubeSetupError with a message fit for the user."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._build()
+            return self._client
+
+    def request(self, method: str, path: str, body: Any = None, read_timeout: float | None = None) -> Response:
+        """One request through the client's REST layer (its TLS, proxy and auth), bypassing call_api,
+        which crashes on its own transport errors. Transport failures raise TransportError."""
+        api = self.client()  # imports the client: the imports below are already loaded
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        headers: dict[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
+        api.update_params_for_auth(headers, [], ["BearerToken"])
+        url = api.configuration.host + path
+        timeout = (self.connect_timeout, read_timeout or self.connect_timeout * 2)
+        try:
+            raw = api.rest_client.request(
+                method, url, headers=headers, body=body, _preload_content=False, _request_timeout=timeout
+            )
+            status, data = raw.status, raw.data
+        except ApiException as exc:
+            if not exc.status:
+                raise TransportError(transport_reason(str(exc.reason))) from None
+            status, data = int(exc.status), exc.body
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransportError(transport_reason(str(exc))) from None
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
+        try:
+            parsed: Any = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return Response(status, parsed)
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def can(
+        self, verb: str, resource: str, group: str = "", namespace: str | None = None, subresource: str = ""
+    ) -> bool | None:
+        """A SelfSubjectAccessReview (non-persistent, the only kind of write we send). None: no answer."""
+        attrs: dict[str, str] = {"verb": verb, "resource": resource, "group": group}
+        if namespace:
+            attrs["namespace"] = namespace
+        if subresource:
+            attrs["subresource"] = subresource
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attrs},
+        }
+        resp = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
+        if not resp.ok or not isinstance(resp.body, dict):
+            return None
+        return bool((resp.body.get("status") or {}).get("allowed"))
+
+    def rules(self, namespace: str) -> Any:
+        """A SelfSubjectRulesReview's status for the namespace (non-persistent); None: no answer."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        }
+        resp = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=body)
+        if not resp.ok or not isinstance(resp.body, dict):
+            return None
+        return resp.body.get("status")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.rest_client.pool_manager.clear()
+                self._client = None
