@@ -81,7 +81,13 @@ def test_describes_are_cache_hits_across_scheduled_runs_until_the_ttl(world: tup
     )
     first = sched.run_once()
     assert first is not None
-    aws = [r for c in first.clusters for r in c.results if r.check_id.startswith("aws.")]
+    # aws.kubelet-path applies only when the port-forward failed at the kubelet: not in this fleet.
+    aws = [
+        r
+        for c in first.clusters
+        for r in c.results
+        if r.check_id.startswith("aws.") and r.check_id != "aws.kubelet-path"
+    ]
     assert aws and all(r.status.value in ("pass", "fail", "warn") for r in aws), [(r.check_id, r.message) for r in aws]
     calls = sched.health.cloud_api_calls
     assert calls >= 3  # the account, the cluster describes and the firewall describes
