@@ -173,7 +173,7 @@ def merge_fleets(path: Path, fleets: Sequence[Path]) -> Path:
 
 
 def _serve(
-    ns: Namespace, directory: Path, clusters: int, mix: str, prefix: str, with_brokers: bool
+    ns: Namespace, directory: Path, clusters: int, mix: str, prefix: str, with_brokers: bool, realistic: bool = True
 ) -> subprocess.Popen[bytes]:
     directory.mkdir()
     with (directory / "lab.stderr").open("wb") as log:  # the child keeps its own descriptor
@@ -192,6 +192,7 @@ def _serve(
                 "--prefix",
                 prefix,
                 *(("--with-brokers", "--verbose") if with_brokers else ()),
+                *(("--realistic",) if realistic else ()),
             ),
             stdout=subprocess.PIPE,
             stderr=log,
@@ -217,7 +218,13 @@ def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
 
 @contextmanager
 def lab_fleet(
-    ns: Namespace, directory: Path, clusters: int, mix: str, with_brokers: bool = False, processes: int = 1
+    ns: Namespace,
+    directory: Path,
+    clusters: int,
+    mix: str,
+    with_brokers: bool = False,
+    processes: int = 1,
+    realistic: bool = True,
 ) -> Iterator[Lab]:
     """Run ``processes`` ``python -m preflight_lab serve`` in ``ns``, each with its share of ``clusters``.
 
@@ -231,7 +238,7 @@ def lab_fleet(
     try:
         dirs = [directory / f"lab{i}" for i in range(len(counts))]
         for i, (sub, count) in enumerate(zip(dirs, counts, strict=True)):
-            procs.append(_serve(ns, sub, count, mix, f"bench{i}", with_brokers))
+            procs.append(_serve(ns, sub, count, mix, f"bench{i}", with_brokers, realistic))
         deadline = time.monotonic() + 60 + clusters * 0.5  # they start side by side on the same cores
         kubeconfigs, fleets, brokers = [], [], {}
         for sub, proc in zip(dirs, procs, strict=True):
@@ -441,7 +448,8 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
     directory = Path(tempfile.mkdtemp(prefix=label, dir=workdir))
     mix = BAD_MIX if with_bad else BASELINE_MIX
     processes = args.lab_processes or lab_processes_for(n)
-    with Namespace() as ns, lab_fleet(ns, directory, n, mix, with_brokers, processes) as lab:
+    realistic = args.lab == "realistic"
+    with Namespace() as ns, lab_fleet(ns, directory, n, mix, with_brokers, processes, realistic) as lab:
         clusters = {name: c for kubeconfig in lab.kubeconfigs for name, c in read_clusters(kubeconfig).items()}
         kinds = {name: ("hung" if s == "hung-exec" else "healthy") for name, (s, _, _) in clusters.items()}
         kinds.update(dict.fromkeys(lab.brokers, "broker"))
@@ -599,6 +607,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help=f"run the lab as K `serve` processes, each with its share of the clusters (default: one per "
         f"{CLUSTERS_PER_LAB} clusters, at least 1; never more than the clusters)",
+    )
+    p.add_argument(
+        "--lab",
+        choices=("realistic", "light"),
+        default="realistic",
+        help="realistic (default): API servers answer as heavily as a real 1.30-era cluster "
+        "(serve --realistic); light: the tests' minimal answers",
     )
     brokers = p.add_mutually_exclusive_group()
     brokers.add_argument(

@@ -12,7 +12,9 @@ from preflight.engine.model import Finding, Status, fail, stop
 def secret_token(ctx: ClusterContext) -> str | None:
     """The token Meshery would use (None: no Secret), registered as a secret; the probe stops when it cannot
     be read."""
-    resp = ctx.api().get(f"/api/v1/namespaces/{ms.ns(ctx)}/secrets/{ms.TOKEN_SECRET}")
+    path = f"/api/v1/namespaces/{ms.ns(ctx)}/secrets/{ms.TOKEN_SECRET}"
+    # Every path that connects (broker.auth, broker.token, the port-forward path) needs it: one read per cluster.
+    resp = ctx.memo("broker:token-secret", lambda: ctx.api().get(path))
     if resp.status in (401, 403):
         # Not a verdict on the Broker, and not "does not apply" either: this credential may not read the token.
         stop(

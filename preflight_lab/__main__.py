@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="healthy clusters get a current-generation Meshery Operator and a real NATS broker behind a LoadBalancer",
     )
+    serve.add_argument(
+        "--realistic",
+        action="store_true",
+        help="answer as heavily as a real 1.30-era cluster (full discovery, dressed objects, 3 nodes, full rule lists)",
+    )
     serve.add_argument("--verbose", "-v", action="store_true", help="list the clusters on stderr")
     return parser
 
@@ -76,7 +81,7 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    with LabFleet(specs, args.dir) as fleet:
+    with LabFleet(specs, args.dir, realistic=args.realistic) as fleet:
         if args.verbose:
             print(describe(fleet), file=sys.stderr, flush=True)
         print(f"KUBECONFIG={fleet.kubeconfig_path}", flush=True)

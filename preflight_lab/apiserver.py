@@ -37,6 +37,7 @@ from preflight_lab.certs import CertKeyPair, server_ssl_context
 from preflight_lab.kube_selectors import field_selector_matches, label_selector_matches
 from preflight_lab.portforward import SPDY_PROTOCOL, STREAM_PROTOCOL, WS_PROTOCOL, accept_key, relay_websocket
 from preflight_lab.rbac import ANONYMOUS, CLUSTER_ADMIN, RBAC, Identity, ResourceAttributes, Rule
+from preflight_lab.realistic import AGGREGATED_DISCOVERY, RealisticProfile
 from preflight_lab.serving import LabServer, quiet_bind
 from preflight_lab.store import ObjectStore, ResourceRegistry, ResourceType
 
@@ -331,19 +332,34 @@ class _Handler(BaseHTTPRequestHandler):
             resp, username = _failure(413, "RequestEntityTooLarge", "request entity too large"), None
         else:
             resp, username = api._dispatch(
-                self.command, path, split.query, self.headers.get("Authorization"), body, self.peer_cert
+                self.command,
+                path,
+                split.query,
+                self.headers.get("Authorization"),
+                body,
+                self.peer_cert,
+                accept=self.headers.get("Accept") or "",
             )
         api._record(RequestRecord(self.command, path, username, resp.status, split.query))
         api._delay()
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(resp.body)))
+        profile = api.profile
+        chunked = profile is not None and len(resp.body) > profile.chunk_after
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(resp.body)))
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Audit-Id", str(uuid.uuid4()))
-        for name, value in resp.headers.items():
+        for name, value in {**(profile.headers() if profile else {}), **resp.headers}.items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if chunked:
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(resp.body), resp.body))
+        else:
             self.wfile.write(resp.body)
 
     def _answer(self, resp: _Response, extra: Mapping[str, str] | None = None) -> None:
@@ -422,8 +438,11 @@ class FakeKubeAPI(LabServer):
         allow_anonymous: bool = False,
         resources: Iterable[ResourceType] = (),
         objects: Iterable[Mapping[str, Any]] = (),
+        profile: RealisticProfile | None = None,
     ) -> None:
+        """``profile``: answer discovery, paged lists and headers as heavily as a real cluster (the bench's lab)."""
         super().__init__()
+        self.profile = profile
         require_loopback(host)
         self.server_cert = server_cert
         self.host = host
@@ -571,6 +590,7 @@ class FakeKubeAPI(LabServer):
         authorization: str | None,
         body: bytes,
         peer: _PeerCert | None,
+        accept: str = "",
     ) -> tuple[_Response, str | None]:
         identity = self._authenticate(authorization, peer)
         username = identity.username if identity else None
@@ -583,7 +603,7 @@ class FakeKubeAPI(LabServer):
         try:
             if method == "POST":
                 return self._review(identity, path, body), username
-            return self._read(identity, path, parse_qs(query)), username
+            return self._read(identity, path, parse_qs(query), accept), username
         except Exception as exc:  # a lab bug must surface as a 500, not a dropped connection
             return _failure(500, "InternalError", f"Internal error occurred: {exc!r}"), username
 
@@ -641,7 +661,7 @@ class FakeKubeAPI(LabServer):
             details["name"] = attrs.name
         return _failure(403, "Forbidden", message, details)
 
-    def _read(self, identity: Identity, path: str, query: dict[str, list[str]]) -> _Response:
+    def _read(self, identity: Identity, path: str, query: dict[str, list[str]], accept: str = "") -> _Response:
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0] not in ("api", "apis"):
             if not self.rbac.allows_path(identity, "get", path):
@@ -658,7 +678,7 @@ class FakeKubeAPI(LabServer):
         if len(parts) < prefix:  # /api, /apis, /apis/<group>: discovery
             if not self.rbac.allows_path(identity, "get", path):
                 return self._forbidden_path(identity, "get", path)
-            return self._discovery(parts)
+            return self._discovery(parts, accept)
         version = rest[0]
         if len(parts) == prefix:
             if not self.rbac.allows_path(identity, "get", path):
@@ -675,7 +695,15 @@ class FakeKubeAPI(LabServer):
         entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
         return {"name": group, "versions": entries, "preferredVersion": entries[0]}
 
-    def _discovery(self, parts: Sequence[str]) -> _Response:
+    def _discovery(self, parts: Sequence[str], accept: str = "") -> _Response:
+        if self.profile is not None:
+            doc = self.profile.discovery(parts, self.resources, f"{self.host}:{self.port}", accept)
+            if doc is None:
+                return _not_found_resource()
+            resp = _json(200, doc)
+            if doc["kind"] == "APIGroupDiscoveryList":
+                resp.content_type = AGGREGATED_DISCOVERY
+            return resp
         if parts == ["api"]:
             return _json(
                 200,
@@ -696,6 +724,9 @@ class FakeKubeAPI(LabServer):
         return _not_found_resource()
 
     def _resource_list(self, group: str, version: str) -> _Response:
+        if self.profile is not None:
+            doc = self.profile.resource_list(group, version, self.resources)
+            return _not_found_resource() if doc is None else _json(200, doc)
         types = [rt for rt in self.resources.all() if rt.group == group and rt.version == version and self._served(rt)]
         if not types:
             return _not_found_resource()
@@ -759,14 +790,12 @@ class FakeKubeAPI(LabServer):
             for item in items:
                 item.pop("apiVersion", None)
                 item.pop("kind", None)
+        list_meta: dict[str, Any] = {"resourceVersion": self.store.resource_version}
+        if self.profile is not None and (limit := query.get("limit", [""])[0]):
+            items, more = self.profile.page(items, limit, list_meta["resourceVersion"])
+            list_meta.update(more)
         return _json(
-            200,
-            {
-                "kind": f"{rt.kind}List",
-                "apiVersion": rt.api_version,
-                "metadata": {"resourceVersion": self.store.resource_version},
-                "items": items,
-            },
+            200, {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta, "items": items}
         )
 
     # -- reviews -----------------------------------------------------------------------------------

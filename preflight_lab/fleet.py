@@ -39,6 +39,7 @@ from preflight_lab.certs import (
 )
 from preflight_lab.meshery import MesherySetup, dns_records, install_meshery, nats_pod_name
 from preflight_lab.rbac import CLUSTER_ADMIN, RBAC, Identity, Rule
+from preflight_lab.realistic import OPERATOR_RULES, RealisticProfile, dress, filler_objects
 from preflight_lab.serving import Startable
 from preflight_lab.store import ResourceType
 
@@ -240,7 +241,7 @@ sleep 3600
 """
 
 
-def _seed_objects(cluster: LabCluster, node_address: Callable[[], str]) -> list[dict[str, Any]]:
+def _seed_objects(cluster: LabCluster, node_address: Callable[[], str], min_nodes: int = 1) -> list[dict[str, Any]]:
     """What an empty cluster already holds, so list calls return realistic, non-empty answers."""
     now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
     objs: list[dict[str, Any]] = [
@@ -260,7 +261,7 @@ def _seed_objects(cluster: LabCluster, node_address: Callable[[], str]) -> list[
         }
     )
     version = cluster.resolved.version
-    for k in range(1, cluster.spec.nodes + 1):
+    for k in range(1, max(cluster.spec.nodes, min_nodes) + 1):
         node = f"lab-{cluster.index:04d}-node-{k}"
         objs.append(
             {
@@ -310,6 +311,9 @@ class LabFleet(Startable):
 
     One CA, one server key and one client key are shared by all clusters (per-cluster certificates
     still carry each cluster's own IP SAN), which keeps 200 clusters to a second or so of startup.
+    ``realistic`` makes every API server answer as heavily as a real 1.30-era cluster
+    (:mod:`preflight_lab.realistic`: full discovery, dressed objects, three nodes, kube-system's workloads,
+    an operator's full rule list); the fleet benchmark uses it, the tests keep the light answers.
     """
 
     def __init__(
@@ -318,7 +322,9 @@ class LabFleet(Startable):
         directory: str | os.PathLike[str],
         *,
         allocator: LoopbackAllocator | None = None,
+        realistic: bool = False,
     ) -> None:
+        self.realistic = realistic
         self.specs = list(specs)
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
@@ -357,6 +363,8 @@ class LabFleet(Startable):
                 self.clusters[spec.name] = cluster
             self._start_brokers()
             self._install_meshery()
+            if self.realistic:
+                self._dress()
             self._write_files()
         except BaseException:
             self.stop()
@@ -370,6 +378,8 @@ class LabFleet(Startable):
         groups = ("lab:operators",)
         rbac = RBAC()
         rbac.grant_user(username, res.rules)
+        if self.realistic and res.rules == CLUSTER_ADMIN:
+            rbac.grant_group(groups[0], OPERATOR_RULES)
         tokens: dict[str, Identity] = {}
         cluster.identity = Identity(username, groups, uid=str(uuid.uuid4()))
         if res.auth in ("token", "exec", "hung-exec"):
@@ -426,8 +436,9 @@ class LabFleet(Startable):
             latency_ms=res.latency_ms,
             selfsubjectreview=res.selfsubjectreview,
             resources=spec.resources,
+            profile=RealisticProfile() if self.realistic else None,
         )
-        for obj in [*_seed_objects(cluster, self._allocate), *spec.objects]:
+        for obj in [*_seed_objects(cluster, self._allocate, 3 if self.realistic else 1), *spec.objects]:
             server.store.put(obj)
         cluster.server = server
         server.start()
@@ -499,6 +510,26 @@ class LabFleet(Startable):
             if pod is not None and setup.nats_pod == "running" and setup.broker_ready and cluster.broker is not None:
                 # The pod's 4222 is where the cluster's nats-server (or imposter) really listens.
                 server.pod_ports[(setup.namespace, pod)] = {NATS_PORT: (cluster.broker.host, cluster.broker.port)}
+
+    def _dress(self) -> None:
+        """Every stored object as heavy as a real cluster's copy, plus kube-system's workloads."""
+        for cluster in self.clusters.values():
+            server = cluster.server
+            if server is None:
+                continue
+            for rt in server.resources.all():
+                for obj in server.store.list(rt):
+                    obj.setdefault("apiVersion", rt.api_version)
+                    obj.setdefault("kind", rt.kind)
+                    server.store.put(dress(obj))
+            nodes = [
+                n["metadata"]["name"]
+                for rt in server.resources.all()
+                if rt.kind == "Node"
+                for n in server.store.list(rt)
+            ]
+            for obj in filler_objects(nodes):
+                server.store.put(obj)
 
     def _write_exec_script(self, cluster: LabCluster) -> Path:
         exec_dir = self.directory / "exec"

@@ -592,6 +592,29 @@ def test_memo_computes_once_per_key_under_concurrent_callers() -> None:
     assert ctx.memo("tcp:127.0.0.3:4222", lambda: "open") == "open"
 
 
+def test_a_finished_cluster_releases_its_cached_reads_and_keeps_its_facts() -> None:
+    reg = Registry()
+    shared: Fact[str] = Fact("toy.zone", producer="toy.read", fleet=True)
+    big = [{"name": f"node-{i}", "images": list(range(100))} for i in range(50)]
+
+    def read(ctx: ClusterContext) -> Finding:
+        nodes = ctx.memo("meshery:nodes", lambda: big)
+        ctx.set_fact(shared, "zone-a")
+        return passed(f"{len(nodes)} nodes")
+
+    def again(ctx: ClusterContext) -> Finding:
+        return passed(f"{len(ctx.memo('meshery:nodes', list))} nodes, read once")
+
+    add(reg, "toy.read", read)
+    add(reg, "toy.again", again, depends_on=("toy.read",))
+    ctx = cluster()
+    results = run(reg, ctx)
+    assert results["toy.again"].message == "50 nodes, read once"
+    # A fleet's contexts live until the report is written: what the probes cached must not.
+    assert len(ctx._memo) == 0 and ctx.memo("meshery:nodes", list) == []
+    assert ctx.member(Settings().fingerprint_key).facts == {"toy.zone": "zone-a"}
+
+
 # --- two dependency kinds, and set-up outside the budgets ---------------------------------------------
 
 
