@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from preflight_lab.addresses import allocate
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from preflight_lab.meshery import behind_load_balancer
 
@@ -27,11 +28,11 @@ BROKER_PATH = ["kube-api.auth", "broker.dns", "broker.tcp"]
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory):
     specs = [
-        ClusterSpec(name="sel-healthy", meshery=behind_load_balancer("127.53.0.1", source_ranges=(ORIGIN,))),
+        ClusterSpec(name="sel-healthy", meshery=behind_load_balancer(allocate(4222), source_ranges=(ORIGIN,))),
         ClusterSpec(
             name="sel-stale-token",
             meshery=behind_load_balancer(
-                "127.53.0.2", source_ranges=(ORIGIN,), secret_token="stale-token-0123456789abcdef"
+                allocate(4222), source_ranges=(ORIGIN,), secret_token="stale-token-0123456789abcdef"
             ),
         ),
     ]
