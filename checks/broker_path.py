@@ -195,8 +195,8 @@ def _tunnel_failed(ctx: ClusterContext, exc: pf.TunnelError, pod: str, how: str)
         f"`kubectl -n {ns} get pods -w`.",
         pf.KUBELET: _kubelet_fix(ctx),
         pf.UPGRADE: "Something between the Server and the API server does not pass the HTTP/1.1 Upgrade (a proxy, "
-        "a load balancer, an ingress in front of the API): let it pass Connection: Upgrade (WebSocket and SPDY/3.1), "
-        "or connect to the API server directly.",
+        "a load balancer, an ingress in front of the API): let it pass Connection: Upgrade (SPDY/3.1, as "
+        "Meshery's client upgrades), or connect to the API server directly.",
         pf.NOTHING_LISTENS: f"Nothing listens on {ms.NATS_PORT} in pod {pod}: check its nats container "
         f"(`kubectl -n {ns} logs {pod} -c nats`) and its port.",
     }
@@ -222,20 +222,21 @@ def _tunnel_failed(ctx: ClusterContext, exc: pf.TunnelError, pod: str, how: str)
 
 
 def _through(ctx: ClusterContext, pod: str) -> tuple[nats.NatsInfo, str]:
-    """WebSocket tunnel, NATS handshake through it with Meshery's token, tunnel closed; then the SPDY upgrade."""
+    """One SPDY/3.1 port-forward, as Meshery's client opens it; NATS INFO, CONNECT with Meshery's token and PING
+    through it; the tunnel closed."""
     ns, timeout = ms.ns(ctx), ctx.settings.connect_timeout
     token = secret_token(ctx)
     try:
-        with pf.tunnel(ctx.api(), ns, pod, ms.NATS_PORT, timeout) as end:
+        with pf.forward(ctx.api(), ns, pod, ms.NATS_PORT, timeout) as stream:
             try:
-                info, outcome = nats.handshake(end.sock, token, timeout)
+                info, outcome = nats.handshake(stream, token, timeout)
             except (nats.NotNats, OSError) as exc:
-                error_text = end.error()
+                error_text = stream.error()
                 if error_text:
                     raise pf.TunnelError(pf.NOTHING_LISTENS, error_text) from None
                 _stop("nats", "not-nats", f"through the port-forward to {pod}:{ms.NATS_PORT}: {exc}", _NATS_FIX, pod)
     except pf.TunnelError as exc:
-        _tunnel_failed(ctx, exc, pod, "WebSocket")
+        _tunnel_failed(ctx, exc, pod, pf.SPDY)
     if not outcome.answer.startswith("PONG"):
         _stop(
             "nats",
@@ -245,12 +246,6 @@ def _through(ctx: ClusterContext, pod: str) -> tuple[nats.NatsInfo, str]:
             "load the current Secret.",
             pod,
         )
-    try:
-        upgrade = pf.spdy_upgrade(ctx.api(), ns, pod, ms.NATS_PORT, timeout)
-    except pf.TunnelError as exc:
-        _tunnel_failed(ctx, exc, pod, "SPDY/3.1")
-    if upgrade.status != 101:
-        _tunnel_failed(ctx, pf.classify(upgrade.status, upgrade.body), pod, "SPDY/3.1")
     return info, outcome.answer
 
 
@@ -296,8 +291,9 @@ def _endpoint_answers(ctx: ClusterContext) -> str | None:
 def port_forward(ctx: ClusterContext) -> Finding:
     """Current Meshery Servers outside the cluster reach the Broker through a port-forward over the API server
     (on unless MESHERY_MANAGED_BROKER_PORTFORWARD=false). In order: the credential may list pods and create
-    pods/portforward; a NATS pod runs and is ready; the tunnel opens (WebSocket, and the SPDY/3.1 upgrade
-    Meshery's client sends); NATS INFO, CONNECT with the meshery-nats-auth token, PONG through it. Causes:
+    pods/portforward; a NATS pod runs and is ready; the tunnel opens (one SPDY/3.1 upgrade and the port's error
+    and data streams, as Meshery's client opens them); NATS INFO, CONNECT with the meshery-nats-auth token, PONG
+    through it. Causes:
     RBAC (fix: the Role rule), a crash-looping or unpullable pod (fix: its logs), the control plane unable to
     reach the kubelet on 10250 (fix: EKS cluster to node security group, GKE firewall from the control plane
     CIDR, AKS konnectivity agent), an Upgrade stripped by a proxy, nothing listening in the pod. A failure is a
@@ -334,7 +330,7 @@ def port_forward(ctx: ClusterContext) -> Finding:
         return Finding(Status.ERROR, f"the API server did not answer: {exc}", {"pod": pod})
     ctx.set_fact(FORWARD, Forward(True, "nats", "", f"port-forward to {pod}:{ms.NATS_PORT} answered PONG", pod))
     return passed(
-        f"port-forward through the API server to {pod}:{ms.NATS_PORT} (WebSocket and SPDY/3.1 upgrades accepted): "
+        f"port-forward through the API server to {pod}:{ms.NATS_PORT} (SPDY/3.1, as Meshery's client): "
         f"NATS {info.version}, CONNECT with the {ms.TOKEN_SECRET} token answered PONG",
         pod=pod,
         version=info.version,

@@ -35,7 +35,14 @@ from cryptography.x509.oid import NameOID
 from preflight_lab.addresses import require_loopback
 from preflight_lab.certs import CertKeyPair, server_ssl_context
 from preflight_lab.kube_selectors import field_selector_matches, label_selector_matches
-from preflight_lab.portforward import SPDY_PROTOCOL, STREAM_PROTOCOL, WS_PROTOCOL, accept_key, relay_websocket
+from preflight_lab.portforward import (
+    SPDY_PROTOCOL,
+    STREAM_PROTOCOL,
+    WS_PROTOCOL,
+    accept_key,
+    relay_spdy,
+    relay_websocket,
+)
 from preflight_lab.rbac import ANONYMOUS, CLUSTER_ADMIN, RBAC, Identity, ResourceAttributes, Rule
 from preflight_lab.realistic import AGGREGATED_DISCOVERY, RealisticProfile
 from preflight_lab.serving import LabServer, quiet_bind
@@ -373,7 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _portforward(self, path: str, query: str) -> None:
         """Answer a port-forward connect: an error as the API server (or a proxy before it) sends one, or the
-        101 and then the tunnel (WebSocket) or a close (SPDY)."""
+        101 and then the tunnel (WebSocket or SPDY/3.1)."""
         api = self.server.api
         self.close_connection = True
         upgrade = self.headers.get("Upgrade", "").strip().lower()
@@ -406,6 +413,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Stream-Protocol-Version", STREAM_PROTOCOL)
         self.end_headers()
         self.wfile.flush()
+        _ports, targets, uid = target
+        self.request.settimeout(None)
+        relay_spdy(self.rfile, self.wfile, targets, uid)  # type: ignore[arg-type]
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 

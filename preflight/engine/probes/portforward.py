@@ -1,11 +1,11 @@
 """A port-forward to a pod through the cluster's API server, as Meshery Server opens one to its Broker.
 
-Two ways in, both read-only in effect (a tunnel, no object changes): the WebSocket port-forward of the
-Kubernetes Python client (its ``PortForward`` channel protocol over a WebSocket we open with our deadline,
-TLS and credentials from the client's configuration), and the SPDY/3.1 upgrade Meshery's Go client sends,
-where the ``101 Switching Protocols`` answer is all we need. An answer other than the upgrade is classified
-(:data:`CAUSES`) so each failure can name its own fix. A tunnel is always closed, and its relay thread gone,
-before :func:`tunnel` returns.
+One upgrade, as Meshery's Go client sends it (client-go's SPDY round tripper: ``Upgrade: SPDY/3.1``,
+``X-Stream-Protocol-Version: portforward.k8s.io``), on a TLS connection made with our deadline and the client's
+TLS settings, credentials and proxy; then the port's error and data streams (:mod:`.spdy`), read on the caller's
+thread. Read-only in effect (a tunnel, no object changes). An answer other than the upgrade is classified
+(:data:`CAUSES`) so each failure can name its own fix. The connection is always closed before :func:`forward`
+returns.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from preflight.engine.kube import KubeAPI
+from preflight.engine.probes import spdy
 from preflight.engine.probes.proxy import Proxy
 from preflight.engine.probes.proxy import tunnel as proxy_tunnel
 
@@ -36,11 +37,10 @@ NO_ANSWER = "no-answer"  # no HTTP answer at all (timeout, TLS, refused)
 OTHER = "other"
 CAUSES = (FORBIDDEN, UNAUTHORIZED, POD_GONE, KUBELET, UPGRADE, NOTHING_LISTENS, NO_ANSWER, OTHER)
 
-WS_PROTOCOLS = "v4.channel.k8s.io"
 SPDY = "SPDY/3.1"
 STREAM_PROTOCOL = "portforward.k8s.io"
 _MAX_HEAD = 16384
-_CLOSE_WAIT_S = 3.5  # the client's websocket close waits up to 3 s for the server's close frame
+_MAX_BODY = 4096
 
 
 class TunnelError(Exception):
@@ -51,15 +51,6 @@ class TunnelError(Exception):
         self.cause = cause
         self.detail = detail
         self.status = status
-
-
-@dataclass(frozen=True)
-class Upgrade:
-    """What the API server (or a proxy before it) answered an upgrade request with."""
-
-    status: int
-    protocol: str  # the Upgrade header of the answer
-    body: str
 
 
 def _path(namespace: str, pod: str, port: int) -> str:
@@ -160,43 +151,68 @@ def _dial(api: KubeAPI, timeout: float) -> tuple[ssl.SSLSocket, Any]:
     return tls, conf
 
 
-def spdy_upgrade(api: KubeAPI, namespace: str, pod: str, port: int, timeout: float) -> Upgrade:
-    """Send the SPDY/3.1 upgrade Meshery's client sends and read the answer's head (and a short body); then close.
+@contextlib.contextmanager
+def forward(api: KubeAPI, namespace: str, pod: str, port: int, timeout: float) -> Iterator[spdy.PortStream]:
+    """A SPDY/3.1 port-forward to ``pod:port``: yields the port's data stream, used like a socket.
 
-    Raises :class:`TunnelError` (NO_ANSWER) when no HTTP answer comes within ``timeout``."""
+    The connect, TLS, upgrade and both streams' replies share one ``timeout``; the stream's reads then take the
+    caller's. On exit (also on error) the connection is closed. Raises :class:`TunnelError`."""
     deadline = time.monotonic() + timeout
     try:
         sock, conf = _dial(api, timeout)
     except (OSError, ssl.SSLError) as exc:
         raise TunnelError(NO_ANSWER, f"no connection to the API server: {exc}") from None
     with sock:
-        host = urlsplit(conf.host).netloc
-        lines = [
-            f"POST {_path(namespace, pod, port)} HTTP/1.1",
-            f"Host: {host}",
-            "Connection: Upgrade",
-            f"Upgrade: {SPDY}",
-            f"X-Stream-Protocol-Version: {STREAM_PROTOCOL}",
-            "Content-Length: 0",
-            "User-Agent: meshery-preflight",
-            *(f"{k.title()}: {v}" for k, v in _auth_headers(api).items()),
-        ]
+        rest = _upgrade(api, sock, conf, _path(namespace, pod, port), deadline, timeout)
+        stream = spdy.PortStream(sock, rest, timeout)
         try:
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-            head, rest = _read_head(sock, deadline)
-        except (OSError, TimeoutError) as exc:
-            raise TunnelError(NO_ANSWER, f"no answer to the SPDY upgrade within {timeout:g}s ({exc})") from None
-        status, headers = _parse_head(head)
-        body = rest
-        length = int(headers.get("content-length", "0") or 0) if status != 101 else 0
-        with contextlib.suppress(OSError, TimeoutError):
-            while len(body) < min(length, 4096) and time.monotonic() < deadline:
-                sock.settimeout(max(deadline - time.monotonic(), 0.01))
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                body += chunk
-        return Upgrade(status, headers.get("upgrade", ""), body.decode(errors="replace"))
+            stream.open(port, deadline)
+        except OSError as exc:
+            text = stream.error_text()
+            if text:
+                raise TunnelError(NOTHING_LISTENS, text) from None
+            raise TunnelError(
+                OTHER,
+                f"the API server accepted the {SPDY} upgrade but not the port's streams within {timeout:g}s: "
+                f"{exc or type(exc).__name__}",
+            ) from None
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+
+def _upgrade(api: KubeAPI, sock: ssl.SSLSocket, conf: Any, path: str, deadline: float, timeout: float) -> bytes:
+    """Send the upgrade Meshery's client sends; on ``101`` return what followed the head (the first frames),
+    else raise the answer's :func:`classify`."""
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {urlsplit(conf.host).netloc}",
+        "Connection: Upgrade",
+        f"Upgrade: {SPDY}",
+        f"X-Stream-Protocol-Version: {STREAM_PROTOCOL}",
+        "Content-Length: 0",
+        "User-Agent: meshery-preflight",
+        *(f"{k.title()}: {v}" for k, v in _auth_headers(api).items()),
+    ]
+    try:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head, rest = _read_head(sock, deadline)
+    except (OSError, TimeoutError) as exc:
+        raise TunnelError(NO_ANSWER, f"no answer to the {SPDY} upgrade within {timeout:g}s ({exc})") from None
+    status, headers = _parse_head(head)
+    if status == 101:
+        return rest
+    body = rest
+    length = int(headers.get("content-length", "0") or 0) if headers.get("content-length", "").isdigit() else 0
+    with contextlib.suppress(OSError, TimeoutError):
+        while len(body) < min(length, _MAX_BODY) and time.monotonic() < deadline:
+            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            body += chunk
+    raise classify(status, body[:_MAX_BODY].decode(errors="replace"))
 
 
 def _read_head(sock: ssl.SSLSocket, deadline: float) -> tuple[bytes, bytes]:
@@ -225,70 +241,3 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return status, headers
-
-
-@contextlib.contextmanager
-def tunnel(api: KubeAPI, namespace: str, pod: str, port: int, timeout: float) -> Iterator[Any]:
-    """A WebSocket port-forward to ``pod:port``: yields a socket-like end of the tunnel.
-
-    The WebSocket is opened with ``timeout`` for the connect and the handshake; the Kubernetes client's
-    ``PortForward`` relays the channels. On exit (also on error) the tunnel is closed and its relay
-    thread has ended, or the connection was cut so that it ends. Raises :class:`TunnelError`.
-    """
-    import websocket
-    from kubernetes.stream.ws_client import PortForward
-
-    host, api_port, _server_name, _conf = _target(api)
-    try:
-        sock, _conf = _dial(api, timeout)
-    except (OSError, ssl.SSLError) as exc:
-        raise TunnelError(NO_ANSWER, f"no connection to the API server: {exc}") from None
-    ws = websocket.WebSocket(skip_utf8_validation=True)
-    headers = [f"{k}: {v}" for k, v in _auth_headers(api).items()]
-    url = f"wss://{host if ':' not in host else f'[{host}]'}:{api_port}{_path(namespace, pod, port)}"
-    try:
-        ws.connect(url, socket=sock, header=headers, subprotocols=[WS_PROTOCOLS], timeout=timeout)
-    except websocket.WebSocketBadStatusException as exc:
-        sock.close()
-        body = exc.resp_body.decode(errors="replace") if isinstance(exc.resp_body, bytes) else str(exc.resp_body or "")
-        raise classify(exc.status_code, body) from None
-    except (websocket.WebSocketException, OSError) as exc:
-        sock.close()
-        raise TunnelError(NO_ANSWER, f"no WebSocket upgrade within {timeout:g}s: {exc}") from None
-    ws.settimeout(timeout)
-    forward = PortForward(ws, [port])
-    end = forward.socket(port)
-    try:
-        yield _End(end, forward, port)
-    finally:
-        _close(ws, end)
-
-
-class _End:
-    """The tunnel's local end, with the port's error channel."""
-
-    def __init__(self, sock: Any, forward: Any, port: int) -> None:
-        self.sock = sock
-        self._forward = forward
-        self._port = port
-
-    def error(self) -> str | None:
-        text = self._forward.error(self._port)
-        return " ".join(str(text).split()) if text else None
-
-
-def _close(ws: Any, end: Any) -> None:
-    """End our side (the relay then closes the WebSocket and returns); cut the connection if it lingers."""
-    with contextlib.suppress(OSError):
-        end.shutdown(socket.SHUT_WR)
-    deadline = time.monotonic() + _CLOSE_WAIT_S
-    while ws.connected and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if ws.connected and ws.sock is not None:
-        with contextlib.suppress(OSError):
-            ws.sock.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + 1.0
-        while ws.connected and time.monotonic() < deadline:
-            time.sleep(0.01)
-    with contextlib.suppress(OSError):
-        end.close()
