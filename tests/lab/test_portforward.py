@@ -1,18 +1,21 @@
 """The lab API server's pods/portforward, spoken to by the real `kubernetes` client (kubernetes.stream.portforward,
-unmodified) and by a raw SPDY/3.1 upgrade: a tunnel to a real nats-server, RBAC, the kubelet and proxy knobs,
-and a request log that counts the connects as tunnels, not writes."""
+unmodified, WebSocket) and by a SPDY/3.1 upgrade with client-go's streams (the probe's codec): a tunnel to a real
+nats-server either way, RBAC, the kubelet and proxy knobs, and a request log that counts the connects as tunnels,
+not writes."""
 
 from __future__ import annotations
 
 import json
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 from kubernetes.stream import portforward
 
+from preflight.engine.probes import spdy
 from preflight_lab.addresses import allocate
 from preflight_lab.broker import NATS_PORT
 from preflight_lab.fleet import ClusterSpec, LabFleet
@@ -74,32 +77,78 @@ def test_nothing_listening_in_the_pod_is_said_on_the_error_channel(lab: LabFleet
         pf.close()
 
 
-def _spdy(lab: LabFleet, name: str, pod: str = "meshery-nats-0") -> tuple[str, bytes]:
+def _upgrade(lab: LabFleet, name: str, pod: str = "meshery-nats-0") -> tuple[ssl.SSLSocket, str, bytes]:
+    """The SPDY/3.1 upgrade Meshery's client sends: the open connection, the answer's head and what followed it."""
     cluster = lab.clusters[name]
     assert lab.ca is not None and cluster.server is not None
     ctx = ssl.create_default_context(cadata=lab.ca.cert_pem.decode())
-    with (
-        socket.create_connection((cluster.address, cluster.port), timeout=5) as raw,
-        ctx.wrap_socket(raw, server_hostname=cluster.address) as tls,
-    ):
-        tls.sendall(
-            (
-                f"POST /api/v1/namespaces/meshery/pods/{pod}/portforward HTTP/1.1\r\nHost: x\r\n"
-                "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n"
-                f"Authorization: Bearer {cluster.token}\r\nContent-Length: 0\r\n\r\n"
-            ).encode()
-        )
-        data = b""
+    raw = socket.create_connection((cluster.address, cluster.port), timeout=5)
+    tls = ctx.wrap_socket(raw, server_hostname=cluster.address)
+    tls.sendall(
+        (
+            f"POST /api/v1/namespaces/meshery/pods/{pod}/portforward HTTP/1.1\r\nHost: x\r\n"
+            "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n"
+            f"Authorization: Bearer {cluster.token}\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return tls, head.decode(), rest
+
+
+def _spdy(lab: LabFleet, name: str, pod: str = "meshery-nats-0") -> tuple[str, bytes]:
+    """An upgrade the lab refuses: its head and body."""
+    tls, head, body = _upgrade(lab, name, pod)
+    with tls:
         while chunk := tls.recv(4096):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return head.decode(), body
+            body += chunk
+    return head, body
 
 
-def test_the_spdy_upgrade_is_answered_101_then_closed(lab: LabFleet) -> None:
-    head, body = _spdy(lab, "ok")
-    assert head.startswith("HTTP/1.1 101 Switching Protocols")
-    assert "X-Stream-Protocol-Version: portforward.k8s.io" in head and body == b""
+def _tunnel(lab: LabFleet, name: str) -> tuple[ssl.SSLSocket, spdy.PortStream]:
+    tls, head, rest = _upgrade(lab, name)
+    assert head.startswith("HTTP/1.1 101 Switching Protocols"), head
+    assert "X-Stream-Protocol-Version: portforward.k8s.io" in head
+    stream = spdy.PortStream(tls, rest, 5.0)
+    stream.open(NATS_PORT, time.monotonic() + 5)
+    return tls, stream
+
+
+def test_the_spdy_port_forward_relays_to_the_pods_nats_server(lab: LabFleet) -> None:
+    server = lab.clusters["ok"].server
+    assert server is not None
+    before = len(server.requests())
+    tls, stream = _tunnel(lab, "ok")
+    with tls:
+        line = b""
+        while not line.endswith(b"\r\n"):
+            chunk = stream.recv(4096)
+            assert chunk, line
+            line += chunk
+        assert line.startswith(b"INFO {")
+        stream.sendall(b"PING\r\n")  # before CONNECT with the token: the Broker answers, then hangs up
+        answer = b""
+        while chunk := stream.recv(4096):
+            answer += chunk
+        assert answer == b"-ERR 'Authorization Violation'\r\n"
+        assert stream.error() is None
+        stream.close()
+    connects = [r for r in server.requests()[before:] if r.path.endswith("/portforward")]
+    assert [(r.method, r.status) for r in connects] == [("POST", 101)]
+    assert lab.mutating_requests() == {}
+
+
+def test_nothing_listening_in_the_pod_is_the_kubelets_error_on_the_error_stream(lab: LabFleet) -> None:
+    tls, stream = _tunnel(lab, "absent")
+    with tls:
+        assert stream.recv(10) == b""
+        error = stream.error() or ""
+    assert error.startswith(f"error forwarding port {NATS_PORT} to pod ")
+    assert error.endswith(f"dial tcp6 [::1]:{NATS_PORT}: connect: connection refused")
 
 
 def test_rbac_refuses_the_upgrade_without_create_pods_portforward(lab: LabFleet) -> None:
