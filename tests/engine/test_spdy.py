@@ -3,8 +3,10 @@ the frames client-go sends, replies, PINGs, the error stream, resets, and frames
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -210,3 +212,23 @@ def test_frames_that_came_with_the_upgrade_answer_are_read_first(pair) -> None:
     stream = spdy.PortStream(ours, reply(1) + reply(3) + spdy.data(3, 0, b"INFO"), 2.0)
     stream.open(PORT, deadline=time.monotonic() + 5)
     assert stream.recv(10) == b"INFO"
+
+
+def test_data_sent_far_ahead_of_the_reads_is_refused_not_buffered(pair) -> None:
+    ours, peer = pair
+    chunk = spdy.data(3, 0, b"x" * (spdy.MAX_FRAME - 8))
+
+    def flood() -> None:  # 2 MiB of data frames before the replies, where nothing reads them
+        with contextlib.suppress(OSError):
+            for _ in range(8):
+                peer.sendall(chunk)
+
+    writer = threading.Thread(target=flood)
+    writer.start()
+    try:
+        with pytest.raises(spdy.ProtocolError, match="ahead of our reads"):
+            spdy.PortStream(ours, b"", 2.0).open(PORT, deadline=time.monotonic() + 5)
+    finally:
+        ours.shutdown(socket.SHUT_RDWR)
+        writer.join(5)
+    assert not writer.is_alive()

@@ -30,6 +30,7 @@ _ID = 0x7FFFFFFF
 _HEAD = 8
 MAX_FRAME = 1 << 18  # far above what a port-forward sends in one frame (Go copies in 32 KiB), far below 16 MiB
 _MAX_ERROR = 4096
+_MAX_UNREAD = 1 << 20  # data the peer sent ahead of our reads (only while opening can more than a frame wait)
 _CHUNK = 16384
 REFUSED_STREAM = 3  # RST_STREAM status
 ERROR_STREAM, DATA_STREAM = 1, 3  # client-initiated streams are odd, in the order opened
@@ -225,6 +226,8 @@ class PortStream:
     def _handle(self, frame: Frame) -> None:
         if frame.kind == 0:
             if frame.stream == DATA_STREAM:
+                if len(self._data) + len(frame.payload) > _MAX_UNREAD:
+                    raise ProtocolError(f"the peer sent more than {_MAX_UNREAD} bytes ahead of our reads")
                 self._data += frame.payload
                 self.data_done = self.data_done or frame.fin
             elif frame.stream == ERROR_STREAM:
