@@ -1,8 +1,8 @@
-"""A small, deadline-bound view of a cluster's API through the real `kubernetes` client.
+"""A small, deadline-bound view of a cluster's API.
 
-The client's own loader reads the context (CA, client certs, tokens, TLS server name); we only
-substitute credentials we obtained under our own deadline (exec plugins) and turn off urllib3's
-silent retries, which would multiply every timeout by four.
+The real `kubernetes` client's loader reads the context (CA, client certs, tokens, TLS server name); we only
+substitute credentials we obtained under our own deadline (exec plugins). Requests then go over
+:mod:`preflight.engine.apiconn`'s kept-alive connections: no silent retries, a connect and a read timeout each.
 """
 
 from __future__ import annotations
@@ -11,22 +11,26 @@ import base64
 import copy
 import json
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from preflight import __version__
+from preflight.engine.apiconn import Endpoint, Pool, TransportError
 from preflight.engine.execcred import ExecResult, ExecTimeout, run_plugin
-from preflight.engine.probes.proxy import Proxy
 from preflight.engine.redact import bearer_forms
 from preflight.engine.targets import ClusterTarget
 
 if TYPE_CHECKING:
     from kubernetes import client as k8s_client
 
-# The kubernetes client (and urllib3) load in _build, the first time a check talks to a cluster: the
-# metadata commands (list-checks, explain) import the checks, and so this module, without them.
+__all__ = ["Endpoint", "KubeAPI", "KubeSetupError", "PluginTimeout", "Response", "TransportError"]
+
+# The kubernetes client loads in _configure, the first time a check talks to a cluster: the metadata commands
+# (list-checks, explain) import the checks, and so this module, without it.
 
 # The client caches CA/cert temp files by content and registers a file's name before writing it, so
 # two threads loading contexts that share a CA can get an empty file. Loading is cheap: serialize it.
@@ -37,22 +41,8 @@ class KubeSetupError(Exception):
     """The client could not be configured from the context (bad CA data, missing files...)."""
 
 
-class TransportError(Exception):
-    """The request never got an HTTP answer: TLS failure, timeout, refused, proxy error."""
-
-
 class PluginTimeout(TransportError):
     """The exec plugin never answered: like a request without an answer, nothing was decided (`error`)."""
-
-
-def transport_reason(text: str) -> str:
-    """urllib3 nests the real cause deep in a retry message; surface the innermost reason."""
-    m = re.search(r"\(Caused by (\w+)\((.*)\)\)", text, re.S)
-    if m:
-        inner = re.sub(r"^<[^>]*>:\s*", "", m.group(2).strip().strip("'\""))
-        return f"{m.group(1)}: {inner}"[:300]
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return (" ".join(lines) or "no answer")[:300]
 
 
 @dataclass(frozen=True)
@@ -130,9 +120,14 @@ def _substitute_user(config: dict[str, Any], cred: ExecResult | None) -> dict[st
 
 def preload() -> None:
     """Import the client now: before forking workers, so they share it instead of each importing it."""
-    import urllib3  # noqa: F401
-    from kubernetes import client  # noqa: F401
     from kubernetes.config import kube_config  # noqa: F401
+
+
+_HEADERS = {
+    "Accept": "application/json",
+    "Content-Type": "application/json",
+    "User-Agent": f"meshery-preflight/{__version__}",
+}
 
 
 class KubeAPI:
@@ -149,17 +144,14 @@ class KubeAPI:
         self.connect_timeout = connect_timeout
         self.exec_timeout = exec_timeout
         self._lock = threading.Lock()
-        self._client: k8s_client.ApiClient | None = None
+        self._pool: Pool | None = None
         self.exec_result: ExecResult | None = None
 
-    def _build(self) -> k8s_client.ApiClient:
-        import urllib3
+    def _configure(self) -> k8s_client.Configuration:
         from kubernetes import client as k8s_client
         from kubernetes.config.config_exception import ConfigException
         from kubernetes.config.kube_config import KubeConfigLoader
 
-        # insecure-skip-tls-verify is reported once, as kubeconfig.tls-verify, not as a warning per request.
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         cred = None
         if self.target.credential.problem:
             # Never sent as written (a token with a newline would even crash the HTTP layer).
@@ -183,47 +175,31 @@ class KubeAPI:
                 ).load_and_set(conf)
         except (ConfigException, ValueError, OSError) as exc:
             raise KubeSetupError(f"the kubernetes client rejected the context: {exc}") from None
-        conf.retries = False
-        # Checks ask several access reviews at once; a pool of 4 would re-handshake TLS for the rest.
-        conf.connection_pool_maxsize = 8
-        conf.proxy = self.target.proxy_url
-        conf.no_proxy = None
-        proxy = Proxy.from_url(self.target.proxy_url) if self.target.proxy_url else None
-        if proxy and proxy.authorization is not None:
-            # urllib3 does not turn the proxy URL's credentials into Proxy-Authorization; Go's client does.
-            conf.proxy_headers = {"Proxy-Authorization": proxy.authorization}
-        return k8s_client.ApiClient(conf)
+        return conf
 
-    def client(self) -> k8s_client.ApiClient:
-        """Build once; raises ExecError or KubeSetupError with a message fit for the user."""
+    def _connections(self) -> Pool:
+        """Configure once; raises ExecError or KubeSetupError with a message fit for the user."""
         with self._lock:
-            if self._client is None:
-                self._client = self._build()
-            return self._client
+            if self._pool is None:
+                conf = self._configure()
+                try:
+                    endpoint = Endpoint.from_configuration(conf, self.target.proxy_url)
+                except (ssl.SSLError, OSError, ValueError) as exc:
+                    raise KubeSetupError(f"the context's TLS settings cannot be used: {exc}") from None
+                self._pool = Pool(endpoint, self.connect_timeout)
+            return self._pool
+
+    def endpoint(self) -> Endpoint:
+        """How this context reaches its API server (for a connection of one's own, such as a port-forward)."""
+        return self._connections().endpoint
 
     def request(self, method: str, path: str, body: Any = None, read_timeout: float | None = None) -> Response:
-        """One request through the client's REST layer (its TLS, proxy and auth), bypassing call_api,
-        which crashes on its own transport errors. Transport failures raise TransportError."""
-        api = self.client()  # imports the client: the imports below are already loaded
-        import urllib3
-        from kubernetes.client.exceptions import ApiException
-
-        headers: dict[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
-        api.update_params_for_auth(headers, [], ["BearerToken"])
-        url = api.configuration.host + path
-        timeout = (self.connect_timeout, read_timeout or self.connect_timeout * 2)
-        try:
-            raw = api.rest_client.request(
-                method, url, headers=headers, body=body, _preload_content=False, _request_timeout=timeout
-            )
-            status, data = raw.status, raw.data
-        except ApiException as exc:
-            if not exc.status:
-                raise TransportError(transport_reason(str(exc.reason))) from None
-            status, data = int(exc.status), exc.body
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransportError(transport_reason(str(exc))) from None
-        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
+        """One request on a kept-alive connection; the answer's JSON parsed. Transport failures raise
+        TransportError."""
+        pool = self._connections()
+        data = json.dumps(body).encode() if body is not None else None
+        status, raw = pool.request(method, path, data, _HEADERS, read_timeout or self.connect_timeout * 2)
+        text = raw.decode(errors="replace")
         try:
             parsed: Any = json.loads(text) if text else None
         except ValueError:
@@ -266,6 +242,6 @@ class KubeAPI:
 
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.rest_client.pool_manager.clear()
-                self._client = None
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None

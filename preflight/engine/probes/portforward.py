@@ -13,18 +13,15 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
 import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from preflight.engine.apiconn import Endpoint, dial
 from preflight.engine.kube import KubeAPI
 from preflight.engine.probes import spdy
-from preflight.engine.probes.proxy import Proxy
-from preflight.engine.probes.proxy import tunnel as proxy_tunnel
 
 # Why a tunnel did not open.
 FORBIDDEN = "forbidden"  # 403: RBAC refused create pods/portforward
@@ -106,51 +103,6 @@ def kubelet_dial(detail: str) -> KubeletDial | None:
     return KubeletDial(m.group("v4") or m.group("v6"), int(m.group("port")), how)
 
 
-def _ssl_context(conf: Any) -> ssl.SSLContext:
-    """The client's TLS settings (CA, client certificate, verification) as an SSLContext."""
-    ctx = ssl.create_default_context(cafile=conf.ssl_ca_cert) if conf.ssl_ca_cert else ssl.create_default_context()
-    if not conf.verify_ssl:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif conf.assert_hostname is False:
-        ctx.check_hostname = False
-    if conf.cert_file:
-        ctx.load_cert_chain(conf.cert_file, conf.key_file)
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-def _auth_headers(api: KubeAPI) -> dict[str, str]:
-    client = api.client()
-    headers: dict[str, str] = {}
-    client.update_params_for_auth(headers, [], ["BearerToken"])
-    return {k.lower(): v for k, v in headers.items()}
-
-
-def _target(api: KubeAPI) -> tuple[str, int, str, Any]:
-    conf = api.client().configuration
-    parts = urlsplit(conf.host)
-    host = parts.hostname or ""
-    return host, parts.port or 443, conf.tls_server_name or host, conf
-
-
-def _dial(api: KubeAPI, timeout: float) -> tuple[ssl.SSLSocket, Any]:
-    """TLS to the API server as the client reaches it: through the context's HTTP proxy (CONNECT) when it has one."""
-    host, port, server_name, conf = _target(api)
-    proxy_url = api.target.proxy_url
-    if proxy_url and Proxy.from_url(proxy_url).scheme in ("http", "https"):
-        raw = proxy_tunnel(Proxy.from_url(proxy_url), host, port, timeout)
-    else:
-        raw = socket.create_connection((host, port), timeout=timeout)
-    try:
-        raw.settimeout(timeout)
-        tls = _ssl_context(conf).wrap_socket(raw, server_hostname=server_name)
-    except BaseException:
-        raw.close()
-        raise
-    return tls, conf
-
-
 @contextlib.contextmanager
 def forward(api: KubeAPI, namespace: str, pod: str, port: int, timeout: float) -> Iterator[spdy.PortStream]:
     """A SPDY/3.1 port-forward to ``pod:port``: yields the port's data stream, used like a socket.
@@ -158,12 +110,13 @@ def forward(api: KubeAPI, namespace: str, pod: str, port: int, timeout: float) -
     The connect, TLS, upgrade and both streams' replies share one ``timeout``; the stream's reads then take the
     caller's. On exit (also on error) the connection is closed. Raises :class:`TunnelError`."""
     deadline = time.monotonic() + timeout
+    endpoint = api.endpoint()
     try:
-        sock, conf = _dial(api, timeout)
+        sock = dial(endpoint, timeout)
     except (OSError, ssl.SSLError) as exc:
         raise TunnelError(NO_ANSWER, f"no connection to the API server: {exc}") from None
     with sock:
-        rest = _upgrade(api, sock, conf, _path(namespace, pod, port), deadline, timeout)
+        rest = _upgrade(endpoint, sock, endpoint.base_path + _path(namespace, pod, port), deadline, timeout)
         stream = spdy.PortStream(sock, rest, timeout)
         try:
             stream.open(port, deadline)
@@ -182,18 +135,18 @@ def forward(api: KubeAPI, namespace: str, pod: str, port: int, timeout: float) -
             stream.close()
 
 
-def _upgrade(api: KubeAPI, sock: ssl.SSLSocket, conf: Any, path: str, deadline: float, timeout: float) -> bytes:
+def _upgrade(endpoint: Endpoint, sock: ssl.SSLSocket, path: str, deadline: float, timeout: float) -> bytes:
     """Send the upgrade Meshery's client sends; on ``101`` return what followed the head (the first frames),
     else raise the answer's :func:`classify`."""
     lines = [
         f"POST {path} HTTP/1.1",
-        f"Host: {urlsplit(conf.host).netloc}",
+        f"Host: {endpoint.netloc}",
         "Connection: Upgrade",
         f"Upgrade: {SPDY}",
         f"X-Stream-Protocol-Version: {STREAM_PROTOCOL}",
         "Content-Length: 0",
         "User-Agent: meshery-preflight",
-        *(f"{k.title()}: {v}" for k, v in _auth_headers(api).items()),
+        *(f"{k}: {v}" for k, v in endpoint.headers.items()),
     ]
     try:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())

@@ -1,0 +1,206 @@
+"""Connections to a cluster's API server as its client reaches it, kept alive for the cluster's checks.
+
+The kubernetes client still loads the context (CA and client-certificate files, token, TLS server name); the
+requests themselves go over this module's connections, not the client's REST and urllib3 stack, which cost two to
+three times the CPU per request (issue 21's fleet benchmark). The port-forward opens its upgrade over the same
+:func:`dial`, so a request and a tunnel reach the API server the same way: direct, or through the context's HTTP
+proxy with CONNECT, TLS with the context's server name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from preflight.engine.probes.addresses import hostport
+from preflight.engine.probes.proxy import Proxy
+from preflight.engine.probes.proxy import tunnel as proxy_tunnel
+
+# An answer larger than this is refused rather than read into memory: a node list of a 5000-node cluster is
+# about 60 MB without paging; a hostile or broken server must not exhaust the run's memory.
+MAX_BODY = 256 << 20
+_MAX_IDLE = 8  # checks ask several access reviews at once; fewer idle connections would re-handshake TLS
+# A kept-alive connection the server closed meanwhile fails the next request at once, with one of these, before
+# any answer: the request is sent again on a new connection, as urllib3's pool did.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class TransportError(Exception):
+    """The request never got an HTTP answer: TLS failure, timeout, refused, proxy error."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach one API server: its address, TLS settings, proxy and credential header."""
+
+    host: str
+    port: int
+    base_path: str  # the server URL's path (a Rancher-style proxy: /k8s/clusters/c-x), "" for most
+    server_name: str  # what TLS sends as SNI and checks the certificate against
+    tls: ssl.SSLContext = field(repr=False)
+    proxy: Proxy | None
+    headers: Mapping[str, str] = field(repr=False)  # Authorization, when the context has a bearer token
+
+    @property
+    def netloc(self) -> str:
+        return hostport(self.host, self.port)
+
+    @classmethod
+    def from_configuration(cls, conf: Any, proxy_url: str | None) -> Endpoint:
+        """From the kubernetes client's loaded Configuration (after our exec-plugin substitution)."""
+        parts = urlsplit(conf.host)
+        host = parts.hostname or ""
+        headers: dict[str, str] = {}
+        auth = conf.auth_settings().get("BearerToken")
+        if auth and auth.get("value"):
+            headers["Authorization"] = str(auth["value"])
+        return cls(
+            host=host,
+            port=parts.port or 443,
+            base_path=parts.path.rstrip("/"),
+            server_name=conf.tls_server_name or host,
+            tls=ssl_context(conf),
+            proxy=Proxy.from_url(proxy_url) if proxy_url else None,
+            headers=headers,
+        )
+
+
+def ssl_context(conf: Any) -> ssl.SSLContext:
+    """The client's TLS settings (CA, client certificate, verification) as an SSLContext."""
+    ctx = ssl.create_default_context(cafile=conf.ssl_ca_cert) if conf.ssl_ca_cert else ssl.create_default_context()
+    if not conf.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif conf.assert_hostname is False:
+        ctx.check_hostname = False
+    if conf.cert_file:
+        ctx.load_cert_chain(conf.cert_file, conf.key_file)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def dial(ep: Endpoint, timeout: float) -> ssl.SSLSocket:
+    """TLS to the API server, through the context's HTTP(S) proxy (CONNECT) when it has one, within ``timeout``
+    for the connect and again for the handshake. Raises OSError (ProxyError, ssl.SSLError, TimeoutError...)."""
+    if ep.proxy is not None and ep.proxy.scheme in ("http", "https"):
+        raw = proxy_tunnel(ep.proxy, ep.host, ep.port, timeout)
+    else:
+        raw = socket.create_connection((ep.host, ep.port), timeout=timeout)
+    try:
+        raw.settimeout(timeout)
+        return ep.tls.wrap_socket(raw, server_hostname=ep.server_name)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _why(ep: Endpoint, exc: BaseException, connect_timeout: float, read_timeout: float, connected: bool) -> str:
+    """A transport failure in the words an operator acts on: where it failed and what the system said."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with {ep.netloc} failed: {text}"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        if connected:
+            return f"no answer from {ep.netloc} within {read_timeout:g}s (read timeout)"
+        return f"no connection to {ep.netloc} within {connect_timeout:g}s (connect timeout)"
+    if not connected:
+        return f"cannot connect to {ep.netloc}: {text}"
+    return f"the connection to {ep.netloc} broke: {text}"
+
+
+class _Connection(http.client.HTTPConnection):
+    """http.client's HTTP/1.1 (keep-alive, chunked answers) over :func:`dial`'s socket."""
+
+    default_port = 443
+
+    def __init__(self, ep: Endpoint, connect_timeout: float) -> None:
+        super().__init__(ep.host, ep.port, timeout=connect_timeout)
+        self.endpoint = ep
+
+    def connect(self) -> None:
+        self.sock = dial(self.endpoint, self.timeout if self.timeout is not None else 10.0)
+
+
+class Pool:
+    """One cluster's kept-alive connections: a request takes an idle one or opens one; at most eight wait idle."""
+
+    def __init__(self, ep: Endpoint, connect_timeout: float) -> None:
+        self.endpoint = ep
+        self.connect_timeout = connect_timeout
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def request(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str], read_timeout: float
+    ) -> tuple[int, bytes]:
+        """Status and body of one request. Raises :class:`TransportError` when no complete answer came."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is not None:
+            try:
+                return self._exchange(conn, method, path, body, headers, read_timeout)
+            except _Stale:
+                pass
+        return self._exchange(
+            _Connection(self.endpoint, self.connect_timeout), method, path, body, headers, read_timeout
+        )
+
+    def _exchange(
+        self,
+        conn: _Connection,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        read_timeout: float,
+    ) -> tuple[int, bytes]:
+        reused = conn.sock is not None
+        ep = self.endpoint
+        try:
+            if conn.sock is None:
+                conn.connect()
+            conn.sock.settimeout(read_timeout)
+            conn.request(method, ep.base_path + path, body=body, headers={**ep.headers, **headers})
+            resp = conn.getresponse()
+            data = resp.read(MAX_BODY + 1)
+        except _STALE as exc:
+            conn.close()
+            if reused:
+                raise _Stale from None
+            raise TransportError(_why(ep, exc, self.connect_timeout, read_timeout, True)) from None
+        except (OSError, http.client.HTTPException) as exc:
+            connected = conn.sock is not None
+            conn.close()
+            raise TransportError(_why(ep, exc, self.connect_timeout, read_timeout, connected)) from None
+        if len(data) > MAX_BODY:
+            conn.close()
+            raise TransportError(f"the answer from {ep.netloc} is larger than {MAX_BODY >> 20} MiB: not read")
+        if resp.will_close:
+            conn.close()
+        else:
+            with self._lock:
+                if self._closed or len(self._idle) >= _MAX_IDLE:
+                    conn.close()
+                else:
+                    self._idle.append(conn)
+        return resp.status, data
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+class _Stale(Exception):
+    """A kept-alive connection the server had closed: try once more on a new one."""
