@@ -182,7 +182,7 @@ class Pool:
             raise TransportError(_why(ep, exc, self.connect_timeout, read_timeout, connected)) from None
         if len(data) > MAX_BODY:
             conn.close()
-            raise TransportError(f"the answer from {ep.netloc} is larger than {MAX_BODY >> 20} MiB: not read")
+            raise TransportError(f"the answer from {ep.netloc} is larger than {MAX_BODY:,} bytes: not read")
         if resp.will_close:
             conn.close()
         else:
