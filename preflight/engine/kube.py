@@ -190,8 +190,12 @@ class KubeAPI:
             return self._pool
 
     def endpoint(self) -> Endpoint:
-        """How this context reaches its API server (for a connection of one's own, such as a port-forward)."""
+        """How this context reaches its API server."""
         return self._connections().endpoint
+
+    def dial(self, timeout: float) -> ssl.SSLSocket:
+        """A connection of one's own to the API server (a port-forward's), made as the client's are."""
+        return self._connections().dial(timeout)
 
     def request(self, method: str, path: str, body: Any = None, read_timeout: float | None = None) -> Response:
         """One request on a kept-alive connection; the answer's JSON parsed. Transport failures raise

@@ -220,3 +220,19 @@ def test_an_answer_over_the_bound_is_refused_not_read(tmp_path: Path, monkeypatc
     with scripted(serve) as srv, pytest.raises(TransportError) as err:
         Pool(_endpoint(tmp_path, srv.port), 2.0).request("GET", "/api/v1/nodes", None, {}, 2.0)
     assert "is larger than" in str(err.value)
+
+
+def test_a_new_connection_resumes_the_tls_session_of_one_that_answered(tmp_path: Path) -> None:
+    def serve(conn: ssl.SSLSocket, index: int, srv: Scripted) -> None:
+        while srv.read_request(conn, index) is not None:
+            conn.sendall(_answer(b"{}"))
+
+    with scripted(serve) as srv:
+        pool = Pool(_endpoint(tmp_path, srv.port), 2.0)
+        first = pool.dial(2.0)
+        assert not first.session_reused  # nothing to resume yet
+        first.close()
+        pool.request("GET", "/version", None, {}, 2.0)
+        with pool.dial(2.0) as tunnel:
+            assert tunnel.session_reused
+        pool.close()

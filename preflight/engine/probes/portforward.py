@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from preflight.engine.apiconn import Endpoint, dial
+from preflight.engine.apiconn import Endpoint
 from preflight.engine.kube import KubeAPI
 from preflight.engine.probes import spdy
 
@@ -112,7 +112,7 @@ def forward(api: KubeAPI, namespace: str, pod: str, port: int, timeout: float) -
     deadline = time.monotonic() + timeout
     endpoint = api.endpoint()
     try:
-        sock = dial(endpoint, timeout)
+        sock = api.dial(timeout)
     except (OSError, ssl.SSLError) as exc:
         raise TunnelError(NO_ANSWER, f"no connection to the API server: {exc}") from None
     with sock:
