@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gc
+import hashlib
 import math
 import queue
 import signal
@@ -413,12 +414,8 @@ def _finished_or(ctx: ClusterContext, batch: _Batch, cause: Finding) -> list[Res
 
 @dataclasses.dataclass(frozen=True)
 class Forked:
-    """The clusters dealt round-robin to ``count`` forked worker processes, each checking its share with
-    :class:`InProcess`, gathered here.
-
-    Not ``--shard``'s hash: a shard's contexts all have the same hash modulo its shard count, so with
-    --shard K/2 and two workers every cluster would land in one worker. Dealing also spreads a kubeconfig's
-    runs of similar clusters (a region, a broken VPN) over the workers."""
+    """The clusters dealt (:func:`deal`) to ``count`` forked worker processes, each checking its share with
+    :class:`InProcess`, gathered here."""
 
     count: int
 
@@ -428,7 +425,7 @@ class Forked:
         from preflight.engine.sharedreads import Channel, ReadServer, WorkerCloudReads
 
         kube.preload()  # once, before the fork, rather than once per worker
-        shares = [list(contexts[i :: self.count]) for i in range(self.count)]
+        shares = [[contexts[i] for i in share] for share in deal([c.name for c in contexts], self.count)]
         cancel = batch.cancel
         parallel = workers.share_size(batch.settings.parallel, self.count)
         in_worker = dataclasses.replace(batch, settings=dataclasses.replace(batch.settings, parallel=parallel))
@@ -463,6 +460,19 @@ class Forked:
                 server=ReadServer(batch.state.cloud),
             )
         return _gathered(shares, outs, batch)
+
+
+def deal(names: Sequence[str], count: int) -> list[list[int]]:
+    """The indices of ``names`` per worker: round-robin over an order fixed by a salted hash of each name.
+
+    Round-robin in kubeconfig order spreads runs of similar clusters (a region, a broken VPN) but not a pattern
+    with the workers' period: every other cluster slow put all the slow ones in one worker, which then set the
+    run's wall time. A hash order spreads both. Not ``--shard``'s hash: a shard's contexts all have the same
+    hash modulo its shard count, so with --shard K/2 and two workers every cluster would land in one worker."""
+    order = sorted(
+        range(len(names)), key=lambda i: hashlib.blake2b(names[i].encode(), key=b"deal", digest_size=8).digest()
+    )
+    return [order[k::count] for k in range(count)]
 
 
 def _gathered(shares: Sequence[Sequence[ClusterContext]], outs: Sequence[Clusters | str], batch: _Batch) -> Clusters:

@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from preflight.engine import workers
+from preflight.engine import runner, workers
 from preflight.reports import json_report
 from preflight_lab.fleet import ClusterSpec, LabFleet
 from tests.processes import children, processes, running, wait_for
@@ -185,9 +185,11 @@ def test_worker_count() -> None:
 
 def test_a_killed_worker_costs_its_clusters_not_the_run(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The OOM killer takes a worker: its clusters are `error` (not checked, and why), the rest stand."""
-    # Dealt round-robin in kubeconfig order over two workers: the slow cluster and ``lost`` share worker 1.
-    slow, kept, lost = "c-0", ["c-1", "c-3", "c-5"], ["c-2", "c-4"]
-    specs = [ClusterSpec(name=f"c-{i}", latency_ms=1500.0 if i == 0 else None) for i in range(6)]
+    names = [f"c-{i}" for i in range(6)]
+    # The slow cluster's worker is the one killed; ``lost`` shares it, ``kept`` is the other worker's share.
+    with_slow, other = sorted(runner.deal(names, 2), key=lambda share: 0 not in share)
+    slow, kept, lost = "c-0", [names[i] for i in other], [names[i] for i in with_slow if i != 0]
+    specs = [ClusterSpec(name=name, latency_ms=1500.0 if name == slow else None) for name in names]
     with LabFleet(specs, tmp_path_factory.mktemp("killed-worker")) as lab:
         out = tmp_path_factory.mktemp("killed-worker-out") / "r.json"
         proc = _start(lab, "--checks", "kube*", "--connect-timeout", "5", "--workers", "2", "-o", f"json={out}")
@@ -234,3 +236,15 @@ def test_a_cgroup_v1_cpu_quota_bounds_the_workers(tmp_path: Path, quota: str, pe
     (v1 / "cpu.cfs_period_us").write_text(period + "\n")
     usable = len(os.sched_getaffinity(0))
     assert workers.cpus(tmp_path) == (usable if limit is None else min(usable, limit))
+
+
+def test_clusters_are_dealt_evenly_and_a_periodic_pattern_is_spread() -> None:
+    """Every other cluster slow (a kubeconfig alternating two regions): round-robin in order would give one
+    worker all of them; the hash order deals about half to each, and every cluster exactly once."""
+    names = [f"cluster-{i:04d}" for i in range(200)]
+    shares = runner.deal(names, 2)
+    assert sorted(i for share in shares for i in share) == list(range(200))
+    assert [len(s) for s in shares] == [100, 100]
+    slow_per_worker = [sum(1 for i in share if i % 2) for share in shares]
+    assert min(slow_per_worker) >= 35, slow_per_worker
+    assert runner.deal(names, 2) == shares  # the same fleet is dealt the same way every run
