@@ -447,10 +447,32 @@ class Case:
     skipped: dict[str, int]  # check id -> how many of those results were skips
     lab_cpu_s: float = 0.0  # CPU the lab (API servers, Brokers) used while the check ran, on the same cores
     lab_processes: int = 1  # `serve` processes the lab ran as
+    singles: list[Single] = field(default_factory=list)  # one cluster of each kind checked alone, same lab
 
 
-def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespace, workdir: Path) -> Case:
-    """One lab fleet in one fresh namespace, one `check` run against it."""
+@dataclass
+class Single:
+    """One cluster of one kind checked alone (``--context NAME``), several times against the same running lab."""
+
+    kind: str
+    cluster: str
+    runs: list[Measured]
+    mismatches: list[str]
+
+    @property
+    def wall_s(self) -> float:
+        return statistics.median(m.wall_s for m in self.runs)
+
+    @property
+    def cpu_s(self) -> float:
+        return statistics.median(m.cpu_s for m in self.runs)
+
+
+def run_case(
+    n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespace, workdir: Path, single_runs: bool = False
+) -> Case:
+    """One lab fleet in one fresh namespace, one `check` run against it; with ``single_runs``, then one cluster
+    of each kind alone (:func:`run_singles`) against the same lab."""
     label = f"n{n}-{'bad' if with_bad else 'base'}{'-brokers' if with_brokers else ''}-"
     directory = Path(tempfile.mkdtemp(prefix=label, dir=workdir))
     mix = BAD_MIX if with_bad else BASELINE_MIX
@@ -473,25 +495,7 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
                 kinds.update(dict.fromkeys(broker_filtered, "broker-filtered"))
             ns.drop_tcp(drop)
         out = directory / "report.json"
-        source = (
-            ("--fleet", str(lab.fleet), "--origin", ORIGIN)
-            if with_brokers
-            else tuple(a for k in lab.kubeconfigs for a in ("--kubeconfig", str(k)))
-        )
-        argv = ns.argv(
-            *os.environ.get("BENCH_WRAP", "").split(),
-            TOOL,
-            "check",
-            *source,
-            "-o",
-            f"json={out}",
-            "--connect-timeout",
-            f"{args.connect_timeout:g}",
-            "--exec-timeout",
-            f"{args.exec_timeout:g}",
-            "--parallel",
-            str(args.parallel),
-        )
+        argv = check_argv(ns, lab, with_brokers, args, out)
         # The tool's own bound is one cluster budget per wave of --parallel clusters; allow that and more.
         timeout = 120 + 60 * math.ceil(n / args.parallel)
         before = set(ns.pids())  # every lab process and its nats-servers
@@ -503,6 +507,7 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
             err = (directory / "check.stderr").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"check exited {measured.returncode} without a report: {err}")
         report = json.loads(out.read_text())
+        singles = run_singles(ns, lab, kinds, with_brokers, args, directory) if single_runs else []
     durations: dict[str, list[float]] = {}
     skipped: dict[str, int] = {}
     results = [r for cluster in report["clusters"] for r in cluster["results"]]
@@ -518,7 +523,67 @@ def run_case(n: int, with_bad: bool, with_brokers: bool, args: argparse.Namespac
     if leftover:
         verdicts.mismatches.append(f"{leftover} process(es) left running in the namespace after check exited")
     tool_s = float(report.get("duration_s") or 0)
-    return Case(n, bad, measured, tool_s, verdicts, slowest, leftover, durations, skipped, lab_cpu, lab.processes)
+    return Case(
+        n, bad, measured, tool_s, verdicts, slowest, leftover, durations, skipped, lab_cpu, lab.processes, singles
+    )
+
+
+def check_argv(
+    ns: Namespace, lab: Lab, with_brokers: bool, args: argparse.Namespace, out: Path, *extra: str
+) -> list[str]:
+    """`meshery-preflight check` of the lab (every lab's kubeconfig, or the merged fleet file), JSON to ``out``."""
+    source = (
+        ("--fleet", str(lab.fleet), "--origin", ORIGIN)
+        if with_brokers
+        else tuple(a for k in lab.kubeconfigs for a in ("--kubeconfig", str(k)))
+    )
+    return ns.argv(
+        *os.environ.get("BENCH_WRAP", "").split(),
+        TOOL,
+        "check",
+        *source,
+        *extra,
+        "-o",
+        f"json={out}",
+        "--connect-timeout",
+        f"{args.connect_timeout:g}",
+        "--exec-timeout",
+        f"{args.exec_timeout:g}",
+        "--parallel",
+        str(args.parallel),
+    )
+
+
+def run_singles(
+    ns: Namespace, lab: Lab, kinds: dict[str, str], with_brokers: bool, args: argparse.Namespace, directory: Path
+) -> list[Single]:
+    """The middle cluster of each kind checked alone, ``--single-runs`` times, against the lab still running.
+
+    A fleet is never quicker than its slowest cluster alone (a filtered API waits out --connect-timeout, a
+    hung plugin --exec-timeout): these walls are what the fleet's wall compares with. Same flags, same
+    source (so planning reads the whole fleet's kubeconfig or fleet file), narrowed by ``--context``.
+    """
+    singles = []
+    for kind in KINDS:
+        names = sorted(name for name, k in kinds.items() if k == kind)
+        if not names:
+            continue
+        name = spread(names, 1)[0]
+        runs, mismatches = [], []
+        for i in range(args.single_runs):
+            out = directory / f"single-{kind}-{i}.json"
+            argv = check_argv(ns, lab, with_brokers, args, out, "--context", name)
+            measured = run_measured(argv, 120, directory / f"single-{kind}-{i}.stderr")
+            if measured.returncode not in (0, 1) or not out.exists():
+                err = (directory / f"single-{kind}-{i}.stderr").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"check --context {name} exited {measured.returncode} without a report: {err}")
+            runs.append(measured)
+            report = json.loads(out.read_text())
+            if [c["name"] for c in report["clusters"]] != [name]:
+                mismatches.append(f"{name} ({kind}) alone: the report has {len(report['clusters'])} clusters")
+            mismatches += verify(report, {name: kind}, lab.brokers).mismatches
+        singles.append(Single(kind, name, runs, mismatches))
+    return singles
 
 
 def lab_processes_for(clusters: int) -> int:
@@ -630,6 +695,14 @@ def _parser() -> argparse.ArgumentParser:
         "by default both tables run",
     )
     brokers.add_argument("--no-brokers", action="store_true", help="only the first table (no Brokers)")
+    p.add_argument(
+        "--single-runs",
+        type=int,
+        default=3,
+        metavar="K",
+        help="for the largest size, check one cluster of each kind alone K times against its lab (the median is "
+        "printed; default 3, 0 skips)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (reports, lab logs)")
     return p
 
@@ -698,6 +771,44 @@ def _table(rows: list[tuple[Case, Case | None]], args: argparse.Namespace, with_
     return _aligned(head, body)
 
 
+def singles_table(case: Case, args: argparse.Namespace, with_brokers: bool) -> list[str]:
+    """One cluster of each kind alone next to the fleet's wall: a fleet is never quicker than its slowest cluster."""
+    order = ("healthy", "broker", "filtered", "broker-filtered", "hung") if with_brokers else KINDS[:3]
+    labels = {"healthy": "no-broker" if with_brokers else "healthy", "broker-filtered": "4222 filtered"}
+    singles = sorted(case.singles, key=lambda s: order.index(s.kind))
+    wall = case.measured.wall_s
+    tag = " with Brokers" if with_brokers else ""
+    head = ("kind", "cluster", "wall s", "min-max wall s", "CPU s", f"wall at N={case.clusters} / this")
+    body = [
+        (
+            labels.get(s.kind, s.kind),
+            s.cluster,
+            f"{s.wall_s:.2f}",
+            f"{min(m.wall_s for m in s.runs):.2f}-{max(m.wall_s for m in s.runs):.2f}",
+            f"{s.cpu_s:.2f}",
+            f"{wall / s.wall_s:.2f}",
+        )
+        for s in singles
+    ]
+    slowest = max(singles, key=lambda s: s.wall_s)
+    # The healthy cluster of the fleet's own kind: operator mode with a Broker when the fleet has them.
+    healthy = next((s for s in singles if s.kind == ("broker" if with_brokers else "healthy")), None)
+    lines = [
+        f"one cluster alone, N={case.clusters}{tag} lab (the middle cluster of each kind, `check --context NAME`, "
+        f"median of {args.single_runs} run{'s' if args.single_runs > 1 else ''}; fleet: wall {wall:.2f}s, "
+        f"CPU {case.measured.cpu_s:.2f}s):",
+        *_aligned(head, body, left=2),
+        f"wall at N={case.clusters}{tag} / wall of the slowest single cluster "
+        f"({labels.get(slowest.kind, slowest.kind)}, {slowest.wall_s:.2f}s): {wall / slowest.wall_s:.2f}",
+    ]
+    if healthy:
+        lines.append(
+            f"wall at N={case.clusters}{tag} / wall of one healthy cluster "
+            f"({labels.get(healthy.kind, healthy.kind)}, {healthy.wall_s:.2f}s): {wall / healthy.wall_s:.2f}"
+        )
+    return lines
+
+
 def _p95(values: Sequence[float]) -> float:
     """Nearest-rank 95th percentile."""
     ordered = sorted(values)
@@ -728,7 +839,8 @@ def run_sizes(
     tag = " with Brokers" if with_brokers else ""
     for n in args.sizes:
         base = None if args.no_baseline else run_case(n, False, with_brokers, args, workdir)
-        case = run_case(n, True, with_brokers, args, workdir)
+        largest = n == max(args.sizes) and args.single_runs > 0
+        case = run_case(n, True, with_brokers, args, workdir, single_runs=largest)
         rows.append((case, base))
         print(
             f"N={n}{tag}, {case.lab_processes} lab process{'es' if case.lab_processes > 1 else ''}:"
@@ -741,6 +853,10 @@ def run_sizes(
             + f"; processes left behind: {case.leftover}",
             flush=True,
         )
+        singles = [m for single in case.singles for m in single.mismatches]
+        if singles:
+            failed = True
+            print(f"  MISMATCH in the single-cluster{tag} runs ({len(singles)}):", *singles[:10], sep="\n    ")
         for label, c in (("20% bad", case), ("baseline", base)):
             if c and c.verdicts.mismatches:
                 failed = True
@@ -770,6 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     modes = [m for m in (False, True) if not (m and args.no_brokers) and not (not m and args.with_brokers)]
     failed = False
     costs: list[tuple[str, Case]] = []
+    singles: list[tuple[bool, Case]] = []  # (with Brokers, the largest size's 20%-bad case)
     try:
         for line in help_figures():
             print(line, flush=True)
@@ -790,10 +907,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(_table(rows, args, with_brokers)))
             largest = max(rows, key=lambda r: r[0].clusters)[0]
             costs.append((f"N={largest.clusters}, 20% bad{', with Brokers' if with_brokers else ''}", largest))
+            singles.append((with_brokers, largest))
         print(
             f"\ngoal: wall close to one timeout (max(connect, exec) = "
             f"{max(args.connect_timeout, args.exec_timeout):g}s), not N of them; RSS is the check process's peak"
         )
+        for with_brokers, case in singles:
+            if case.singles:
+                print()
+                print("\n".join(singles_table(case, args, with_brokers)))
         for title, case in costs:
             print(f"\nper-check cost, {title} (every result's duration_s, skips included):")
             print("\n".join(cost_table(case)))

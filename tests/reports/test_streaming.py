@@ -9,6 +9,7 @@ import datetime as dt
 import errno
 import gc
 import json
+import math
 import os
 import re
 import stat
@@ -298,3 +299,53 @@ def test_the_document_encoder_writes_what_json_dumps_writes(value: Any, level: i
 def test_evidence_of_any_shape_encodes_as_json_dumps_does(value: Any) -> None:
     plain = json_report.jsonable({"evidence": value})
     assert json_report._encode(plain, 1) == json.dumps(plain, indent=2, allow_nan=False).replace("\n", "\n  ")
+
+
+_TRICKY_EVIDENCE: dict[str, Any] = {
+    "text": "naïve — 東京 😀 \u2028\u2029 \x7f \x00\x1f\x1b[31m \t\n\r\b\f",
+    "quotes": 'say "hi" \\ back\\slash / and \\"',
+    "a line that ends like a number": "took 1e-7",
+    "key: 1e-7": "key with a colon",
+    "nested": {"empty": {}, "list": [], "deep": [[{"a": [None, True, False]}]], "": ""},
+    "floats": [0.1, 1e-7, -1e-7, 1.5e-5, 0.0001, 1e-4, 1e-10, 1e16, -1e16, 1e22, 5e-324, 0.0, -0.0, 3.0],
+    "scalars": [None, True, False, 0, -1, 2**63 - 1, -(2**63)],
+    "latency_s": 2.5e-6,
+    "not finite": [math.nan, math.inf, -math.inf],
+}
+
+
+def _with_evidence(evidence: dict[str, Any]) -> RunReport:
+    report = sample_report()
+    first = report.clusters[0]
+    results = [dataclasses.replace(first.results[0], evidence=evidence), *first.results[1:]]
+    report.clusters[0] = dataclasses.replace(first, results=results)
+    return report
+
+
+def test_tricky_evidence_is_written_as_json_dumps_wrote_it() -> None:
+    """orjson writes UTF-8, DEL raw, 0.00001 and 1e-7: the report still has json.dumps's bytes, ASCII only."""
+    report = _with_evidence(_TRICKY_EVIDENCE)
+    text = json_report.render(report)
+    assert text == _old_json(report)
+    assert text.isascii() and "\\u6771\\u4eac \\ud83d\\ude00 \\u2028\\u2029 \\u007f" in text
+    assert '"latency_s": 2.5e-06' in text and "-1e-07," in text and "1.5e-05," in text
+    evidence = json.loads(text)["clusters"][0]["results"][0]["evidence"]
+    assert evidence["not finite"] == ["nan", "inf", "-inf"]
+    assert evidence["text"] == _TRICKY_EVIDENCE["text"]
+
+
+def test_what_orjson_cannot_encode_is_encoded_by_json() -> None:
+    """Ints beyond 64 bits, lone surrogates (undecodable bytes) and big nesting make orjson raise; json writes them."""
+    deep: Any = "bottom"
+    for _ in range(300):
+        deep = [deep]
+    evidence = {"huge": 2**64, "negative": -(10**30), "surrogate": "\udcff", "deep": deep, "then": "é"}
+    report = _with_evidence(evidence)
+    assert json_report.render(report) == _old_json(report)
+    assert json.loads(json_report.render(report))["clusters"][0]["results"][0]["evidence"]["huge"] == 2**64
+
+
+@pytest.mark.parametrize("value", [1e-5, -1e-5, 1.25e-9, 9.99e-6, 1e-10, 1e-4, 1e16, 123456.789, 0.1 + 0.2])
+def test_floats_are_written_as_python_writes_them(value: float) -> None:
+    for doc in (value, [value, value], {"x": value, "y": [value]}, {"s": f"{value!r}", "t": f" {value}"}):
+        assert json_report._encode(doc, 2) == json.dumps(doc, indent=2, allow_nan=False).replace("\n", "\n    ")
