@@ -195,7 +195,7 @@ def test_a_killed_worker_costs_its_clusters_not_the_run(tmp_path_factory: pytest
         proc = _start(lab, "--checks", "kube*", "--connect-timeout", "5", "--workers", "2", "-o", f"json={out}")
         server = lab.clusters[slow].server
         assert server is not None
-        wait_for(lambda: len(children(proc.pid)) == 2, "the two workers")
+        # Not "two workers at once": under load the quick share's worker can be done before the other is forked.
         wait_for(lambda: len(server.requests()) >= 2, "the slow cluster's first requests")
         wait_for(lambda: len(children(proc.pid)) == 1, "the quick share's worker to finish")
         (victim,) = children(proc.pid)
