@@ -86,16 +86,22 @@ def scrub_credentials(text: str, secrets: Iterable[str] = ()) -> str:
 
 class Redactor:
     """Scrubs every known secret from text. A fleet registers thousands (a token and the lines of each key per
-    cluster), so known secrets are matched in one pass of an Aho-Corasick automaton, not one search per secret;
-    secrets registered mid-run (Broker tokens) are searched directly until enough gather to rebuild it."""
+    cluster), so known secrets are matched in one pass of an Aho-Corasick automaton per level, not one search
+    per secret.
+
+    Secrets registered mid-run (Broker tokens, exec-plugin tokens: one or two per cluster) are searched directly
+    until enough gather to make a level; levels merge like a binary counter (a new level absorbs every level no
+    larger than it). Rebuilding one automaton of every secret instead cost each addition the size of the whole
+    fleet: 2.8 s for 500 additions to 3000 secrets, a quarter of a 1000-cluster run's CPU."""
 
     _REBUILD_AT = 16
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._known: set[str] = set()
-        # (automaton of the older secrets or None, the newest ones): one attribute, so a reader never pairs a
-        # new automaton's absence of a secret with an old list that no longer holds it.
-        self._index: tuple[Any, tuple[str, ...]] = (None, ())
+        self._levels: list[tuple[set[str], Any]] = []  # (its secrets, its automaton), larger first
+        # (the levels' automatons, the newest secrets): one attribute, so a reader never pairs a new level's
+        # absence of a secret with an old list that no longer holds it.
+        self._index: tuple[tuple[Any, ...], tuple[str, ...]] = ((), ())
         self._lock = threading.Lock()
         self.add(secrets)
 
@@ -116,23 +122,31 @@ class Redactor:
             self._known.update(parts)
         if not new:
             return
-        automaton, recent = self._index
+        automatons, recent = self._index
         recent = (*recent, *new)
         if len(recent) < self._REBUILD_AT:
-            self._index = (automaton, recent)
+            self._index = (automatons, recent)
             return
         import ahocorasick
 
+        words = set(recent)
+        while self._levels and len(self._levels[-1][0]) <= len(words):
+            words |= self._levels.pop()[0]
         automaton = ahocorasick.Automaton()
-        for s in self._known:
+        for s in words:
             automaton.add_word(s, len(s))
         automaton.make_automaton()
+        self._levels.append((words, automaton))
         # Readers take the index without the lock: a built automaton is never changed, only replaced.
-        self._index = (automaton, ())
+        self._index = (tuple(a for _, a in self._levels), ())
+
+    @property
+    def levels(self) -> int:
+        return len(self._levels)
 
     def _spans(self, value: str) -> list[tuple[int, int]]:
-        automaton, recent = self._index
-        spans = [(end + 1 - size, end + 1) for end, size in automaton.iter(value)] if automaton is not None else []
+        automatons, recent = self._index
+        spans = [(end + 1 - size, end + 1) for automaton in automatons for end, size in automaton.iter(value)]
         for s in recent:
             at = value.find(s)
             while at >= 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -192,3 +194,16 @@ def test_a_peer_page_is_summarised_never_quoted() -> None:
     assert body_summary("<html><body>Authorization: Basic dXNlcjpw</body></html>") == "an HTML page (55 characters)"
     assert body_summary("\nforbidden by policy\nX-Echo: secret-header-value") == "forbidden by policy"
     assert len(body_summary("x" * 500)) == 120
+
+
+def test_secrets_added_one_by_one_mid_run_are_all_scrubbed_and_levels_stay_few() -> None:
+    """A fleet's Broker tokens arrive one cluster at a time: each is scrubbed from then on, including the older
+    ones once their level merged, and the levels stay logarithmic (each addition does not rebuild everything)."""
+    red = Redactor([f"credential-of-cluster-{i:05d}-xyz" for i in range(3000)])
+    tokens = [f"broker-token-{i:05d}-abcdefgh" for i in range(700)]
+    for token in tokens:
+        red.add([token])
+    assert red.levels <= math.ceil(math.log2(3700 / 16)) + 1
+    for text in [f"token {t} leaked" for t in tokens] + ["credential-of-cluster-02999-xyz"]:
+        assert "broker-token" not in red.text(text) and "credential-of" not in red.text(text)
+    assert red.text("nothing secret here") == "nothing secret here"
