@@ -16,6 +16,7 @@ import pytest
 
 from preflight.engine import apiconn
 from preflight.engine.apiconn import Endpoint, Pool, TransportError
+from preflight.engine.kube import parse_body
 from preflight_lab.certs import create_ca, server_ssl_context
 
 CA = create_ca("apiconn-test-ca")
@@ -236,3 +237,13 @@ def test_a_new_connection_resumes_the_tls_session_of_one_that_answered(tmp_path:
         with pool.dial(2.0) as tunnel:
             assert tunnel.session_reused
         pool.close()
+
+
+def test_answers_parse_as_json_or_stay_text() -> None:
+    """orjson parses; what it refuses and json reads (NaN, invalid UTF-8 replaced) json reads; a page stays text."""
+    assert parse_body(b"") is None
+    assert parse_body(b'{"kind": "Status", "code": 403}') == {"kind": "Status", "code": 403}
+    nan = parse_body(b'{"x": NaN}')["x"]
+    assert nan != nan
+    assert parse_body(b'{"s": "\xff"}') == {"s": "\ufffd"}
+    assert parse_body(b"<html><title>502 Bad Gateway</title></html>") == "<html><title>502 Bad Gateway</title></html>"
