@@ -1,8 +1,7 @@
 """Connections to a cluster's API server as its client reaches it, kept alive for the cluster's checks.
 
-The kubernetes client still loads the context (CA and client-certificate files, token, TLS server name); the
-requests themselves go over this module's connections, not the client's REST and urllib3 stack, which cost two to
-three times the CPU per request (issue 21's fleet benchmark). The port-forward opens its upgrade over the same
+Requests go over this module's connections, not the kubernetes client's REST and urllib3 stack, which cost two
+to three times the CPU per request (issue 21's fleet benchmark). The port-forward opens its upgrade over the same
 :func:`dial`, so a request and a tunnel reach the API server the same way: direct, or through the context's HTTP
 proxy with CONNECT, TLS with the context's server name.
 """
@@ -13,11 +12,11 @@ import contextlib
 import http.client
 import socket
 import ssl
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from pathlib import Path
 
 from preflight.engine.probes.addresses import hostport
 from preflight.engine.probes.proxy import Proxy
@@ -52,36 +51,28 @@ class Endpoint:
     def netloc(self) -> str:
         return hostport(self.host, self.port)
 
-    @classmethod
-    def from_configuration(cls, conf: Any, proxy_url: str | None) -> Endpoint:
-        """From the kubernetes client's loaded Configuration (after our exec-plugin substitution)."""
-        parts = urlsplit(conf.host)
-        host = parts.hostname or ""
-        headers: dict[str, str] = {}
-        auth = conf.auth_settings().get("BearerToken")
-        if auth and auth.get("value"):
-            headers["Authorization"] = str(auth["value"])
-        return cls(
-            host=host,
-            port=parts.port or 443,
-            base_path=parts.path.rstrip("/"),
-            server_name=conf.tls_server_name or host,
-            tls=ssl_context(conf),
-            proxy=Proxy.from_url(proxy_url) if proxy_url else None,
-            headers=headers,
-        )
 
-
-def ssl_context(conf: Any) -> ssl.SSLContext:
-    """The client's TLS settings (CA, client certificate, verification) as an SSLContext."""
-    ctx = ssl.create_default_context(cafile=conf.ssl_ca_cert) if conf.ssl_ca_cert else ssl.create_default_context()
-    if not conf.verify_ssl:
+def tls_context(
+    ca_pem: bytes | None, insecure: bool, cert_pem: bytes | None = None, key_pem: bytes | None = None
+) -> ssl.SSLContext:
+    """The context's TLS as its client sets it up: the kubeconfig's CA (else the system's trust store), no
+    verification with insecure-skip-tls-verify, the client certificate when there is one. ssl loads a key only
+    from a file: it lives in a private directory just long enough to be read. Raises ssl.SSLError."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    elif conf.assert_hostname is False:
-        ctx.check_hostname = False
-    if conf.cert_file:
-        ctx.load_cert_chain(conf.cert_file, conf.key_file)
+    elif ca_pem:
+        ctx.load_verify_locations(cadata=ca_pem.decode(errors="replace"))
+    else:
+        ctx.load_default_certs()
+    if cert_pem and key_pem:
+        with tempfile.TemporaryDirectory(prefix="mpf-tls-") as tmp:
+            cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
+            cert.write_bytes(cert_pem)
+            key.touch(mode=0o600)
+            key.write_bytes(key_pem)
+            ctx.load_cert_chain(cert, key)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 

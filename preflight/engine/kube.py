@@ -1,40 +1,30 @@
 """A small, deadline-bound view of a cluster's API.
 
-The real `kubernetes` client's loader reads the context (CA, client certs, tokens, TLS server name); we only
-substitute credentials we obtained under our own deadline (exec plugins). Requests then go over
-:mod:`preflight.engine.apiconn`'s kept-alive connections: no silent retries, a connect and a read timeout each.
+The context as planning read it (server, CA, TLS server name, proxy, credential) becomes one :class:`Endpoint`;
+an exec plugin runs here, under our own deadline, the first time a check talks to the cluster. Requests then go
+over :mod:`preflight.engine.apiconn`'s kept-alive connections: no silent retries, a connect and a read timeout.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import re
 import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import urlsplit
 
 from preflight import __version__
-from preflight.engine.apiconn import Endpoint, Pool, TransportError
+from preflight.engine.apiconn import Endpoint, Pool, TransportError, tls_context
 from preflight.engine.execcred import ExecResult, ExecTimeout, run_plugin
+from preflight.engine.probes.proxy import Proxy
 from preflight.engine.redact import bearer_forms
 from preflight.engine.targets import ClusterTarget
 
-if TYPE_CHECKING:
-    from kubernetes import client as k8s_client
-
 __all__ = ["Endpoint", "KubeAPI", "KubeSetupError", "PluginTimeout", "Response", "TransportError"]
-
-# The kubernetes client loads in _configure, the first time a check talks to a cluster: the metadata commands
-# (list-checks, explain) import the checks, and so this module, without it.
-
-# The client caches CA/cert temp files by content and registers a file's name before writing it, so
-# two threads loading contexts that share a CA can get an empty file. Loading is cheap: serialize it.
-_LOADER_LOCK = threading.Lock()
 
 
 class KubeSetupError(Exception):
@@ -107,38 +97,11 @@ def _secrets_of(cred: ExecResult) -> list[str]:
     return out + [form for pem in (cred.client_cert_pem, cred.client_key_pem) if pem for form in (pem, _b64(pem))]
 
 
-def _substitute_user(config: dict[str, Any], cred: ExecResult | None) -> dict[str, Any]:
-    config = copy.deepcopy(config)
-    for entry in config.get("users", []):
-        user = entry.get("user") or {}
-        if "exec" in user:
-            user.pop("exec")
-            if cred is not None and cred.token:
-                user["token"] = cred.token
-            elif cred is not None and cred.client_cert_pem and cred.client_key_pem:
-                user["client-certificate-data"] = _b64(cred.client_cert_pem)
-                user["client-key-data"] = _b64(cred.client_key_pem)
-        if user.get("tokenFile") and not user.get("token"):
-            # The client sends the file's bytes as they are; kubectl trims the trailing newline, and so do we.
-            try:
-                user["token"] = Path(str(user.pop("tokenFile"))).read_text().strip()
-            except OSError as exc:
-                raise KubeSetupError(f"cannot read tokenFile: {exc.strerror or exc}") from None
-        ap = user.get("auth-provider")
-        if ap is not None:
-            # The client would refresh OIDC tokens over the network with no deadline: use the token as is.
-            cfg = ap.get("config") or {}
-            token = cfg.get("id-token") or cfg.get("access-token")
-            user.pop("auth-provider")
-            if token:
-                user["token"] = token
-        entry["user"] = user
-    return config
-
-
 def preload() -> None:
-    """Import the client now: before forking workers, so they share it instead of each importing it."""
-    from kubernetes.config import kube_config  # noqa: F401
+    """Import what requests use now: before forking workers, so they share it instead of each importing it."""
+    import http.client  # noqa: F401
+
+    import orjson  # noqa: F401
 
 
 _HEADERS = {
@@ -165,45 +128,52 @@ class KubeAPI:
         self._pool: Pool | None = None
         self.exec_result: ExecResult | None = None
 
-    def _configure(self) -> k8s_client.Configuration:
-        from kubernetes import client as k8s_client
-        from kubernetes.config.config_exception import ConfigException
-        from kubernetes.config.kube_config import KubeConfigLoader
-
-        cred = None
-        if self.target.credential.problem:
+    def _credential(self) -> tuple[str | None, bytes | None, bytes | None]:
+        """The bearer token and client certificate and key the context presents (its exec plugin's, run here
+        under our deadline). Raises KubeSetupError, ExecError or PluginTimeout with a message fit for the user."""
+        t = self.target
+        if t.credential.problem:
             # Never sent as written (a token with a newline would even crash the HTTP layer).
-            raise KubeSetupError(f"the credential cannot be used: {self.target.credential.problem}")
-        spec = self.target.credential.exec_spec
-        if spec is not None:
-            try:
-                cred = run_plugin(spec, self.exec_timeout, cwd=str(self.target.base_dir))
-            except ExecTimeout as exc:
-                raise PluginTimeout(str(exc)) from None
-            self.exec_result = cred
-            self._on_secrets(_secrets_of(cred))
-        config = _substitute_user(self.target.config_dict, cred)
-        conf = k8s_client.Configuration()
+            raise KubeSetupError(f"the credential cannot be used: {t.credential.problem}")
+        if t.problems:
+            raise KubeSetupError(f"the context cannot be used: {'; '.join(t.problems)}")
+        spec = t.credential.exec_spec
+        if spec is None:
+            return t.credential.token, t.credential.client_cert_pem, t.credential.client_key_pem
         try:
-            with _LOADER_LOCK:
-                KubeConfigLoader(
-                    config_dict=config,
-                    active_context=self.target.name,
-                    config_base_path=str(self.target.base_dir),
-                ).load_and_set(conf)
-        except (ConfigException, ValueError, OSError) as exc:
-            raise KubeSetupError(f"the kubernetes client rejected the context: {exc}") from None
-        return conf
+            cred = run_plugin(spec, self.exec_timeout, cwd=str(t.base_dir))
+        except ExecTimeout as exc:
+            raise PluginTimeout(str(exc)) from None
+        self.exec_result = cred
+        self._on_secrets(_secrets_of(cred))
+        cert, key = cred.client_cert_pem, cred.client_key_pem
+        return cred.token, cert.encode() if cert else None, key.encode() if key else None
 
     def _connections(self) -> Pool:
-        """Configure once; raises ExecError or KubeSetupError with a message fit for the user."""
+        """Read the context once: its server, trust, TLS server name, proxy and credential, as client-go does
+        (the kubernetes package's loader did this until it cost a quarter of a second of imports per run)."""
         with self._lock:
             if self._pool is None:
-                conf = self._configure()
+                t = self.target
+                token, cert, key = self._credential()
+                headers: dict[str, str] = {}
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
+                elif t.credential.basic is not None:
+                    headers["Authorization"] = "Basic " + _b64(":".join(t.credential.basic))
                 try:
-                    endpoint = Endpoint.from_configuration(conf, self.target.proxy_url)
-                except (ssl.SSLError, OSError, ValueError) as exc:
-                    raise KubeSetupError(f"the context's TLS settings cannot be used: {exc}") from None
+                    trust = tls_context(t.ca_pem, t.insecure, cert, key)
+                except ssl.SSLError as exc:
+                    raise KubeSetupError(f"the context's certificates cannot be used: {exc.reason or exc}") from None
+                endpoint = Endpoint(
+                    host=t.host or "",
+                    port=t.port or 443,
+                    base_path=urlsplit(t.server).path.rstrip("/"),
+                    server_name=t.tls_server_name or t.host or "",
+                    tls=trust,
+                    proxy=Proxy.from_url(t.proxy_url) if t.proxy_url else None,
+                    headers=headers,
+                )
                 self._pool = Pool(endpoint, self.connect_timeout)
             return self._pool
 

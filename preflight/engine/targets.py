@@ -39,6 +39,8 @@ class Credential:
     provider: str | None = None
     # Other secret material that must never be printed (refresh tokens, client secrets, passwords).
     extra_secrets: list[str] = field(default_factory=list)
+    # username and password (kind basic): sent as HTTP Basic, as client-go does.
+    basic: tuple[str, str] | None = field(default=None, repr=False)
     # Why the credential as written cannot work (a token that is a list, a key that is not PEM), and its fix:
     # kubeconfig.credential fails with both, and it is never sent.
     problem: str | None = None
@@ -95,8 +97,6 @@ class ClusterTarget:
     shadowed: list[str] = field(default_factory=list)
     # The file of this context, when Go's client rejects it as a whole (a name given twice in it).
     rejected_file: str | None = None
-    # A single-context kubeconfig, handed to the real kubernetes client's loader.
-    config_dict: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     in_cluster: bool = False
     # Filled from the fleet file (mode: else the default mode; mode_from_fleet says which).
@@ -355,7 +355,8 @@ def _plain_credential(
         return Credential("client-cert", client_cert_pem=cert, client_key_pem=key)
     if user.get("username") or user.get("password"):
         password = str(user.get("password") or "")
-        return Credential("basic", extra_secrets=credential_forms(str(user.get("username") or ""), password))
+        username = str(user.get("username") or "")
+        return Credential("basic", basic=(username, password), extra_secrets=credential_forms(username, password))
     return Credential("none")
 
 
@@ -459,14 +460,6 @@ def from_context(merged: MergedKubeconfig, name: str, env: Mapping[str, str]) ->
         )
         if differs
     ]
-    t.config_dict = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": name,
-        "contexts": [{"name": name, "context": dict(ctx)}],
-        "clusters": [{"name": t.cluster_name, "cluster": cbody}] if cluster is not None else [],
-        "users": [{"name": t.user_name, "user": ubody}] if user is not None else [],
-    }
     return t
 
 
@@ -502,15 +495,7 @@ def in_cluster_target(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
         raise ConfigError(f"--in-cluster: {token_path} not found (is a ServiceAccount token mounted?)")
     name = env.get("PREFLIGHT_CLUSTER_NAME", "in-cluster")
     server = f"https://{hostport(host, port)}"
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": name,
-        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(ca_path)}}],
-        "users": [{"name": name, "user": {"tokenFile": str(token_path)}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-    }
-    t = ClusterTarget(name=name, base_dir=sa_dir, in_cluster=True, config_dict=kubeconfig)
+    t = ClusterTarget(name=name, base_dir=sa_dir, in_cluster=True)
     t.cluster_name = t.user_name = name
     _parse_server(t, server)
     try:

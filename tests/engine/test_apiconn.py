@@ -10,12 +10,11 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from preflight.engine import apiconn
-from preflight.engine.apiconn import Endpoint, Pool, TransportError
+from preflight.engine.apiconn import Endpoint, Pool, TransportError, tls_context
 from preflight.engine.kube import parse_body
 from preflight_lab.certs import create_ca, server_ssl_context
 
@@ -91,20 +90,16 @@ def scripted(serve: Callable[[ssl.SSLSocket, int, Scripted], None]) -> Iterator[
         listener.close()
 
 
-def _endpoint(tmp_path: Path, port: int, base: str = "") -> Endpoint:
-    ca = tmp_path / "ca.crt"
-    ca.write_bytes(CA.cert_pem)
-    conf = SimpleNamespace(
-        host=f"https://127.0.0.1:{port}{base}",
-        ssl_ca_cert=str(ca),
-        verify_ssl=True,
-        assert_hostname=None,
-        cert_file=None,
-        key_file=None,
-        tls_server_name=None,
-        auth_settings=lambda: {"BearerToken": {"value": "Bearer lab-token"}},
+def _endpoint(port: int, base: str = "", ca_pem: bytes = CA.cert_pem, token: str | None = "lab-token") -> Endpoint:
+    return Endpoint(
+        host="127.0.0.1",
+        port=port,
+        base_path=base.rstrip("/"),
+        server_name="127.0.0.1",
+        tls=tls_context(ca_pem, insecure=False),
+        proxy=None,
+        headers={"Authorization": f"Bearer {token}"} if token else {},
     )
-    return Endpoint.from_configuration(conf, None)
 
 
 def test_requests_share_one_kept_alive_connection_and_carry_the_token_and_path_prefix(tmp_path: Path) -> None:
@@ -113,7 +108,7 @@ def test_requests_share_one_kept_alive_connection_and_carry_the_token_and_path_p
             conn.sendall(_answer(b'{"ok": true}'))
 
     with scripted(serve) as srv:
-        pool = Pool(_endpoint(tmp_path, srv.port, "/k8s/clusters/c-1/"), 2.0)
+        pool = Pool(_endpoint(srv.port, "/k8s/clusters/c-1/"), 2.0)
         for path in ("/version", "/api", "/apis"):
             status, body = pool.request("GET", path, None, {}, 2.0)
             assert (status, body) == (200, b'{"ok": true}')
@@ -138,7 +133,7 @@ def test_the_bearer_token_is_sent(tmp_path: Path) -> None:
         conn.sendall(_answer(b"{}", close=True))
 
     with scripted(serve) as srv:
-        Pool(_endpoint(tmp_path, srv.port), 2.0).request("GET", "/version", None, {"Accept": "application/json"}, 2.0)
+        Pool(_endpoint(srv.port), 2.0).request("GET", "/version", None, {"Accept": "application/json"}, 2.0)
     assert b"\r\nAuthorization: Bearer lab-token\r\n" in heads[0]
     assert b"\r\nAccept: application/json\r\n" in heads[0]
 
@@ -153,7 +148,7 @@ def test_an_idle_connection_the_server_closed_is_replaced_once(tmp_path: Path) -
         conn.shutdown(socket.SHUT_RDWR)
 
     with scripted(serve) as srv:
-        pool = Pool(_endpoint(tmp_path, srv.port), 2.0)
+        pool = Pool(_endpoint(srv.port), 2.0)
         assert pool.request("GET", "/a", None, {}, 2.0) == (200, b'{"n": 0}')
         assert pool.request("GET", "/b", None, {}, 2.0) == (200, b'{"n": 1}')
     assert srv.requests == [["GET /a HTTP/1.1"], ["GET /b HTTP/1.1"]]
@@ -168,7 +163,7 @@ def test_a_server_that_never_answers_is_a_read_timeout(tmp_path: Path) -> None:
 
     with scripted(serve) as srv:
         with pytest.raises(TransportError) as err:
-            Pool(_endpoint(tmp_path, srv.port), 2.0).request("GET", "/version", None, {}, 0.3)
+            Pool(_endpoint(srv.port), 2.0).request("GET", "/version", None, {}, 0.3)
         release.set()
     assert str(err.value) == f"no answer from 127.0.0.1:{srv.port} within 0.3s (read timeout)"
 
@@ -178,7 +173,7 @@ def test_refused_and_untrusted_say_where_and_why(tmp_path: Path) -> None:
     port = closed.getsockname()[1]
     closed.close()
     with pytest.raises(TransportError) as refused:
-        Pool(_endpoint(tmp_path, port), 1.0).request("GET", "/", None, {}, 1.0)
+        Pool(_endpoint(port), 1.0).request("GET", "/", None, {}, 1.0)
     assert str(refused.value).startswith(f"cannot connect to 127.0.0.1:{port}: ")
     assert "Connection refused" in str(refused.value)
 
@@ -187,28 +182,12 @@ def test_refused_and_untrusted_say_where_and_why(tmp_path: Path) -> None:
 
     other = create_ca("someone-else")
     with scripted(serve) as srv:
-        ep = _endpoint_with_ca(tmp_path, srv.port, other.cert_pem)
+        ep = _endpoint(srv.port, ca_pem=other.cert_pem)
         with pytest.raises(TransportError) as untrusted:
             Pool(ep, 1.0).request("GET", "/", None, {}, 1.0)
     assert str(untrusted.value).startswith(f"TLS with 127.0.0.1:{srv.port} failed: ")
     assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
     assert srv.requests == [[]]  # the handshake failed: no request was sent
-
-
-def _endpoint_with_ca(tmp_path: Path, port: int, ca_pem: bytes) -> Endpoint:
-    ca = tmp_path / "other-ca.crt"
-    ca.write_bytes(ca_pem)
-    conf = SimpleNamespace(
-        host=f"https://127.0.0.1:{port}",
-        ssl_ca_cert=str(ca),
-        verify_ssl=True,
-        assert_hostname=None,
-        cert_file=None,
-        key_file=None,
-        tls_server_name=None,
-        auth_settings=lambda: {},
-    )
-    return Endpoint.from_configuration(conf, None)
 
 
 def test_an_answer_over_the_bound_is_refused_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,7 +198,7 @@ def test_an_answer_over_the_bound_is_refused_not_read(tmp_path: Path, monkeypatc
             conn.sendall(_answer(b"x" * 5000))
 
     with scripted(serve) as srv, pytest.raises(TransportError) as err:
-        Pool(_endpoint(tmp_path, srv.port), 2.0).request("GET", "/api/v1/nodes", None, {}, 2.0)
+        Pool(_endpoint(srv.port), 2.0).request("GET", "/api/v1/nodes", None, {}, 2.0)
     assert "is larger than" in str(err.value)
 
 
@@ -229,7 +208,7 @@ def test_a_new_connection_resumes_the_tls_session_of_one_that_answered(tmp_path:
             conn.sendall(_answer(b"{}"))
 
     with scripted(serve) as srv:
-        pool = Pool(_endpoint(tmp_path, srv.port), 2.0)
+        pool = Pool(_endpoint(srv.port), 2.0)
         first = pool.dial(2.0)
         assert not first.session_reused  # nothing to resume yet
         first.close()
