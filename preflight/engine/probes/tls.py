@@ -7,6 +7,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
+from preflight.engine.apiconn import tls_context
 from preflight.engine.probes.proxy import Proxy, ProxyError, tunnel
 
 
@@ -28,13 +29,9 @@ class TlsInspection:
 
 
 def _context(ca_pem: bytes | None, check_hostname: bool) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    """The client's trust (the kubeconfig's CA, else the system's), verification always on."""
+    ctx = tls_context(ca_pem, insecure=False)
     ctx.check_hostname = check_hostname
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    if ca_pem:
-        ctx.load_verify_locations(cadata=ca_pem.decode(errors="replace"))
-    else:
-        ctx.load_default_certs()
     return ctx
 
 
