@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
@@ -370,24 +370,34 @@ class InProcess:
         cancel = batch.cancel
         # Not a `with` block: on Ctrl-C we must return without waiting for clusters still in flight.
         pool = ThreadPoolExecutor(max_workers=max(1, batch.settings.parallel), thread_name_prefix="cluster")
+        # Each cluster's future reports itself finished here: concurrent.futures.wait() over the pending set
+        # re-registers on every pending future per call, quadratic in a worker's share of a large fleet.
+        finished: queue.SimpleQueue[Future[list[Result]]] = queue.SimpleQueue()
         try:
-            futures = {pool.submit(run_cluster, c, batch.checks, batch.mutes): c for c in contexts}
-            pending = set(futures)
-            while pending:
+            futures: dict[Future[list[Result]], ClusterContext] = {}
+            for c in contexts:
+                fut = pool.submit(run_cluster, c, batch.checks, batch.mutes)
+                futures[fut] = c
+                fut.add_done_callback(finished.put)
+            left = len(futures)
+            while left:
                 if cancel is not None and cancel.is_set():
                     raise KeyboardInterrupt
-                done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    ctx = futures[fut]
-                    try:
-                        by_name[ctx.name] = fut.result()
-                    except Exception as exc:  # the runner's own bug must cost one cluster, not the run
-                        broken = error(
-                            f"internal error: {type(exc).__name__}: {exc}",
-                            remediation="Run the check again; if it recurs, report the problem with this message.",
-                        )
-                        by_name[ctx.name] = _finished_or(ctx, batch, broken)
-                    progress(ctx.name)
+                try:
+                    fut = finished.get(timeout=_POLL_S)
+                except queue.Empty:
+                    continue
+                left -= 1
+                ctx = futures[fut]
+                try:
+                    by_name[ctx.name] = fut.result()
+                except Exception as exc:  # the runner's own bug must cost one cluster, not the run
+                    broken = error(
+                        f"internal error: {type(exc).__name__}: {exc}",
+                        remediation="Run the check again; if it recurs, report the problem with this message.",
+                    )
+                    by_name[ctx.name] = _finished_or(ctx, batch, broken)
+                progress(ctx.name)
             if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
