@@ -86,6 +86,9 @@ def dial(ep: Endpoint, timeout: float, session: ssl.SSLSession | None = None) ->
     else:
         raw = socket.create_connection((ep.host, ep.port), timeout=timeout)
     try:
+        # As Go's net package and urllib3 do: without it, a request written right after the handshake waits for
+        # the server's delayed ACK of our last handshake record (Nagle), 40 ms per new connection on Linux.
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.settimeout(timeout)
         return ep.tls.wrap_socket(raw, server_hostname=ep.server_name, session=session)
     except BaseException:

@@ -226,3 +226,13 @@ def test_answers_parse_as_json_or_stay_text() -> None:
     assert nan != nan
     assert parse_body(b'{"s": "\xff"}') == {"s": "\ufffd"}
     assert parse_body(b"<html><title>502 Bad Gateway</title></html>") == "<html><title>502 Bad Gateway</title></html>"
+
+
+def test_connections_do_not_wait_for_delayed_acks(tmp_path: Path) -> None:
+    """TCP_NODELAY, as Go and urllib3 set it: a request written right after the handshake is not held back."""
+
+    def serve(conn: ssl.SSLSocket, index: int, srv: Scripted) -> None:
+        srv.read_request(conn, index)
+
+    with scripted(serve) as srv, Pool(_endpoint(srv.port), 2.0).dial(2.0) as sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
