@@ -78,10 +78,11 @@ def tls_context(
 
 
 def dial(ep: Endpoint, timeout: float, session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
-    """TLS to the API server, through the context's HTTP(S) proxy (CONNECT) when it has one, within ``timeout``
+    """TLS to the API server, through the context's proxy (HTTP CONNECT) when it has one, within ``timeout``
     for the connect and again for the handshake; ``session`` resumes an earlier connection's TLS session (the
     server may decline). Raises OSError (ProxyError, ssl.SSLError, TimeoutError...)."""
-    if ep.proxy is not None and ep.proxy.scheme in ("http", "https"):
+    if ep.proxy is not None:
+        # A socks5:// proxy gets HTTP CONNECT too and fails saying so (kube-api.tls names it), never bypassed.
         raw = proxy_tunnel(ep.proxy, ep.host, ep.port, timeout)
     else:
         raw = socket.create_connection((ep.host, ep.port), timeout=timeout)

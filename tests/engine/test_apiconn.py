@@ -4,6 +4,7 @@ server URL's path prefix, bounded answers, and the words of each transport failu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import ssl
 import threading
@@ -16,6 +17,7 @@ import pytest
 from preflight.engine import apiconn
 from preflight.engine.apiconn import Endpoint, Pool, TransportError, tls_context
 from preflight.engine.kube import parse_body
+from preflight.engine.probes.proxy import Proxy
 from preflight_lab.certs import create_ca, server_ssl_context
 
 CA = create_ca("apiconn-test-ca")
@@ -236,3 +238,22 @@ def test_connections_do_not_wait_for_delayed_acks(tmp_path: Path) -> None:
 
     with scripted(serve) as srv, Pool(_endpoint(srv.port), 2.0).dial(2.0) as sock:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+def test_a_socks_proxy_is_never_bypassed(tmp_path: Path) -> None:
+    """The tunnel speaks HTTP CONNECT only: a socks5:// proxy-url fails naming the proxy, and the API server,
+    which would answer directly, sees no connection."""
+    closed = socket.create_server(("127.0.0.1", 0))
+    proxy_port = closed.getsockname()[1]
+    closed.close()
+
+    def serve(conn: ssl.SSLSocket, index: int, srv: Scripted) -> None:
+        if srv.read_request(conn, index) is not None:
+            conn.sendall(_answer(b"{}"))
+
+    with scripted(serve) as srv:
+        ep = dataclasses.replace(_endpoint(srv.port), proxy=Proxy.from_url(f"socks5://127.0.0.1:{proxy_port}"))
+        with pytest.raises(TransportError) as err:
+            Pool(ep, 1.0).request("GET", "/version", None, {}, 1.0)
+    assert f"proxy 127.0.0.1:{proxy_port} is unreachable" in str(err.value)
+    assert srv.requests == []
